@@ -1,0 +1,44 @@
+import { API_VERSION, MIN_API_VERSION } from '../version.js';
+import { InvalidParameterError } from '../errors.js';
+
+const PREFIX = /^\/v(\d+(?:\.\d+)*)(?=\/|$|\?)/;
+
+/** Splits an optional `/v1.NN` prefix off a URL: routes are then matched unversioned. */
+export function stripVersionPrefix(url: string): { url: string; version: string | undefined } {
+  const m = PREFIX.exec(url);
+  if (!m) return { url, version: undefined };
+  const rest = url.slice(m[0].length);
+  return { url: rest === '' || rest.startsWith('?') ? `/${rest}` : rest, version: m[1] };
+}
+
+function compare(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** dockerd's version middleware: refuse requests outside the served range with its texts. */
+export function checkApiVersion(version: string | undefined): void {
+  if (version === undefined) return;
+  if (compare(version, API_VERSION) > 0) {
+    throw new InvalidParameterError(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
+  }
+  if (compare(version, MIN_API_VERSION) < 0) {
+    throw new InvalidParameterError(
+      `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+    );
+  }
+}
+
+/** The version a request speaks: its prefix, or the maximum when it has none. */
+export function effectiveVersion(version: string | undefined): string {
+  return version ?? API_VERSION;
+}
+
+export function versionAtLeast(version: string, min: string): boolean {
+  return compare(version, min) >= 0;
+}

@@ -1,0 +1,8 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../services.js';
+import { systemRoutes } from './system.js';
+
+/** Every routes file, one per API area. */
+export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  systemRoutes(app, services);
+}

@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../services.js';
+import { beginStream } from '../streaming.js';
+import { type Query, qString } from '../query.js';
+import { Filters } from '../../util/filters.js';
+import { EVENT_FILTER_KEYS, eventMatches, type DockerEvent } from '../../events/event-bus.js';
+import { nowNano, parseTimestampParam } from '../../util/time.js';
+
+const PING_HEADERS = {
+  'cache-control': 'no-cache, no-store, must-revalidate',
+  pragma: 'no-cache',
+  // The classic builder only (POST /build?version=1); no BuildKit session.
+  'builder-version': '1',
+  swarm: 'inactive',
+};
+
+export function systemRoutes(app: FastifyInstance, { system, events }: Services): void {
+  app.head('/_ping', async (_req, reply) => {
+    void reply.headers(PING_HEADERS).type('text/plain; charset=utf-8').header('content-length', '0').send();
+  });
+  app.get('/_ping', async (_req, reply) => {
+    void reply.headers(PING_HEADERS).type('text/plain; charset=utf-8').send('OK');
+  });
+
+  app.get('/version', async () => system.version());
+  app.get('/info', async () => system.info());
+
+  app.get('/events', async (request, reply) => {
+    const q = request.query as Query;
+    const filters = Filters.parse(qString(q, 'filters'), EVENT_FILTER_KEYS);
+    const sinceRaw = qString(q, 'since');
+    const untilRaw = qString(q, 'until');
+    const since = sinceRaw ? parseTimestampParam('since', sinceRaw) : undefined;
+    const until = untilRaw ? parseTimestampParam('until', untilRaw) : undefined;
+
+    const res = beginStream(reply, 'application/json');
+    const send = (e: DockerEvent): void => {
+      if (eventMatches(e, filters)) res.write(`${JSON.stringify(e)}\n`);
+    };
+    // Subscribe before replaying so nothing published in between is lost; replayed ones are skipped live.
+    const startedAt = nowNano();
+    const pending: DockerEvent[] = [];
+    let replaying = true;
+    const unsubscribe = events.subscribe((e) => {
+      if (until !== undefined && BigInt(e.timeNano) > until) return;
+      if (replaying) pending.push(e);
+      else send(e);
+    });
+    if (since !== undefined) {
+      for (const e of events.history(since, until !== undefined && until < startedAt ? until : startedAt)) send(e);
+    }
+    replaying = false;
+    for (const e of pending) if (BigInt(e.timeNano) > startedAt) send(e);
+
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      unsubscribe();
+      if (timer) clearTimeout(timer);
+      res.end();
+    };
+    request.raw.on('close', finish);
+    if (until !== undefined) {
+      const waitMs = Number((until - nowNano()) / 1_000_000n);
+      if (waitMs <= 0) finish();
+      else timer = setTimeout(finish, waitMs);
+    }
+  });
+}

@@ -1,0 +1,160 @@
+import { chmodSync, chownSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../util/logger.js';
+import { BERTH_VERSION, API_VERSION } from '../version.js';
+import { checkApiVersion, stripVersionPrefix } from './api-version.js';
+import { installErrorHandling } from './error-handler.js';
+import { installBodyParsers } from './body-parsers.js';
+import { registerRoutes } from './routes/index.js';
+import type { Services } from './services.js';
+import { BerthError } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The API version the client asked for in the path, if any. */
+    apiVersion: string | undefined;
+  }
+  interface FastifyContextConfig {
+    /** The handler reads request.raw itself (tar uploads); no parser touches the body. */
+    rawBody?: boolean;
+  }
+}
+
+const RAW_VERSION = Symbol('berth.apiVersion');
+
+export interface ApiServer {
+  app: FastifyInstance;
+  listen(hosts: readonly string[]): Promise<void>;
+  close(graceMs: number): Promise<void>;
+}
+
+export async function createApiServer(services: Services, log: Logger): Promise<ApiServer> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log.child({ sub: 'api' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    exposeHeadRoutes: false,
+    bodyLimit: 64 * 1024 * 1024,
+    // Uploads (load, build, cp) and streams (logs -f, events) may run for hours.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 30_000,
+    forceCloseConnections: false,
+    rewriteUrl(req) {
+      const { url, version } = stripVersionPrefix(req.url ?? '/');
+      (req as unknown as Record<symbol, string | undefined>)[RAW_VERSION] = version;
+      return url;
+    },
+  });
+
+  app.decorateRequest('apiVersion', undefined);
+  const standardHeaders = {
+    'api-version': API_VERSION,
+    'docker-experimental': 'false',
+    ostype: 'linux',
+    server: `Berth/${BERTH_VERSION} (linux)`,
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    request.apiVersion = (request.raw as unknown as Record<symbol, string | undefined>)[RAW_VERSION];
+    reply.headers(standardHeaders);
+    checkApiVersion(request.apiVersion);
+  });
+  // Docker clients compare Content-Type to "application/json" exactly, and dockerd ends JSON with a newline.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('application/json')) {
+      reply.header('content-type', 'application/json');
+      if (typeof payload === 'string') return `${payload}\n`;
+    }
+    return payload;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    log.debug({ reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  installErrorHandling(app, log);
+  installBodyParsers(app);
+  await registerRoutes(app, services);
+  await app.ready();
+
+  const listeners: Server[] = [];
+  const sockets = new Set<Socket>();
+
+  async function listenUnix(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true });
+    await removeStaleSocket(path);
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      app.server.emit('connection', socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    const gid = await dockerGroupId();
+    chownSync(path, 0, gid ?? 0);
+    chmodSync(path, 0o660);
+    listeners.push(server);
+    log.info({ path }, 'API listening');
+  }
+
+  return {
+    app,
+    async listen(hosts) {
+      for (const host of hosts) {
+        if (host.startsWith('unix://')) await listenUnix(host.slice('unix://'.length));
+        else if (host.startsWith('/')) await listenUnix(host);
+        else throw new BerthError(`unsupported host ${host}: Berth serves unix sockets (unix:///path)`);
+      }
+    },
+    async close(graceMs) {
+      await Promise.all(
+        listeners.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+            }),
+        ),
+      );
+      app.server.closeIdleConnections();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        app.server.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const s of sockets) s.destroy();
+      await app.close();
+    },
+  };
+}
+
+/** A socket file left by a crash is removed; one that still answers belongs to a live daemon. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new BerthError(`${path} is in use by another daemon`);
+  unlinkSync(path);
+}
+
+async function dockerGroupId(): Promise<number | undefined> {
+  try {
+    const text = await readFile('/etc/group', 'utf8');
+    for (const line of text.split('\n')) {
+      const [name, , gid] = line.split(':');
+      if (name === 'docker' && gid !== undefined) return Number(gid);
+    }
+  } catch {
+    // No /etc/group: the socket stays root's.
+  }
+  return undefined;
+}

@@ -1,0 +1,32 @@
+import Database from 'better-sqlite3';
+import { MIGRATIONS, type Migration } from './migrations.js';
+import type { Logger } from '../util/logger.js';
+
+export type Db = Database.Database;
+
+/** Opens berth.db with WAL and a busy timeout, then brings its schema up to date. */
+export function openDatabase(path: string, log: Logger, migrations: readonly Migration[] = MIGRATIONS): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db, log, migrations);
+  return db;
+}
+
+function migrate(db: Db, log: Logger, migrations: readonly Migration[]): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  if (current > known) {
+    throw new Error(`berth.db has schema version ${current}, newer than this berthd knows (${known}); refusing to downgrade`);
+  }
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+    log.info({ version: m.version, name: m.name }, 'applied migration');
+  }
+}
