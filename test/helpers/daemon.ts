@@ -1,0 +1,182 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request as undiciRequest } from 'undici';
+
+export const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  text(): string;
+  json<T = unknown>(): T;
+}
+
+export interface DaemonOptions {
+  /** daemon.json contents. */
+  config?: Record<string, unknown>;
+  /** Reuse a data root (restart tests). */
+  dataRoot?: string;
+  execRoot?: string;
+  extraArgs?: string[];
+}
+
+/** A real berthd started as a child process on its own socket, data root and exec root. */
+export class TestDaemon {
+  process: ChildProcess | undefined;
+  readonly agent: Agent;
+
+  private constructor(
+    readonly dir: string,
+    readonly socket: string,
+    readonly dataRoot: string,
+    readonly execRoot: string,
+    readonly logFile: string,
+    private readonly args: string[],
+  ) {
+    this.agent = new Agent({ connect: { socketPath: socket }, keepAliveTimeout: 1000 });
+  }
+
+  static async start(options: DaemonOptions = {}): Promise<TestDaemon> {
+    // Short paths: unix socket paths are limited to 108 bytes.
+    const dir = mkdtempSync(join(tmpdir(), 'bt-'));
+    const socket = join(dir, 'docker.sock');
+    const dataRoot = options.dataRoot ?? join(dir, 'data');
+    const execRoot = options.execRoot ?? join(dir, 'run');
+    const configFile = join(dir, 'daemon.json');
+    writeFileSync(configFile, JSON.stringify(options.config ?? {}));
+    const args = [
+      MAIN,
+      '--host', `unix://${socket}`,
+      '--data-root', dataRoot,
+      '--exec-root', execRoot,
+      '--config-file', configFile,
+      '--log-level', 'debug',
+      ...(options.extraArgs ?? []),
+    ];
+    const d = new TestDaemon(dir, socket, dataRoot, execRoot, join(dir, 'berthd.log'), args);
+    await d.launch();
+    return d;
+  }
+
+  /** Starts (again) the daemon process and waits until /_ping answers. */
+  async launch(): Promise<void> {
+    const fd = openSync(this.logFile, 'a');
+    const child = spawn(process.execPath, this.args, { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    this.process = child;
+    let exited: number | null | undefined;
+    child.once('exit', (code) => {
+      exited = code;
+    });
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (exited !== undefined) throw new Error(`berthd exited with ${exited} during start-up:\n${this.logs()}`);
+      try {
+        const r = await this.request('GET', '/_ping');
+        if (r.status === 200) return;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new Error(`berthd did not answer /_ping within 20s:\n${this.logs()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  logs(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: join(this.dir, 'docker-config') };
+  }
+
+  /** Runs the real docker CLI against this daemon. */
+  docker(args: string[], options: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+    return runCommand('docker', args, { ...options, env: { ...this.env, ...options.env } });
+  }
+
+  async request(
+    method: string,
+    path: string,
+    options: { body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> } = {},
+  ): Promise<HttpResult> {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | Buffer | undefined = options.rawBody;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await undiciRequest(`http://localhost${path}`, { method: method as 'GET', headers, body, dispatcher: this.agent });
+    const buf = Buffer.from(await res.body.arrayBuffer());
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: buf,
+      text: () => buf.toString('utf8'),
+      json: <T>() => JSON.parse(buf.toString('utf8')) as T,
+    };
+  }
+
+  /** Sends a signal and waits for the process to end. */
+  async signal(sig: NodeJS.Signals, timeoutMs = 20_000): Promise<number | null> {
+    const child = this.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(sig);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const code = await done;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** Graceful stop, then removes the temporary directory. */
+  async stop(): Promise<void> {
+    await this.signal('SIGTERM');
+    await this.agent.close().catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function runCommand(
+  cmd: string,
+  args: string[],
+  options: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code: code ?? (signal ? 128 : -1),
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input);
+  });
+}
+
+export function startDaemon(options?: DaemonOptions): Promise<TestDaemon> {
+  return TestDaemon.start(options);
+}
