@@ -12,6 +12,10 @@ import { readHostFacts } from './system/host-facts.js';
 import { detectStorageDriver } from './storage/driver-detect.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import type { Services } from './api/services.js';
+import { VolumeRepo } from './store/volume-repo.js';
+import { LocalDriver } from './volumes/local-driver.js';
+import { VolumeService } from './volumes/volume-service.js';
+import { DiskUsageService } from './volumes/disk-usage.js';
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -33,7 +37,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       storageDriver: () => ({ name: storageDriver, status: [] }),
       listenerCount: () => events.listenerCount,
     });
-    const services: Services = { system, events };
+    const volumesLog = log.child({ sub: 'volumes' });
+    const volumes = new VolumeService(new VolumeRepo(db), new LocalDriver(config.dataRoot, volumesLog), events, volumesLog);
+    await volumes.init();
+    const diskUsage = new DiskUsageService(volumes);
+    const services: Services = { system, events, volumes, diskUsage };
 
     api = await createApiServer(services, log);
     await api.listen(config.hosts);

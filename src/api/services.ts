@@ -1,8 +1,12 @@
 import type { EventBus } from '../events/event-bus.js';
 import type { SystemService } from '../system/system-service.js';
+import type { VolumeService } from '../volumes/volume-service.js';
+import type { DiskUsageService } from '../volumes/disk-usage.js';
 
 /** What the routes may call: one service per area, wired by daemon.ts. */
 export interface Services {
   system: SystemService;
   events: EventBus;
+  volumes: VolumeService;
+  diskUsage: DiskUsageService;
 }

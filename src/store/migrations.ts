@@ -29,4 +29,18 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX events_time ON events (time_nano);
     `,
   },
+  {
+    version: 5,
+    name: 'volumes',
+    sql: `
+      CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL,
+        labels TEXT,
+        options TEXT,
+        created_nano INTEGER NOT NULL,
+        anonymous INTEGER NOT NULL DEFAULT 0
+      );
+    `,
+  },
 ];
