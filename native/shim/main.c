@@ -1,0 +1,297 @@
+/* berth-shim: one per container (and one per exec). Started detached by berthd with
+ *   berth-shim create|exec <plan-file>
+ * fd 3 (optional) is the report pipe: one line "ok <pid>" once the container is created
+ * and waiting for start, or "err <exit-code> <message>". stdin/stdout are /dev/null, stderr
+ * is the shim's own diagnostic log. The shim re-executes itself from a sealed memfd so no
+ * process can write the host binary through /proc/<pid>/exe. */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+extern char **environ;
+static int report_fd = -1;
+
+static void report(const char *line)
+{
+	if (report_fd < 0)
+		return;
+	(void)!write_all(report_fd, line, strlen(line));
+	close(report_fd);
+	report_fd = -1;
+}
+
+static void ensure_sealed(char **argv)
+{
+	if (getenv("_BERTH_SHIM_SEALED")) {
+		unsetenv("_BERTH_SHIM_SEALED");
+		return;
+	}
+	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int m = memfd_create("berth-shim", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	struct stat st;
+	if (exe < 0 || m < 0 || fstat(exe, &st) < 0)
+		die_log("sealed copy: %s", strerror(errno));
+	off_t off = 0;
+	while (off < st.st_size) {
+		ssize_t n = sendfile(m, exe, &off, (size_t)(st.st_size - off));
+		if (n <= 0)
+			die_log("sealed copy: %s", strerror(errno));
+	}
+	close(exe);
+	if (fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		die_log("seal: %s", strerror(errno));
+	setenv("_BERTH_SHIM_SEALED", "1", 1);
+	fexecve(m, argv, environ);
+	die_log("fexecve sealed copy: %s", strerror(errno));
+}
+
+static int write_str_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = write_all(fd, s, strlen(s));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+static int read_last_cap(void)
+{
+	char buf[16] = {0};
+	int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 40;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atoi(buf) : 40;
+}
+
+/* Failure before the container exists: exit file + report, then exit. */
+static void setup_failed(struct plan *p, pid_t pid, int code, const char *msg)
+{
+	int st = 0;
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	char ts[64], esc[8192];
+	format_time_now(ts, sizeof(ts));
+	size_t el = json_escape(esc, msg, strlen(msg) > 1300 ? 1300 : strlen(msg));
+	char js[9000];
+	int n = snprintf(js, sizeof(js),
+			 "{\"exitCode\":%d,\"signal\":0,\"oomKilled\":null,\"finishedAt\":\"%s\",\"pid\":%d,\"error\":\"%.*s\"}\n",
+			 code, ts, (int)pid, (int)el, esc);
+	if (p && p->exit_file && write_file_atomic(p->exit_file, js, (size_t)n, 0644) < 0)
+		shim_log("write exit file: %s", strerror(errno));
+	char line[1500];
+	snprintf(line, sizeof(line), "err %d %s\n", code, msg);
+	for (char *c = line + 4; *c && c[1]; c++)
+		if (*c == '\n')
+			*c = ' ';
+	shim_log("setup failed: %s", msg);
+	report(line);
+	_exit(1);
+}
+
+static void write_state(struct plan *p, pid_t init)
+{
+	if (!p->state_file)
+		return;
+	char js[256];
+	int n = snprintf(js, sizeof(js), "{\"shimPid\":%d,\"shimStart\":%llu,\"initPid\":%d,\"initStart\":%llu}\n",
+			 (int)getpid(), proc_start_time(getpid()), (int)init, proc_start_time(init));
+	if (write_file_atomic(p->state_file, js, (size_t)n, 0644) < 0)
+		shim_log("write state file: %s", strerror(errno));
+}
+
+static int recv_sync(int fd, struct sync_error *e, int *passed_fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = e, .iov_len = sizeof(*e)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	ssize_t r;
+	do
+		r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return (int)r;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
+	return (int)r;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		puts("berth-shim 1");
+		return 0;
+	}
+	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec"))) {
+		fprintf(stderr, "usage: berth-shim create|exec <plan-file>\n");
+		return 2;
+	}
+	ensure_sealed(argv);
+	if (fcntl(3, F_GETFD) >= 0) {
+		report_fd = 3;
+		fcntl(3, F_SETFD, FD_CLOEXEC);
+	}
+	/* nothing inherited beyond stdio and the report pipe */
+	if (syscall(SYS_close_range, 4U, ~0U, 0) < 0)
+		for (int fd = 4; fd < 1024; fd++)
+			close(fd);
+
+	static struct plan p;
+	char err[512];
+	if (plan_load(argv[2], &p, err, sizeof(err)) < 0)
+		setup_failed(NULL, 0, 128, err);
+	if ((p.mode == MODE_EXEC) != !strcmp(argv[1], "exec"))
+		setup_failed(&p, 0, 128, "plan mode does not match the command line");
+
+	setsid();
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	if (write_str_file("/proc/self/oom_score_adj", "-999") < 0)
+		shim_log("lower own oom_score_adj: %s (continuing)", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	p.last_cap = read_last_cap();
+
+	/* stdio */
+	int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
+	if (!p.tty) {
+		if ((p.open_stdin && pipe2(in_p, O_CLOEXEC) < 0) || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0)
+			setup_failed(&p, 0, 128, "create stdio pipes");
+	}
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		setup_failed(&p, 0, 128, "create sync socket");
+
+	/* joining a pid namespace only affects children: do it here, before clone */
+	for (int i = 0; i < p.njoins; i++) {
+		if (p.joins[i].nstype != CLONE_NEWPID)
+			continue;
+		int fd = open(p.joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) {
+			snprintf(err, sizeof(err), "join pid namespace %s: %s", p.joins[i].path, strerror(errno));
+			setup_failed(&p, 0, 128, err);
+		}
+		close(fd);
+	}
+
+	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(p.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		snprintf(err, sizeof(err), "clone: %s", strerror(errno));
+		setup_failed(&p, 0, 128, err);
+	}
+	if (pid == 0) {
+		if (report_fd >= 0)
+			close(report_fd);
+		close(sv[0]);
+		if (in_p[1] >= 0)
+			close(in_p[1]);
+		if (out_p[0] >= 0)
+			close(out_p[0]);
+		if (err_p[0] >= 0)
+			close(err_p[0]);
+		struct child_fds fds = {.sync = sv[1], .stdin_r = in_p[0], .stdout_w = out_p[1], .stderr_w = err_p[1]};
+		child_main(&p, &fds);
+	}
+	close(sv[1]);
+	if (in_p[0] >= 0)
+		close(in_p[0]);
+	if (out_p[1] >= 0)
+		close(out_p[1]);
+	if (err_p[1] >= 0)
+		close(err_p[1]);
+
+	/* place the child in its cgroups before it runs anything of the container */
+	char pidstr[32];
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	for (int i = 0; i < p.cgroup_procs.n; i++) {
+		if (write_str_file(p.cgroup_procs.v[i], pidstr) < 0) {
+			snprintf(err, sizeof(err), "join cgroup %s: %s", p.cgroup_procs.v[i], strerror(errno));
+			setup_failed(&p, pid, 128, err);
+		}
+	}
+	if (p.clone_flags & CLONE_NEWUSER) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+		if (p.uid_map && write_str_file(path, p.uid_map) < 0)
+			setup_failed(&p, pid, 128, "write uid_map");
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+		if (p.gid_map && write_str_file(path, p.gid_map) < 0)
+			setup_failed(&p, pid, 128, "write gid_map");
+	}
+	char go = SYNC_GO;
+	if (write(sv[0], &go, 1) != 1)
+		setup_failed(&p, pid, 128, "container init vanished before setup");
+
+	int pty = -1;
+	for (;;) {
+		struct sync_error e;
+		memset(&e, 0, sizeof(e));
+		int passed = -1;
+		int r = recv_sync(sv[0], &e, &passed);
+		if (r <= 0)
+			setup_failed(&p, pid, 128, "container init exited during setup");
+		if (e.tag == SYNC_PTY && passed >= 0) {
+			pty = passed;
+		} else if (e.tag == SYNC_READY) {
+			break;
+		} else if (e.tag == SYNC_ERROR) {
+			e.msg[sizeof(e.msg) - 1] = '\0';
+			setup_failed(&p, pid, e.exit_code ? e.exit_code : 128, e.msg);
+		}
+	}
+
+	struct supervisor s = {.p = &p, .init_pid = pid, .sync_fd = sv[0], .out_fd = out_p[0], .err_fd = err_p[0],
+			       .in_fd = in_p[1], .pty_master = pty, .log = NULL};
+	if (pty >= 0) {
+		fcntl(pty, F_SETFL, O_NONBLOCK);
+		s.out_fd = pty;
+		s.in_fd = p.open_stdin ? pty : -1;
+	}
+	if (s.in_fd >= 0)
+		fcntl(s.in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	if (p.log_path && *p.log_path)
+		s.log = logw_open(p.log_path, p.log_max_size, p.log_max_file);
+	int lfd = server_listen(p.socket);
+	if (lfd < 0) {
+		snprintf(err, sizeof(err), "listen on %s: %s", p.socket, strerror(errno));
+		setup_failed(&p, pid, 128, err);
+	}
+	write_state(&p, pid);
+	char line[64];
+	snprintf(line, sizeof(line), "ok %d\n", (int)pid);
+	report(line);
+	return supervise(&s, lfd);
+}

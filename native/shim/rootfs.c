@@ -1,0 +1,467 @@
+/* Root filesystem of the container, done inside its new mount namespace: rootfs mount,
+ * the plan's mounts in order, device nodes, pivot_root, console, sysctls, read-only and
+ * masked paths. Every path inside the root is resolved with openat2(RESOLVE_IN_ROOT), and
+ * mounts target /proc/self/fd/N of the resolved fd, so a symlink in the image can never
+ * send a mount outside the root. */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define FDPATH(buf, fd) snprintf(buf, sizeof(buf), "/proc/self/fd/%d", fd)
+
+int open_in_root(int rootfd, const char *path, int flags)
+{
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = (unsigned long long)(flags | O_CLOEXEC);
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	while (*path == '/')
+		path++;
+	if (*path == '\0')
+		path = ".";
+	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+}
+
+/* Lexically cleans path into "a/b/c" (no leading slash, no "." or "..", ".." clamped at root). */
+static char *clean_path(const char *path)
+{
+	size_t n = strlen(path);
+	char *out = xmalloc(n + 1);
+	size_t o = 0;
+	const char *s = path;
+	while (*s) {
+		while (*s == '/')
+			s++;
+		if (!*s)
+			break;
+		const char *e = strchr(s, '/');
+		size_t l = e ? (size_t)(e - s) : strlen(s);
+		if (l == 1 && s[0] == '.') {
+		} else if (l == 2 && s[0] == '.' && s[1] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+		} else {
+			if (o > 0)
+				out[o++] = '/';
+			memcpy(out + o, s, l);
+			o += l;
+		}
+		s += l;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Creates every missing directory of path inside the root; returns an O_PATH fd of it. */
+int mkdir_all_in_root(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	char *c = clean_path(path);
+	if (!*c) {
+		free(c);
+		return open_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
+	}
+	int fd = open_in_root(rootfd, c, O_PATH | O_DIRECTORY);
+	if (fd >= 0 || errno != ENOENT) {
+		free(c);
+		return fd;
+	}
+	int parent = open_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
+	char *s = c;
+	for (;;) {
+		char *slash = strchr(s, '/');
+		if (slash)
+			*slash = '\0';
+		if (mkdirat(parent, s, mode) == 0) {
+			if (fchownat(parent, s, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+				int e = errno;
+				close(parent);
+				free(c);
+				errno = e;
+				return -1;
+			}
+		} else if (errno != EEXIST) {
+			int e = errno;
+			close(parent);
+			free(c);
+			errno = e;
+			return -1;
+		}
+		if (slash)
+			*slash = '/';
+		/* resolve the prefix again from the root: a symlink stays inside */
+		char save = slash ? *slash : '\0';
+		if (slash)
+			*slash = '\0';
+		int next = open_in_root(rootfd, c, O_PATH | O_DIRECTORY);
+		if (slash)
+			*slash = save;
+		close(parent);
+		if (next < 0) {
+			free(c);
+			return -1;
+		}
+		parent = next;
+		if (!slash)
+			break;
+		s = slash + 1;
+	}
+	free(c);
+	return parent;
+}
+
+/* Creates a mount point (directory or empty file) and returns an O_PATH fd of it. */
+static int make_target(int rootfd, const char *dest, int isdir)
+{
+	if (isdir)
+		return mkdir_all_in_root(rootfd, dest, 0755, 0, 0);
+	int fd = open_in_root(rootfd, dest, O_PATH);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	char *c = clean_path(dest);
+	char *slash = strrchr(c, '/');
+	const char *base = slash ? slash + 1 : c;
+	if (slash)
+		*slash = '\0';
+	int pfd = mkdir_all_in_root(rootfd, slash ? c : "", 0755, 0, 0);
+	if (pfd < 0) {
+		free(c);
+		return -1;
+	}
+	int f = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (f < 0 && errno != EEXIST) {
+		int e = errno;
+		close(pfd);
+		free(c);
+		errno = e;
+		return -1;
+	}
+	if (f >= 0)
+		close(f);
+	close(pfd);
+	free(c);
+	return open_in_root(rootfd, dest, O_PATH);
+}
+
+static void do_mount(int rootfd, struct mount_ent *m)
+{
+	char fdp[64];
+	int isdir = 1;
+	if (m->flags & MS_BIND) {
+		struct stat st;
+		if (stat(m->src, &st) < 0)
+			child_fail(128, errno, "mount %s to %s: stat source", m->src, m->dest);
+		isdir = S_ISDIR(st.st_mode);
+	}
+	int fd;
+	if (m->flags & MS_REMOUNT) {
+		fd = open_in_root(rootfd, m->dest, O_PATH);
+		if (fd < 0)
+			child_fail(128, errno, "remount %s", m->dest);
+		FDPATH(fdp, fd);
+		if (mount(NULL, fdp, NULL, m->flags, *m->data ? m->data : NULL) < 0)
+			child_fail(128, errno, "remount %s", m->dest);
+		close(fd);
+		return;
+	}
+	fd = make_target(rootfd, m->dest, isdir);
+	if (fd < 0)
+		child_fail(128, errno, "create mount point %s", m->dest);
+	FDPATH(fdp, fd);
+	if (m->flags & MS_BIND) {
+		if (mount(m->src, fdp, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+			child_fail(128, errno, "bind mount %s to %s", m->src, m->dest);
+		unsigned long rest = m->flags & ~(MS_BIND | MS_REC);
+		if (rest) {
+			close(fd);
+			fd = open_in_root(rootfd, m->dest, O_PATH);
+			if (fd < 0)
+				child_fail(128, errno, "reopen %s", m->dest);
+			FDPATH(fdp, fd);
+			if (mount(NULL, fdp, NULL, MS_REMOUNT | MS_BIND | rest, NULL) < 0)
+				child_fail(128, errno, "remount bind %s", m->dest);
+		}
+	} else {
+		if (mount(m->src, fdp, m->type, m->flags, *m->data ? m->data : NULL) < 0)
+			child_fail(128, errno, "mount %s (%s) on %s", m->src, m->type, m->dest);
+	}
+	if (m->pflags) {
+		close(fd);
+		fd = open_in_root(rootfd, m->dest, O_PATH);
+		if (fd < 0)
+			child_fail(128, errno, "reopen %s", m->dest);
+		FDPATH(fdp, fd);
+		if (mount(NULL, fdp, NULL, m->pflags, NULL) < 0)
+			child_fail(128, errno, "set propagation of %s", m->dest);
+	}
+	close(fd);
+}
+
+/* Opens the parent directory of path inside the root (creating it); *base gets the last name. */
+static int parent_in_root(int rootfd, const char *path, char **basecopy)
+{
+	char *c = clean_path(path);
+	char *slash = strrchr(c, '/');
+	*basecopy = xstrdup(slash ? slash + 1 : c);
+	if (slash)
+		*slash = '\0';
+	int pfd = mkdir_all_in_root(rootfd, slash ? c : "", 0755, 0, 0);
+	free(c);
+	return pfd;
+}
+
+static void make_device(int rootfd, struct dev_ent *d)
+{
+	char *base;
+	int pfd = parent_in_root(rootfd, d->path, &base);
+	if (pfd < 0 || !*base)
+		child_fail(128, errno, "create device %s: parent directory", d->path);
+	mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+	unlinkat(pfd, base, 0);
+	if (mknodat(pfd, base, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
+		if (errno != EPERM)
+			child_fail(128, errno, "mknod %s", d->path);
+		/* no CAP_MKNOD here (user namespace): bind the host's node instead */
+		int f = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (f < 0)
+			child_fail(128, errno, "create %s", d->path);
+		close(f);
+		int t = openat(pfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		char fdp[64];
+		FDPATH(fdp, t);
+		if (t < 0 || mount(d->path, fdp, NULL, MS_BIND, NULL) < 0)
+			child_fail(128, errno, "bind device %s", d->path);
+		close(t);
+	} else {
+		if (fchownat(pfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			child_fail(128, errno, "chown %s", d->path);
+		if (fchmodat(pfd, base, d->mode & 07777, 0) < 0)
+			child_fail(128, errno, "chmod %s", d->path);
+	}
+	close(pfd);
+	free(base);
+}
+
+static void make_symlink(int rootfd, struct link_ent *l)
+{
+	char *base;
+	int pfd = parent_in_root(rootfd, l->path, &base);
+	if (pfd < 0 || !*base)
+		child_fail(128, errno, "symlink %s: parent directory", l->path);
+	if (symlinkat(l->target, pfd, base) < 0 && errno != EEXIST)
+		child_fail(128, errno, "symlink %s -> %s", l->path, l->target);
+	close(pfd);
+	free(base);
+}
+
+static void mount_rootfs(struct plan *p)
+{
+	if (p->rootfs_kind == ROOTFS_BIND) {
+		if (mount(p->bind_src, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+			child_fail(128, errno, "bind rootfs %s on %s", p->bind_src, p->rootfs);
+		return;
+	}
+	size_t cap = 64 + (p->upper ? strlen(p->upper) : 0) + (p->work ? strlen(p->work) : 0) +
+		     (p->overlay_opts ? strlen(p->overlay_opts) : 0);
+	for (int i = 0; i < p->lowers.n; i++)
+		cap += strlen(p->lowers.v[i]) + 1;
+	char *data = xmalloc(cap);
+	size_t o = (size_t)snprintf(data, cap, "lowerdir=");
+	for (int i = 0; i < p->lowers.n; i++)
+		o += (size_t)snprintf(data + o, cap - o, "%s%s", i ? ":" : "", p->lowers.v[i]);
+	if (p->upper)
+		o += (size_t)snprintf(data + o, cap - o, ",upperdir=%s,workdir=%s", p->upper, p->work ? p->work : "");
+	if (p->overlay_opts && *p->overlay_opts)
+		o += (size_t)snprintf(data + o, cap - o, ",%s", p->overlay_opts);
+	if (o >= (size_t)sysconf(_SC_PAGESIZE) - 1)
+		child_fail(128, E2BIG, "mount overlay on %s: options longer than a page; use mount_cwd with short lower names", p->rootfs);
+	if (p->mount_cwd && chdir(p->mount_cwd) < 0)
+		child_fail(128, errno, "chdir to overlay mount dir %s", p->mount_cwd);
+	if (mount("overlay", p->rootfs, "overlay", 0, data) < 0)
+		child_fail(128, errno, "mount overlay on %s (%s)", p->rootfs, data);
+	free(data);
+	if (chdir("/") < 0)
+		child_fail(128, errno, "chdir /");
+}
+
+void rootfs_prepare(struct plan *p)
+{
+	unsigned long prop = p->root_prop ? p->root_prop : (MS_REC | MS_PRIVATE);
+	if (mount(NULL, "/", NULL, prop, NULL) < 0)
+		child_fail(128, errno, "make / private");
+	mount_rootfs(p);
+	int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		child_fail(128, errno, "open rootfs %s", p->rootfs);
+	for (int i = 0; i < p->nmounts; i++)
+		do_mount(rootfd, &p->mounts[i]);
+	for (int i = 0; i < p->ndevs; i++)
+		make_device(rootfd, &p->devs[i]);
+	for (int i = 0; i < p->nlinks; i++)
+		make_symlink(rootfd, &p->links[i]);
+	close(rootfd);
+	if (chdir(p->rootfs) < 0)
+		child_fail(128, errno, "chdir %s", p->rootfs);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		child_fail(128, errno, "pivot_root %s", p->rootfs);
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		child_fail(128, errno, "make old root slave");
+	if (umount2(".", MNT_DETACH) < 0)
+		child_fail(128, errno, "unmount old root");
+	if (chdir("/") < 0)
+		child_fail(128, errno, "chdir / after pivot_root");
+}
+
+static void send_fd(int sock, int fd)
+{
+	char tag = SYNC_PTY;
+	struct iovec iov = {.iov_base = &tag, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(sock, &msg, 0) < 0)
+		child_fail(128, errno, "send pty master to shim");
+}
+
+/* The pty comes from the container's own devpts, so `tty` prints /dev/pts/N inside. */
+void rootfs_console(struct plan *p, int *slave_out)
+{
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		child_fail(128, errno, "open /dev/ptmx");
+	int unlock = 0;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		child_fail(128, errno, "unlock pty");
+	int n;
+	if (ioctl(master, TIOCGPTN, &n) < 0)
+		child_fail(128, errno, "pty number");
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+	if (slave < 0)
+		child_fail(128, errno, "open pty slave");
+	if (p->cons_h && p->cons_w) {
+		struct winsize ws = {.ws_row = p->cons_h, .ws_col = p->cons_w};
+		ioctl(master, TIOCSWINSZ, &ws);
+	}
+	if (p->mode == MODE_CREATE) {
+		char pts[64];
+		snprintf(pts, sizeof(pts), "/dev/pts/%d", n);
+		int f = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (f < 0)
+			child_fail(128, errno, "create /dev/console");
+		close(f);
+		if (mount(pts, "/dev/console", NULL, MS_BIND, NULL) < 0)
+			child_fail(128, errno, "bind %s on /dev/console", pts);
+	}
+	send_fd(child_sync_fd, master);
+	close(master);
+	*slave_out = slave;
+}
+
+static unsigned long mnt_flags_of(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+	return f;
+}
+
+static void readonly_path(int rootfd, const char *path)
+{
+	char fdp[64];
+	int fd = open_in_root(rootfd, path, O_PATH);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		child_fail(128, errno, "readonly path %s", path);
+	}
+	FDPATH(fdp, fd);
+	if (mount(fdp, fdp, NULL, MS_BIND | MS_REC, NULL) < 0)
+		child_fail(128, errno, "bind readonly path %s", path);
+	close(fd);
+	fd = open_in_root(rootfd, path, O_PATH);
+	if (fd < 0)
+		child_fail(128, errno, "reopen readonly path %s", path);
+	FDPATH(fdp, fd);
+	unsigned long keep = mnt_flags_of(fdp);
+	if (mount(NULL, fdp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
+		child_fail(128, errno, "remount readonly path %s", path);
+	close(fd);
+}
+
+static void mask_path(int rootfd, const char *path)
+{
+	char fdp[64];
+	int fd = open_in_root(rootfd, path, O_PATH);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return;
+		child_fail(128, errno, "masked path %s", path);
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		child_fail(128, errno, "stat masked path %s", path);
+	FDPATH(fdp, fd);
+	if (S_ISDIR(st.st_mode)) {
+		if (mount("tmpfs", fdp, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=1") < 0 &&
+		    mount("tmpfs", fdp, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=2") < 0)
+			child_fail(128, errno, "mask directory %s", path);
+	} else if (mount("/dev/null", fdp, NULL, MS_BIND, NULL) < 0) {
+		child_fail(128, errno, "mask %s", path);
+	}
+	close(fd);
+}
+
+void rootfs_finish(struct plan *p)
+{
+	for (int i = 0; i < p->nsysctls; i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "/proc/sys/%s", p->sysctls[i].key);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write_all(fd, p->sysctls[i].val, strlen(p->sysctls[i].val)) < 0)
+			child_fail(128, errno, "write sysctl %s", p->sysctls[i].key);
+		close(fd);
+	}
+	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		child_fail(128, errno, "open /");
+	for (int i = 0; i < p->ro_paths.n; i++)
+		readonly_path(rootfd, p->ro_paths.v[i]);
+	for (int i = 0; i < p->masked.n; i++)
+		mask_path(rootfd, p->masked.v[i]);
+	close(rootfd);
+	if (p->rootfs_ro) {
+		unsigned long keep = mnt_flags_of("/");
+		if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
+			child_fail(128, errno, "remount root read-only");
+	}
+}

@@ -1,0 +1,236 @@
+/* Small helpers: diagnostics, I/O, time, JSON string escaping, atomic files. */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Diagnostics go to the shim's stderr (berthd points it at a file in the bundle). */
+void shim_log(const char *fmt, ...)
+{
+	char buf[1024];
+	char ts[64];
+	format_time_now(ts, sizeof(ts));
+	int n = snprintf(buf, sizeof(buf), "%s berth-shim[%d]: ", ts, (int)getpid());
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : ((size_t)m > sizeof(buf) - (size_t)n - 2 ? sizeof(buf) - (size_t)n - 2 : (size_t)m));
+	buf[len++] = '\n';
+	(void)!write(2, buf, len);
+}
+
+void die_log(const char *fmt, ...)
+{
+	char buf[900];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	shim_log("fatal: %s", buf);
+	_exit(1);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die_log("out of memory");
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		die_log("out of memory");
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = xmalloc(n);
+	memcpy(d, s, n);
+	return d;
+}
+
+int write_all(int fd, const void *buf, size_t n)
+{
+	const char *b = buf;
+	while (n > 0) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+size_t format_time_now(char *out, size_t outlen)
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (ts.tv_nsec) {
+		char frac[16];
+		snprintf(frac, sizeof(frac), ".%09ld", ts.tv_nsec);
+		size_t fl = strlen(frac);
+		while (fl > 1 && frac[fl - 1] == '0')
+			frac[--fl] = '\0';
+		if (n + fl + 2 < outlen) {
+			memcpy(out + n, frac, fl);
+			n += fl;
+		}
+	}
+	if (n + 2 <= outlen) {
+		out[n++] = 'Z';
+		out[n] = '\0';
+	}
+	return n;
+}
+
+/* Length of a valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	unsigned cp = c & (0xff >> (len + 1));
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* out must hold 6*n bytes. */
+size_t json_escape(char *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		unsigned c = u[i];
+		if (c < 0x80) {
+			if (c == '"' || c == '\\') {
+				out[o++] = '\\';
+				out[o++] = (char)c;
+			} else if (c == '\n') {
+				out[o++] = '\\', out[o++] = 'n';
+			} else if (c == '\r') {
+				out[o++] = '\\', out[o++] = 'r';
+			} else if (c == '\t') {
+				out[o++] = '\\', out[o++] = 't';
+			} else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+				memcpy(out + o, "\\u00", 4);
+				o += 4;
+				out[o++] = hex[c >> 4];
+				out[o++] = hex[c & 15];
+			} else {
+				out[o++] = (char)c;
+			}
+			i++;
+			continue;
+		}
+		size_t l = utf8_len(u + i, n - i);
+		if (l == 0) {
+			memcpy(out + o, "\\ufffd", 6);
+			o += 6;
+			i++;
+			continue;
+		}
+		if (l == 3 && u[i] == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9)) {
+			memcpy(out + o, u[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+			o += 6;
+		} else {
+			memcpy(out + o, u + i, l);
+			o += l;
+		}
+		i += l;
+	}
+	return o;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode)
+{
+	size_t pl = strlen(path);
+	char *tmp = xmalloc(pl + 32);
+	snprintf(tmp, pl + 32, "%s.tmp%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		free(tmp);
+		return -1;
+	}
+	if (write_all(fd, data, n) < 0 || fsync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		free(tmp);
+		errno = e;
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+/* Field 22 of /proc/<pid>/stat (clock ticks since boot), 0 if unreadable. */
+unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* after ") " comes field 3 (state); field 22 is 19 fields further */
+	p += 2;
+	for (int f = 3; f < 22 && p; f++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
