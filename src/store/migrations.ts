@@ -30,6 +30,48 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 3,
+    name: 'images',
+    sql: `
+      CREATE TABLE layers (
+        chain_id TEXT PRIMARY KEY,
+        diff_id TEXT NOT NULL,
+        parent TEXT REFERENCES layers (chain_id),
+        short_id TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        blob_digest TEXT,
+        blob_size INTEGER,
+        blob_media_type TEXT,
+        created_nano INTEGER NOT NULL
+      );
+      CREATE INDEX layers_parent ON layers (parent);
+      CREATE INDEX layers_blob ON layers (blob_digest);
+      CREATE TABLE layer_holds (
+        holder TEXT NOT NULL,
+        chain_id TEXT NOT NULL REFERENCES layers (chain_id),
+        PRIMARY KEY (holder, chain_id)
+      );
+      CREATE INDEX layer_holds_chain ON layer_holds (chain_id);
+      CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        chain_id TEXT REFERENCES layers (chain_id),
+        parent TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL,
+        created_nano INTEGER NOT NULL,
+        added_nano INTEGER NOT NULL,
+        last_tag_nano INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX images_chain ON images (chain_id);
+      CREATE TABLE image_refs (
+        ref TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images (id),
+        kind TEXT NOT NULL,
+        created_nano INTEGER NOT NULL
+      );
+      CREATE INDEX image_refs_image ON image_refs (image_id);
+    `,
+  },
+  {
     version: 5,
     name: 'volumes',
     sql: `

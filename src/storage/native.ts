@@ -1,0 +1,35 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The syscalls of native/addon (berth_addon.node). Failures throw Errors with errno/code/syscall/path. */
+export interface BerthAddon {
+  /** mode includes the file type (S_IFCHR, S_IFBLK, S_IFIFO) and permission bits. */
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  /** undefined when the attribute is not set. */
+  lgetxattr(path: string, name: string): Buffer | undefined;
+  llistxattr(path: string): string[];
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+}
+
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const MS_RDONLY = 1;
+export const MS_BIND = 4096;
+export const MNT_DETACH = 2;
+
+let addon: BerthAddon | undefined;
+
+/** Loads native/build/berth_addon.node once (built by `make -C native`). */
+export function nativeAddon(): BerthAddon {
+  if (addon) return addon;
+  // src/storage/native.ts and dist/storage/native.js are both two levels below the project root.
+  const path = fileURLToPath(new URL('../../native/build/berth_addon.node', import.meta.url));
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`make -C native\` (npm install does)`);
+  const require = createRequire(import.meta.url);
+  addon = require(path) as BerthAddon;
+  return addon;
+}

@@ -1,0 +1,51 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { nativeAddon, MNT_DETACH, MS_BIND, MS_RDONLY } from './native.js';
+
+const MS_REMOUNT = 32;
+
+export interface OverlayLayers {
+  /** Lower directories, top-most first. */
+  lower: string[];
+  upper?: string;
+  work?: string;
+}
+
+const PAGE = 4096;
+
+/** The mount data string for an overlay (index=off where the kernel has the knob, as Docker does). */
+export function overlayOptions(layers: OverlayLayers): string {
+  const opts: string[] = [];
+  if (existsSync('/sys/module/overlay/parameters/index')) opts.push('index=off');
+  opts.push(`lowerdir=${layers.lower.join(':')}`);
+  if (layers.upper !== undefined) {
+    if (layers.work === undefined) throw new Error('an overlay with an upper dir needs a work dir');
+    opts.push(`upperdir=${layers.upper}`, `workdir=${layers.work}`);
+  }
+  return opts.join(',');
+}
+
+/**
+ * Mounts a merged view at target (for tests, export and diff; containers mount inside their own namespace).
+ * One lower and no upper is a read-only bind-like overlay; overlayfs needs two lowers without an upper, so a
+ * single lower dir is bind-mounted read-only instead. Fails when the options exceed a page: use
+ * LayerStore.shortLowerDirs() and chdir-relative names for very long chains.
+ */
+export function mountOverlay(target: string, layers: OverlayLayers): void {
+  mkdirSync(target, { recursive: true });
+  const lower = layers.lower;
+  if (lower.length === 0) throw new Error('an overlay needs at least one lower directory');
+  const readOnly = layers.upper === undefined;
+  const native = nativeAddon();
+  if (readOnly && lower.length === 1) {
+    native.mount(lower[0] as string, target, '', MS_BIND, '');
+    native.mount('', target, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+    return;
+  }
+  const data = overlayOptions(layers);
+  if (data.length >= PAGE) throw new Error(`overlay mount options are ${data.length} bytes, over a page: use short lower dir names`);
+  native.mount('overlay', target, 'overlay', readOnly ? MS_RDONLY : 0, data);
+}
+
+export function unmount(target: string): void {
+  nativeAddon().umount2(target, MNT_DETACH);
+}
