@@ -42,3 +42,4 @@ export { CgroupV1, CgroupV1Manager, formatV1DeviceRule, parseBlkioFile } from '.
 export { CgroupV2, CgroupV2Manager, blkioWeightToIoWeight, memorySwapToV2, sharesToCpuWeight } from './cgroup-v2.js';
 export { type CgroupMounts, type V1Hierarchy, parseCgroupMounts } from './mountinfo.js';
 export * from './resources.js';
+export * from './host-config.js';

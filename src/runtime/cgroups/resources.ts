@@ -185,6 +185,9 @@ export const CgroupWarnings = {
   cpuShares: 'Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.',
   cpuCfs: 'Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.',
   cpuRealtime: 'Your kernel does not support CPU real-time scheduler. CPU real-time period/runtime discarded.',
+  cpuRealtimePeriod: 'Your kernel does not support CPU real-time scheduler. CPU real-time period discarded.',
+  cpuRealtimeRuntime: 'Your kernel does not support CPU real-time scheduler. CPU real-time runtime discarded.',
+  cpuPercent: 'linux does not support CPU percent. Percent discarded.',
   cpuset: 'Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.',
   blkioWeight: 'Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.',
   blkioWeightDevice:
