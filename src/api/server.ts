@@ -17,6 +17,10 @@ declare module 'fastify' {
     /** The API version the client asked for in the path, if any. */
     apiVersion: string | undefined;
   }
+  interface FastifyInstance {
+    /** Aborted when the daemon shuts down: long-lived streams (events, logs -f) end on it. */
+    shutdownSignal: AbortSignal;
+  }
   interface FastifyContextConfig {
     /** The handler reads request.raw itself (tar uploads); no parser touches the body. */
     rawBody?: boolean;
@@ -49,7 +53,11 @@ export async function createApiServer(services: Services, log: Logger): Promise<
     },
   });
 
+  const shutdown = new AbortController();
+  app.decorate('shutdownSignal', shutdown.signal);
   app.decorateRequest('apiVersion', undefined);
+  // Requests in flight per connection, so shutdown can close idle keep-alive connections at once.
+  const active = new Map<Socket, number>();
   const standardHeaders = {
     'api-version': API_VERSION,
     'docker-experimental': 'false',
@@ -58,6 +66,9 @@ export async function createApiServer(services: Services, log: Logger): Promise<
   };
   app.addHook('onRequest', async (request, reply) => {
     request.apiVersion = (request.raw as unknown as Record<symbol, string | undefined>)[RAW_VERSION];
+    const socket = request.raw.socket;
+    active.set(socket, (active.get(socket) ?? 0) + 1);
+    reply.raw.once('close', () => active.set(socket, (active.get(socket) ?? 1) - 1));
     reply.headers(standardHeaders);
     checkApiVersion(request.apiVersion);
   });
@@ -87,7 +98,10 @@ export async function createApiServer(services: Services, log: Logger): Promise<
     await removeStaleSocket(path);
     const server = createServer({ allowHalfOpen: true }, (socket) => {
       sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
+      socket.on('close', () => {
+        sockets.delete(socket);
+        active.delete(socket);
+      });
       app.server.emit('connection', socket);
     });
     await new Promise<void>((resolve, reject) => {
@@ -111,21 +125,17 @@ export async function createApiServer(services: Services, log: Logger): Promise<
       }
     },
     async close(graceMs) {
-      await Promise.all(
-        listeners.map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.close(() => resolve());
-            }),
-        ),
-      );
-      app.server.closeIdleConnections();
+      // net.Server.close() resolves only once every connection has ended: start it, then end the connections.
+      const closed = listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+      shutdown.abort();
       const deadline = Date.now() + graceMs;
-      while (sockets.size > 0 && Date.now() < deadline) {
-        app.server.closeIdleConnections();
-        await new Promise((r) => setTimeout(r, 50));
+      for (;;) {
+        for (const s of sockets) if (!active.get(s)) s.destroy();
+        if (sockets.size === 0 || Date.now() >= deadline) break;
+        await new Promise((r) => setTimeout(r, 20));
       }
       for (const s of sockets) s.destroy();
+      await Promise.all(closed);
       await app.close();
     },
   };

@@ -54,11 +54,13 @@ export function systemRoutes(app: FastifyInstance, { system, events }: Services)
 
     let timer: NodeJS.Timeout | undefined;
     const finish = (): void => {
+      app.shutdownSignal.removeEventListener('abort', finish);
       unsubscribe();
       if (timer) clearTimeout(timer);
       res.end();
     };
     request.raw.on('close', finish);
+    app.shutdownSignal.addEventListener('abort', finish, { once: true });
     if (until !== undefined) {
       const waitMs = Number((until - nowNano()) / 1_000_000n);
       if (waitMs <= 0) finish();

@@ -1,0 +1,150 @@
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from '../util/logger.js';
+import { runTool } from '../util/run-tool.js';
+
+/**
+ * Linux plumbing for the bridge driver, through iproute2 and util-linux:
+ * bridges, veth pairs, and network namespaces kept as bind-mounted files under the exec root
+ * (`unshare --net=<file>` makes one, `umount` + unlink removes it). Commands inside a namespace run
+ * as `nsenter --net=<file> ip ...` (Node cannot setns itself).
+ */
+
+export interface LinkInfo {
+  ifname: string;
+  ifalias?: string;
+  link_type?: string;
+  linkinfo?: { info_kind?: string };
+  master?: string;
+  operstate?: string;
+  address?: string;
+  mtu?: number;
+}
+
+export interface EndpointPlumbing {
+  netnsPath: string;
+  bridge: string;
+  hostIfName: string;
+  /** Name inside the namespace: eth0, eth1, ... */
+  ifName: string;
+  address: string;
+  prefixLen: number;
+  mac: string;
+  mtu: number;
+  /** Installs the default route via this gateway when set. */
+  defaultGateway: string | undefined;
+}
+
+export class Plumbing {
+  constructor(private readonly log: Logger) {}
+
+  private ip(args: string[], allowFailure = false): Promise<{ stdout: string; code: number; stderr: string }> {
+    return runTool(this.log, 'ip', args, { allowFailure });
+  }
+
+  private async inNetns(netnsPath: string, batch: string[]): Promise<void> {
+    await runTool(this.log, 'nsenter', [`--net=${netnsPath}`, 'ip', '-batch', '-'], { input: `${batch.join('\n')}\n` });
+  }
+
+  /** Runs an arbitrary command inside the namespace (sysctl writes, tests). */
+  runInNetns(netnsPath: string, cmd: string, args: string[], allowFailure = false): Promise<{ stdout: string; code: number; stderr: string }> {
+    return runTool(this.log, 'nsenter', [`--net=${netnsPath}`, cmd, ...args], { allowFailure });
+  }
+
+  async links(): Promise<LinkInfo[]> {
+    const { stdout } = await this.ip(['-d', '-j', 'link', 'show']);
+    try {
+      const parsed: unknown = JSON.parse(stdout);
+      return Array.isArray(parsed) ? (parsed as LinkInfo[]) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  async linkExists(name: string): Promise<boolean> {
+    const r = await this.ip(['link', 'show', 'dev', name], true);
+    return r.code === 0;
+  }
+
+  async routesJson(): Promise<string> {
+    return (await this.ip(['-j', 'route', 'show'])).stdout;
+  }
+
+  /**
+   * Creates (or adopts) a bridge with the gateway address, MTU and an ifalias naming its owner, and sets it up.
+   */
+  async ensureBridge(name: string, gatewayCidr: string, mtu: number, owner: string): Promise<void> {
+    if (!(await this.linkExists(name))) {
+      await this.ip(['link', 'add', 'name', name, 'mtu', String(mtu), 'type', 'bridge']);
+    }
+    await this.ip(['link', 'set', 'dev', name, 'alias', owner]);
+    const addrs = await this.ip(['-j', 'addr', 'show', 'dev', name]);
+    if (!addrs.stdout.includes(`"${gatewayCidr.split('/')[0]}"`)) {
+      await this.ip(['addr', 'add', gatewayCidr, 'dev', name]);
+    }
+    await this.ip(['link', 'set', 'dev', name, 'up']);
+  }
+
+  async deleteLink(name: string): Promise<void> {
+    const r = await this.ip(['link', 'del', 'dev', name], true);
+    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) {
+      this.log.warn({ link: name, stderr: r.stderr.trim() }, 'could not delete link');
+    }
+  }
+
+  /** A new, empty network namespace held by a bind mount at `path`; lo is brought up. */
+  async createNetns(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
+    if (existsSync(path)) await this.deleteNetns(path);
+    closeSync(openSync(path, 'w', 0o444));
+    try {
+      await runTool(this.log, 'unshare', [`--net=${path}`, 'true']);
+      await this.inNetns(path, ['link set dev lo up']);
+    } catch (e) {
+      await this.deleteNetns(path);
+      throw e;
+    }
+  }
+
+  async deleteNetns(path: string): Promise<void> {
+    if (!existsSync(path)) return;
+    // Lazy unmount: a still-running process may hold the namespace; it lives on until that process ends.
+    await runTool(this.log, 'umount', ['-l', path], { allowFailure: true });
+    rmSync(path, { force: true });
+  }
+
+  /** veth pair: host side enslaved to the bridge, peer moved into the namespace and configured there. */
+  async addEndpoint(ep: EndpointPlumbing): Promise<void> {
+    const peer = `${ep.hostIfName}p`;
+    await this.ip(['link', 'add', 'name', ep.hostIfName, 'mtu', String(ep.mtu), 'type', 'veth', 'peer', 'name', peer, 'mtu', String(ep.mtu)]);
+    try {
+      await this.ip(['link', 'set', 'dev', peer, 'netns', ep.netnsPath]);
+      await this.ip(['link', 'set', 'dev', ep.hostIfName, 'master', ep.bridge, 'up']);
+      const cmds = [
+        `link set dev ${peer} name ${ep.ifName}`,
+        `link set dev ${ep.ifName} address ${ep.mac}`,
+        `addr add ${ep.address}/${ep.prefixLen} dev ${ep.ifName}`,
+        `link set dev ${ep.ifName} up`,
+      ];
+      if (ep.defaultGateway) cmds.push(`route replace default via ${ep.defaultGateway} dev ${ep.ifName}`);
+      await this.inNetns(ep.netnsPath, cmds);
+    } catch (e) {
+      await this.deleteLink(ep.hostIfName);
+      throw e;
+    }
+  }
+
+  async setDefaultRoute(netnsPath: string, gateway: string, ifName: string): Promise<void> {
+    await this.inNetns(netnsPath, [`route replace default via ${gateway} dev ${ifName}`]);
+  }
+
+  /** Removes an interface from inside a namespace (its host-side veth peer disappears with it). */
+  async deleteInNetns(netnsPath: string, ifName: string): Promise<void> {
+    await runTool(this.log, 'nsenter', [`--net=${netnsPath}`, 'ip', 'link', 'del', 'dev', ifName], { allowFailure: true });
+  }
+
+  async sysctl(key: string, value: string): Promise<void> {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(`/proc/sys/${key.replaceAll('.', '/')}`, value);
+  }
+}

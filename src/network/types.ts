@@ -1,0 +1,168 @@
+import type { PublishedPort, WantedPort, PortBindingMap } from './port-spec.js';
+
+/** Shapes of the network service: persisted records and the Docker API objects built from them. */
+
+export interface IpamConfigEntry {
+  Subnet: string;
+  Gateway: string;
+  IPRange?: string;
+  AuxiliaryAddresses?: Record<string, string>;
+}
+
+/** A network as persisted (the Docker `Network` object minus Containers, plus Berth's driver state). */
+export interface NetworkRecord {
+  Id: string;
+  Name: string;
+  Created: string;
+  Driver: 'bridge' | 'host' | 'null';
+  Internal: boolean;
+  Attachable: boolean;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+  IPAM: { Driver: string; Options: Record<string, string>; Config: IpamConfigEntry[] };
+  /** Linux bridge device (bridge driver only). */
+  bridge?: string;
+  mtu: number;
+  /** bridge, host and none: created by the daemon, never removed. */
+  predefined: boolean;
+  /** The subnet was picked from the pools (it may be re-picked when it collides at start). */
+  autoSubnet: boolean;
+  /** false when com.docker.network.bridge.enable_ip_masquerade=false */
+  masquerade: boolean;
+}
+
+export interface EndpointRecord {
+  networkId: string;
+  containerId: string;
+  endpointId: string;
+  /** interface name inside the sandbox (eth0...), '' for host/none endpoints */
+  ifName: string;
+  /** host side of the veth pair */
+  hostIfName: string;
+  ip: string;
+  prefixLen: number;
+  gateway: string;
+  mac: string;
+  aliases: string[];
+  /** IPAMConfig as requested (static address). */
+  ipv4Requested?: string;
+  links: string[];
+}
+
+export type SandboxMode = 'bridge' | 'none' | 'host' | 'container';
+
+export interface SandboxRecord {
+  containerId: string;
+  /** container name without the leading '/' */
+  name: string;
+  mode: SandboxMode;
+  /** container: mode — the container whose namespace and files are shared */
+  sharedWith?: string;
+  netnsPath?: string;
+  hostsPath: string;
+  resolvConfPath: string;
+  hostnamePath: string;
+  hostname: string;
+  domainname: string;
+  dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
+  extraHosts: string[];
+  links: { name: string; alias: string }[];
+  exposed: string[];
+  wanted: WantedPort[];
+  published: PublishedPort[];
+  /** network IDs in attachment order; the first carries the default route and the published ports */
+  order: string[];
+  nextIf: number;
+}
+
+/** What the containers service asks for one container (see network-service.ts header). */
+export interface EndpointRequest {
+  aliases?: string[];
+  ipv4Address?: string;
+  macAddress?: string;
+  links?: string[];
+}
+
+export interface SandboxRequest {
+  /** container name without the leading '/' */
+  name: string;
+  /** HostConfig.NetworkMode: 'default' | 'bridge' | 'none' | 'host' | 'container:<id|name>' | '<network name or id>' */
+  mode: string;
+  hostname: string;
+  domainname?: string;
+  /** NetworkingConfig.EndpointsConfig, keyed by network name or ID */
+  endpoints?: Record<string, EndpointRequest>;
+  portBindings?: PortBindingMap;
+  publishAll?: boolean;
+  /** Config.ExposedPorts keys, e.g. '80/tcp' */
+  exposedPorts?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  /** HostConfig.ExtraHosts, 'name:ip' */
+  extraHosts?: string[];
+  /** HostConfig.Links, 'name:alias' (legacy, default bridge) */
+  links?: string[];
+  /** Directory (the container's dir) where hosts, resolv.conf and hostname are written. */
+  filesDir: string;
+}
+
+export interface EndpointSettings {
+  IPAMConfig: { IPv4Address?: string } | null;
+  Links: string[] | null;
+  Aliases: string[] | null;
+  MacAddress: string;
+  DriverOpts: Record<string, string> | null;
+  GwPriority: number;
+  NetworkID: string;
+  EndpointID: string;
+  Gateway: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  IPv6Gateway: string;
+  GlobalIPv6Address: string;
+  GlobalIPv6PrefixLen: number;
+  DNSNames: string[] | null;
+}
+
+export interface NetworkSettings {
+  Bridge: string;
+  SandboxID: string;
+  SandboxKey: string;
+  HairpinMode: boolean;
+  LinkLocalIPv6Address: string;
+  LinkLocalIPv6PrefixLen: number;
+  Ports: Record<string, { HostIp: string; HostPort: string }[] | null>;
+  SecondaryIPAddresses: null;
+  SecondaryIPv6Addresses: null;
+  EndpointID: string;
+  Gateway: string;
+  GlobalIPv6Address: string;
+  GlobalIPv6PrefixLen: number;
+  IPAddress: string;
+  IPPrefixLen: number;
+  IPv6Gateway: string;
+  MacAddress: string;
+  Networks: Record<string, EndpointSettings>;
+}
+
+export interface SandboxInfo {
+  /** For the shim to setns into; undefined in host mode (stay in the host's namespace). */
+  netnsPath: string | undefined;
+  hostsPath: string;
+  resolvConfPath: string;
+  hostnamePath: string;
+  settings: NetworkSettings;
+}
+
+/** The containers service's answers about containers (wired by daemon.ts when it exists). */
+export interface ContainerDirectory {
+  /** ID, name (no '/') and running state for an ID, unique ID prefix or name; undefined when unknown. */
+  find(ref: string): { id: string; name: string; running: boolean } | undefined;
+  /** Records an attachment for a stopped container, applied at its next start (network connect). */
+  attachStopped?(containerId: string, networkName: string, config: EndpointRequest): void;
+  /** Forgets an attachment of a stopped container (network disconnect). */
+  detachStopped?(containerId: string, networkName: string): boolean;
+}
