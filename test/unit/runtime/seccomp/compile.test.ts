@@ -284,7 +284,7 @@ describe('compileSeccomp: custom profiles', () => {
 });
 
 describe('compileSeccomp against the golden runc 1.1.5 filter (Docker 20.10 default profile, x86_64)', () => {
-  const golden = readFileSync(new URL('/work/shared/reference/seccomp-docker20.10-runc1.1.5-x86_64.bpf', 'file:'));
+  const golden = readFileSync(new URL('./fixtures/seccomp-docker20.10-runc1.1.5-x86_64.bpf', import.meta.url));
   const ARGS: bigint[][] = [
     [0n], [1n], [8n], [17n], [0x20000n], [0x20008n], [38n], [40n], [0xffffffffn], [0x1_0000_0000n], [0x1_0000_0026n],
     [CLONE_NEWNS | SIGCHLD], [0x7e020000n], [0x003d0f00n],
