@@ -16,7 +16,7 @@ interface Row {
   labels: string | null;
   options: string | null;
   created_nano: bigint;
-  anonymous: number;
+  anonymous: number | bigint;
 }
 
 function parseMap(text: string | null): Record<string, string> | null {
@@ -35,7 +35,7 @@ function fromRow(r: Row): VolumeRecord {
     labels: parseMap(r.labels),
     options: parseMap(r.options),
     createdNano: BigInt(r.created_nano),
-    anonymous: r.anonymous !== 0,
+    anonymous: Number(r.anonymous) !== 0,
   };
 }
 

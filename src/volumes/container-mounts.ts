@@ -1,0 +1,371 @@
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import type { Logger } from '../util/logger.js';
+import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
+import type { VolumeService } from './volume-service.js';
+import { copyUpIfEmpty } from './copy-up.js';
+import {
+  type ApiMount,
+  type MountType,
+  type ParsedMount,
+  cleanContainerPath,
+  convertTmpfsOptions,
+  parseBind,
+  parseMountSpec,
+  parseVolumesFrom,
+  tmpfsOciOptions,
+  volumesFromReadWrite,
+} from './mount-parser.js';
+
+/** One entry of inspect's `Mounts`, exactly the fields dockerd shows. */
+export interface MountPoint {
+  Type: MountType;
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
+
+/**
+ * A container's mount as the containers service stores it: the inspect fields plus what start needs.
+ * Pass the stored list back to prepareContainerMounts / releaseContainerMounts / inspectMounts.
+ */
+export interface ContainerMount extends MountPoint {
+  /** The request this mount came from (a Mount object; `-v` strings are converted). */
+  Spec: ApiMount;
+  /** `-v` bind: create a missing host directory at start (as dockerd). */
+  CreateSource?: boolean;
+  /** Anonymous volume (removed by `rm -v` / `--rm` unless another container still uses it). */
+  Anonymous?: boolean;
+  /** tmpfs: mount data (`size=64m,mode=1777`). */
+  TmpfsData?: string;
+}
+
+/** An OCI runtime-spec mount. */
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options: string[];
+}
+
+export interface ResolveMountsInput {
+  containerId: string;
+  /** HostConfig.Binds (`-v`). */
+  binds?: readonly string[] | null;
+  /** HostConfig.Mounts (`--mount`). */
+  mounts?: readonly ApiMount[] | null;
+  /** HostConfig.VolumesFrom (`ctr[:ro|rw]`). */
+  volumesFrom?: readonly string[] | null;
+  /** HostConfig.Tmpfs (`--tmpfs`): only for duplicate detection and OCI entries, not in `Mounts`. */
+  tmpfs?: Readonly<Record<string, string>> | null;
+  /** Config.Volumes: the image's VOLUME entries merged with the container config's (`-v /path`). */
+  volumes?: Readonly<Record<string, unknown>> | null;
+  /** HostConfig.VolumeDriver. */
+  volumeDriver?: string;
+  /** Resolves a `--volumes-from` reference (name or ID) to that container's ID and stored mounts. */
+  lookupContainer?: (ref: string) => { id: string; mounts: readonly ContainerMount[] } | undefined;
+  /**
+   * The host path of a container path in the image's (or container's) root filesystem, read-only;
+   * used for copy-up into new empty volumes and the "volume over a file" check. Omit to skip both.
+   */
+  resolveRootfsPath?: (containerPath: string) => string | undefined;
+  log?: Logger;
+}
+
+export interface ResolvedMounts {
+  /** Store this on the container; inspect shows inspectMounts(mounts). */
+  mounts: ContainerMount[];
+  /** Runtime-spec entries for these mounts and HostConfig.Tmpfs, sorted so parents mount first. */
+  oci: OciMount[];
+  /** Volumes this call created (named on first use and anonymous). */
+  createdVolumes: string[];
+  /** Names of the anonymous volumes among `mounts`. */
+  anonymousVolumes: string[];
+}
+
+function duplicate(dest: string): InvalidParameterError {
+  return new InvalidParameterError(`Duplicate mount point: ${dest}`);
+}
+
+/** inspect `Mounts`: Name and Driver only when set (Go omitempty), dockerd's field order. */
+export function inspectMounts(mounts: readonly ContainerMount[]): MountPoint[] {
+  return mounts.map((m) => {
+    const out: MountPoint = { Type: m.Type } as MountPoint;
+    if (m.Name) out.Name = m.Name;
+    out.Source = m.Source;
+    out.Destination = m.Destination;
+    if (m.Driver) out.Driver = m.Driver;
+    out.Mode = m.Mode;
+    out.RW = m.RW;
+    out.Propagation = m.Propagation;
+    return out;
+  });
+}
+
+/** dockerd's sortMounts: fewer path components first, so /etc mounts before /etc/resolv.conf. */
+export function sortMountsByDepth<T extends { destination: string }>(mounts: T[]): T[] {
+  const depth = (p: string): number => (cleanContainerPath(p).match(/\//g) ?? []).length;
+  return mounts
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => depth(a.m.destination) - depth(b.m.destination) || a.i - b.i)
+    .map((x) => x.m);
+}
+
+/** OCI entries for stored mounts (volume sources are their `_data` directories) plus HostConfig.Tmpfs. */
+export function ociMounts(mounts: readonly ContainerMount[], tmpfs?: Readonly<Record<string, string>> | null): OciMount[] {
+  const out: OciMount[] = [];
+  const tmpfsDest = new Set(Object.keys(tmpfs ?? {}).map(cleanContainerPath));
+  for (const [dest, data] of Object.entries(tmpfs ?? {})) {
+    out.push({ destination: cleanContainerPath(dest), type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(data) });
+  }
+  for (const m of mounts) {
+    if (tmpfsDest.has(m.Destination)) continue;
+    if (m.Type === 'tmpfs') {
+      out.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: tmpfsOciOptions(m.TmpfsData ?? '') });
+      continue;
+    }
+    const options = [m.Spec.BindOptions?.NonRecursive ? 'bind' : 'rbind'];
+    if (!m.RW) options.push('ro');
+    if (m.Propagation !== '') options.push(m.Propagation);
+    out.push({ destination: m.Destination, type: 'bind', source: m.Source, options });
+  }
+  return sortMountsByDepth(out);
+}
+
+/**
+ * From a container's Binds / Mounts / VolumesFrom / Config.Volumes, builds its mounts as dockerd's
+ * registerMountPoints + createContainerVolumesOS do: named volumes created on first use, anonymous
+ * volumes (labelled) for `-v /path` and VOLUME, bind sources checked (--mount) or created (-v), image
+ * content copied into empty new volumes unless nocopy. Call at container create.
+ */
+export async function resolveContainerMounts(volumes: VolumeService, input: ResolveMountsInput): Promise<ResolvedMounts> {
+  const byDest = new Map<string, ContainerMount>();
+  const copyData = new Map<string, boolean>();
+  const bound = new Set<string>();
+  const created: string[] = [];
+  const tmpfsDest = new Set(Object.keys(input.tmpfs ?? {}).map(cleanContainerPath));
+  const exists = (p: string): boolean => existsSync(p);
+
+  const useVolume = async (
+    p: ParsedMount,
+    opts: { labels?: Record<string, string> | null; driverOpts?: Record<string, string> | null },
+  ): Promise<ContainerMount> => {
+    const driver = p.driver !== '' ? p.driver : undefined;
+    const res = await volumes.create({ name: p.name, driver, labels: opts.labels, driverOpts: opts.driverOpts });
+    if (res.created) created.push(res.record.name);
+    return {
+      Type: 'volume',
+      Name: res.record.name,
+      Source: res.volume.Mountpoint,
+      Destination: p.destination,
+      Driver: res.record.driver,
+      // setBindModeIfNull: named/anonymous local volumes from -v and --mount get "z".
+      Mode: p.mode === '' ? 'z' : p.mode,
+      RW: p.rw,
+      Propagation: '',
+      Spec: p.spec,
+      ...(res.record.anonymous ? { Anonymous: true } : {}),
+    };
+  };
+
+  try {
+    // 1. Volumes of other containers.
+    for (const v of input.volumesFrom ?? []) {
+      const { container, mode } = parseVolumesFrom(v);
+      const other = input.lookupContainer?.(container);
+      if (!other) throw new InvalidParameterError(`No such container: ${container}`);
+      for (const m of other.mounts) {
+        if (m.Type === 'volume' && m.Name && !volumes.record(m.Name)) {
+          throw new NotFoundError(`get ${m.Name}: no such volume`);
+        }
+        // dockerd copies everything but Mode.
+        byDest.set(m.Destination, { ...m, Mode: '', RW: m.RW && volumesFromReadWrite(mode) });
+        copyData.set(m.Destination, false);
+      }
+    }
+
+    // 2. -v binds and volumes.
+    for (const raw of input.binds ?? []) {
+      const p = parseBind(raw, input.volumeDriver ?? '');
+      if (bound.has(p.destination) || tmpfsDest.has(p.destination)) throw duplicate(p.destination);
+      let cm: ContainerMount;
+      if (p.type === 'volume') {
+        cm = await useVolume(p, {});
+      } else {
+        cm = {
+          Type: 'bind',
+          Source: p.source,
+          Destination: p.destination,
+          Mode: p.mode,
+          RW: p.rw,
+          Propagation: p.propagation,
+          Spec: p.spec,
+          CreateSource: true,
+        };
+      }
+      bound.add(p.destination);
+      byDest.set(p.destination, cm);
+      copyData.set(p.destination, p.copyData);
+    }
+
+    // 3. --mount.
+    for (const spec of input.mounts ?? []) {
+      const p = parseMountSpec(spec, exists);
+      if (bound.has(p.destination)) throw duplicate(spec.Target ?? p.destination);
+      let cm: ContainerMount;
+      if (p.type === 'volume') {
+        cm = await useVolume(p, {
+          labels: spec.VolumeOptions?.Labels,
+          driverOpts: spec.VolumeOptions?.DriverConfig?.Options,
+        });
+      } else if (p.type === 'bind') {
+        cm = {
+          Type: 'bind',
+          Source: p.source,
+          Destination: p.destination,
+          Mode: '',
+          RW: p.rw,
+          Propagation: p.propagation,
+          Spec: p.spec,
+          ...(spec.BindOptions?.CreateMountpoint ? { CreateSource: true } : {}),
+        };
+      } else {
+        cm = {
+          Type: 'tmpfs',
+          Source: '',
+          Destination: p.destination,
+          Mode: '',
+          RW: p.rw,
+          Propagation: '',
+          Spec: p.spec,
+          TmpfsData: convertTmpfsOptions(spec.TmpfsOptions, spec.ReadOnly === true),
+        };
+      }
+      bound.add(p.destination);
+      byDest.set(p.destination, cm);
+      copyData.set(p.destination, p.copyData);
+    }
+
+    // 4. Config.Volumes (image VOLUME and `-v /path`): anonymous volumes where nothing is mounted yet.
+    for (const spec of Object.keys(input.volumes ?? {})) {
+      const dest = cleanContainerPath(spec);
+      if (byDest.has(dest) || tmpfsDest.has(dest)) continue;
+      if (!dest.startsWith('/')) throw new InvalidParameterError(`invalid mount path: '${dest}' mount path must be absolute`);
+      if (dest === '/') throw new InvalidParameterError("invalid specification: destination can't be '/'");
+      const hostPath = input.resolveRootfsPath?.(dest);
+      if (hostPath !== undefined) {
+        try {
+          if (!statSync(hostPath).isDirectory()) {
+            throw new InvalidParameterError(`cannot mount volume over existing file, file exists ${hostPath}`);
+          }
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
+      }
+      const res = await volumes.create({ driver: input.volumeDriver || undefined });
+      created.push(res.record.name);
+      byDest.set(dest, {
+        Type: 'volume',
+        Name: res.record.name,
+        Source: res.volume.Mountpoint,
+        Destination: dest,
+        Driver: res.record.driver,
+        Mode: '',
+        RW: true,
+        Propagation: '',
+        Spec: { Type: 'volume', Target: dest },
+        Anonymous: true,
+      });
+      copyData.set(dest, true);
+    }
+
+    // 5. Copy-up: the image's content at the destination into empty volumes (not for volumes that
+    // mount a filesystem of their own: that content would land under the mount).
+    if (input.resolveRootfsPath) {
+      for (const m of byDest.values()) {
+        if (m.Type !== 'volume' || !m.Name || !copyData.get(m.Destination)) continue;
+        if (volumes.needsMount(m.Name)) continue;
+        const src = input.resolveRootfsPath(m.Destination);
+        if (src === undefined) continue;
+        await copyUpIfEmpty(m.Source, src, input.log);
+      }
+    }
+  } catch (e) {
+    // Anonymous volumes made for this container would otherwise leak; named ones stay, as in dockerd.
+    const anon = created.filter((n) => volumes.record(n)?.anonymous);
+    await volumes.removeAnonymousVolumes(anon, input.containerId).catch((err: unknown) => {
+      input.log?.warn({ err: errorMessage(err) }, 'cleaning up anonymous volumes failed');
+    });
+    throw e;
+  }
+
+  const mounts = [...byDest.values()].sort((a, b) => (a.Destination < b.Destination ? -1 : a.Destination > b.Destination ? 1 : 0));
+  return {
+    mounts,
+    oci: ociMounts(mounts, input.tmpfs),
+    createdVolumes: created,
+    anonymousVolumes: mounts.filter((m) => m.Anonymous && m.Name).map((m) => m.Name as string),
+  };
+}
+
+/**
+ * At container start: creates missing `-v` bind sources, checks `--mount` bind sources, mounts
+ * volumes that have a filesystem of their own (tmpfs/bind/nfs options; refcounted), publishes
+ * volume `mount` events, and returns the OCI entries. On failure, what was mounted is released.
+ */
+export async function prepareContainerMounts(
+  volumes: VolumeService,
+  containerId: string,
+  mounts: readonly ContainerMount[],
+  tmpfs?: Readonly<Record<string, string>> | null,
+): Promise<OciMount[]> {
+  const mounted: string[] = [];
+  try {
+    for (const m of mounts) {
+      if (m.Type === 'bind') {
+        if (m.CreateSource) {
+          await mkdir(m.Source, { recursive: true, mode: 0o755 }).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOTDIR' && e.code !== 'EEXIST') {
+              throw new InvalidParameterError(`error while creating mount source path '${m.Source}': ${e.message}`);
+            }
+          });
+        } else {
+          await stat(m.Source).catch(() => {
+            throw new InvalidParameterError(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+          });
+        }
+      } else if (m.Type === 'volume' && m.Name) {
+        await volumes.mount(m.Name, containerId, { destination: m.Destination, rw: m.RW, propagation: m.Propagation });
+        mounted.push(m.Name);
+      }
+    }
+  } catch (e) {
+    for (const name of mounted) await volumes.unmount(name, containerId).catch(() => undefined);
+    throw e;
+  }
+  return ociMounts(mounts, tmpfs);
+}
+
+/** At container stop: drops the container's volume mount references and publishes `unmount`. */
+export async function releaseContainerMounts(
+  volumes: VolumeService,
+  containerId: string,
+  mounts: readonly ContainerMount[],
+  log?: Logger,
+): Promise<void> {
+  for (const m of mounts) {
+    if (m.Type !== 'volume' || !m.Name) continue;
+    await volumes.unmount(m.Name, containerId).catch((e: unknown) => {
+      log?.warn({ volume: m.Name, container: containerId, err: errorMessage(e) }, 'unmounting volume failed');
+    });
+  }
+}
+
+/** Names of a container's volumes (for the usage checker: every volume a container's mounts reference). */
+export function volumeNames(mounts: readonly ContainerMount[]): string[] {
+  return mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name as string);
+}
