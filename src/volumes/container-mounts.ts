@@ -365,6 +365,13 @@ export async function releaseContainerMounts(
   }
 }
 
+/** After a daemon restart, for each running container: re-take its volume mount references (no events). */
+export async function restoreContainerMounts(volumes: VolumeService, containerId: string, mounts: readonly ContainerMount[]): Promise<void> {
+  for (const m of mounts) {
+    if (m.Type === 'volume' && m.Name) await volumes.restoreMount(m.Name, containerId);
+  }
+}
+
 /** Names of a container's volumes (for the usage checker: every volume a container's mounts reference). */
 export function volumeNames(mounts: readonly ContainerMount[]): string[] {
   return mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name as string);

@@ -151,6 +151,27 @@ export class LocalDriver {
     await mkdir(this.root, { recursive: true, mode: 0o701 });
   }
 
+  /** Volume directories present on disk (a valid name and a `_data` inside), with their ctime. */
+  async scan(): Promise<{ name: string; createdNano: bigint }[]> {
+    const out: { name: string; createdNano: bigint }[] = [];
+    for (const ent of await readdir(this.root, { withFileTypes: true })) {
+      if (!ent.isDirectory()) continue;
+      try {
+        validateVolumeName(ent.name);
+      } catch {
+        continue;
+      }
+      try {
+        await lstat(join(this.root, ent.name, '_data'));
+      } catch {
+        continue;
+      }
+      const st = await lstat(join(this.root, ent.name), { bigint: true });
+      out.push({ name: ent.name, createdNano: st.ctimeNs });
+    }
+    return out;
+  }
+
   /** The volume's directory; refuses any name that could leave the volumes directory. */
   volumeDir(name: string): string {
     validateVolumeName(name);

@@ -105,8 +105,24 @@ export class VolumeService {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Prepares the volumes directory and reconciles it with the records: a volume directory without a
+   * record (a crash between mkdir and insert, or data carried over from another engine) is adopted as
+   * dockerd's local driver would list it; a record whose directory is gone is dropped.
+   */
   async init(): Promise<void> {
     await this.driver.init();
+    const onDisk = new Map((await this.driver.scan()).map((e) => [e.name, e]));
+    for (const rec of this.repo.list()) {
+      if (onDisk.has(rec.name)) continue;
+      this.log.warn({ volume: rec.name }, 'volume directory is missing; dropping its record');
+      this.repo.delete(rec.name);
+    }
+    for (const e of onDisk.values()) {
+      if (this.repo.get(e.name)) continue;
+      this.log.info({ volume: e.name }, 'adopting volume directory without a record');
+      this.repo.insert({ name: e.name, driver: LOCAL_DRIVER, labels: null, options: null, createdNano: e.createdNano, anonymous: false });
+    }
   }
 
   setUsageChecker(checker: VolumeUsageChecker): void {
@@ -328,6 +344,16 @@ export class VolumeService {
     if (!rec) return;
     await this.driver.unmount(name, rec.options, containerId);
     this.events.publish('volume', 'unmount', name, { driver: rec.driver, container: containerId });
+  }
+
+  /**
+   * After a daemon restart, a running container's volumes are still mounted: re-take the container's
+   * mount reference without mounting again or publishing events (dockerd's LiveRestoreVolume).
+   */
+  async restoreMount(name: string, containerId: string): Promise<void> {
+    const rec = this.repo.get(name);
+    if (!rec) return;
+    await this.driver.mount(name, rec.options, containerId);
   }
 
   /** Whether a volume's options make the daemon mount something on its `_data`. */

@@ -182,6 +182,28 @@ describe('VolumeService', () => {
   });
 });
 
+describe('VolumeService start-up reconciliation', () => {
+  it('adopts volume directories without a record and drops records without a directory', async () => {
+    const fx = await volumeFixture();
+    try {
+      await fx.svc.create({ name: 'kept', labels: { a: 'b' } });
+      await fx.svc.create({ name: 'lost' });
+      const { rmSync } = await import('node:fs');
+      rmSync(join(fx.dataRoot, 'volumes', 'lost'), { recursive: true });
+      mkdirSync(join(fx.dataRoot, 'volumes', 'carried', '_data'), { recursive: true });
+      mkdirSync(join(fx.dataRoot, 'volumes', 'no-data-dir'));
+      mkdirSync(join(fx.dataRoot, 'volumes', '.bad', '_data'), { recursive: true });
+      await fx.svc.init();
+      expect(fx.svc.list().Volumes.map((v) => [v.Name, v.Labels])).toEqual([
+        ['carried', null],
+        ['kept', { a: 'b' }],
+      ]);
+    } finally {
+      fx.close();
+    }
+  });
+});
+
 describe('local driver helpers', () => {
   it('parses sizes as go-units RAMInBytes', () => {
     expect(ramInBytes('10m')).toBe(10 * 1024 * 1024);
