@@ -16,6 +16,8 @@ import { VolumeRepo } from './store/volume-repo.js';
 import { LocalDriver } from './volumes/local-driver.js';
 import { VolumeService } from './volumes/volume-service.js';
 import { DiskUsageService } from './volumes/disk-usage.js';
+import { NetworkRepo } from './store/network-repo.js';
+import { NetworkService } from './network/network-service.js';
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -29,6 +31,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
 
   let db: Db | undefined;
   let api: ApiServer | undefined;
+  let networks: NetworkService | undefined;
   try {
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
     const events = new EventBus(new EventRepo(db, 10_000));
@@ -36,12 +39,24 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const system = new SystemService(config, readHostFacts(), new MetaRepo(db), {
       storageDriver: () => ({ name: storageDriver, status: [] }),
       listenerCount: () => events.listenerCount,
+      warnings: () => networks?.warnings() ?? [],
     });
     const volumesLog = log.child({ sub: 'volumes' });
     const volumes = new VolumeService(new VolumeRepo(db), new LocalDriver(config.dataRoot, volumesLog), events, volumesLog);
     await volumes.init();
     const diskUsage = new DiskUsageService(volumes);
-    const services: Services = { system, events, volumes, diskUsage };
+    networks = new NetworkService(new NetworkRepo(db), events, log.child({ sub: 'network' }), {
+      execRoot: config.execRoot,
+      bip: config.bip,
+      defaultAddressPools: config.defaultAddressPools,
+      iptables: config.iptables,
+      dns: config.dns,
+      daemonId: system.daemonId,
+    });
+    await networks.start();
+    // Until the containers service reports which containers survived, no sandbox does: release leftovers.
+    await networks.restore([]);
+    const services: Services = { system, events, volumes, diskUsage, networks };
 
     api = await createApiServer(services, log);
     await api.listen(config.hosts);
@@ -49,6 +64,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');
   } catch (e) {
     await api?.close(0);
+    await networks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
     db?.close();
     releaseLock();
     throw e;
@@ -56,10 +72,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
 
   const openDb = db;
   const openApi = api;
+  const openNetworks = networks;
   return {
     async stop() {
       log.info('berthd shutting down');
       await openApi.close(10_000);
+      await openNetworks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
       openDb.close();
       rmSync(config.pidfile, { force: true });
       releaseLock();

@@ -2,6 +2,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { SystemService } from '../system/system-service.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import type { DiskUsageService } from '../volumes/disk-usage.js';
+import type { NetworkService } from '../network/network-service.js';
 
 /** What the routes may call: one service per area, wired by daemon.ts. */
 export interface Services {
@@ -9,4 +10,5 @@ export interface Services {
   events: EventBus;
   volumes: VolumeService;
   diskUsage: DiskUsageService;
+  networks: NetworkService;
 }

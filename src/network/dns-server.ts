@@ -171,5 +171,3 @@ export class EmbeddedDns {
     return undefined;
   }
 }
-
-export const NXDOMAIN = RCODE_NXDOMAIN;

@@ -14,6 +14,8 @@ export interface FirewallBridge {
   name: string;
   subnet: string;
   internal: boolean;
+  /** MASQUERADE outgoing traffic (com.docker.network.bridge.enable_ip_masquerade) */
+  masquerade: boolean;
 }
 
 export interface FirewallPort {
@@ -77,7 +79,7 @@ export function renderRules(c: ChainNames, state: FirewallState): string {
 
   const n: string[] = ['*nat', `:${c.postrouting} - [0:0]`, `:${c.dnat} - [0:0]`];
   for (const b of state.bridges) {
-    if (!b.internal) n.push(`-A ${c.postrouting} -s ${b.subnet} ! -o ${b.name} -j MASQUERADE`);
+    if (!b.internal && b.masquerade) n.push(`-A ${c.postrouting} -s ${b.subnet} ! -o ${b.name} -j MASQUERADE`);
   }
   for (const p of state.ports) {
     n.push(`-A ${c.postrouting} -s ${p.containerIp}/32 -d ${p.containerIp}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`);

@@ -1,4 +1,5 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
@@ -33,6 +34,8 @@ export interface EndpointPlumbing {
   mtu: number;
   /** Installs the default route via this gateway when set. */
   defaultGateway: string | undefined;
+  /** ifalias put on the host side, marking it as this daemon's */
+  owner: string;
 }
 
 export class Plumbing {
@@ -119,6 +122,7 @@ export class Plumbing {
     await this.ip(['link', 'add', 'name', ep.hostIfName, 'mtu', String(ep.mtu), 'type', 'veth', 'peer', 'name', peer, 'mtu', String(ep.mtu)]);
     try {
       await this.ip(['link', 'set', 'dev', peer, 'netns', ep.netnsPath]);
+      await this.ip(['link', 'set', 'dev', ep.hostIfName, 'alias', ep.owner]);
       await this.ip(['link', 'set', 'dev', ep.hostIfName, 'master', ep.bridge, 'up']);
       const cmds = [
         `link set dev ${peer} name ${ep.ifName}`,
@@ -144,7 +148,6 @@ export class Plumbing {
   }
 
   async sysctl(key: string, value: string): Promise<void> {
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(`/proc/sys/${key.replaceAll('.', '/')}`, value);
   }
 }

@@ -108,4 +108,27 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'networks',
+    sql: `
+      CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL
+      );
+      CREATE TABLE network_endpoints (
+        network_id TEXT NOT NULL,
+        container_id TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (network_id, container_id)
+      );
+      CREATE UNIQUE INDEX network_endpoints_ip ON network_endpoints (network_id, ip) WHERE ip <> '';
+      CREATE TABLE network_sandboxes (
+        container_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -3,10 +3,12 @@ import type { Services } from '../services.js';
 import { systemRoutes } from './system.js';
 import { volumeRoutes } from './volumes.js';
 import { systemDfRoutes } from './system-df.js';
+import { networkRoutes } from './networks.js';
 
 /** Every routes file, one per API area. */
 export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
   systemRoutes(app, services);
   volumeRoutes(app, services);
   systemDfRoutes(app, services);
+  networkRoutes(app, services);
 }
