@@ -5,7 +5,21 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Cgroup, type CgroupManager, CgroupV1, createCgroupManager, parseCgroupMounts } from '../../src/runtime/cgroups/index.js';
+import {
+  adaptResources,
+  buildDeviceConfig,
+  type Cgroup,
+  type CgroupManager,
+  CgroupV1,
+  CgroupWarnings,
+  createCgroupManager,
+  hostConfigToLinuxResources,
+  mergeResourcesUpdate,
+  parseCgroupMounts,
+  verifyResources,
+} from '../../src/runtime/cgroups/index.js';
+
+const MiB = 1024 * 1024;
 
 const ROOT = '/sys/fs/cgroup';
 const isRoot = process.getuid?.() === 0;
@@ -117,6 +131,40 @@ describe.skipIf(skipReason !== '')(`cgroup v1 on the real hierarchy${skipReason 
     expect(await waitExit(child)).toEqual({ code: null, signal: 'SIGTERM' });
     expect(await cgroup.isFrozen()).toBe(false);
     expect(await pollCgroupEmpty(cgroup)).toBe(true);
+  });
+
+  it("applies Docker's many-options resources and device rules as the kernel expects them", async () => {
+    manager = createCgroupManager();
+    const sys = await manager.sysInfo();
+    const verified = verifyResources(
+      { Memory: 64 * MiB, MemorySwap: 128 * MiB, MemoryReservation: 32 * MiB, NanoCpus: 500_000_000, CpuShares: 512, CpusetCpus: '0', PidsLimit: 100, BlkioWeight: 300 },
+      sys,
+    );
+    const resources = await hostConfigToLinuxResources(adaptResources(verified.resources));
+    const devices = await buildDeviceConfig({ DeviceCgroupRules: ['c 42:* rmw'] });
+    const { cgroup, warnings } = await manager.create(`${top}/many`, { ...resources, devices: devices.rules });
+    expect([...verified.warnings, ...warnings].every((w) => w === CgroupWarnings.blkioWeight || w === CgroupWarnings.swapLimit)).toBe(true);
+    const v1 = cgroup as CgroupV1;
+    const read = (ctl: string, file: string): string => readFileSync(path.join(v1.dirOf(ctl) ?? '', file), 'utf8').trim();
+    expect(read('memory', 'memory.limit_in_bytes')).toBe(String(64 * MiB));
+    if (sys.swapLimit) expect(read('memory', 'memory.memsw.limit_in_bytes')).toBe(String(128 * MiB));
+    expect(read('memory', 'memory.soft_limit_in_bytes')).toBe(String(32 * MiB));
+    expect(read('cpu', 'cpu.cfs_quota_us')).toBe('50000');
+    expect(read('cpu', 'cpu.cfs_period_us')).toBe('100000');
+    expect(read('cpu', 'cpu.shares')).toBe('512');
+    expect(read('cpuset', 'cpuset.cpus')).toBe('0');
+    expect(read('pids', 'pids.max')).toBe('100');
+    // What dockerd 20.10 + runc left in devices.list, plus the --device-cgroup-rule.
+    expect(read('devices', 'devices.list').split('\n').sort()).toEqual(
+      ['b *:* m', 'c *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:1 rwm', 'c 5:2 rwm', 'c 10:200 rwm', 'c 136:* rwm', 'c 42:* rwm'].sort(),
+    );
+    // A live update grows memory and memsw in the right order.
+    const merged = mergeResourcesUpdate(
+      { Memory: 64 * MiB, MemorySwap: 128 * MiB },
+      { Memory: 256 * MiB, MemorySwap: 512 * MiB },
+    );
+    expect(await cgroup.update(await hostConfigToLinuxResources(merged, { update: true }))).toEqual([]);
+    expect(read('memory', 'memory.limit_in_bytes')).toBe(String(256 * MiB));
   });
 
   it('destroy kills what is still running and removes the directories', async () => {
