@@ -97,18 +97,31 @@ static char *lookup(struct plan *p)
 	child_fail(127, 0, "exec: \"%s\": executable file not found in $PATH", file);
 }
 
-static void join_namespaces(struct plan *p, int want_user)
+/* Opens every namespace path first (after joining the mount namespace, /proc/<pid> paths would
+ * resolve in the container's /proc), then joins: user first, mount last. */
+static void join_namespaces(struct plan *p)
 {
+	int fds[8];
 	for (int i = 0; i < p->njoins; i++) {
-		int t = p->joins[i].nstype;
-		if (t == CLONE_NEWPID || (t == CLONE_NEWUSER) != want_user)
+		fds[i] = -1;
+		if (p->joins[i].nstype == CLONE_NEWPID)
 			continue;
-		int fd = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		fds[i] = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
 			child_fail(128, errno, "open namespace %s", p->joins[i].path);
-		if (setns(fd, t) < 0)
-			child_fail(128, errno, "join namespace %s", p->joins[i].path);
-		close(fd);
+	}
+	static const int order[] = {CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWNS};
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		for (int i = 0; i < p->njoins; i++) {
+			if (fds[i] < 0 || p->joins[i].nstype != order[k])
+				continue;
+			if (setns(fds[i], order[k]) < 0)
+				child_fail(128, errno, "join namespace %s", p->joins[i].path);
+			close(fds[i]);
+			fds[i] = -1;
+			if (order[k] == CLONE_NEWUSER && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+				child_fail(128, errno, "become root in the joined user namespace");
+		}
 	}
 }
 
@@ -153,12 +166,11 @@ void child_main(struct plan *p, struct child_fds *fds)
 	sec_oom(p);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-	join_namespaces(p, 1);
 	if (p->clone_flags & CLONE_NEWUSER) {
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			child_fail(128, errno, "become root in the user namespace");
 	}
-	join_namespaces(p, 0);
+	join_namespaces(p);
 
 	if (p->mode == MODE_CREATE)
 		rootfs_prepare(p);

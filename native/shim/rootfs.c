@@ -162,7 +162,7 @@ static void do_mount(int rootfd, struct mount_ent *m)
 {
 	char fdp[64];
 	int isdir = 1;
-	if (m->flags & MS_BIND) {
+	if ((m->flags & MS_BIND) && !(m->flags & MS_REMOUNT)) {
 		struct stat st;
 		if (stat(m->src, &st) < 0)
 			child_fail(128, errno, "mount %s to %s: stat source", m->src, m->dest);

@@ -1,0 +1,575 @@
+// Executor: the runtime layer the containers service calls. It compiles OCI specs into launch plans,
+// spawns one detached berth-shim per container (and per exec), and talks to the shims over their
+// unix sockets. A shim outlives berthd; a new Executor re-adopts it with adopt().
+//
+// API (all ids are container ids; bundle dirs belong to the caller, who removes them after delete()):
+//   new Executor({ execRoot, shimPath, initPath?, log, cgroups? })
+//   create(id, ContainerCreateOptions) → Promise<{ pid, warnings }>   container set up, paused before exec
+//   start(id) → Promise<{ pid }>                                         execs the user's command
+//   attach(id, { stdin, stdout, stderr }) → Promise<AttachHandle>        live output + stdin (no replay of the log)
+//   resize(id, height, width) → Promise<void>
+//   kill(id, signal, { all? }) → Promise<void>                           all: every process (cgroup.kill / pid ns)
+//   state(id) → Promise<'created' | 'running' | 'exited'>
+//   waitExit(id) → Promise<ExitStatus>                                   immediate if the exit file exists
+//   exec(id, execId, ExecOptions) → Promise<ExecHandle>                  streams + exit promise
+//   adopt(id, bundleDir) → Promise<'created' | 'running' | ExitStatus>   after a berthd restart
+//   delete(id) → Promise<void>                                           shim gone, cgroup destroyed, sockets removed
+//   initMount() → OciMount                                               bind of berth-init for --init
+// Pre-exec failures reject create/start with ContainerStartError (Docker's message, exitCode 126/127/128).
+//
+// Bundle files: config.json, plan, shim.json {shimPid, shimStart, initPid, initStart}, exit.json
+// (ExitStatus), shim.log (the shim's diagnostics), rootfs/ (mount point, used only inside the container's
+// mount namespace), exec/<execId>/{plan, exit.json}. Sockets: <execRoot>/s/<id[0:24]>.sock.
+
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, promises as fsp, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { BerthError, ConflictError, NotFoundError, errorMessage } from '../errors.js';
+import type { Logger } from '../util/logger.js';
+import type { Cgroup, CgroupManager } from './cgroups/index.js';
+import { INIT_PATH_IN_CONTAINER, RUNTIME_ALLOWED_DEVICE_RULES } from './defaults.js';
+import { compileLaunchPlan, writeLaunchFiles, type RootfsSource } from './launch-plan.js';
+import type { OciMount, OciProcess, OciSpec } from './oci-spec.js';
+import { ShimConnection, ShimRequestError, parseExitStatus, type ExitStatus, type ShimState } from './shim-client.js';
+
+export type { ExitStatus, ShimState };
+
+export interface ExecutorOptions {
+  /** Berth's exec root (e.g. /run/berth); shim sockets go to <execRoot>/s/. Keep it short (sun_path is 108 bytes). */
+  execRoot: string;
+  shimPath: string;
+  /** Host path of berth-init, bind-mounted by initMount() for --init. */
+  initPath?: string;
+  log: Logger;
+  cgroups?: CgroupManager;
+}
+
+export interface ContainerCreateOptions {
+  bundleDir: string;
+  spec: OciSpec;
+  rootfs: RootfsSource;
+  logPath?: string;
+  logOpts?: { maxSize?: number; maxFile?: number };
+  tty: boolean;
+  openStdin: boolean;
+  stdinOnce: boolean;
+  consoleSize?: { height: number; width: number };
+  /** Compiled seccomp program (struct sock_filter[] bytes) from src/runtime/seccomp. */
+  seccomp?: Buffer;
+  seccompFlags?: number;
+}
+
+export interface ExecOptions {
+  process: OciProcess;
+  tty: boolean;
+  openStdin: boolean;
+  stdinOnce?: boolean;
+  consoleSize?: { height: number; width: number };
+  seccomp?: Buffer;
+  seccompFlags?: number;
+  /** Which output streams to deliver (default both). */
+  stdout?: boolean;
+  stderr?: boolean;
+}
+
+export interface OutputChunk {
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+}
+
+export interface AttachHandle {
+  /** Present when stdin was requested; end() closes the container's stdin if stdinOnce. */
+  stdin?: Writable;
+  /** objectMode stream of OutputChunk; ends when the process has exited and its output is drained. */
+  output: Readable;
+  /** Resolves with the exit status when the process ends while attached (undefined if detached first). */
+  exited: Promise<ExitStatus | undefined>;
+  close(): void;
+}
+
+export interface ExecHandle {
+  execId: string;
+  pid: number;
+  stdin?: Writable;
+  output: Readable;
+  resize(height: number, width: number): Promise<void>;
+  kill(signal: number): Promise<void>;
+  exit: Promise<ExitStatus>;
+}
+
+/** A failure before the container's process ran (Docker maps 127/126 to 400s and exit codes). */
+export class ContainerStartError extends BerthError {
+  override readonly statusCode: number;
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.statusCode = exitCode === 126 || exitCode === 127 ? 400 : 500;
+  }
+}
+
+interface ShimInfo {
+  shimPid: number;
+  shimStart: number;
+  initPid: number;
+  initStart: number;
+}
+
+interface Entry {
+  id: string;
+  bundleDir: string;
+  socketPath: string;
+  stdinOnce: boolean;
+  tty: boolean;
+  cgroup?: Cgroup;
+  info: ShimInfo;
+  ctl?: ShimConnection;
+  execSockets: Set<string>;
+}
+
+/** Field 22 of /proc/<pid>/stat, or undefined if the process is gone. */
+export function procStartTime(pid: number): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    const v = Number(rest[19]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number, start: number): boolean {
+  return pid > 0 && procStartTime(pid) === start;
+}
+
+const NS_FILES = ['user', 'mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup'] as const;
+
+export class Executor {
+  private readonly entries = new Map<string, Entry>();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ExecutorOptions) {
+    this.log = opts.log.child({ sub: 'executor' });
+  }
+
+  socketPathFor(id: string, execId?: string): string {
+    const name = execId ? `${id.slice(0, 12)}-${execId.slice(0, 12)}` : id.slice(0, 24);
+    const p = path.join(this.opts.execRoot, 's', `${name}.sock`);
+    if (Buffer.byteLength(p) > 107) throw new BerthError(`shim socket path too long (${p}): use a shorter exec root`);
+    return p;
+  }
+
+  /** The bind mount that makes berth-init available as /sbin/docker-init (Docker's --init). */
+  initMount(): OciMount {
+    if (!this.opts.initPath) throw new BerthError('no berth-init configured');
+    return { destination: INIT_PATH_IN_CONTAINER, type: 'bind', source: this.opts.initPath, options: ['bind', 'ro'] };
+  }
+
+  private entry(id: string): Entry {
+    const e = this.entries.get(id);
+    if (!e) throw new NotFoundError(`No such container: ${id}`);
+    return e;
+  }
+
+  async create(id: string, o: ContainerCreateOptions): Promise<{ pid: number; warnings: string[] }> {
+    if (this.entries.has(id)) throw new ConflictError(`container ${id} already has a running shim`);
+    const bundle = o.bundleDir;
+    await fsp.mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
+    await fsp.mkdir(path.join(this.opts.execRoot, 's'), { recursive: true, mode: 0o700 });
+    for (const f of ['exit.json', 'shim.json']) await fsp.rm(path.join(bundle, f), { force: true });
+    const socketPath = this.socketPathFor(id);
+
+    let cgroup: Cgroup | undefined;
+    let warnings: string[] = [];
+    const cgPath = o.spec.linux?.cgroupsPath;
+    if (this.opts.cgroups && cgPath) {
+      // like runc, the runtime's own device rules follow the spec's (mknod anything, default nodes, pts, ptmx, tun)
+      const res = o.spec.linux?.resources ?? {};
+      const devices = res.devices ? [...res.devices, ...RUNTIME_ALLOWED_DEVICE_RULES] : undefined;
+      const r = await this.opts.cgroups.create(cgPath, devices ? { ...res, devices } : res);
+      cgroup = r.cgroup;
+      warnings = r.warnings;
+    }
+    try {
+      const records = compileLaunchPlan(o.spec, {
+        mode: 'create',
+        id,
+        socketPath,
+        exitFile: path.join(bundle, 'exit.json'),
+        stateFile: path.join(bundle, 'shim.json'),
+        ...(o.logPath ? { logPath: o.logPath } : {}),
+        ...(o.logOpts?.maxSize !== undefined ? { logMaxSize: o.logOpts.maxSize } : {}),
+        ...(o.logOpts?.maxFile !== undefined ? { logMaxFile: o.logOpts.maxFile } : {}),
+        tty: o.tty,
+        openStdin: o.openStdin,
+        ...(o.consoleSize ? { consoleSize: o.consoleSize } : {}),
+        rootfs: o.rootfs,
+        rootfsTarget: path.join(bundle, 'rootfs'),
+        cgroupProcs: cgroup?.procsFiles() ?? [],
+        cgroupV2: this.opts.cgroups?.version === '2',
+        ...(o.seccomp ? { seccompBpf: o.seccomp, seccompFlags: o.seccompFlags ?? 0 } : {}),
+      });
+      const planPath = await writeLaunchFiles(bundle, o.spec, records);
+      const pid = await this.spawnShim('create', planPath, path.join(bundle, 'shim.log'));
+      const info = JSON.parse(await fsp.readFile(path.join(bundle, 'shim.json'), 'utf8')) as ShimInfo;
+      const e: Entry = { id, bundleDir: bundle, socketPath, stdinOnce: o.stdinOnce, tty: o.tty, info, execSockets: new Set() };
+      if (cgroup) e.cgroup = cgroup;
+      this.entries.set(id, e);
+      this.log.debug({ id, pid, shimPid: info.shimPid }, 'container created');
+      return { pid, warnings };
+    } catch (err) {
+      if (cgroup) await cgroup.destroy().catch((e2: unknown) => this.log.warn({ err: e2, id }, 'destroy cgroup after failed create'));
+      throw err;
+    }
+  }
+
+  /** Spawns a detached shim and waits for its one-line report on fd 3. */
+  private spawnShim(mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<number> {
+    const logFd = openSync(shimLog, 'a', 0o600);
+    let child;
+    try {
+      child = spawn(this.opts.shimPath, [mode, planPath], { detached: true, stdio: ['ignore', 'ignore', logFd, 'pipe'] });
+    } finally {
+      closeSync(logFd);
+    }
+    const report = child.stdio[3] as Readable;
+    return new Promise<number>((resolve, reject) => {
+      let text = '';
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        report.destroy();
+        child.unref();
+        const line = text.split('\n')[0] ?? '';
+        const ok = /^ok (\d+)$/.exec(line);
+        if (ok) return resolve(Number(ok[1]));
+        const err = /^err (\d+) (.*)$/.exec(line);
+        if (err) return reject(new ContainerStartError(err[2] ?? 'unknown error', Number(err[1])));
+        let tail = '';
+        try {
+          tail = readFileSync(shimLog, 'utf8').trim().split('\n').slice(-3).join('; ');
+        } catch {
+          // no diagnostics
+        }
+        reject(new BerthError(`berth-shim failed without a report${tail ? `: ${tail}` : ''}`));
+      };
+      report.on('data', (d: Buffer) => {
+        text += d.toString('utf8');
+        if (text.includes('\n')) finish();
+      });
+      report.on('end', finish);
+      report.on('error', finish);
+      child.on('error', (err) => {
+        if (done) return;
+        done = true;
+        reject(new BerthError(`cannot run ${this.opts.shimPath}: ${errorMessage(err)}`, { cause: err }));
+      });
+    });
+  }
+
+  private async control(e: Entry): Promise<ShimConnection> {
+    if (e.ctl && !e.ctl.isClosed) return e.ctl;
+    const c = await ShimConnection.connect(e.socketPath);
+    e.ctl = c;
+    c.on('close', () => {
+      if (e.ctl === c) delete e.ctl;
+    });
+    return c;
+  }
+
+  async start(id: string): Promise<{ pid: number }> {
+    const e = this.entry(id);
+    const c = await this.control(e);
+    try {
+      const pid = await c.start();
+      return { pid };
+    } catch (err) {
+      if (!(err instanceof ShimRequestError)) throw err;
+      const st = await this.waitExit(id).catch(() => undefined);
+      throw new ContainerStartError(st?.error ?? err.message, st?.exitCode ?? 128);
+    }
+  }
+
+  async state(id: string): Promise<ShimState> {
+    const e = this.entry(id);
+    if (existsSync(path.join(e.bundleDir, 'exit.json'))) return 'exited';
+    try {
+      return (await (await this.control(e)).state()).state;
+    } catch {
+      return 'exited';
+    }
+  }
+
+  async attach(id: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<AttachHandle> {
+    const e = this.entry(id);
+    const conn = await ShimConnection.connect(e.socketPath);
+    return this.attachHandle(conn, want, e.stdinOnce);
+  }
+
+  private async attachHandle(
+    conn: ShimConnection,
+    want: { stdin: boolean; stdout: boolean; stderr: boolean },
+    stdinOnce: boolean,
+  ): Promise<AttachHandle> {
+    const output = new PassThrough({ objectMode: true });
+    conn.on('output', (stream: 'stdout' | 'stderr', data: Buffer) => output.write({ stream, data } satisfies OutputChunk));
+    const exited = new Promise<ExitStatus | undefined>((resolve) => {
+      conn.once('exit', (st: ExitStatus) => resolve(st));
+      conn.once('close', () => resolve(conn.exitStatus));
+    });
+    conn.once('close', () => output.end());
+    if (want.stdout || want.stderr) await conn.attach(want.stdout, want.stderr);
+    const handle: AttachHandle = { output, exited, close: () => conn.close() };
+    if (want.stdin) {
+      handle.stdin = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          if (conn.writeStdin(chunk)) cb();
+          else conn.onDrain(() => cb());
+        },
+        final(cb) {
+          if (!stdinOnce || conn.isClosed) return cb();
+          conn.closeStdin().then(
+            () => cb(),
+            () => cb(),
+          );
+        },
+      });
+    }
+    return handle;
+  }
+
+  async resize(id: string, height: number, width: number): Promise<void> {
+    await (await this.control(this.entry(id))).resize(height, width);
+  }
+
+  async kill(id: string, signal: number, opts: { all?: boolean } = {}): Promise<void> {
+    const e = this.entry(id);
+    if (opts.all && e.cgroup) {
+      await e.cgroup.killAll(signal);
+      return;
+    }
+    try {
+      await (await this.control(e)).kill(signal, opts.all ?? false);
+    } catch (err) {
+      if (existsSync(path.join(e.bundleDir, 'exit.json'))) {
+        throw new ConflictError(`Container ${id} is not running`);
+      }
+      throw err;
+    }
+  }
+
+  async waitExit(id: string): Promise<ExitStatus> {
+    const e = this.entry(id);
+    return this.waitExitFile(path.join(e.bundleDir, 'exit.json'), e.socketPath, e.info.shimPid, e.info.shimStart);
+  }
+
+  private async readExit(file: string): Promise<ExitStatus | undefined> {
+    try {
+      return parseExitStatus(await fsp.readFile(file, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  private async waitExitFile(file: string, socketPath: string, shimPid: number, shimStart: number): Promise<ExitStatus> {
+    for (;;) {
+      const st = await this.readExit(file);
+      if (st) return st;
+      let conn: ShimConnection | undefined;
+      try {
+        conn = await ShimConnection.connect(socketPath);
+      } catch {
+        conn = undefined;
+      }
+      if (conn) {
+        const c = conn;
+        const fromSocket = await new Promise<ExitStatus | undefined>((resolve) => {
+          c.once('exit', (s: ExitStatus) => resolve(s));
+          c.once('close', () => resolve(c.exitStatus));
+        });
+        c.close();
+        if (fromSocket) return fromSocket;
+        continue;
+      }
+      // socket gone: the shim is writing/has written the exit file, or died without one
+      if (!isAlive(shimPid, shimStart)) {
+        const last = await this.readExit(file);
+        if (last) return last;
+        return {
+          exitCode: 255,
+          signal: 0,
+          oomKilled: null,
+          finishedAt: new Date().toISOString(),
+          pid: 0,
+          error: 'berth-shim exited without recording an exit status',
+        };
+      }
+      await delay(10);
+    }
+  }
+
+  async exec(id: string, execId: string, o: ExecOptions): Promise<ExecHandle> {
+    const e = this.entry(id);
+    if (!isAlive(e.info.initPid, e.info.initStart)) throw new ConflictError(`Container ${id} is not running`);
+    const dir = path.join(e.bundleDir, 'exec', execId);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fsp.rm(path.join(dir, 'exit.json'), { force: true });
+    const socketPath = this.socketPathFor(id, execId);
+    const nsJoins: Record<string, string> = {};
+    for (const ns of NS_FILES) {
+      const target = `/proc/${e.info.initPid}/ns/${ns}`;
+      let same = false;
+      try {
+        same = readlinkSync(`/proc/self/ns/${ns}`) === readlinkSync(target);
+      } catch {
+        same = ns === 'user';
+      }
+      if (!same) nsJoins[ns] = target;
+    }
+    const records = compileLaunchPlan(
+      { ociVersion: '1.0.2-dev', process: o.process },
+      {
+        mode: 'exec',
+        id: `${id}/${execId}`,
+        socketPath,
+        exitFile: path.join(dir, 'exit.json'),
+        stateFile: path.join(dir, 'shim.json'),
+        tty: o.tty,
+        openStdin: o.openStdin,
+        ...(o.consoleSize ? { consoleSize: o.consoleSize } : {}),
+        nsJoins,
+        cgroupProcs: e.cgroup?.procsFiles() ?? [],
+        ...(o.seccomp ? { seccompBpf: o.seccomp, seccompFlags: o.seccompFlags ?? 0 } : {}),
+      },
+    );
+    const planPath = await writeLaunchFiles(dir, undefined, records);
+    await this.spawnShim('exec', planPath, path.join(e.bundleDir, 'shim.log'));
+    e.execSockets.add(socketPath);
+    const info = JSON.parse(await fsp.readFile(path.join(dir, 'shim.json'), 'utf8')) as ShimInfo;
+    const conn = await ShimConnection.connect(socketPath);
+    const h = await this.attachHandle(
+      conn,
+      { stdin: o.openStdin, stdout: o.stdout ?? true, stderr: o.stderr ?? true },
+      o.stdinOnce ?? true,
+    );
+    const exitFile = path.join(dir, 'exit.json');
+    let pid: number;
+    try {
+      pid = await conn.start();
+    } catch (err) {
+      conn.close();
+      const st = await this.waitExitFile(exitFile, socketPath, info.shimPid, info.shimStart);
+      throw new ContainerStartError(st.error ?? errorMessage(err), st.exitCode);
+    }
+    const exit = h.exited.then(async (st) => st ?? this.waitExitFile(exitFile, socketPath, info.shimPid, info.shimStart));
+    exit.then(
+      () => e.execSockets.delete(socketPath),
+      () => undefined,
+    );
+    const handle: ExecHandle = {
+      execId,
+      pid,
+      output: h.output,
+      resize: (height, width) => conn.resize(height, width),
+      kill: (signal) => conn.kill(signal),
+      exit,
+    };
+    if (h.stdin) handle.stdin = h.stdin;
+    return handle;
+  }
+
+  async adopt(id: string, bundleDir: string): Promise<'created' | 'running' | ExitStatus> {
+    const exitFile = path.join(bundleDir, 'exit.json');
+    let info: ShimInfo | undefined;
+    try {
+      info = JSON.parse(await fsp.readFile(path.join(bundleDir, 'shim.json'), 'utf8')) as ShimInfo;
+    } catch {
+      info = undefined;
+    }
+    const socketPath = this.socketPathFor(id);
+    let cgroup: Cgroup | undefined;
+    if (this.opts.cgroups) {
+      try {
+        const spec = JSON.parse(await fsp.readFile(path.join(bundleDir, 'config.json'), 'utf8')) as OciSpec;
+        if (spec.linux?.cgroupsPath) cgroup = this.opts.cgroups.open(spec.linux.cgroupsPath);
+      } catch (err) {
+        this.log.warn({ err, id }, 'adopt: cannot read config.json');
+      }
+    }
+    const stdinOnce = false;
+    let tty = false;
+    try {
+      const plan = await fsp.readFile(path.join(bundleDir, 'plan'), 'latin1');
+      tty = /\ntty 1\n1\n/.test(plan);
+    } catch {
+      // no plan: defaults
+    }
+    const e: Entry = {
+      id,
+      bundleDir,
+      socketPath,
+      stdinOnce,
+      tty,
+      info: info ?? { shimPid: 0, shimStart: -1, initPid: 0, initStart: -1 },
+      execSockets: new Set(),
+    };
+    if (cgroup) e.cgroup = cgroup;
+    this.entries.set(id, e);
+    if (info && isAlive(info.shimPid, info.shimStart)) {
+      try {
+        const st = await (await this.control(e)).state();
+        if (st.state !== 'exited') return st.state;
+      } catch (err) {
+        this.log.warn({ err, id }, 'adopt: shim alive but its socket does not answer');
+      }
+      return this.waitExit(id);
+    }
+    const st = await this.readExit(exitFile);
+    if (st) return st;
+    return {
+      exitCode: 255,
+      signal: 0,
+      oomKilled: null,
+      finishedAt: new Date().toISOString(),
+      pid: info?.initPid ?? 0,
+      error: 'berth-shim is gone and left no exit status',
+    };
+  }
+
+  /** Stops the shim if still alive (SIGKILL to every container process), destroys the cgroup, removes sockets. */
+  async delete(id: string): Promise<void> {
+    const e = this.entry(id);
+    if (isAlive(e.info.shimPid, e.info.shimStart)) {
+      if (!existsSync(path.join(e.bundleDir, 'exit.json'))) {
+        await this.kill(id, 9, { all: true }).catch((err: unknown) => this.log.debug({ err, id }, 'delete: kill'));
+      }
+      const deadline = Date.now() + 15_000;
+      while (isAlive(e.info.shimPid, e.info.shimStart) && Date.now() < deadline) await delay(10);
+      if (isAlive(e.info.shimPid, e.info.shimStart)) {
+        this.log.warn({ id, shimPid: e.info.shimPid }, 'shim did not exit: killing it');
+        try {
+          process.kill(e.info.shimPid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    e.ctl?.close();
+    if (e.cgroup) await e.cgroup.destroy();
+    for (const s of [e.socketPath, ...e.execSockets]) await fsp.rm(s, { force: true });
+    this.entries.delete(id);
+  }
+
+  /** Forgets a container without touching its shim (tests simulate a daemon restart with this). */
+  release(id: string): void {
+    const e = this.entries.get(id);
+    e?.ctl?.close();
+    this.entries.delete(id);
+  }
+}

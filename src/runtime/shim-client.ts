@@ -1,0 +1,182 @@
+// Client side of berth-shim's control socket. Frames both ways: 1 type byte, 4-byte big-endian
+// length, payload. Requests ('S' start, 'A' attach, 'C' close stdin, 'W' resize, 'K' kill, 'Q' state)
+// get one 'r' reply each, in order ("ok[ <json>]" / "err <message>"); 'I' (stdin bytes) has no reply.
+// The shim pushes 'o'/'e' output to attached connections and 'x' (the exit record JSON) to everyone.
+
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { BerthError } from '../errors.js';
+
+export interface ExitStatus {
+  /** Exit code, or 128 + signal. */
+  exitCode: number;
+  /** The terminating signal, 0 if the process exited normally. */
+  signal: number;
+  /** Left for berthd to decide from the cgroup (the shim writes null). */
+  oomKilled: boolean | null;
+  /** RFC 3339 with nanoseconds, UTC. */
+  finishedAt: string;
+  pid: number;
+  /** The pre-exec error (Docker-style message), if the process never ran. */
+  error: string | null;
+}
+
+export type ShimState = 'created' | 'running' | 'exited';
+
+/** Validates an exit record read from disk or the socket. */
+export function parseExitStatus(text: string): ExitStatus {
+  const v: unknown = JSON.parse(text);
+  if (typeof v !== 'object' || v === null) throw new Error('exit record is not an object');
+  const o = v as Record<string, unknown>;
+  const num = (k: string): number => {
+    const x = o[k];
+    if (typeof x !== 'number' || !Number.isInteger(x)) throw new Error(`exit record: bad ${k}`);
+    return x;
+  };
+  const finishedAt = o['finishedAt'];
+  const error = o['error'];
+  const oom = o['oomKilled'];
+  if (typeof finishedAt !== 'string') throw new Error('exit record: bad finishedAt');
+  if (error !== null && typeof error !== 'string') throw new Error('exit record: bad error');
+  if (oom !== null && typeof oom !== 'boolean') throw new Error('exit record: bad oomKilled');
+  return { exitCode: num('exitCode'), signal: num('signal'), oomKilled: oom, finishedAt, pid: num('pid'), error };
+}
+
+export class ShimRequestError extends BerthError {}
+
+interface Pending {
+  resolve: (payload: string) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * One connection to a shim. Events: 'output' (stream: 'stdout' | 'stderr', data: Buffer),
+ * 'exit' (ExitStatus), 'close' ().
+ */
+export class ShimConnection extends EventEmitter {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly pending: Pending[] = [];
+  private closed = false;
+  exitStatus: ExitStatus | undefined;
+
+  private constructor(private readonly sock: net.Socket) {
+    super();
+    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('error', () => {
+      /* surfaced as close */
+    });
+    sock.on('close', () => this.onClose());
+  }
+
+  static connect(socketPath: string): Promise<ShimConnection> {
+    return new Promise((resolve, reject) => {
+      const sock = net.createConnection({ path: socketPath });
+      const onErr = (err: Error): void => reject(err);
+      sock.once('error', onErr);
+      sock.once('connect', () => {
+        sock.off('error', onErr);
+        resolve(new ShimConnection(sock));
+      });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private onData(d: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    while (this.buf.length >= 5) {
+      const len = this.buf.readUInt32BE(1);
+      if (this.buf.length < 5 + len) break;
+      const type = String.fromCharCode(this.buf[0] ?? 0);
+      const payload = this.buf.subarray(5, 5 + len);
+      this.buf = this.buf.subarray(5 + len);
+      this.onFrame(type, payload);
+    }
+  }
+
+  private onFrame(type: string, payload: Buffer): void {
+    if (type === 'r') {
+      const p = this.pending.shift();
+      if (!p) return;
+      const text = payload.toString('utf8');
+      if (text === 'ok') p.resolve('');
+      else if (text.startsWith('ok ')) p.resolve(text.slice(3));
+      else p.reject(new ShimRequestError(text.startsWith('err ') ? text.slice(4) : text));
+    } else if (type === 'o' || type === 'e') {
+      this.emit('output', type === 'o' ? 'stdout' : 'stderr', Buffer.from(payload));
+    } else if (type === 'x') {
+      try {
+        this.exitStatus = parseExitStatus(payload.toString('utf8'));
+        this.emit('exit', this.exitStatus);
+      } catch {
+        // a malformed record is ignored; callers fall back to the exit file
+      }
+    }
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    for (const p of this.pending.splice(0)) p.reject(new ShimRequestError('connection to the shim closed'));
+    this.emit('close');
+  }
+
+  private frame(type: string, payload: Buffer): Buffer {
+    const h = Buffer.alloc(5);
+    h.write(type, 0, 'latin1');
+    h.writeUInt32BE(payload.length, 1);
+    return Buffer.concat([h, payload]);
+  }
+
+  request(type: string, payload: string | Buffer = ''): Promise<string> {
+    if (this.closed) return Promise.reject(new ShimRequestError('connection to the shim closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.sock.write(this.frame(type, typeof payload === 'string' ? Buffer.from(payload) : payload));
+    });
+  }
+
+  /** Sends stdin bytes; returns false when the socket buffer is full (wait for 'drain' via onDrain). */
+  writeStdin(data: Buffer): boolean {
+    if (this.closed) return true;
+    let ok = true;
+    for (let off = 0; off < data.length; off += 1 << 20) {
+      ok = this.sock.write(this.frame('I', data.subarray(off, off + (1 << 20))));
+    }
+    return ok;
+  }
+
+  onDrain(cb: () => void): void {
+    this.sock.once('drain', cb);
+  }
+
+  async start(): Promise<number> {
+    const r = JSON.parse(await this.request('S')) as { pid: number };
+    return r.pid;
+  }
+
+  async attach(stdout: boolean, stderr: boolean): Promise<void> {
+    await this.request('A', `${stdout ? 1 : 0} ${stderr ? 1 : 0}`);
+  }
+
+  async closeStdin(): Promise<void> {
+    await this.request('C');
+  }
+
+  async resize(height: number, width: number): Promise<void> {
+    await this.request('W', `${Math.max(0, Math.floor(height))} ${Math.max(0, Math.floor(width))}`);
+  }
+
+  async kill(signal: number, all = false): Promise<void> {
+    await this.request('K', `${signal} ${all ? 1 : 0}`);
+  }
+
+  async state(): Promise<{ state: ShimState; pid: number }> {
+    return JSON.parse(await this.request('Q')) as { state: ShimState; pid: number };
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}

@@ -1,0 +1,390 @@
+// The executor end to end: real berth-shim processes, overlay rootfs from the busybox fixture,
+// namespaces, cgroups (the host's layout), Docker's default confinement, the control socket,
+// TTYs, exec, adoption by a new Executor after a simulated berthd restart, and clean deletion.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxRootfs } from '../helpers/busybox-image.js';
+import { DEFAULT_CAPABILITIES, tweakCapabilities } from '../../src/runtime/capabilities.js';
+import { createCgroupManager, type CgroupManager } from '../../src/runtime/cgroups/index.js';
+import {
+  DEFAULT_DEVICE_CGROUP_RULES,
+  DEFAULT_PATH,
+  DEFAULT_READONLY_PATHS,
+  defaultMaskedPaths,
+  defaultMounts,
+  defaultNetSysctls,
+  defaultNamespaces,
+  etcBindMount,
+} from '../../src/runtime/defaults.js';
+import { ContainerStartError, Executor, type ExitStatus, type OutputChunk } from '../../src/runtime/executor.js';
+import type { OciProcess, OciSpec } from '../../src/runtime/oci-spec.js';
+import { compileSeccomp, defaultSeccompProfile, profileToOci } from '../../src/runtime/seccomp/index.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SHIM = join(ROOT, 'native/build/berth-shim');
+const INIT = join(ROOT, 'native/build/berth-init');
+const isRoot = process.getuid?.() === 0;
+const log = pino({ level: 'silent' });
+
+let tmp: string;
+let execRoot: string;
+let lower: string;
+let ex: Executor;
+let cgroups: CgroupManager | undefined;
+const created: string[] = [];
+
+function newId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+function seccompFor(caps: string[]): Buffer {
+  const oci = profileToOci(defaultSeccompProfile(), { arch: process.arch, capabilities: caps, kernel: os.release() });
+  return compileSeccomp(oci, process.arch === 'arm64' ? 'aarch64' : 'x86_64');
+}
+
+interface SpecOpts {
+  args: string[];
+  user?: { uid: number; gid: number; additionalGids?: number[] };
+  cwd?: string;
+  capAdd?: string[];
+  hostname?: string;
+  tty?: boolean;
+  init?: boolean;
+}
+
+function makeSpec(id: string, bundle: string, o: SpecOpts): { spec: OciSpec; caps: string[] } {
+  const caps = tweakCapabilities(DEFAULT_CAPABILITIES, o.capAdd ?? [], []);
+  for (const f of ['hosts', 'hostname', 'resolv.conf']) writeFileSync(join(bundle, f), f === 'hostname' ? `${id.slice(0, 12)}\n` : '');
+  const hostname = o.hostname ?? id.slice(0, 12);
+  const mounts = [
+    ...defaultMounts(),
+    etcBindMount('/etc/resolv.conf', join(bundle, 'resolv.conf'), false),
+    etcBindMount('/etc/hostname', join(bundle, 'hostname'), false),
+    etcBindMount('/etc/hosts', join(bundle, 'hosts'), false),
+  ];
+  const args = o.init ? ['/sbin/docker-init', '--', ...o.args] : o.args;
+  if (o.init) mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: INIT, options: ['bind', 'ro'] });
+  const spec: OciSpec = {
+    ociVersion: '1.0.2-dev',
+    process: {
+      terminal: o.tty ?? false,
+      user: o.user ?? { uid: 0, gid: 0, additionalGids: [0] },
+      args,
+      env: [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${hostname}`],
+      cwd: o.cwd ?? '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      oomScoreAdj: 0,
+    },
+    root: { path: join(bundle, 'rootfs') },
+    hostname,
+    mounts,
+    linux: {
+      sysctl: defaultNetSysctls(),
+      resources: { devices: [...DEFAULT_DEVICE_CGROUP_RULES] },
+      cgroupsPath: `berth-test/${id}`,
+      namespaces: defaultNamespaces(cgroups?.version === '2'),
+      maskedPaths: defaultMaskedPaths(),
+      readonlyPaths: [...DEFAULT_READONLY_PATHS],
+    },
+  };
+  return { spec, caps };
+}
+
+interface Made {
+  id: string;
+  bundle: string;
+  logPath: string;
+}
+
+async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: boolean; seccomp?: boolean }, exr = ex): Promise<Made> {
+  const id = newId();
+  const bundle = join(tmp, id.slice(0, 12));
+  mkdirSync(join(bundle, 'upper'), { recursive: true });
+  mkdirSync(join(bundle, 'work'), { recursive: true });
+  const { spec, caps } = makeSpec(id, bundle, o);
+  const logPath = join(bundle, `${id}-json.log`);
+  created.push(id);
+  await exr.create(id, {
+    bundleDir: bundle,
+    spec,
+    rootfs: { type: 'overlay', lowerDirs: [lower], upperDir: join(bundle, 'upper'), workDir: join(bundle, 'work') },
+    logPath,
+    logOpts: { maxSize: 10 * 1024 * 1024, maxFile: 2 },
+    tty: o.tty ?? false,
+    openStdin: o.openStdin ?? false,
+    stdinOnce: o.stdinOnce ?? false,
+    ...(o.tty ? { consoleSize: { height: 24, width: 80 } } : {}),
+    ...(o.seccomp === false ? {} : { seccomp: seccompFor(caps) }),
+  });
+  return { id, bundle, logPath };
+}
+
+function readLog(logPath: string): Array<{ log: string; stream: string; time: string }> {
+  if (!existsSync(logPath)) return [];
+  return readFileSync(logPath, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { log: string; stream: string; time: string });
+}
+
+async function run(o: SpecOpts & { seccomp?: boolean }): Promise<{ st: ExitStatus; out: string; err: string; m: Made }> {
+  const m = await createContainer(o);
+  await ex.start(m.id);
+  const st = await ex.waitExit(m.id);
+  const entries = readLog(m.logPath);
+  await ex.delete(m.id);
+  return {
+    st,
+    out: entries.filter((e) => e.stream === 'stdout').map((e) => e.log).join(''),
+    err: entries.filter((e) => e.stream === 'stderr').map((e) => e.log).join(''),
+    m,
+  };
+}
+
+async function collect(output: NodeJS.ReadableStream, until: (s: string) => boolean, timeoutMs = 10_000): Promise<string> {
+  let acc = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for output; got ${JSON.stringify(acc)}`)), timeoutMs);
+    const done = (): void => {
+      clearTimeout(t);
+      resolve(acc);
+    };
+    output.on('data', (c: OutputChunk) => {
+      acc += c.data.toString();
+      if (until(acc)) done();
+    });
+    output.on('end', done);
+  });
+}
+
+async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe.skipIf(!isRoot)('executor (berth-shim)', () => {
+  beforeAll(() => {
+    execFileSync('make', ['-s', '-C', join(ROOT, 'native')], { stdio: 'inherit' });
+    tmp = mkdtempSync('/tmp/bxt-');
+    execRoot = join(tmp, 'x');
+    lower = busyboxRootfs();
+    try {
+      cgroups = createCgroupManager({ log });
+    } catch {
+      cgroups = undefined;
+    }
+    ex = new Executor({ execRoot, shimPath: SHIM, initPath: INIT, log, ...(cgroups ? { cgroups } : {}) });
+  });
+
+  afterAll(async () => {
+    for (const id of created) await ex.delete(id).catch(() => undefined);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    // the parent cgroup the tests' containers lived under, in every hierarchy
+    for (const h of existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : []) {
+      try {
+        rmdirSync(join('/sys/fs/cgroup', h, 'berth-test'));
+      } catch {
+        // not there, or not a cgroup hierarchy
+      }
+    }
+  });
+
+  it('runs echo hi and writes the json-file log', async () => {
+    const { st, m } = await run({ args: ['echo', 'hi'] });
+    expect(st.exitCode).toBe(0);
+    const entries = readLog(m.logPath);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.log).toBe('hi\n');
+    expect(entries[0]?.stream).toBe('stdout');
+    expect(entries[0]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
+  });
+
+  it('passes exit codes through', async () => {
+    expect((await run({ args: ['sh', '-c', 'exit 7'] })).st.exitCode).toBe(7);
+  });
+
+  it('reports 128+signal for a process killed by SIGKILL', async () => {
+    const m = await createContainer({ args: ['sleep', '60'] });
+    await ex.start(m.id);
+    await ex.kill(m.id, 9);
+    const st = await ex.waitExit(m.id);
+    expect(st.exitCode).toBe(137);
+    expect(st.signal).toBe(9);
+    await ex.delete(m.id);
+  });
+
+  it("applies Docker's default capabilities and the seccomp filter", async () => {
+    const { out } = await run({ args: ['sh', '-c', 'grep -E "^(Cap|Seccomp|NoNewPrivs)" /proc/self/status'] });
+    expect(out).toContain('CapEff:\t00000000a80425fb');
+    expect(out).toContain('CapBnd:\t00000000a80425fb');
+    expect(out).toContain('CapInh:\t0000000000000000');
+    expect(out).toMatch(/Seccomp:\t2/);
+  });
+
+  it('refuses mount and unshare under the default seccomp profile', async () => {
+    const { out } = await run({ args: ['sh', '-c', 'unshare -m true; echo u=$?; mount -t tmpfs x /mnt; echo m=$?'] });
+    expect(out).toMatch(/u=[1-9]/);
+    expect(out).toMatch(/m=[1-9]/);
+  });
+
+  it('grants NET_ADMIN when added', async () => {
+    const { out } = await run({ args: ['sh', '-c', 'grep CapEff /proc/self/status; ip addr add 10.9.9.9/32 dev lo; echo rc=$?'], capAdd: ['NET_ADMIN'] });
+    expect(out).toContain('CapEff:\t00000000a80435fb');
+    expect(out).toContain('rc=0');
+    const denied = await run({ args: ['sh', '-c', 'ip addr add 10.9.9.9/32 dev lo; echo rc=$?'] });
+    expect(denied.out).not.toContain('rc=0');
+  });
+
+  it('runs the command as PID 1 and shows only container processes', async () => {
+    const { out } = await run({ args: ['sh', '-c', 'echo pid=$$; ls /proc | grep -E "^[0-9]+$" | wc -l'] });
+    expect(out).toContain('pid=1\n');
+    const n = Number(out.split('\n')[1]);
+    expect(n).toBeGreaterThanOrEqual(2);
+    expect(n).toBeLessThanOrEqual(4);
+  });
+
+  it('masks /proc/keys, makes /proc/sys read-only and creates only the default devices', async () => {
+    const { out, err } = await run({
+      args: ['sh', '-c', 'echo keys=$(wc -c < /proc/keys); echo 1 > /proc/sys/kernel/domainname; echo w=$?; ls /dev | tr "\\n" " "'],
+    });
+    expect(out).toContain('keys=0');
+    expect(out).toMatch(/w=[1-9]/);
+    expect(err).toMatch(/Read-only file system/);
+    const devs = out.split('\n').find((l) => l.includes('null'))?.trim().split(' ').sort();
+    expect(devs).toEqual(['console', 'core', 'fd', 'full', 'mqueue', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'].filter((d) => d !== 'console' && (d !== 'core' || existsSync('/proc/kcore'))));
+  });
+
+  it('sets the hostname, user, groups and creates the working directory', async () => {
+    const { out, st } = await run({
+      args: ['sh', '-c', 'hostname; id; pwd; ls -ld /work/dir | cut -c1-10'],
+      hostname: 'myhost',
+      user: { uid: 1234, gid: 5678, additionalGids: [5678, 10] },
+      cwd: '/work/dir',
+    });
+    expect(st.exitCode).toBe(0);
+    expect(out).toContain('myhost\n');
+    expect(out).toMatch(/uid=1234 gid=5678 groups=10,5678/);
+    expect(out).toContain('/work/dir\n');
+  });
+
+  it('fails a missing binary with 127 and the Docker message', async () => {
+    let err: unknown;
+    try {
+      await createContainer({ args: ['nosuch'] });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ContainerStartError);
+    expect((err as ContainerStartError).exitCode).toBe(127);
+    expect((err as Error).message).toBe('exec: "nosuch": executable file not found in $PATH');
+  });
+
+  it('gives a TTY on /dev/pts/0 and resizes it', async () => {
+    const m = await createContainer({ args: ['sh'], tty: true, openStdin: true });
+    const a = await ex.attach(m.id, { stdin: true, stdout: true, stderr: true });
+    await ex.start(m.id);
+    a.stdin?.write('tty; stty size\n');
+    let out = await collect(a.output, (s) => s.includes('24 80'));
+    expect(out).toContain('/dev/pts/0');
+    await ex.resize(m.id, 40, 100);
+    a.stdin?.write('stty size; exit 3\n');
+    out = await collect(a.output, (s) => s.includes('40 100'));
+    expect(out).toContain('40 100');
+    expect((await ex.waitExit(m.id)).exitCode).toBe(3);
+    a.close();
+    const logged = readLog(m.logPath);
+    expect(logged.every((e) => e.stream === 'stdout')).toBe(true);
+    await ex.delete(m.id);
+  });
+
+  it('round-trips stdin through attach and closes it on stdinOnce', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'cat; echo done'], openStdin: true, stdinOnce: true });
+    const a = await ex.attach(m.id, { stdin: true, stdout: true, stderr: true });
+    await ex.start(m.id);
+    a.stdin?.end('hello stdin\n');
+    const out = await collect(a.output, (s) => s.includes('done'));
+    expect(out).toBe('hello stdin\ndone\n');
+    expect((await ex.waitExit(m.id)).exitCode).toBe(0);
+    await ex.delete(m.id);
+  });
+
+  it('execs into a running container', async () => {
+    const m = await createContainer({ args: ['sleep', '60'] });
+    await ex.start(m.id);
+    const proc: OciProcess = {
+      user: { uid: 0, gid: 0 },
+      args: ['sh', '-c', 'ps -o pid,args; exit 5'],
+      env: [`PATH=${DEFAULT_PATH}`],
+      cwd: '/',
+      capabilities: { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES] },
+    };
+    const h = await ex.exec(m.id, 'e1', { process: proc, tty: false, openStdin: false });
+    const out = await collect(h.output, () => false);
+    expect(out).toMatch(/\n\s*1 sleep 60/);
+    expect(out).toMatch(/ps -o pid,args/);
+    expect((await h.exit).exitCode).toBe(5);
+    await ex.kill(m.id, 9);
+    await ex.waitExit(m.id);
+    await ex.delete(m.id);
+  });
+
+  it('runs berth-init as PID 1 that forwards signals and reaps', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'echo $$; sleep 60'], init: true });
+    await ex.start(m.id);
+    await waitFor(() => readLog(m.logPath).length > 0);
+    expect(readLog(m.logPath)[0]?.log).not.toBe('1\n');
+    await ex.kill(m.id, 15);
+    const st = await ex.waitExit(m.id);
+    expect(st.exitCode).toBe(143);
+    await ex.delete(m.id);
+  });
+
+  it('keeps a container through an executor restart and lets a new one attach, kill and wait', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'while true; do echo tick; sleep 0.1; done'] });
+    await ex.start(m.id);
+    ex.release(m.id);
+    const ex2 = new Executor({ execRoot, shimPath: SHIM, log, ...(cgroups ? { cgroups } : {}) });
+    expect(await ex2.adopt(m.id, m.bundle)).toBe('running');
+    const a = await ex2.attach(m.id, { stdin: false, stdout: true, stderr: true });
+    expect(await collect(a.output, (s) => s.includes('tick'))).toContain('tick');
+    await ex2.kill(m.id, 9);
+    expect((await ex2.waitExit(m.id)).exitCode).toBe(137);
+    a.close();
+    await ex2.delete(m.id);
+  });
+
+  it('reads the exit status of a container that ended while no executor was watching', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'read x; exit 42'], openStdin: true });
+    const a = await ex.attach(m.id, { stdin: true, stdout: false, stderr: false });
+    await ex.start(m.id);
+    ex.release(m.id);
+    a.stdin?.write('go\n');
+    await waitFor(() => existsSync(join(m.bundle, 'exit.json')));
+    a.close();
+    const ex2 = new Executor({ execRoot, shimPath: SHIM, log, ...(cgroups ? { cgroups } : {}) });
+    const st = await ex2.adopt(m.id, m.bundle);
+    expect(typeof st === 'object' && st.exitCode).toBe(42);
+    await ex2.delete(m.id);
+  });
+
+  it('leaves nothing behind after delete', async () => {
+    const m = await createContainer({ args: ['sleep', '60'] });
+    await ex.start(m.id);
+    const info = JSON.parse(readFileSync(join(m.bundle, 'shim.json'), 'utf8')) as { shimPid: number; initPid: number };
+    await ex.delete(m.id);
+    expect(existsSync(`/proc/${info.shimPid}`)).toBe(false);
+    expect(existsSync(`/proc/${info.initPid}`)).toBe(false);
+    expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(tmp);
+    expect(readdirSync(join(execRoot, 's')).filter((f) => m.id.startsWith(f.replace(/\.sock$/, '')))).toEqual([]);
+    if (cgroups) expect(existsSync(`/sys/fs/cgroup/memory/berth-test/${m.id}`)).toBe(false);
+  });
+});
