@@ -168,7 +168,8 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
       RW: p.rw,
       Propagation: '',
       Spec: p.spec,
-      ...(res.record.anonymous ? { Anonymous: true } : {}),
+      // Only a mount that named no volume owns it (dockerd: Spec.Source == ""); `-v <hex>:/x` does not.
+      ...(p.name === '' ? { Anonymous: true } : {}),
     };
   };
 
@@ -375,4 +376,9 @@ export async function restoreContainerMounts(volumes: VolumeService, containerId
 /** Names of a container's volumes (for the usage checker: every volume a container's mounts reference). */
 export function volumeNames(mounts: readonly ContainerMount[]): string[] {
   return mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name as string);
+}
+
+/** The volumes `docker rm -v` / `--rm` may remove for this container: anonymous ones its own mounts created. */
+export function anonymousVolumeNames(mounts: readonly ContainerMount[]): string[] {
+  return mounts.filter((m) => m.Type === 'volume' && m.Anonymous && m.Name).map((m) => m.Name as string);
 }

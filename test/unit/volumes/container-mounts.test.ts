@@ -70,6 +70,13 @@ describe('resolveContainerMounts', () => {
     expect(r.mounts[0]).toMatchObject({ Type: 'volume', Mode: 'z', Anonymous: true });
   });
 
+  it('does not mark an anonymous volume used by name as owned by the container', async () => {
+    const { volume } = await fx.svc.create({});
+    const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${volume.Name}:/x`] });
+    expect(r.mounts[0]?.Anonymous).toBeUndefined();
+    expect(r.anonymousVolumes).toEqual([]);
+  });
+
   it('does not create an anonymous volume where a bind already mounts', async () => {
     const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${host}:/data`], volumes: { '/data': {} } });
     expect(r.mounts.map((m) => m.Type)).toEqual(['bind']);
