@@ -43,3 +43,4 @@ export { CgroupV2, CgroupV2Manager, blkioWeightToIoWeight, memorySwapToV2, share
 export { type CgroupMounts, type V1Hierarchy, parseCgroupMounts } from './mountinfo.js';
 export * from './resources.js';
 export * from './host-config.js';
+export { parseProcStat, readSystemCpu } from './system-cpu.js';
