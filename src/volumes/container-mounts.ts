@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import type { VolumeService } from './volume-service.js';
@@ -87,6 +88,23 @@ export interface ResolvedMounts {
   anonymousVolumes: string[];
 }
 
+/**
+ * dockerd's validateBindDaemonRoot: a bind whose source is inside the data root (or contains it) must
+ * not hold private copies of the daemon's mounts: no propagation given → rslave; anything but
+ * rslave/rshared → refused. Returns the propagation to use.
+ */
+export function daemonRootPropagation(dataRoot: string, p: ParsedMount): string {
+  if (p.type !== 'bind') return p.propagation;
+  const src = p.spec.Source ?? '';
+  if (!src.startsWith(dataRoot) && !dataRoot.startsWith(src)) return p.propagation;
+  const given = p.spec.BindOptions?.Propagation ?? '';
+  if (given === '') return 'rslave';
+  if (given === 'rslave' || given === 'rshared') return given;
+  throw new InvalidParameterError(
+    `invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: ${JSON.stringify(dataRoot)}, bind mount source: ${JSON.stringify(src)}, propagation: ${JSON.stringify(given)}`,
+  );
+}
+
 function duplicate(dest: string): InvalidParameterError {
   return new InvalidParameterError(`Duplicate mount point: ${dest}`);
 }
@@ -149,6 +167,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
   const created: string[] = [];
   const tmpfsDest = new Set(Object.keys(input.tmpfs ?? {}).map(cleanContainerPath));
   const exists = (p: string): boolean => existsSync(p);
+  const dataRoot = dirname(volumes.driver.root);
 
   const useVolume = async (
     p: ParsedMount,
@@ -192,6 +211,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
     // 2. -v binds and volumes.
     for (const raw of input.binds ?? []) {
       const p = parseBind(raw, input.volumeDriver ?? '');
+      p.propagation = daemonRootPropagation(dataRoot, p);
       if (bound.has(p.destination) || tmpfsDest.has(p.destination)) throw duplicate(p.destination);
       let cm: ContainerMount;
       if (p.type === 'volume') {
@@ -216,6 +236,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
     // 3. --mount.
     for (const spec of input.mounts ?? []) {
       const p = parseMountSpec(spec, exists);
+      p.propagation = daemonRootPropagation(dataRoot, p);
       if (bound.has(p.destination)) throw duplicate(spec.Target ?? p.destination);
       let cm: ContainerMount;
       if (p.type === 'volume') {

@@ -163,6 +163,18 @@ describe('resolveContainerMounts', () => {
     ).rejects.toThrow(`cannot mount volume over existing file, file exists ${join(rootfs, 'file')}`);
   });
 
+  it('makes binds of the data root rslave and refuses private propagation there', async () => {
+    const inside = join(fx.dataRoot, 'volumes');
+    const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${inside}:/v`, '/:/host:ro'] });
+    expect(r.mounts.map((m) => m.Propagation)).toEqual(['rslave', 'rslave']);
+    expect(r.oci.find((o) => o.destination === '/host')?.options).toEqual(['rbind', 'ro', 'rslave']);
+    await expect(resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${inside}:/v:rprivate`] })).rejects.toThrow(
+      `invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: "${fx.dataRoot}", bind mount source: "${inside}", propagation: "rprivate"`,
+    );
+    const ok = await resolveContainerMounts(fx.svc, { containerId: CID, mounts: [{ Type: 'bind', Source: inside, Target: '/v', BindOptions: { Propagation: 'rshared' } }] });
+    expect(ok.mounts[0]?.Propagation).toBe('rshared');
+  });
+
   it('refuses bad names coming through -v with the create error', async () => {
     await expect(resolveContainerMounts(fx.svc, { containerId: CID, binds: ['a/b:/x'] })).rejects.toThrow(
       'create a/b: "a/b" includes invalid characters for a local volume name',
