@@ -102,7 +102,7 @@ interface Made {
   logPath: string;
 }
 
-async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: boolean; seccomp?: boolean }, exr = ex): Promise<Made> {
+async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: boolean; seccomp?: boolean; logMax?: number }, exr = ex): Promise<Made> {
   const id = newId();
   const bundle = join(tmp, id.slice(0, 12));
   mkdirSync(join(bundle, 'upper'), { recursive: true });
@@ -115,7 +115,7 @@ async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: 
     spec,
     rootfs: { type: 'overlay', lowerDirs: [lower], upperDir: join(bundle, 'upper'), workDir: join(bundle, 'work') },
     logPath,
-    logOpts: { maxSize: 10 * 1024 * 1024, maxFile: 2 },
+    logOpts: { maxSize: o.logMax ?? 10 * 1024 * 1024, maxFile: 2 },
     tty: o.tty ?? false,
     openStdin: o.openStdin ?? false,
     stdinOnce: o.stdinOnce ?? false,
@@ -206,6 +206,33 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     expect(entries[0]?.log).toBe('hi\n');
     expect(entries[0]?.stream).toBe('stdout');
     expect(entries[0]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
+  });
+
+  it('splits lines longer than 16 KiB into partial entries and rotates by size', async () => {
+    const m = await createContainer({
+      args: ['sh', '-c', "head -c 40000 /dev/zero | tr '\\0' a; echo; printf tail"],
+    });
+    await ex.start(m.id);
+    expect((await ex.waitExit(m.id)).exitCode).toBe(0);
+    const all = readLog(m.logPath);
+    const first = all.slice(0, 3).map((e) => e.log);
+    expect(first.map((l) => l.length)).toEqual([16384, 16384, 40000 - 2 * 16384 + 1]);
+    expect(first[2]?.endsWith('a\n')).toBe(true);
+    expect(all.at(-1)?.log).toBe('tail');
+    await ex.delete(m.id);
+  });
+
+  it('rotates the log by max-size into <log>.1 keeping max-file files', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'i=0; while [ $i -lt 300 ]; do echo line$i; i=$((i+1)); done'], logMax: 4000 });
+    await ex.start(m.id);
+    expect((await ex.waitExit(m.id)).exitCode).toBe(0);
+    expect(existsSync(m.logPath + '.1')).toBe(true);
+    expect(existsSync(m.logPath + '.2')).toBe(false);
+    const rotated = readLog(m.logPath + '.1');
+    const current = readLog(m.logPath);
+    expect(current.at(-1)?.log).toBe('line299\n');
+    expect(Number(rotated.at(-1)?.log.slice(4)) + 1).toBe(Number(current[0]?.log.slice(4)));
+    await ex.delete(m.id);
   });
 
   it('passes exit codes through', async () => {
