@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -359,6 +360,41 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     expect(out).toMatch(/\n\s*1 sleep 60/);
     expect(out).toMatch(/ps -o pid,args/);
     expect((await h.exit).exitCode).toBe(5);
+    await ex.kill(m.id, 9);
+    await ex.waitExit(m.id);
+    await ex.delete(m.id);
+  });
+
+  it('never stalls the container on an attached client that stops reading', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'head -c 30000000 /dev/zero; echo end'] });
+    const sock = net.createConnection({ path: join(execRoot, 's', `${m.id.slice(0, 24)}.sock`) });
+    await new Promise((r) => sock.once('connect', r));
+    const attach = Buffer.alloc(8);
+    attach.write('A', 0, 'latin1');
+    attach.writeUInt32BE(3, 1);
+    attach.write('1 1', 5, 'latin1');
+    sock.write(attach);
+    sock.pause(); // never read: the shim must drop this client rather than block the container
+    await ex.start(m.id);
+    expect((await ex.waitExit(m.id)).exitCode).toBe(0);
+    sock.destroy();
+    expect(readLog(m.logPath).at(-1)?.log.endsWith('end\n')).toBe(true);
+    await ex.delete(m.id);
+  });
+
+  it('execs with a TTY of its own', async () => {
+    const m = await createContainer({ args: ['sleep', '60'] });
+    await ex.start(m.id);
+    const h = await ex.exec(m.id, 'tty1', {
+      process: { user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'tty; stty size'], env: [`PATH=${DEFAULT_PATH}`], cwd: '/' },
+      tty: true,
+      openStdin: false,
+      consoleSize: { height: 30, width: 90 },
+    });
+    const out = await collect(h.output, () => false);
+    expect(out).toMatch(/\/dev\/pts\/\d+/);
+    expect(out).toContain('30 90');
+    expect((await h.exit).exitCode).toBe(0);
     await ex.kill(m.id, 9);
     await ex.waitExit(m.id);
     await ex.delete(m.id);
