@@ -86,6 +86,11 @@ export interface ResolvedMounts {
   createdVolumes: string[];
   /** Names of the anonymous volumes among `mounts`. */
   anonymousVolumes: string[];
+  /**
+   * The volumes are reserved for `containerId` (prune/remove see them in use) until this is called:
+   * call it once the container record exists (its usage checker then reports them), or on failure.
+   */
+  release: () => void;
 }
 
 /**
@@ -165,6 +170,10 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
   const copyData = new Map<string, boolean>();
   const bound = new Set<string>();
   const created: string[] = [];
+  const releases: (() => void)[] = [];
+  const releaseAll = (): void => {
+    for (const r of releases.splice(0)) r();
+  };
   const tmpfsDest = new Set(Object.keys(input.tmpfs ?? {}).map(cleanContainerPath));
   const exists = (p: string): boolean => existsSync(p);
   const dataRoot = dirname(volumes.driver.root);
@@ -175,6 +184,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
   ): Promise<ContainerMount> => {
     const driver = p.driver !== '' ? p.driver : undefined;
     const res = await volumes.create({ name: p.name, driver, labels: opts.labels, driverOpts: opts.driverOpts });
+    releases.push(volumes.reserve(res.record.name, input.containerId));
     if (res.created) created.push(res.record.name);
     return {
       Type: 'volume',
@@ -203,6 +213,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
           throw new NotFoundError(`get ${m.Name}: no such volume`);
         }
         // dockerd copies everything but Mode.
+        if (m.Type === 'volume' && m.Name) releases.push(volumes.reserve(m.Name, input.containerId));
         byDest.set(m.Destination, { ...m, Mode: '', RW: m.RW && volumesFromReadWrite(mode) });
         copyData.set(m.Destination, false);
       }
@@ -289,6 +300,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
         }
       }
       const res = await volumes.create({ driver: input.volumeDriver || undefined });
+      releases.push(volumes.reserve(res.record.name, input.containerId));
       created.push(res.record.name);
       byDest.set(dest, {
         Type: 'volume',
@@ -317,6 +329,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
       }
     }
   } catch (e) {
+    releaseAll();
     // Anonymous volumes made for this container would otherwise leak; named ones stay, as in dockerd.
     const anon = created.filter((n) => volumes.record(n)?.anonymous);
     await volumes.removeAnonymousVolumes(anon, input.containerId).catch((err: unknown) => {
@@ -331,6 +344,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
     oci: ociMounts(mounts, input.tmpfs),
     createdVolumes: created,
     anonymousVolumes: mounts.filter((m) => m.Anonymous && m.Name).map((m) => m.Name as string),
+    release: releaseAll,
   };
 }
 

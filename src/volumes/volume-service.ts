@@ -97,6 +97,7 @@ export class VolumeService {
   private usageChecker: VolumeUsageChecker = () => [];
   private readonly locks = new Map<string, Promise<unknown>>();
   private pruneRunning = false;
+  private readonly reservations = new Map<string, Set<string>>();
 
   constructor(
     private readonly repo: VolumeRepo,
@@ -129,9 +130,38 @@ export class VolumeService {
     this.usageChecker = checker;
   }
 
-  /** IDs of the containers referencing the volume. */
+  /** IDs of the containers referencing the volume (registered users plus pending reservations). */
   usedBy(name: string): string[] {
-    return this.usageChecker(name);
+    const ids = this.usageChecker(name);
+    const pending = this.reservations.get(name);
+    if (!pending || pending.size === 0) return ids;
+    return [...new Set([...ids, ...pending])];
+  }
+
+  /**
+   * Holds a volume for a container that is being created (dockerd's create reference): until released,
+   * prune and remove treat it as in use, closing the gap before the container record exists.
+   * Returns the release function; a reservation also lapses after `ttlMs` as a safety net.
+   */
+  reserve(name: string, containerId: string, ttlMs = 10 * 60_000): () => void {
+    let set = this.reservations.get(name);
+    if (!set) {
+      set = new Set();
+      this.reservations.set(name, set);
+    }
+    set.add(containerId);
+    let done = false;
+    const release = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const cur = this.reservations.get(name);
+      cur?.delete(containerId);
+      if (cur && cur.size === 0) this.reservations.delete(name);
+    };
+    const timer = setTimeout(release, ttlMs);
+    timer.unref();
+    return release;
   }
 
   /** Serialises operations on one volume name. */

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ANONYMOUS_LABEL } from '../../../src/volumes/volume-service.js';
+import { Filters } from '../../../src/util/filters.js';
 import {
   type ContainerMount,
   inspectMounts,
@@ -173,6 +174,15 @@ describe('resolveContainerMounts', () => {
     );
     const ok = await resolveContainerMounts(fx.svc, { containerId: CID, mounts: [{ Type: 'bind', Source: inside, Target: '/v', BindOptions: { Propagation: 'rshared' } }] });
     expect(ok.mounts[0]?.Propagation).toBe('rshared');
+  });
+
+  it('reserves the volumes for the container until released, so prune and rm cannot take them', async () => {
+    const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['held:/h'], volumes: { '/anon': {} } });
+    expect((await fx.svc.prune(Filters.parse('{"all":["true"]}'))).VolumesDeleted).toEqual([]);
+    await expect(fx.svc.remove('held')).rejects.toThrow(`remove held: volume is in use - [${CID}]`);
+    r.release();
+    r.release();
+    expect((await fx.svc.prune(Filters.parse('{"all":["true"]}'))).VolumesDeleted.sort()).toEqual(['held', ...r.anonymousVolumes].sort());
   });
 
   it('refuses bad names coming through -v with the create error', async () => {
