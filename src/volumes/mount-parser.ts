@@ -174,6 +174,13 @@ export interface ValidateOptions {
 
 /** dockerd's validateMountConfigImpl (Linux). */
 export function validateMountConfig(m: ApiMount, opts: ValidateOptions): void {
+  // JSON from the wire: wrong types are refused as Go's decoder would refuse them.
+  for (const f of ['Type', 'Source', 'Target'] as const) {
+    const v: unknown = m[f];
+    if (v !== undefined && v !== null && typeof v !== 'string') {
+      throw new InvalidParameterError(`json: cannot unmarshal ${typeof v} into Go struct field Mount.HostConfig.Mounts.${f} of type string`);
+    }
+  }
   const type = m.Type ?? '';
   if (type !== 'bind' && m.BindOptions) throw mountConfigError(m, 'field BindOptions must not be specified');
   if (type !== 'volume' && m.VolumeOptions) throw mountConfigError(m, 'field VolumeOptions must not be specified');

@@ -113,6 +113,10 @@ describe('--mount (Mounts) parsing', () => {
     expect(() => parseMountSpec({ Type: 'volume', Source: 'v' })).toThrow('field Target must not be empty');
   });
 
+  it('refuses wrongly typed fields from the wire', () => {
+    expect(() => parseMountSpec({ Type: 'volume', Target: 5 as unknown as string })).toThrow('cannot unmarshal number');
+  });
+
   it('converts tmpfs size and mode like dockerd', () => {
     expect(convertTmpfsOptions({ SizeBytes: 64 * 1024 * 1024, Mode: 0o1777 }, false)).toBe('mode=1777,size=64m');
     expect(convertTmpfsOptions({ SizeBytes: 1000 }, true)).toBe('ro,size=1000');
