@@ -3,7 +3,7 @@
 // TTYs, exec, adoption by a new Executor after a simulated berthd restart, and clean deletion.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readlinkSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -314,6 +314,22 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     expect(err).toBeInstanceOf(ContainerStartError);
     expect((err as ContainerStartError).exitCode).toBe(127);
     expect((err as Error).message).toBe('exec: "nosuch": executable file not found in $PATH');
+  });
+
+  it('fails a non-executable command with 126 and a bad working directory with a clear message', async () => {
+    await expect(createContainer({ args: ['/etc/passwd'] })).rejects.toMatchObject({
+      exitCode: 126,
+      message: 'exec: "/etc/passwd": permission denied',
+    });
+    await expect(createContainer({ args: ['true'], cwd: '/etc/passwd/x' })).rejects.toThrow(/working directory \/etc\/passwd\/x: Not a directory/);
+  });
+
+  it('runs the shim from a sealed memfd so the host binary cannot be written through /proc', async () => {
+    const m = await createContainer({ args: ['sleep', '60'] });
+    const info = JSON.parse(readFileSync(join(m.bundle, 'shim.json'), 'utf8')) as { shimPid: number };
+    expect(readlinkSync(`/proc/${info.shimPid}/exe`)).toMatch(/^\/memfd:berth-shim/);
+    expect(() => openSync(`/proc/${info.shimPid}/exe`, 'r+')).toThrow(/EPERM|ETXTBSY|EACCES/);
+    await ex.delete(m.id);
   });
 
   it('gives a TTY on /dev/pts/0 and resizes it', async () => {
