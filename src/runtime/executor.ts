@@ -12,7 +12,7 @@
 //   state(id) → Promise<'created' | 'running' | 'exited'>
 //   waitExit(id) → Promise<ExitStatus>                                   immediate if the exit file exists
 //   exec(id, execId, ExecOptions) → Promise<ExecHandle>                  streams + exit promise
-//   adopt(id, bundleDir) → Promise<'created' | 'running' | ExitStatus>   after a berthd restart
+//   adopt(id, bundleDir, { stdinOnce? }) → Promise<'created' | 'running' | ExitStatus>   after a berthd restart
 //   delete(id) → Promise<void>                                           shim gone, cgroup destroyed, sockets removed
 //   initMount() → OciMount                                               bind of berth-init for --init
 // Pre-exec failures reject create/start with ContainerStartError (Docker's message, exitCode 126/127/128).
@@ -484,7 +484,7 @@ export class Executor {
     return handle;
   }
 
-  async adopt(id: string, bundleDir: string): Promise<'created' | 'running' | ExitStatus> {
+  async adopt(id: string, bundleDir: string, opts: { stdinOnce?: boolean } = {}): Promise<'created' | 'running' | ExitStatus> {
     const exitFile = path.join(bundleDir, 'exit.json');
     let info: ShimInfo | undefined;
     try {
@@ -502,7 +502,7 @@ export class Executor {
         this.log.warn({ err, id }, 'adopt: cannot read config.json');
       }
     }
-    const stdinOnce = false;
+    const stdinOnce = opts.stdinOnce ?? false;
     let tty = false;
     try {
       const plan = await fsp.readFile(path.join(bundleDir, 'plan'), 'latin1');
