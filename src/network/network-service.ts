@@ -428,25 +428,23 @@ export class NetworkService {
     const cfg = n.IPAM.Config[0];
     if (!cfg) return;
     const hasEndpoints = [...this.endpoints.values()].some((e) => e.networkId === n.Id);
+    const taken: Cidr[] = [];
     for (let attempt = 0; ; attempt++) {
       const subnet = parseCidr(cfg.Subnet)!;
-      if (n.autoSubnet && !hasEndpoints && attempt < 5) {
-        const routes = JSON.parse((await this.plumbing.routesJson()) || '[]') as { dst?: string; dev?: string }[];
-        const clash = routes.some((r) => r.dev !== n.bridge && r.dst !== undefined && r.dst !== 'default' && (() => {
-          const c = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
-          return c !== undefined && cidrOverlaps(c, subnet);
-        })());
-        if (clash) {
-          const fresh = await this.pickSubnet([subnet], n.bridge);
-          cfg.Subnet = cidrToString(fresh);
-          cfg.Gateway = ipToString(fresh.base + 1);
-          this.saveNetwork(n, false);
-          this.log.info({ network: n.Name, subnet: cfg.Subnet }, 'subnet taken by another route; picked a new one');
-          continue;
-        }
-      }
       await this.plumbing.ensureBridge(n.bridge, `${cfg.Gateway}/${subnet.prefix}`, n.mtu, this.owner);
-      break;
+      if (!n.autoSubnet || hasEndpoints || attempt >= 5) break;
+      // Another device routing an overlapping subnet (a host route, or another daemon that picked the same
+      // pool subnet at the same moment): a foreign device wins; between two Berth bridges the lower name keeps it.
+      const clashes = await this.overlappingDevices(subnet, n.bridge);
+      if (clashes.length === 0) break;
+      if (clashes.every((c) => c.berth && c.dev > n.bridge!)) break;
+      await this.plumbing.deleteAddr(n.bridge, `${cfg.Gateway}/${subnet.prefix}`);
+      taken.push(subnet);
+      const fresh = await this.pickSubnet(taken, n.bridge);
+      cfg.Subnet = cidrToString(fresh);
+      cfg.Gateway = ipToString(fresh.base + 1);
+      this.saveNetwork(n, false);
+      this.log.info({ network: n.Name, subnet: cfg.Subnet, clashes }, 'subnet also routed elsewhere; picked a new one');
     }
     if (!this.isDefaultBridge(n) && cfg.Gateway) {
       try {
@@ -455,6 +453,18 @@ export class NetworkService {
         this.log.warn({ network: n.Name, err: errorMessage(e) }, 'embedded DNS could not listen on the gateway');
       }
     }
+  }
+
+  private async overlappingDevices(subnet: Cidr, ownDev: string): Promise<{ dev: string; berth: boolean }[]> {
+    const routes = JSON.parse((await this.plumbing.routesJson()) || '[]') as { dst?: string; dev?: string }[];
+    const aliases = new Map((await this.plumbing.links()).map((l) => [l.ifname, l.ifalias ?? '']));
+    const out: { dev: string; berth: boolean }[] = [];
+    for (const r of routes) {
+      if (!r.dev || r.dev === ownDev || !r.dst || r.dst === 'default') continue;
+      const c = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
+      if (c && cidrOverlaps(c, subnet)) out.push({ dev: r.dev, berth: (aliases.get(r.dev) ?? '').startsWith('berth:') });
+    }
+    return out;
   }
 
   private isDefaultBridge(n: NetworkRecord): boolean {

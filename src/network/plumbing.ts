@@ -88,6 +88,10 @@ export class Plumbing {
     await this.ip(['link', 'set', 'dev', name, 'up']);
   }
 
+  async deleteAddr(dev: string, cidr: string): Promise<void> {
+    await this.ip(['addr', 'del', cidr, 'dev', dev], true);
+  }
+
   async deleteLink(name: string): Promise<void> {
     const r = await this.ip(['link', 'del', 'dev', name], true);
     if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) {
