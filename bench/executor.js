@@ -24,7 +24,7 @@ chmodSync(join(lower, 'bin/busybox'), 0o755);
 for (const a of ['true', 'sleep', 'sh']) symlinkSync('busybox', join(lower, 'bin', a));
 writeFileSync(join(lower, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
 
-const ex = new Executor({ execRoot: join(tmp, 'x'), shimPath: join(root, 'native/build/berth-shim'), log: pino({ level: 'silent' }) });
+const ex = new Executor({ execRoot: join(tmp, 'x'), shimPath: process.env.BERTH_SHIM ?? join(root, 'native/build/berth-shim'), log: pino({ level: 'silent' }) });
 let n = 0;
 function spec(args) {
   return {

@@ -173,6 +173,8 @@ int main(int argc, char **argv)
 		setup_failed(&p, 0, 128, "plan mode does not match the command line");
 
 	setsid();
+	if (chdir("/") < 0) /* hold no directory of berthd's busy */
+		shim_log("chdir /: %s", strerror(errno));
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (write_str_file("/proc/self/oom_score_adj", "-999") < 0)
 		shim_log("lower own oom_score_adj: %s (continuing)", strerror(errno));
