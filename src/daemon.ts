@@ -9,7 +9,8 @@ import { EventRepo } from './store/event-repo.js';
 import { EventBus } from './events/event-bus.js';
 import { SystemService } from './system/system-service.js';
 import { readHostFacts } from './system/host-facts.js';
-import { detectStorageDriver } from './storage/driver-detect.js';
+import { detectStorageDriver, driverStatus } from './storage/driver-detect.js';
+import { createImagesApi } from './images/wiring.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import type { Services } from './api/services.js';
 import { VolumeRepo } from './store/volume-repo.js';
@@ -18,6 +19,17 @@ import { VolumeService } from './volumes/volume-service.js';
 import { DiskUsageService } from './volumes/disk-usage.js';
 import { NetworkRepo } from './store/network-repo.js';
 import { NetworkService } from './network/network-service.js';
+import { createCgroupManager } from './runtime/cgroups/index.js';
+import { Executor } from './runtime/executor.js';
+import { ContainerRepo } from './store/container-repo.js';
+import { ContainerService } from './containers/container-service.js';
+import { ExecService } from './containers/exec-service.js';
+import type { ContainerRecord } from './containers/types.js';
+import { fileURLToPath } from 'node:url';
+
+/** berth-shim and berth-init, built from native/ by npm install. */
+const SHIM_PATH = fileURLToPath(new URL('../native/build/berth-shim', import.meta.url));
+const INIT_PATH = fileURLToPath(new URL('../native/build/berth-init', import.meta.url));
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -32,14 +44,18 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let db: Db | undefined;
   let api: ApiServer | undefined;
   let networks: NetworkService | undefined;
+  let containers: ContainerService | undefined;
   try {
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
     const events = new EventBus(new EventRepo(db, 10_000));
-    const storageDriver = detectStorageDriver(config.storageDriver);
+    const storageDriver = detectStorageDriver(config.storageDriver, config.dataRoot);
+    const images = createImagesApi(db, config.dataRoot, storageDriver, events, log);
     const system = new SystemService(config, readHostFacts(), new MetaRepo(db), {
-      storageDriver: () => ({ name: storageDriver, status: [] }),
+      storageDriver: () => ({ name: storageDriver, status: driverStatus(storageDriver, config.dataRoot) }),
+      imageCount: () => images.service.count(),
       listenerCount: () => events.listenerCount,
       warnings: () => networks?.warnings() ?? [],
+      containerCounts: () => containers?.counts() ?? { total: 0, running: 0, paused: 0, stopped: 0 },
     });
     const volumesLog = log.child({ sub: 'volumes' });
     const volumes = new VolumeService(new VolumeRepo(db), new LocalDriver(config.dataRoot, volumesLog), events, volumesLog);
@@ -54,14 +70,42 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       daemonId: system.daemonId,
     });
     await networks.start();
-    // Until the containers service reports which containers survived, no sandbox does: release leftovers.
-    await networks.restore([]);
-    const services: Services = { system, events, volumes, diskUsage, networks };
+    const cgroups = createCgroupManager({ log: log.child({ sub: 'cgroups' }) });
+    const executor = new Executor({ execRoot: config.execRoot, shimPath: SHIM_PATH, initPath: INIT_PATH, log, cgroups });
+    containers = new ContainerService({
+      dataRoot: config.dataRoot,
+      repo: new ContainerRepo<ContainerRecord>(db),
+      images: images.service,
+      layers: images.layers,
+      volumes,
+      network: networks,
+      executor,
+      cgroups,
+      events,
+      log: log.child({ sub: 'containers' }),
+      logOpts: config.logOpts,
+      initPath: INIT_PATH,
+    });
+    const containerSvc = containers;
+    images.service.setUsageChecker((imageId) => containerSvc.usersOfImage(imageId));
+    volumes.setUsageChecker((name) => containerSvc.usersOfVolume(name));
+    networks.setContainerDirectory({
+      find: (ref) => {
+        const c = containerSvc.find(ref);
+        return c ? { id: c.id, name: c.name, running: c.state.Running } : undefined;
+      },
+    });
+    // Containers that kept running while berthd was down are adopted; their sandboxes stay, others go.
+    const liveIds = await containers.restore();
+    await networks.restore(liveIds);
+    const execs = new ExecService(containers, executor, images.layers, events, config.dataRoot);
+    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs };
 
     api = await createApiServer(services, log);
     await api.listen(config.hosts);
     writeFileSync(config.pidfile, `${process.pid}\n`);
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');
+    void containers.startRestartPolicyContainers();
   } catch (e) {
     await api?.close(0);
     await networks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
@@ -73,9 +117,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const openDb = db;
   const openApi = api;
   const openNetworks = networks;
+  const openContainers = containers;
   return {
     async stop() {
       log.info('berthd shutting down');
+      openContainers?.shutdown();
       await openApi.close(10_000);
       await openNetworks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
       openDb.close();

@@ -9,6 +9,7 @@ import { checkApiVersion, stripVersionPrefix } from './api-version.js';
 import { installErrorHandling } from './error-handler.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
+import { HijackRouter } from './hijack.js';
 import type { Services } from './services.js';
 import { BerthError } from '../errors.js';
 
@@ -20,6 +21,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Aborted when the daemon shuts down: long-lived streams (events, logs -f) end on it. */
     shutdownSignal: AbortSignal;
+    /** Routes that answer `Upgrade: tcp` with 101 and raw bytes (attach, exec start). */
+    hijack: HijackRouter;
   }
   interface FastifyContextConfig {
     /** The handler reads request.raw itself (tar uploads); no parser touches the body. */
@@ -55,6 +58,9 @@ export async function createApiServer(services: Services, log: Logger): Promise<
 
   const shutdown = new AbortController();
   app.decorate('shutdownSignal', shutdown.signal);
+  const hijack = new HijackRouter(log.child({ sub: 'api' }));
+  app.decorate('hijack', hijack);
+  hijack.install(app);
   app.decorateRequest('apiVersion', undefined);
   // Requests in flight per connection, so shutdown can close idle keep-alive connections at once.
   const active = new Map<Socket, number>();

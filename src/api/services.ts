@@ -3,6 +3,9 @@ import type { SystemService } from '../system/system-service.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import type { DiskUsageService } from '../volumes/disk-usage.js';
 import type { NetworkService } from '../network/network-service.js';
+import type { ImagesApi } from '../images/index.js';
+import type { ContainerService } from '../containers/container-service.js';
+import type { ExecService } from '../containers/exec-service.js';
 
 /** What the routes may call: one service per area, wired by daemon.ts. */
 export interface Services {
@@ -11,4 +14,7 @@ export interface Services {
   volumes: VolumeService;
   diskUsage: DiskUsageService;
   networks: NetworkService;
+  images: ImagesApi;
+  containers: ContainerService;
+  execs: ExecService;
 }

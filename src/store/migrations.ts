@@ -72,6 +72,23 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 4,
+    name: 'containers',
+    sql: `
+      CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_nano INTEGER NOT NULL,
+        record TEXT NOT NULL
+      );
+      CREATE TABLE execs (
+        id TEXT PRIMARY KEY,
+        container_id TEXT NOT NULL,
+        record TEXT NOT NULL
+      );
+    `,
+  },
+  {
     version: 5,
     name: 'volumes',
     sql: `
@@ -82,29 +99,6 @@ export const MIGRATIONS: Migration[] = [
         options TEXT,
         created_nano INTEGER NOT NULL,
         anonymous INTEGER NOT NULL DEFAULT 0
-      );
-    `,
-  },
-  {
-    version: 6,
-    name: 'networks',
-    sql: `
-      CREATE TABLE networks (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        body TEXT NOT NULL
-      );
-      CREATE TABLE network_endpoints (
-        network_id TEXT NOT NULL,
-        container_id TEXT NOT NULL,
-        ip TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (network_id, container_id)
-      );
-      CREATE UNIQUE INDEX network_endpoints_ip ON network_endpoints (network_id, ip) WHERE ip <> '';
-      CREATE TABLE network_sandboxes (
-        container_id TEXT PRIMARY KEY,
-        body TEXT NOT NULL
       );
     `,
   },

@@ -4,6 +4,8 @@ import { systemRoutes } from './system.js';
 import { volumeRoutes } from './volumes.js';
 import { systemDfRoutes } from './system-df.js';
 import { networkRoutes } from './networks.js';
+import { imageRoutes } from './images.js';
+import { containerRoutes } from './containers.js';
 
 /** Every routes file, one per API area. */
 export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -11,4 +13,6 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   volumeRoutes(app, services);
   systemDfRoutes(app, services);
   networkRoutes(app, services);
+  imageRoutes(app, services);
+  containerRoutes(app, services);
 }

@@ -1,0 +1,145 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { API_VERSION, BERTH_VERSION } from '../version.js';
+import { checkApiVersion, effectiveVersion, stripVersionPrefix } from './api-version.js';
+import { statusOf } from './error-handler.js';
+import { InvalidParameterError } from '../errors.js';
+import type { Logger } from '../util/logger.js';
+import type { Query } from './query.js';
+
+/**
+ * Hijacked endpoints (attach, exec start): the client sends `Upgrade: tcp`, Node hands the raw socket
+ * to the 'upgrade' listener, and we answer `101 UPGRADED` then speak raw bytes, keeping the socket
+ * half-open after the client's FIN.
+ */
+export interface HijackRequest {
+  params: string[];
+  query: Query;
+  apiVersion: string;
+  headers: IncomingMessage['headers'];
+  /** The JSON body (exec start sends one; it arrives in the upgrade head and the socket). */
+  body: unknown;
+}
+
+export interface HijackConnection {
+  socket: Duplex;
+  /** Writes the 101 with the given media type; output may follow at once. */
+  upgrade(contentType: string): void;
+}
+
+export type HijackHandler = (req: HijackRequest, conn: HijackConnection) => Promise<void>;
+
+interface HijackRoute {
+  method: string;
+  pattern: RegExp;
+  handler: HijackHandler;
+}
+
+const STANDARD_HEADERS =
+  `Api-Version: ${API_VERSION}\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Berth/${BERTH_VERSION} (linux)\r\n`;
+
+export class HijackRouter {
+  private readonly routes: HijackRoute[] = [];
+
+  constructor(private readonly log: Logger) {}
+
+  /** `pattern` is matched against the unversioned path; its groups become params. */
+  add(method: string, pattern: RegExp, handler: HijackHandler): void {
+    this.routes.push({ method, pattern, handler });
+  }
+
+  install(app: FastifyInstance): void {
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.dispatch(req, socket, head);
+    });
+  }
+
+  private async dispatch(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    let upgraded = false;
+    socket.on('error', (e) => this.log.debug({ err: e }, 'hijacked socket error'));
+    const fail = (err: unknown): void => {
+      const status = statusOf(err);
+      const message = err instanceof Error ? err.message : String(err);
+      if (status >= 500) this.log.error({ err, url: req.url }, 'hijacked request failed');
+      if (upgraded) {
+        socket.end();
+        return;
+      }
+      const body = `${JSON.stringify({ message })}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : status === 400 ? 'Bad Request' : 'Error'}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${STANDARD_HEADERS}Connection: close\r\n\r\n${body}`,
+      );
+    };
+    try {
+      const { url, version } = stripVersionPrefix(req.url ?? '/');
+      checkApiVersion(version);
+      const u = new URL(url, 'http://localhost');
+      const route = this.routes.find((r) => r.method === req.method && r.pattern.test(u.pathname));
+      if (!route) {
+        const e = new Error('page not found');
+        Object.assign(e, { statusCode: 404 });
+        throw e;
+      }
+      const m = route.pattern.exec(u.pathname);
+      const query: Query = {};
+      for (const [k, v] of u.searchParams) query[k] = v;
+      const body = await readBody(req, socket, head);
+      await route.handler(
+        { params: (m?.slice(1) ?? []).map((p) => decodeURIComponent(p)), query, apiVersion: effectiveVersion(version), headers: req.headers, body },
+        {
+          socket,
+          upgrade(contentType) {
+            upgraded = true;
+            socket.write(
+              `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${STANDARD_HEADERS}\r\n`,
+            );
+          },
+        },
+      );
+    } catch (e) {
+      fail(e);
+    }
+  }
+}
+
+/** Reads a Content-Length JSON body that may be split between the upgrade head and the socket. */
+async function readBody(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<unknown> {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (!length) {
+    if (head.length > 0) socket.unshift(head);
+    return undefined;
+  }
+  let buf = head;
+  while (buf.length < length) {
+    const chunk = await new Promise<Buffer | null>((resolve) => {
+      const onData = (c: Buffer): void => {
+        cleanup();
+        resolve(c);
+      };
+      const onEnd = (): void => {
+        cleanup();
+        resolve(null);
+      };
+      const cleanup = (): void => {
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.pause();
+      };
+      socket.on('data', onData);
+      socket.on('end', onEnd);
+      socket.resume();
+    });
+    if (chunk === null) break;
+    buf = Buffer.concat([buf, chunk]);
+  }
+  if (buf.length > length) socket.unshift(buf.subarray(length));
+  const text = buf.subarray(0, length).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InvalidParameterError(`invalid JSON: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,334 @@
+import { once } from 'node:events';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../services.js';
+import { beginStream } from '../streaming.js';
+import { type Query, qBool, qInt, qString } from '../query.js';
+import { frame, StreamType } from '../stdcopy.js';
+import { versionAtLeast } from '../api-version.js';
+import { InvalidParameterError, errorMessage } from '../../errors.js';
+import type { AttachHandle, OutputChunk } from '../../runtime/executor.js';
+import type { CreateRequest } from '../../containers/container-service.js';
+import type { WaitCondition } from '../../containers/waiters.js';
+import type { HijackConnection } from '../hijack.js';
+
+type IdParams = { id: string };
+
+/** The media type of an attach/logs stream: raw for TTY, multiplexed (stdcopy frames) otherwise. */
+export function streamMediaType(tty: boolean, apiVersion: string): string {
+  return !tty && versionAtLeast(apiVersion, '1.42') ? 'application/vnd.docker.multiplexed-stream' : 'application/vnd.docker.raw-stream';
+}
+
+/** Where attach output goes: a hijacked socket or a plain chunked response. */
+interface Sink {
+  write(b: Buffer): boolean;
+  end(): void;
+  once(ev: 'drain' | 'close', cb: () => void): unknown;
+  destroyed: boolean;
+}
+
+async function writeTo(sink: Sink, b: Buffer): Promise<void> {
+  if (sink.destroyed) return;
+  if (!sink.write(b)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
+}
+
+/** Copies process output to the client, framed unless TTY; resolves when the output ends. */
+export async function pumpOutput(output: Readable, sink: Sink, tty: boolean): Promise<void> {
+  for await (const chunk of output as AsyncIterable<OutputChunk>) {
+    if (sink.destroyed) break;
+    await writeTo(sink, tty ? chunk.data : frame(chunk.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, chunk.data));
+  }
+}
+
+/** Ctrl-P Ctrl-Q by default; `detachKeys=ctrl-a,x` style otherwise (dockerd's term.ToBytes). */
+export function parseDetachKeys(spec: string | undefined): Buffer {
+  if (spec === undefined || spec === '') return Buffer.from([0x10, 0x11]);
+  const out: number[] = [];
+  for (const part of spec.split(',')) {
+    const p = part.trim().toLowerCase();
+    if (p.length === 1) out.push(p.charCodeAt(0));
+    else if (/^ctrl-[a-z@[\\\]^_]$/.test(p)) {
+      const ch = p.charCodeAt(5);
+      out.push(ch >= 97 && ch <= 122 ? ch - 96 : ch === 64 ? 0 : ch - 64);
+    } else throw new InvalidParameterError(`Invalid detach keys (${spec}) provided`);
+  }
+  return Buffer.from(out);
+}
+
+/**
+ * Client stdin → the container. TTY input is scanned for the detach sequence (dockerd does this for
+ * TTY only); on it, `onDetach` runs and nothing more is forwarded. EOF from the client closes stdin.
+ */
+function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys: Buffer, onDetach: () => void): void {
+  let matched = 0;
+  let held: number[] = [];
+  input.on('data', (buf: Buffer) => {
+    if (!tty) {
+      if (!stdin.write(buf)) input.pause();
+      return;
+    }
+    const out: number[] = [];
+    for (const byte of buf) {
+      if (byte === keys[matched]) {
+        held.push(byte);
+        matched++;
+        if (matched === keys.length) {
+          if (out.length > 0) stdin.write(Buffer.from(out));
+          onDetach();
+          return;
+        }
+        continue;
+      }
+      out.push(...held, byte);
+      held = [];
+      matched = 0;
+    }
+    if (out.length > 0 && !stdin.write(Buffer.from(out))) input.pause();
+  });
+  stdin.on('drain', () => input.resume());
+  input.on('end', () => stdin.end());
+  input.on('error', () => stdin.end());
+}
+
+export function containerRoutes(app: FastifyInstance, { containers, execs }: Services): void {
+  app.post('/containers/create', async (request, reply) => {
+    const q = request.query as Query;
+    const body = (request.body ?? {}) as CreateRequest['body'];
+    if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidParameterError('invalid JSON: expected an object');
+    const name = qString(q, 'name');
+    const res = await containers.create({ ...(name ? { name } : {}), body });
+    void reply.code(201).send(res);
+  });
+
+  app.get('/containers/json', async (request) => {
+    const q = request.query as Query;
+    const limit = qInt(q, 'limit');
+    return containers.list({
+      all: qBool(q, 'all'),
+      ...(limit !== undefined ? { limit } : {}),
+      size: qBool(q, 'size'),
+      ...(qString(q, 'filters') ? { filters: qString(q, 'filters') } : {}),
+    });
+  });
+
+  app.get<{ Params: IdParams }>('/containers/:id/json', async (request) =>
+    containers.inspect(request.params.id, qBool(request.query as Query, 'size')),
+  );
+
+  app.post<{ Params: IdParams }>('/containers/:id/start', async (request, reply) => {
+    const r = await containers.start(request.params.id);
+    void reply.code(r === 'already' ? 304 : 204).send();
+  });
+
+  const stopOpts = (q: Query): { timeout?: number; signal?: string } => {
+    const t = qInt(q, 't');
+    const signal = qString(q, 'signal');
+    return { ...(t !== undefined ? { timeout: t } : {}), ...(signal ? { signal } : {}) };
+  };
+
+  app.post<{ Params: IdParams }>('/containers/:id/stop', async (request, reply) => {
+    const r = await containers.stop(request.params.id, stopOpts(request.query as Query));
+    void reply.code(r === 'already' ? 304 : 204).send();
+  });
+
+  app.post<{ Params: IdParams }>('/containers/:id/restart', async (request, reply) => {
+    await containers.restart(request.params.id, stopOpts(request.query as Query));
+    void reply.code(204).send();
+  });
+
+  app.post<{ Params: IdParams }>('/containers/:id/kill', async (request, reply) => {
+    await containers.kill(request.params.id, qString(request.query as Query, 'signal'));
+    void reply.code(204).send();
+  });
+
+  app.delete<{ Params: IdParams }>('/containers/:id', async (request, reply) => {
+    const q = request.query as Query;
+    if (qBool(q, 'link')) throw new InvalidParameterError('Berth does not support legacy links removal');
+    const c = containers.get(request.params.id);
+    await containers.remove(request.params.id, { force: qBool(q, 'force'), removeVolumes: qBool(q, 'v') });
+    execs.forgetContainer(c.id);
+    void reply.code(204).send();
+  });
+
+  app.post<{ Params: IdParams }>('/containers/:id/wait', async (request, reply) => {
+    const q = request.query as Query;
+    const condition = (qString(q, 'condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) {
+      throw new InvalidParameterError(`invalid condition: "${condition}"`);
+    }
+    const { result } = containers.wait(request.params.id, condition);
+    // Headers go out at once: `docker run` calls /start only after they arrive.
+    const res = beginStream(reply, 'application/json');
+    const r = await Promise.race([
+      result,
+      once(request.raw, 'close').then(() => undefined),
+    ]);
+    if (r && !res.destroyed) res.end(`${JSON.stringify(r)}\n`);
+    else res.end();
+  });
+
+  app.post<{ Params: IdParams }>('/containers/:id/resize', async (request, reply) => {
+    const q = request.query as Query;
+    await containers.resize(request.params.id, qInt(q, 'h', 0) ?? 0, qInt(q, 'w', 0) ?? 0);
+    void reply.code(200).send();
+  });
+
+  app.get<{ Params: IdParams }>('/containers/:id/logs', async (request, reply) => {
+    const q = request.query as Query;
+    const ac = new AbortController();
+    const since = qString(q, 'since');
+    const until = qString(q, 'until');
+    const tail = qString(q, 'tail');
+    const { c, entries } = containers.logs(request.params.id, {
+      stdout: qBool(q, 'stdout'),
+      stderr: qBool(q, 'stderr'),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(tail !== undefined ? { tail } : {}),
+      follow: qBool(q, 'follow'),
+      signal: ac.signal,
+    });
+    const tty = c.config.Tty;
+    const timestamps = qBool(q, 'timestamps');
+    const res = beginStream(reply, streamMediaType(tty, request.apiVersion ?? '1.50'));
+    const abort = (): void => ac.abort();
+    request.raw.on('close', abort);
+    app.shutdownSignal.addEventListener('abort', abort, { once: true });
+    try {
+      for await (const e of entries) {
+        const payload = timestamps ? Buffer.concat([Buffer.from(`${e.time} `), e.data]) : e.data;
+        await writeTo(res, tty ? payload : frame(e.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, payload));
+        if (res.destroyed) break;
+      }
+    } catch (err) {
+      request.log.warn({ err: errorMessage(err) }, 'reading logs failed');
+    } finally {
+      app.shutdownSignal.removeEventListener('abort', abort);
+      res.end();
+    }
+  });
+
+  /** attach for both transports: a hijacked socket, or a plain streamed response. */
+  async function serveAttach(
+    id: string,
+    q: Query,
+    apiVersion: string,
+    open: (mediaType: string) => { sink: Sink; input?: Duplex | Readable; close: () => void },
+  ): Promise<void> {
+    const want = { stdin: qBool(q, 'stdin'), stdout: qBool(q, 'stdout'), stderr: qBool(q, 'stderr') };
+    const keys = parseDetachKeys(qString(q, 'detachKeys'));
+    const stream = qBool(q, 'stream');
+    const { c, handle } = await containers.attach(id, want);
+    const tty = c.config.Tty;
+    const { sink, input, close } = open(streamMediaType(tty, apiVersion));
+    if (qBool(q, 'logs')) {
+      const ac = new AbortController();
+      const { entries } = containers.logs(c.id, { stdout: want.stdout, stderr: want.stderr, follow: false, signal: ac.signal });
+      for await (const e of entries) await writeTo(sink, tty ? e.data : frame(e.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, e.data));
+    }
+    if (!stream) {
+      close();
+      return;
+    }
+    let h: AttachHandle | undefined;
+    let detached = false;
+    const clientGone = (): void => h?.close();
+    sink.once('close', clientGone);
+    h = await handle;
+    if (!h) {
+      close();
+      return;
+    }
+    if (sink.destroyed) {
+      h.close();
+      return;
+    }
+    if (input && h.stdin) {
+      pumpInput(input, h.stdin, tty, keys, () => {
+        detached = true;
+        h?.close();
+        close();
+      });
+    }
+    await pumpOutput(h.output, sink, tty);
+    if (!detached) close();
+  }
+
+  app.hijack.add('POST', /^\/containers\/([^/]+)\/attach$/, async (req, conn: HijackConnection) => {
+    await serveAttach(req.params[0] ?? '', req.query, req.apiVersion, (mediaType) => {
+      conn.upgrade(mediaType);
+      return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end() };
+    });
+  });
+
+  // Without Upgrade (some SDKs): a 200 with the raw stream; no stdin.
+  app.post<{ Params: IdParams }>('/containers/:id/attach', async (request, reply) => {
+    await serveAttach(request.params.id, request.query as Query, request.apiVersion ?? '1.50', (mediaType) => {
+      const res = beginStream(reply, mediaType);
+      return { sink: res, close: () => res.end() };
+    });
+  });
+
+  // --- exec
+
+  app.post<{ Params: IdParams }>('/containers/:id/exec', async (request, reply) => {
+    const id = execs.create(request.params.id, (request.body ?? {}) as Parameters<typeof execs.create>[1]);
+    void reply.code(201).send({ Id: id });
+  });
+
+  app.get<{ Params: IdParams }>('/exec/:id/json', async (request) => execs.inspect(request.params.id));
+
+  app.post<{ Params: IdParams }>('/exec/:id/resize', async (request, reply) => {
+    const q = request.query as Query;
+    await execs.resize(request.params.id, qInt(q, 'h', 0) ?? 0, qInt(q, 'w', 0) ?? 0);
+    void reply.code(200).send();
+  });
+
+  /** Runs an exec and streams it; the exit code is recorded before the stream is closed. */
+  async function serveExec(
+    id: string,
+    apiVersion: string,
+    open: (mediaType: string) => { sink: Sink; input?: Duplex | Readable; close: () => void },
+  ): Promise<void> {
+    const rec = execs.get(id);
+    const tty = rec.body.Tty === true;
+    const { sink, input, close } = open(streamMediaType(tty, apiVersion));
+    let started;
+    try {
+      started = await execs.start(id);
+    } catch (err) {
+      const msg = Buffer.from(`${errorMessage(err)}\r\n`);
+      await writeTo(sink, tty ? msg : frame(StreamType.Stdout, msg));
+      close();
+      return;
+    }
+    const { handle } = started;
+    if (input && handle.stdin) pumpInput(input, handle.stdin, tty, Buffer.alloc(0), () => undefined);
+    else input?.resume();
+    await pumpOutput(handle.output, sink, tty);
+    await handle.exit.catch(() => undefined);
+    close();
+  }
+
+  app.hijack.add('POST', /^\/exec\/([^/]+)\/start$/, async (req, conn) => {
+    await serveExec(req.params[0] ?? '', req.apiVersion, (mediaType) => {
+      conn.upgrade(mediaType);
+      return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end() };
+    });
+  });
+
+  app.post<{ Params: IdParams }>('/exec/:id/start', async (request, reply) => {
+    const body = (request.body ?? {}) as { Detach?: boolean };
+    if (body.Detach) {
+      const { handle } = await execs.start(request.params.id);
+      handle.output.resume();
+      void reply.code(200).send();
+      return;
+    }
+    await serveExec(request.params.id, request.apiVersion ?? '1.50', (mediaType) => {
+      const res = beginStream(reply, mediaType);
+      return { sink: res, close: () => res.end() };
+    });
+  });
+}
+

@@ -1,0 +1,926 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import {
+  BerthError,
+  ConflictError,
+  InvalidParameterError,
+  NotFoundError,
+  errorMessage,
+} from '../errors.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { ImageService } from '../images/image-service.js';
+import type { LayerStore } from '../storage/layer-store.js';
+import type { NetworkService } from '../network/network-service.js';
+import type { VolumeService } from '../volumes/volume-service.js';
+import {
+  prepareContainerMounts,
+  releaseContainerMounts,
+  resolveContainerMounts,
+  restoreContainerMounts,
+} from '../volumes/container-mounts.js';
+import type { CgroupManager } from '../runtime/cgroups/index.js';
+import { adaptResources, buildDeviceConfig, hostConfigToLinuxResources, verifyResources } from '../runtime/cgroups/index.js';
+import { compileSeccomp, seccompFilterFlags } from '../runtime/seccomp/index.js';
+import type { AttachHandle, ExitStatus, Executor } from '../runtime/executor.js';
+import { ContainerStartError } from '../runtime/executor.js';
+import type { ContainerRepo } from '../store/container-repo.js';
+import type { Logger } from '../util/logger.js';
+import { Filters, labelTermHolds } from '../util/filters.js';
+import { nowNano, parseTimestampParam, rfc3339Nano } from '../util/time.js';
+import { commandOf, mergeImageConfig } from './config-merge.js';
+import { generateContainerName, validateContainerName } from './names.js';
+import { inspectEntry, listEntry, ZERO_TIME } from './presenters.js';
+import { RestartBackoff, validateRestartPolicy } from './restart-policy.js';
+import { buildSpec, containerCapabilities, parseSecurityOpts } from './spec-builder.js';
+import { logLimits, resolveLogConfig } from './log-options.js';
+import { resolveUser } from './user-resolve.js';
+import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
+import type { ContainerConfig, ContainerRecord, HostConfig } from './types.js';
+import { signalNumber } from './signals.js';
+import { readLogs, type LogEntry } from './log-reader.js';
+
+export interface ContainerServiceDeps {
+  dataRoot: string;
+  repo: ContainerRepo<ContainerRecord>;
+  images: ImageService;
+  layers: LayerStore;
+  volumes: VolumeService;
+  network: NetworkService;
+  executor: Executor;
+  cgroups: CgroupManager;
+  events: EventBus;
+  log: Logger;
+  /** daemon.json log-opts, applied to every container's json-file log. */
+  logOpts: Record<string, string>;
+  initPath: string;
+}
+
+export interface CreateRequest {
+  name?: string;
+  body: Partial<ContainerConfig> & { HostConfig?: HostConfig; NetworkingConfig?: ContainerRecord['networkingConfig'] };
+}
+
+/** What an attached client gets: output chunks, optional stdin, and the end of the stream. */
+export interface AttachSession {
+  tty: boolean;
+  output: Readable;
+  stdin?: Writable;
+  close(): void;
+}
+
+interface Live {
+  /** Attach sessions waiting for the next start (docker run attaches before it starts). */
+  pendingAttach: { want: { stdin: boolean; stdout: boolean; stderr: boolean }; resolve: (h: AttachHandle | undefined) => void }[];
+  restartTimer?: NodeJS.Timeout;
+  backoff: RestartBackoff;
+  /** Resolves when the current run ends (log followers stop there). */
+  stopped?: Promise<void>;
+  markStopped?: () => void;
+  /** Serialises lifecycle operations per container. */
+  busy: Promise<unknown>;
+}
+
+const LIST_FILTERS = ['id', 'name', 'label', 'status', 'ancestor', 'before', 'since', 'exited', 'health', 'network', 'volume', 'publish', 'expose', 'is-task', 'label!'];
+
+function emptyState(): ContainerRecord['state'] {
+  return {
+    Status: 'created',
+    Running: false,
+    Paused: false,
+    Restarting: false,
+    OOMKilled: false,
+    Dead: false,
+    Pid: 0,
+    ExitCode: 0,
+    Error: '',
+    StartedAt: ZERO_TIME,
+    FinishedAt: ZERO_TIME,
+  };
+}
+
+/** Containers: records, lifecycle, attach, logs. HTTP-free: routes call it, it calls the layers below. */
+export class ContainerService {
+  private readonly records = new Map<string, ContainerRecord>();
+  private readonly live = new Map<string, Live>();
+  private readonly waiters = new Waiters();
+  private readonly log: Logger;
+
+  constructor(private readonly d: ContainerServiceDeps) {
+    this.log = d.log;
+    for (const r of d.repo.all()) this.records.set(r.id, r);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Look-ups
+
+  /** By full ID, name (with or without "/") or unique ID prefix; dockerd's 404 text otherwise. */
+  get(ref: string): ContainerRecord {
+    const c = this.find(ref);
+    if (!c) throw new NotFoundError(`No such container: ${ref}`);
+    return c;
+  }
+
+  find(ref: string): ContainerRecord | undefined {
+    const byId = this.records.get(ref);
+    if (byId) return byId;
+    const name = ref.replace(/^\//, '');
+    for (const r of this.records.values()) if (r.name === name) return r;
+    if (/^[0-9a-f]+$/.test(ref) && ref.length > 0) {
+      const matches = [...this.records.values()].filter((r) => r.id.startsWith(ref));
+      if (matches.length > 1) throw new InvalidParameterError(`multiple IDs found with provided prefix: ${ref}`);
+      return matches[0];
+    }
+    return undefined;
+  }
+
+  all(): ContainerRecord[] {
+    return [...this.records.values()];
+  }
+
+  counts(): { total: number; running: number; paused: number; stopped: number } {
+    let running = 0;
+    let paused = 0;
+    for (const r of this.records.values()) {
+      if (r.state.Paused) paused++;
+      else if (r.state.Running) running++;
+    }
+    return { total: this.records.size, running, paused, stopped: this.records.size - running - paused };
+  }
+
+  private liveOf(id: string): Live {
+    let l = this.live.get(id);
+    if (!l) {
+      l = { pendingAttach: [], backoff: new RestartBackoff(), busy: Promise.resolve() };
+      this.live.set(id, l);
+    }
+    return l;
+  }
+
+  /** Runs lifecycle operations of one container one at a time. */
+  private serial<T>(id: string, op: () => Promise<T>): Promise<T> {
+    const l = this.liveOf(id);
+    const next = l.busy.then(op, op);
+    l.busy = next.catch(() => undefined);
+    return next;
+  }
+
+  private dir(id: string): string {
+    return join(this.d.dataRoot, 'containers', id);
+  }
+
+  logPath(c: ContainerRecord): string {
+    return join(this.dir(c.id), `${c.id}-json.log`);
+  }
+
+  private save(c: ContainerRecord): void {
+    if (!this.d.repo.update(c)) throw new ConflictError(`Conflict. The container name "/${c.name}" is already in use`);
+  }
+
+  private attrs(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name, ...extra };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Create
+
+  async create(req: CreateRequest): Promise<{ Id: string; Warnings: string[] }> {
+    const body = req.body ?? {};
+    const hc: HostConfig = { ...(body.HostConfig ?? {}) };
+    const warnings: string[] = [];
+    if (typeof body.Image !== 'string' || body.Image === '') {
+      throw new InvalidParameterError('Config cannot be empty in order to create a container');
+    }
+    const name = req.name ? validateContainerName(req.name) : undefined;
+    const image = this.d.images.resolve(body.Image);
+
+    // Validation with dockerd's messages, before anything is written.
+    validateRestartPolicy(hc.RestartPolicy, hc.AutoRemove === true);
+    parseSecurityOpts(hc.SecurityOpt);
+    containerCapabilities(hc);
+    const verified = verifyResources(hc as Parameters<typeof verifyResources>[0], await this.d.cgroups.sysInfo(), { numCpus: os.cpus().length });
+    Object.assign(hc, adaptResources(verified.resources));
+    warnings.push(...verified.warnings);
+    const logConfig = resolveLogConfig(hc.LogConfig, this.d.logOpts);
+    if (hc.OomScoreAdj !== undefined && (hc.OomScoreAdj < -1000 || hc.OomScoreAdj > 1000)) {
+      throw new InvalidParameterError(`Invalid value ${hc.OomScoreAdj}, range for oom score adj is [-1000, 1000]`);
+    }
+    for (const u of hc.Ulimits ?? []) {
+      if (u.Soft > u.Hard) throw new InvalidParameterError(`ulimit soft limit must be less than or equal to hard limit: ${u.Soft} > ${u.Hard}`);
+    }
+
+    const id = randomBytes(32).toString('hex');
+    const config = mergeImageConfig({ ...body, Image: body.Image }, image.config.config, id);
+    const { path, args } = commandOf(config);
+    const created = nowNano();
+    const record: ContainerRecord = {
+      id,
+      name: name ?? generateContainerName(),
+      created: rfc3339Nano(created),
+      imageId: image.id,
+      path,
+      args,
+      config,
+      hostConfig: {
+        NetworkMode: 'bridge',
+        RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+        ...hc,
+        LogConfig: logConfig,
+        ...(hc.NetworkMode === undefined || hc.NetworkMode === '' || hc.NetworkMode === 'default' ? { NetworkMode: 'bridge' } : {}),
+      },
+      networkingConfig: body.NetworkingConfig ?? {},
+      state: emptyState(),
+      restartCount: 0,
+      mounts: [],
+      networkSettings: null,
+      chainId: image.chainId,
+      hasBeenStarted: false,
+      manuallyStopped: false,
+      driver: this.d.layers.driver,
+    };
+
+    // The name is reserved atomically by the UNIQUE column; generated names retry.
+    for (let attempt = 0; ; attempt++) {
+      if (this.d.repo.insert(record, created)) break;
+      if (name !== undefined) {
+        const holder = this.find(name);
+        throw new ConflictError(
+          `Conflict. The container name "/${name}" is already in use by container "${holder?.id ?? ''}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+      if (attempt > 20) throw new BerthError('could not generate a unique container name');
+      record.name = generateContainerName(attempt);
+    }
+    this.records.set(id, record);
+
+    try {
+      await this.prepareDirectory(record);
+      const lowerDirs = record.chainId ? this.d.layers.lowerDirs(record.chainId) : [];
+      const resolved = await resolveContainerMounts(this.d.volumes, {
+        containerId: id,
+        binds: hc.Binds ?? null,
+        mounts: (hc.Mounts ?? null) as never,
+        volumesFrom: hc.VolumesFrom ?? null,
+        tmpfs: hc.Tmpfs ?? null,
+        volumes: config.Volumes,
+        ...(hc.VolumeDriver ? { volumeDriver: hc.VolumeDriver } : {}),
+        lookupContainer: (ref) => {
+          const other = this.find(ref);
+          return other ? { id: other.id, mounts: other.mounts } : undefined;
+        },
+        resolveRootfsPath: (p) => firstExisting(lowerDirs, p),
+        log: this.log,
+      });
+      record.mounts = resolved.mounts;
+      record.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(record), record.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+      this.save(record);
+    } catch (e) {
+      this.records.delete(id);
+      this.d.repo.delete(id);
+      await rm(this.dir(id), { recursive: true, force: true });
+      throw e;
+    }
+    this.d.events.publish('container', 'create', id, this.attrs(record));
+    return { Id: id, Warnings: warnings };
+  }
+
+  private endpointsOf(c: ContainerRecord): Record<string, { aliases?: string[]; ipv4Address?: string; macAddress?: string; links?: string[] }> {
+    const out: Record<string, { aliases?: string[]; ipv4Address?: string; macAddress?: string; links?: string[] }> = {};
+    const mode = c.hostConfig.NetworkMode ?? 'bridge';
+    for (const [key, ep] of Object.entries(c.networkingConfig.EndpointsConfig ?? {})) {
+      // The CLI keys the endpoint of the container's own network "default".
+      const net = key === 'default' ? mode : key;
+      if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) continue;
+      const e = ep as { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null; MacAddress?: string; Links?: string[] | null };
+      out[net] = {
+        ...(e.Aliases ? { aliases: e.Aliases } : {}),
+        ...(e.IPAMConfig?.IPv4Address ? { ipv4Address: e.IPAMConfig.IPv4Address } : {}),
+        ...(e.MacAddress ? { macAddress: e.MacAddress } : {}),
+        ...(e.Links ? { links: e.Links } : {}),
+      };
+    }
+    return out;
+  }
+
+  /** The container directory: RW layer, the init layer with mount-point placeholders, log. */
+  private async prepareDirectory(c: ContainerRecord): Promise<void> {
+    const dir = this.dir(c.id);
+    await mkdir(join(dir, 'upper'), { recursive: true, mode: 0o755 });
+    await mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 });
+    // Docker's init layer: placeholders so the bind targets exist without showing up in `docker diff`.
+    const init = join(dir, 'init');
+    for (const d of ['dev/pts', 'dev/shm', 'proc', 'sys', 'etc']) await mkdir(join(init, d), { recursive: true, mode: 0o755 });
+    for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv', 'dev/console']) {
+      await writeFile(join(init, f), '', { mode: 0o755 });
+    }
+    await symlink('/proc/mounts', join(init, 'etc/mtab')).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Start
+
+  start(ref: string): Promise<'started' | 'already'> {
+    const c = this.get(ref);
+    return this.serial(c.id, () => this.startLocked(c));
+  }
+
+  private async startLocked(c: ContainerRecord): Promise<'started' | 'already'> {
+    if (!this.records.has(c.id)) throw new NotFoundError(`No such container: ${c.id}`);
+    if (c.state.Paused) throw new ConflictError('cannot start a paused container, try unpause instead');
+    if (c.state.Running) return 'already';
+    if (c.state.Status === 'removing' || c.state.Status === 'dead') {
+      throw new ConflictError(`container is marked for removal and cannot be started`);
+    }
+    const l = this.liveOf(c.id);
+    if (l.restartTimer) {
+      clearTimeout(l.restartTimer);
+      delete l.restartTimer;
+    }
+    c.manuallyStopped = false;
+    try {
+      await this.launch(c);
+    } catch (e) {
+      const code = e instanceof ContainerStartError ? e.exitCode : 128;
+      c.state = { ...c.state, Status: c.hasBeenStarted ? 'exited' : 'created', Running: false, Pid: 0, ExitCode: code, Error: errorMessage(e) };
+      if (c.hasBeenStarted || e instanceof ContainerStartError) c.state.Status = 'exited';
+      this.save(c);
+      for (const p of l.pendingAttach.splice(0)) p.resolve(undefined);
+      this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(code) }));
+      this.waiters.exited(c.id, { StatusCode: code, Error: { Message: errorMessage(e) } });
+      if (c.hostConfig.AutoRemove) void this.remove(c.id, { force: true, removeVolumes: true }).catch(() => undefined);
+      throw e;
+    }
+    return 'started';
+  }
+
+  /** Everything start needs, in order: mounts, network, spec, shim; undone on failure. */
+  private async launch(c: ContainerRecord): Promise<void> {
+    const dir = this.dir(c.id);
+    const hc = c.hostConfig;
+    const lowerDirs = [join(dir, 'init'), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
+    const cleanups: (() => Promise<void>)[] = [];
+    try {
+      const userMounts = await prepareContainerMounts(this.d.volumes, c.id, c.mounts, hc.Tmpfs ?? null);
+      cleanups.push(() => releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log));
+
+      const namespacePaths: Parameters<typeof buildSpec>[0]['namespacePaths'] = {};
+      const mode = hc.NetworkMode ?? 'bridge';
+      const sandbox = await this.d.network.createSandbox(c.id, {
+        name: c.name,
+        mode,
+        hostname: c.config.Hostname,
+        ...(c.config.Domainname ? { domainname: c.config.Domainname } : {}),
+        endpoints: this.endpointsOf(c),
+        portBindings: (hc.PortBindings ?? {}) as never,
+        publishAll: hc.PublishAllPorts === true,
+        exposedPorts: Object.keys(c.config.ExposedPorts ?? {}),
+        dns: hc.Dns ?? [],
+        dnsSearch: hc.DnsSearch ?? [],
+        dnsOptions: hc.DnsOptions ?? [],
+        extraHosts: hc.ExtraHosts ?? [],
+        links: hc.Links ?? [],
+        filesDir: dir,
+      });
+      cleanups.push(() => this.d.network.releaseSandbox(c.id));
+      namespacePaths.network = sandbox.netnsPath ?? 'host';
+      if (mode.startsWith('container:') && sandbox.netnsPath) {
+        // Sharing another container's network also shares its hostname files; UTS stays private as in dockerd.
+      }
+      for (const [key, ns] of [['PidMode', 'pid'], ['IpcMode', 'ipc'], ['UTSMode', 'uts']] as const) {
+        const v = String(hc[key] ?? '');
+        if (v === 'host') namespacePaths[ns] = 'host';
+        else if (v.startsWith('container:')) {
+          const other = this.get(v.slice('container:'.length));
+          if (!other.state.Running) throw new ConflictError(`cannot join ${ns} namespace of a non running container: ${other.id}`);
+          namespacePaths[ns] = `/proc/${other.state.Pid}/ns/${ns}`;
+        }
+      }
+
+      const user = await resolveUser([join(dir, 'upper'), ...lowerDirs], c.config.User ?? '', (hc.GroupAdd ?? []) as string[]);
+      const resources = await hostConfigToLinuxResources(hc as Parameters<typeof hostConfigToLinuxResources>[0]);
+      const devices = await buildDeviceConfig({
+        Privileged: hc.Privileged === true,
+        Devices: hc.Devices ?? null,
+        DeviceCgroupRules: hc.DeviceCgroupRules ?? null,
+      });
+      const spec = buildSpec({
+        id: c.id,
+        config: c.config,
+        hostConfig: hc,
+        user,
+        etcFiles: { hosts: sandbox.hostsPath, resolvConf: sandbox.resolvConfPath, hostname: sandbox.hostnamePath },
+        userMounts: userMounts as never,
+        namespacePaths,
+        resources,
+        devices: devices.devices,
+        deviceRules: devices.rules,
+        cgroupsPath: `/berth/${c.id}`,
+        cgroupV2: this.d.cgroups.version === '2',
+        initPath: this.d.initPath,
+      });
+      const machine = os.machine() === 'aarch64' ? 'aarch64' : 'x86_64';
+      const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, machine) : undefined;
+      const limits = logLimits(hc.LogConfig ?? { Type: 'json-file', Config: {} });
+      const rootfs =
+        this.d.layers.driver === 'vfs'
+          ? { type: 'bind' as const, path: await this.vfsRootfs(c) }
+          : { type: 'overlay' as const, lowerDirs, upperDir: join(dir, 'upper'), workDir: join(dir, 'work') };
+      await this.d.executor.create(c.id, {
+        bundleDir: dir,
+        spec,
+        rootfs,
+        logPath: this.logPath(c),
+        logOpts: limits,
+        tty: c.config.Tty,
+        openStdin: c.config.OpenStdin,
+        stdinOnce: c.config.StdinOnce,
+        ...(hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { consoleSize: { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } } : {}),
+        ...(seccomp && spec.linux?.seccomp ? { seccomp, seccompFlags: seccompFilterFlags(spec.linux.seccomp) } : {}),
+      });
+      cleanups.push(() => this.d.executor.delete(c.id));
+
+      // Attach sessions that were waiting for this start get the stream before the process runs.
+      const l = this.liveOf(c.id);
+      for (const p of l.pendingAttach.splice(0)) {
+        p.resolve(await this.d.executor.attach(c.id, p.want));
+      }
+      let markStopped: () => void = () => undefined;
+      l.stopped = new Promise<void>((resolve) => {
+        markStopped = resolve;
+      });
+      l.markStopped = markStopped;
+
+      const { pid } = await this.d.executor.start(c.id);
+      const info = await this.shimInfo(c.id);
+      c.shim = info;
+      c.hasBeenStarted = true;
+      c.networkSettings = sandbox.settings as unknown as Record<string, unknown>;
+      c.state = {
+        ...c.state,
+        Status: 'running',
+        Running: true,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: pid,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: rfc3339Nano(nowNano()),
+      };
+      this.save(c);
+      this.d.events.publish('container', 'start', c.id, this.attrs(c));
+      this.watchExit(c);
+    } catch (e) {
+      for (const undo of cleanups.reverse()) {
+        await undo().catch((err: unknown) => this.log.warn({ err: errorMessage(err), id: c.id }, 'undo after failed start'));
+      }
+      throw e;
+    }
+  }
+
+  private async shimInfo(id: string): Promise<{ pid: number; startTime: string } | undefined> {
+    try {
+      const j = JSON.parse(await readFile(join(this.dir(id), 'shim.json'), 'utf8')) as { shimPid: number; shimStart: number };
+      return { pid: j.shimPid, startTime: String(j.shimStart) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** vfs: the container's root is a full private copy of the image. */
+  private async vfsRootfs(c: ContainerRecord): Promise<string> {
+    const target = join(this.dir(c.id), 'fs');
+    if (!existsSync(target)) {
+      const src = c.chainId ? this.d.layers.lowerDirs(c.chainId)[0] : undefined;
+      if (src) await cp(src, target, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+      else await mkdir(target, { recursive: true });
+    }
+    return target;
+  }
+
+  private watchExit(c: ContainerRecord): void {
+    this.d.executor.waitExit(c.id).then(
+      (st) => this.serial(c.id, () => this.onExit(c, st)),
+      (e: unknown) => this.log.error({ err: errorMessage(e), id: c.id }, 'waiting for container exit failed'),
+    );
+  }
+
+  /** The process ended: record it, release what the run held, apply the restart policy or AutoRemove. */
+  private async onExit(c: ContainerRecord, st: ExitStatus): Promise<void> {
+    if (!this.records.has(c.id) || !c.state.Running) return;
+    const oom = await this.oomKilled(c);
+    const startedAt = Date.parse(c.state.StartedAt);
+    try {
+      await this.d.executor.delete(c.id);
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e), id: c.id }, 'removing the shim after exit failed');
+    }
+    await this.d.network.releaseSandbox(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'releasing the network failed'));
+    await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log);
+    c.state = {
+      ...c.state,
+      Status: 'exited',
+      Running: false,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: oom,
+      Pid: 0,
+      ExitCode: st.exitCode,
+      Error: st.error ?? '',
+      FinishedAt: st.finishedAt || rfc3339Nano(nowNano()),
+    };
+    delete c.shim;
+    c.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+    if (oom) this.d.events.publish('container', 'oom', c.id, this.attrs(c));
+    this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(st.exitCode) }));
+    const l = this.liveOf(c.id);
+    l.markStopped?.();
+
+    const delay = l.backoff.decide(c.hostConfig.RestartPolicy, st.exitCode, c.restartCount, c.manuallyStopped, Date.now() - startedAt);
+    if (delay !== undefined && !c.hostConfig.AutoRemove) {
+      c.state.Status = 'restarting';
+      c.state.Restarting = true;
+      this.save(c);
+      this.waiters.exited(c.id, { StatusCode: st.exitCode, Error: null });
+      l.restartTimer = setTimeout(() => {
+        delete l.restartTimer;
+        void this.serial(c.id, async () => {
+          if (!this.records.has(c.id) || c.state.Status !== 'restarting') return;
+          c.restartCount++;
+          try {
+            await this.launch(c);
+            this.d.events.publish('container', 'restart', c.id, this.attrs(c));
+          } catch (e) {
+            this.log.warn({ err: errorMessage(e), id: c.id }, 'restart failed');
+            c.state = { ...c.state, Status: 'exited', Restarting: false, Error: errorMessage(e) };
+            this.save(c);
+          }
+        });
+      }, delay);
+      return;
+    }
+    this.save(c);
+    this.waiters.exited(c.id, { StatusCode: st.exitCode, Error: null });
+    if (c.hostConfig.AutoRemove) {
+      await this.removeLocked(c, { force: true, removeVolumes: true }).catch((e: unknown) =>
+        this.log.warn({ err: errorMessage(e), id: c.id }, 'auto-remove failed'),
+      );
+    }
+  }
+
+  private async oomKilled(c: ContainerRecord): Promise<boolean> {
+    try {
+      return (await this.d.cgroups.open(`/berth/${c.id}`).oomKillCount()) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Stop, kill, restart, wait
+
+  /** dockerd's stop: the stop signal, then SIGKILL after the timeout; 'already' when not running. */
+  stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'already'> {
+    const c = this.get(ref);
+    const l = this.liveOf(c.id);
+    if (l.restartTimer) {
+      clearTimeout(l.restartTimer);
+      delete l.restartTimer;
+      c.manuallyStopped = true;
+      c.state = { ...c.state, Status: 'exited', Restarting: false };
+      this.save(c);
+      return Promise.resolve('stopped');
+    }
+    if (!c.state.Running) return Promise.resolve('already');
+    c.manuallyStopped = true;
+    this.save(c);
+    return this.stopRunning(c, opts).then(() => {
+      this.d.events.publish('container', 'stop', c.id, this.attrs(c));
+      return 'stopped' as const;
+    });
+  }
+
+  private async stopRunning(c: ContainerRecord, opts: { timeout?: number; signal?: string }): Promise<void> {
+    const l = this.liveOf(c.id);
+    const stopped = l.stopped ?? Promise.resolve();
+    const sigName = opts.signal || c.config.StopSignal || 'SIGTERM';
+    const sig = signalNumber(sigName);
+    const timeout = opts.timeout ?? c.config.StopTimeout ?? 10;
+    if (c.state.Paused) await this.unpauseCgroup(c).catch(() => undefined);
+    if (sig !== 9) {
+      await this.signal(c, sig).catch(() => undefined);
+      if (timeout < 0) {
+        await stopped;
+        return;
+      }
+      const done = await Promise.race([stopped.then(() => true), sleep(timeout * 1000).then(() => false)]);
+      if (done) return;
+    }
+    await this.signal(c, 9).catch(() => undefined);
+    await Promise.race([stopped, sleep(30_000)]);
+  }
+
+  private async signal(c: ContainerRecord, sig: number): Promise<void> {
+    this.d.events.publish('container', 'kill', c.id, this.attrs(c, { signal: String(sig) }));
+    await this.d.executor.kill(c.id, sig, { all: sig === 9 });
+  }
+
+  async kill(ref: string, signal?: string): Promise<void> {
+    const c = this.get(ref);
+    if (!c.state.Running) throw new ConflictError(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+    const sig = signalNumber(signal || 'SIGKILL');
+    // dockerd marks a killed container as manually stopped: its restart policy does not bring it back.
+    if (sig === 9 || sig === 15 || sig === signalNumber(c.config.StopSignal || 'SIGTERM')) {
+      c.manuallyStopped = true;
+      this.save(c);
+    }
+    await this.signal(c, sig);
+  }
+
+  async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const c = this.get(ref);
+    if (c.state.Running) await this.stopRunning(c, opts);
+    await this.serial(c.id, () => this.startLocked(c));
+    this.d.events.publish('container', 'restart', c.id, this.attrs(c));
+  }
+
+  wait(ref: string, condition: WaitCondition): { id: string; result: Promise<WaitResult> } {
+    const c = this.get(ref);
+    if (condition === 'not-running' && !c.state.Running && c.state.Status !== 'restarting') {
+      return { id: c.id, result: Promise.resolve({ StatusCode: c.state.ExitCode, Error: null }) };
+    }
+    return { id: c.id, result: this.waiters.add(c.id, condition) };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Remove
+
+  remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {
+    const c = this.get(ref);
+    if (c.state.Running && !opts.force) {
+      throw new ConflictError(
+        `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`,
+      );
+    }
+    return this.serial(c.id, () => this.removeLocked(c, opts));
+  }
+
+  private async removeLocked(c: ContainerRecord, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {
+    if (!this.records.has(c.id)) return;
+    const l = this.liveOf(c.id);
+    if (l.restartTimer) clearTimeout(l.restartTimer);
+    if (c.state.Running) {
+      c.manuallyStopped = true;
+      c.hostConfig = { ...c.hostConfig, AutoRemove: false };
+      const stopped = l.stopped ?? Promise.resolve();
+      await this.d.executor.kill(c.id, 9, { all: true }).catch(() => undefined);
+      // The exit handler runs in this container's serial queue, after us: finish its work here.
+      const st = await Promise.race([this.d.executor.waitExit(c.id), sleep(15_000).then(() => undefined)]);
+      await this.d.executor.delete(c.id).catch(() => undefined);
+      await this.d.network.releaseSandbox(c.id).catch(() => undefined);
+      await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log);
+      c.state = { ...c.state, Running: false, Status: 'exited', ExitCode: st?.exitCode ?? 137, FinishedAt: st?.finishedAt ?? rfc3339Nano(nowNano()) };
+      this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(c.state.ExitCode) }));
+      l.markStopped?.();
+      this.waiters.exited(c.id, { StatusCode: c.state.ExitCode, Error: null });
+      void stopped;
+    } else {
+      // A container that exited: its executor entry (if a restart policy kept it) is gone already.
+      await this.d.executor.delete(c.id).catch(() => undefined);
+    }
+    c.state = { ...c.state, Status: 'removing' };
+    const anonymous = c.mounts.filter((m) => m.Anonymous && m.Name).map((m) => m.Name as string);
+    this.records.delete(c.id);
+    this.d.repo.delete(c.id);
+    this.live.delete(c.id);
+    await rm(this.dir(c.id), { recursive: true, force: true });
+    if (opts.removeVolumes && anonymous.length > 0) {
+      await this.d.volumes.removeAnonymousVolumes(anonymous, c.id).catch((e: unknown) =>
+        this.log.warn({ err: errorMessage(e), id: c.id }, 'removing anonymous volumes failed'),
+      );
+    }
+    this.d.events.publish('container', 'destroy', c.id, this.attrs(c));
+    this.waiters.removed(c.id, { StatusCode: c.state.ExitCode, Error: null });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Attach and logs
+
+  /**
+   * Attach: live output (and stdin) of the current or next run. When the container is not running,
+   * the session waits for the next start (docker run / start -a attach first).
+   */
+  async attach(ref: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<{ c: ContainerRecord; handle: Promise<AttachHandle | undefined> }> {
+    const c = this.get(ref);
+    const wantStdin = want.stdin && c.config.OpenStdin;
+    const w = { ...want, stdin: wantStdin };
+    this.d.events.publish('container', 'attach', c.id, this.attrs(c));
+    if (c.state.Running) return { c, handle: this.d.executor.attach(c.id, w) };
+    const l = this.liveOf(c.id);
+    return {
+      c,
+      handle: new Promise((resolve) => l.pendingAttach.push({ want: w, resolve })),
+    };
+  }
+
+  async resize(ref: string, height: number, width: number): Promise<void> {
+    const c = this.get(ref);
+    if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
+    await this.d.executor.resize(c.id, height, width);
+  }
+
+  /** The json-file log as Docker's logs endpoint serves it. */
+  logs(
+    ref: string,
+    o: { stdout: boolean; stderr: boolean; since?: string; until?: string; tail?: string; follow: boolean; signal: AbortSignal },
+  ): { c: ContainerRecord; entries: AsyncGenerator<LogEntry> } {
+    const c = this.get(ref);
+    if (!o.stdout && !o.stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
+    let tail: number | undefined;
+    if (o.tail !== undefined && o.tail !== '' && o.tail !== 'all') {
+      if (!/^-?\d+$/.test(o.tail)) throw new InvalidParameterError(`invalid value for tail: ${o.tail}`);
+      const n = Number(o.tail);
+      tail = n < 0 ? undefined : n;
+    }
+    const since = o.since && o.since !== '0' ? parseTimestampParam('since', o.since) : undefined;
+    const until = o.until && o.until !== '0' ? parseTimestampParam('until', o.until) : undefined;
+    const l = this.liveOf(c.id);
+    const follow = o.follow && (c.state.Running || c.state.Status === 'restarting');
+    const entries = readLogs(this.logPath(c), {
+      stdout: o.stdout,
+      stderr: o.stderr,
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(tail !== undefined ? { tail } : {}),
+      follow,
+      ...(l.stopped ? { stopped: l.stopped } : {}),
+      signal: o.signal,
+      maxFile: logLimits(c.hostConfig.LogConfig ?? { Type: 'json-file', Config: {} }).maxFile,
+    });
+    return { c, entries };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // List and inspect
+
+  list(o: { all: boolean; limit?: number; size: boolean; filters?: string }): Record<string, unknown>[] {
+    const f = Filters.parse(o.filters, LIST_FILTERS);
+    let list = [...this.records.values()].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
+    const all = o.all || (o.limit !== undefined && o.limit > 0) || f.has('status') || f.has('exited');
+    const beforeC = f.has('before') ? this.get(f.get('before')[0] ?? '') : undefined;
+    const sinceC = f.has('since') ? this.get(f.get('since')[0] ?? '') : undefined;
+    list = list.filter((c) => {
+      if (!all && !c.state.Running) return false;
+      if (!f.matchesAny('id', [c.id]) && !f.get('id').some((p) => c.id.startsWith(p))) return false;
+      if (f.has('name') && !f.get('name').some((n) => new RegExp(n.replace(/^\//, '')).test(c.name))) return false;
+      if (!f.matchesLabels(c.config.Labels)) return false;
+      if (f.has('label!') && f.get('label!').some((t) => labelTermHolds(c.config.Labels ?? {}, t))) return false;
+      if (!f.matches('status', c.state.Status)) return false;
+      if (f.has('exited') && (c.state.Running || !f.get('exited').includes(String(c.state.ExitCode)))) return false;
+      if (f.has('health') && !f.get('health').includes(c.state.Health?.Status ?? 'none')) return false;
+      if (f.has('ancestor') && !f.get('ancestor').some((a) => this.isAncestor(c, a))) return false;
+      if (beforeC && c.created >= beforeC.created) return false;
+      if (sinceC && c.created <= sinceC.created) return false;
+      if (f.has('volume') && !f.get('volume').some((v) => c.mounts.some((m) => m.Name === v || m.Destination === v || m.Source === v))) return false;
+      if (f.has('network')) {
+        const nets = Object.keys((c.networkSettings as { Networks?: object } | null)?.Networks ?? {});
+        if (!f.get('network').some((n) => nets.includes(n) || (c.hostConfig.NetworkMode ?? '') === n)) return false;
+      }
+      if (f.has('expose') && !f.get('expose').some((p) => Object.keys(c.config.ExposedPorts ?? {}).includes(p.includes('/') ? p : `${p}/tcp`))) return false;
+      if (f.has('publish')) {
+        const ports = Object.entries((c.networkSettings as { Ports?: Record<string, { HostPort: string }[] | null> } | null)?.Ports ?? {});
+        const ok = f.get('publish').some((p) => {
+          const [port, proto = 'tcp'] = p.split('/');
+          return ports.some(([k, v]) => (v ?? []).some((b) => b.HostPort === port) && k.endsWith(`/${proto}`)) ||
+            ports.some(([k, v]) => k === `${port}/${proto}` && v !== null);
+        });
+        if (!ok) return false;
+      }
+      return true;
+    });
+    if (o.limit !== undefined && o.limit > 0) list = list.slice(0, o.limit);
+    return list.map((c) => listEntry(c, { ports: this.d.network.portList(c.id) }));
+  }
+
+  private isAncestor(c: ContainerRecord, ref: string): boolean {
+    const img = this.d.images.tryResolve(ref);
+    return img !== undefined && img.id === c.imageId;
+  }
+
+  inspect(ref: string, _size = false): Record<string, unknown> {
+    const c = this.get(ref);
+    const dir = this.dir(c.id);
+    const lower = c.chainId ? this.d.layers.lowerDirs(c.chainId) : [];
+    const ns = c.state.Running ? (this.d.network.settings(c.id) ?? c.networkSettings) : c.networkSettings;
+    return inspectEntry(
+      c,
+      {
+        resolvConfPath: join(dir, 'resolv.conf'),
+        hostnamePath: join(dir, 'hostname'),
+        hostsPath: join(dir, 'hosts'),
+        logPath: this.logPath(c),
+        graphDriver: {
+          Name: c.driver,
+          Data:
+            c.driver === 'overlay2'
+              ? { LowerDir: [join(dir, 'init'), ...lower].join(':'), MergedDir: join(dir, 'rootfs'), UpperDir: join(dir, 'upper'), WorkDir: join(dir, 'work') }
+              : null,
+        },
+      },
+      ns,
+    );
+  }
+
+  /** For other services: which containers use an image / a volume. */
+  usersOfImage(imageId: string): { id: string; running: boolean }[] {
+    return [...this.records.values()].filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.Running }));
+  }
+
+  usersOfVolume(name: string): string[] {
+    return [...this.records.values()].filter((c) => c.mounts.some((m) => m.Name === name)).map((c) => c.id);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Daemon start and stop
+
+  /**
+   * After a daemon restart: re-adopt live shims, record exits that happened while berthd was down,
+   * and re-apply restart policies (always / unless-stopped start again, as dockerd does).
+   */
+  async restore(): Promise<string[]> {
+    const liveIds: string[] = [];
+    for (const c of this.records.values()) {
+      if (!c.state.Running && c.state.Status !== 'restarting') continue;
+      const dir = this.dir(c.id);
+      let outcome: Awaited<ReturnType<Executor['adopt']>>;
+      try {
+        outcome = await this.d.executor.adopt(c.id, dir);
+      } catch (e) {
+        this.log.warn({ err: errorMessage(e), id: c.id }, 'adopting container failed');
+        outcome = { exitCode: 255, signal: 0, oomKilled: null, finishedAt: rfc3339Nano(nowNano()), pid: 0, error: errorMessage(e) };
+      }
+      if (outcome === 'running' || outcome === 'created') {
+        liveIds.push(c.id);
+        await restoreContainerMounts(this.d.volumes, c.id, c.mounts).catch(() => undefined);
+        const l = this.liveOf(c.id);
+        let markStopped: () => void = () => undefined;
+        l.stopped = new Promise<void>((resolve) => {
+          markStopped = resolve;
+        });
+        l.markStopped = markStopped;
+        this.watchExit(c);
+        this.log.info({ id: c.id }, 'container re-adopted');
+      } else {
+        const st = outcome;
+        if (c.state.Status === 'restarting') c.state.Running = true;
+        // onExit needs the state "running" to act; it then applies the restart policy.
+        c.state.Running = true;
+        await this.serial(c.id, () => this.onExit(c, st));
+      }
+    }
+    return liveIds;
+  }
+
+  /** Containers with restart policy always / unless-stopped that were not running when berthd stopped. */
+  async startRestartPolicyContainers(): Promise<void> {
+    for (const c of this.records.values()) {
+      const p = c.hostConfig.RestartPolicy?.Name;
+      if (c.state.Running || c.manuallyStopped || !c.hasBeenStarted) continue;
+      if (p === 'always' || (p === 'unless-stopped' && !c.manuallyStopped)) {
+        await this.start(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'restart policy start failed'));
+      }
+    }
+  }
+
+  /** Daemon shutdown: containers keep running; only timers stop. */
+  shutdown(): void {
+    for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
+  }
+
+  setPaused(c: ContainerRecord, paused: boolean): void {
+    c.state = { ...c.state, Paused: paused, Status: paused ? 'paused' : 'running' };
+    this.save(c);
+  }
+
+  private async unpauseCgroup(c: ContainerRecord): Promise<void> {
+    await this.d.cgroups.open(`/berth/${c.id}`).thaw();
+    this.setPaused(c, false);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The first layer directory holding a path (for copy-up into new volumes). */
+function firstExisting(dirs: readonly string[], p: string): string | undefined {
+  for (const d of dirs) {
+    const full = join(d, p);
+    if (existsSync(full)) return full;
+  }
+  return undefined;
+}

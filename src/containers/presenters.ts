@@ -1,0 +1,106 @@
+import { humanDuration } from '../util/human-duration.js';
+import { inspectMounts } from '../volumes/container-mounts.js';
+import type { ContainerRecord } from './types.js';
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+export { ZERO_TIME };
+
+/** The Status column of `docker ps`, as dockerd words it. */
+export function statusText(c: ContainerRecord, now = Date.now()): string {
+  const s = c.state;
+  switch (s.Status) {
+    case 'created':
+      return 'Created';
+    case 'running':
+    case 'paused': {
+      let t = `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
+      if (s.Paused) t += ' (Paused)';
+      if (s.Health && s.Health.Status !== 'none') {
+        t += s.Health.Status === 'starting' ? ' (health: starting)' : ` (${s.Health.Status})`;
+      }
+      return t;
+    }
+    case 'restarting':
+      return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    case 'exited':
+      if (s.FinishedAt === ZERO_TIME) return 'Created';
+      return `Exited (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+  }
+}
+
+/** `docker ps` COMMAND: the command line, quoted as dockerd does for arguments with spaces. */
+export function commandText(c: ContainerRecord): string {
+  const q = (a: string): string => (/\s/.test(a) ? `"${a}"` : a);
+  return [c.path, ...c.args].map(q).join(' ');
+}
+
+/** The ImageSummary name shown for a container: the reference it was created with. */
+export function listEntry(c: ContainerRecord, extra: { ports: unknown[]; sizeRw?: number; sizeRootFs?: number }): Record<string, unknown> {
+  const ns = c.networkSettings as { Networks?: Record<string, unknown> } | null;
+  const entry: Record<string, unknown> = {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.config.Image,
+    ImageID: c.imageId,
+    Command: commandText(c),
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Ports: extra.ports,
+    Labels: c.config.Labels ?? {},
+    State: c.state.Status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
+    NetworkSettings: { Networks: ns?.Networks ?? {} },
+    Mounts: inspectMounts(c.mounts),
+  };
+  if (extra.sizeRw !== undefined) entry.SizeRw = extra.sizeRw;
+  if (extra.sizeRootFs !== undefined) entry.SizeRootFs = extra.sizeRootFs;
+  return entry;
+}
+
+export interface InspectPaths {
+  resolvConfPath: string;
+  hostnamePath: string;
+  hostsPath: string;
+  logPath: string;
+  graphDriver: { Name: string; Data: Record<string, string> | null };
+}
+
+/** ContainerInspect, field for field as dockerd serves it. */
+export function inspectEntry(c: ContainerRecord, paths: InspectPaths, networkSettings: unknown, sizes?: { rw: number; rootFs: number }): Record<string, unknown> {
+  const state: Record<string, unknown> = { ...c.state };
+  if (!state.Health) delete state.Health;
+  const out: Record<string, unknown> = {
+    Id: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    State: state,
+    Image: c.imageId,
+    ResolvConfPath: paths.resolvConfPath,
+    HostnamePath: paths.hostnamePath,
+    HostsPath: paths.hostsPath,
+    LogPath: paths.logPath,
+    Name: `/${c.name}`,
+    RestartCount: c.restartCount,
+    Driver: c.driver,
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: c.hostConfig,
+    GraphDriver: paths.graphDriver,
+    Mounts: inspectMounts(c.mounts),
+    Config: c.config,
+    NetworkSettings: networkSettings,
+  };
+  if (sizes) {
+    out.SizeRw = sizes.rw;
+    out.SizeRootFs = sizes.rootFs;
+  }
+  return out;
+}

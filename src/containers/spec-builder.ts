@@ -1,0 +1,204 @@
+import os from 'node:os';
+import { InvalidParameterError } from '../errors.js';
+import type { OciMount, OciNamespace, OciSpec, OciRlimit } from '../runtime/oci-spec.js';
+import { OCI_VERSION } from '../runtime/oci-spec.js';
+import {
+  DEFAULT_PATH,
+  DEFAULT_READONLY_PATHS,
+  DEFAULT_SHM_SIZE,
+  INIT_PATH_IN_CONTAINER,
+  defaultMaskedPaths,
+  defaultMounts,
+  defaultNamespaces,
+  defaultNetSysctls,
+  etcBindMount,
+} from '../runtime/defaults.js';
+import { DEFAULT_CAPABILITIES, privilegedCapabilities, tweakCapabilities } from '../runtime/capabilities.js';
+import { defaultSeccompProfile, parseSeccompProfile, profileToOci, type LinuxSeccomp } from '../runtime/seccomp/index.js';
+import type { LinuxDevice, LinuxDeviceCgroup, LinuxResources } from '../runtime/cgroups/index.js';
+import type { ContainerConfig, HostConfig } from './types.js';
+import type { ResolvedUser } from './user-resolve.js';
+
+/** What `--security-opt` asked for. */
+export interface SecurityOptions {
+  seccomp: 'default' | 'unconfined' | { profile: string };
+  noNewPrivileges: boolean;
+}
+
+export function parseSecurityOpts(opts: readonly string[] | null | undefined): SecurityOptions {
+  const out: SecurityOptions = { seccomp: 'default', noNewPrivileges: false };
+  for (const raw of opts ?? []) {
+    // The legacy ":" separator is still accepted by dockerd.
+    const eq = raw.indexOf('=');
+    const colon = raw.indexOf(':');
+    const sep = eq >= 0 ? eq : colon;
+    const key = sep >= 0 ? raw.slice(0, sep) : raw;
+    const value = sep >= 0 ? raw.slice(sep + 1) : '';
+    switch (key) {
+      case 'no-new-privileges':
+        if (value !== '' && value !== 'true' && value !== 'false') {
+          throw new InvalidParameterError(`invalid --security-opt 2: "${raw}"`);
+        }
+        out.noNewPrivileges = value !== 'false';
+        break;
+      case 'seccomp':
+        if (value === 'unconfined') out.seccomp = 'unconfined';
+        else if (value === 'builtin' || value === '') out.seccomp = 'default';
+        else out.seccomp = { profile: value };
+        break;
+      case 'label':
+      case 'apparmor':
+      case 'systempaths':
+      case 'writable-cgroups':
+        break; // no LSM on Berth's hosts; accepted like dockerd without AppArmor/SELinux
+      default:
+        throw new InvalidParameterError(`invalid --security-opt 1: "${raw}"`);
+    }
+  }
+  return out;
+}
+
+export interface SpecInputs {
+  id: string;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  user: ResolvedUser;
+  /** The in-container paths of the three /etc files, bound from the container directory. */
+  etcFiles: { hosts?: string; resolvConf?: string; hostname?: string };
+  /** Mounts from volumes, binds and tmpfs (already sorted). */
+  userMounts: OciMount[];
+  /** Namespace paths to join instead of creating (network from the sandbox, container:/host modes). */
+  namespacePaths: Partial<Record<OciNamespace['type'], string | 'host'>>;
+  resources: LinuxResources;
+  devices: LinuxDevice[];
+  deviceRules: LinuxDeviceCgroup[];
+  cgroupsPath: string;
+  cgroupV2: boolean;
+  /** Host path of berth-init, bound at /sbin/docker-init for --init. */
+  initPath: string;
+}
+
+function rlimits(ulimits: HostConfig['Ulimits']): OciRlimit[] | undefined {
+  if (!ulimits || ulimits.length === 0) return undefined;
+  return ulimits.map((u) => {
+    if (u.Soft > u.Hard) throw new InvalidParameterError(`ulimit soft limit must be less than or equal to hard limit: ${u.Soft} > ${u.Hard}`);
+    return { type: `RLIMIT_${u.Name.toUpperCase()}`, soft: u.Soft, hard: u.Hard };
+  });
+}
+
+/** The effective capability set, given the container's privileges and Cap* options. */
+export function containerCapabilities(hc: HostConfig): string[] {
+  const own = privilegedCapabilities();
+  if (hc.Privileged) return own;
+  return tweakCapabilities(DEFAULT_CAPABILITIES, hc.CapAdd ?? [], hc.CapDrop ?? [], own);
+}
+
+function seccompFor(hc: HostConfig, sec: SecurityOptions, caps: readonly string[]): LinuxSeccomp | undefined {
+  if (sec.seccomp === 'unconfined') return undefined;
+  if (hc.Privileged && sec.seccomp === 'default') return undefined;
+  const profile = sec.seccomp === 'default' ? defaultSeccompProfile() : parseSeccompProfile(sec.seccomp.profile);
+  return profileToOci(profile, { arch: process.arch, capabilities: caps, kernel: os.release() });
+}
+
+const NAMESPACED_SYSCTL = /^(kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)|fs\.mqueue\..+|net\..+|kernel\.domainname)$/;
+
+function validateSysctls(sysctls: Record<string, string>, hostNet: boolean, hostIpc: boolean): void {
+  for (const key of Object.keys(sysctls)) {
+    if (!NAMESPACED_SYSCTL.test(key)) {
+      throw new InvalidParameterError(`sysctl '${key}' is not allowed: it is not namespaced`);
+    }
+    if (key.startsWith('net.') && hostNet) {
+      throw new InvalidParameterError(`sysctl '${key}' is not allowed in host network namespace`);
+    }
+    if ((key.startsWith('kernel.') && key !== 'kernel.domainname') || key.startsWith('fs.mqueue.')) {
+      if (hostIpc) throw new InvalidParameterError(`sysctl '${key}' is not allowed in host IPC namespace`);
+    }
+  }
+}
+
+/** HostConfig + Config → the OCI runtime spec berth-shim executes (dockerd's createSpec, in its order). */
+export function buildSpec(i: SpecInputs): OciSpec {
+  const { config, hostConfig: hc } = i;
+  const sec = parseSecurityOpts(hc.SecurityOpt);
+  const caps = containerCapabilities(hc);
+  const readonlyRoot = hc.ReadonlyRootfs === true;
+
+  // Namespaces: defaults, then host modes drop one, container: modes join a path.
+  const namespaces: OciNamespace[] = [];
+  for (const ns of defaultNamespaces(i.cgroupV2)) {
+    const p = i.namespacePaths[ns.type];
+    if (p === 'host') continue;
+    namespaces.push(p ? { type: ns.type, path: p } : ns);
+  }
+  const hostNet = i.namespacePaths.network === 'host';
+  const hostIpc = i.namespacePaths.ipc === 'host';
+
+  // Mounts: defaults unless a user mount takes the destination (a user /dev drops every /dev default).
+  const userDest = new Set(i.userMounts.map((m) => m.destination));
+  const userDev = userDest.has('/dev');
+  let mounts = defaultMounts(hc.ShmSize && hc.ShmSize > 0 ? hc.ShmSize : DEFAULT_SHM_SIZE).filter(
+    (m) => !userDest.has(m.destination) && !(userDev && m.destination.startsWith('/dev/')),
+  );
+  if (hc.IpcMode === 'none') mounts = mounts.filter((m) => m.destination !== '/dev/shm');
+  if (hc.Privileged) {
+    mounts = mounts.map((m) =>
+      m.destination === '/sys' || m.destination === '/sys/fs/cgroup' ? { ...m, options: (m.options ?? []).filter((o) => o !== 'ro') } : m,
+    );
+  }
+  const etc: OciMount[] = [];
+  if (i.etcFiles.resolvConf && !userDest.has('/etc/resolv.conf')) etc.push(etcBindMount('/etc/resolv.conf', i.etcFiles.resolvConf, readonlyRoot));
+  if (i.etcFiles.hostname && !userDest.has('/etc/hostname')) etc.push(etcBindMount('/etc/hostname', i.etcFiles.hostname, readonlyRoot));
+  if (i.etcFiles.hosts && !userDest.has('/etc/hosts')) etc.push(etcBindMount('/etc/hosts', i.etcFiles.hosts, readonlyRoot));
+  mounts.push(...etc, ...i.userMounts);
+
+  const args = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
+  if (hc.Init === true) {
+    mounts.push({ destination: INIT_PATH_IN_CONTAINER, type: 'bind', source: i.initPath, options: ['bind', 'ro'] });
+    args.unshift(INIT_PATH_IN_CONTAINER, '--');
+  }
+
+  const env = [...config.Env];
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
+  const uts = i.namespacePaths.uts !== 'host';
+  if (uts && !env.some((e) => e.startsWith('HOSTNAME='))) env.splice(1, 0, `HOSTNAME=${config.Hostname}`);
+  if (config.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${i.user.home || '/'}`);
+
+  const sysctl: Record<string, string> = { ...(hostNet ? {} : defaultNetSysctls()), ...(hc.Sysctls ?? {}) };
+  validateSysctls(hc.Sysctls ?? {}, hostNet, hostIpc);
+
+  const spec: OciSpec = {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: config.Tty,
+      user: { uid: i.user.uid, gid: i.user.gid, additionalGids: i.user.additionalGids },
+      args,
+      env,
+      cwd: config.WorkingDir || '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      noNewPrivileges: sec.noNewPrivileges,
+      oomScoreAdj: hc.OomScoreAdj ?? 0,
+    },
+    root: { path: 'rootfs', readonly: readonlyRoot },
+    hostname: uts ? config.Hostname : '',
+    mounts,
+    linux: {
+      resources: { ...i.resources, devices: i.deviceRules },
+      cgroupsPath: i.cgroupsPath,
+      namespaces,
+      devices: i.devices,
+      sysctl,
+      maskedPaths: hc.Privileged ? [] : (hc.MaskedPaths ?? defaultMaskedPaths()),
+      readonlyPaths: hc.Privileged ? [] : (hc.ReadonlyPaths ?? [...DEFAULT_READONLY_PATHS]),
+    },
+  };
+  if (config.Domainname && spec.linux) spec.domainname = config.Domainname;
+  const rl = rlimits(hc.Ulimits);
+  if (rl && spec.process) spec.process.rlimits = rl;
+  if (hc.ConsoleSize && hc.ConsoleSize[0] > 0 && spec.process) {
+    spec.process.consoleSize = { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] };
+  }
+  const seccomp = seccompFor(hc, sec, caps);
+  if (seccomp && spec.linux) spec.linux.seccomp = seccomp;
+  return spec;
+}

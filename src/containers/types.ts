@@ -1,0 +1,129 @@
+import type { ContainerConfigJson } from '../images/image-config.js';
+import type { ContainerMount } from '../volumes/container-mounts.js';
+
+/** The container `Config` as Docker's API carries it (create body, inspect). */
+export interface ContainerConfig extends ContainerConfigJson {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Image: string;
+  Volumes: Record<string, object> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string>;
+  StopTimeout?: number;
+}
+
+export interface RestartPolicy {
+  Name: '' | 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  MaximumRetryCount: number;
+}
+
+export interface LogConfig {
+  Type: string;
+  Config: Record<string, string>;
+}
+
+/** HostConfig as sent by clients; fields Berth acts on are typed, the rest is kept for inspect. */
+export interface HostConfig {
+  Binds?: string[] | null;
+  ContainerIDFile?: string;
+  LogConfig?: LogConfig;
+  NetworkMode?: string;
+  PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null> | null;
+  RestartPolicy?: RestartPolicy;
+  AutoRemove?: boolean;
+  VolumeDriver?: string;
+  VolumesFrom?: string[] | null;
+  ConsoleSize?: [number, number] | null;
+  CapAdd?: string[] | null;
+  CapDrop?: string[] | null;
+  CgroupnsMode?: string;
+  Dns?: string[] | null;
+  DnsOptions?: string[] | null;
+  DnsSearch?: string[] | null;
+  ExtraHosts?: string[] | null;
+  GroupAdd?: string[] | null;
+  IpcMode?: string;
+  Links?: string[] | null;
+  OomScoreAdj?: number;
+  PidMode?: string;
+  Privileged?: boolean;
+  PublishAllPorts?: boolean;
+  ReadonlyRootfs?: boolean;
+  SecurityOpt?: string[] | null;
+  Tmpfs?: Record<string, string> | null;
+  UTSMode?: string;
+  UsernsMode?: string;
+  ShmSize?: number;
+  Sysctls?: Record<string, string> | null;
+  Runtime?: string;
+  Init?: boolean | null;
+  Mounts?: Record<string, unknown>[] | null;
+  MaskedPaths?: string[] | null;
+  ReadonlyPaths?: string[] | null;
+  Ulimits?: { Name: string; Soft: number; Hard: number }[] | null;
+  Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[] | null;
+  DeviceCgroupRules?: string[] | null;
+  [k: string]: unknown;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface HealthLogEntry {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+export interface ContainerState {
+  Status: ContainerStatus;
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  Health?: { Status: string; FailingStreak: number; Log: HealthLogEntry[] };
+}
+
+/** Everything Berth keeps about a container (persisted as one JSON record). */
+export interface ContainerRecord {
+  id: string;
+  /** Without the leading "/". */
+  name: string;
+  created: string;
+  imageId: string;
+  path: string;
+  args: string[];
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  networkingConfig: { EndpointsConfig?: Record<string, Record<string, unknown>> | null };
+  state: ContainerState;
+  restartCount: number;
+  mounts: ContainerMount[];
+  /** NetworkSettings as inspect shows them (filled by the network service at start). */
+  networkSettings: Record<string, unknown> | null;
+  /** The image's top chain ID: its layers are the container's lower dirs. */
+  chainId: string | null;
+  hasBeenStarted: boolean;
+  /** `docker stop` was asked: restart policies other than always do not apply. */
+  manuallyStopped: boolean;
+  /** The shim's pid and start time, to re-adopt it after a daemon restart. */
+  shim?: { pid: number; startTime: string };
+  driver: string;
+}

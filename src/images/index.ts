@@ -1,0 +1,16 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ImageService } from './image-service.js';
+import type { ImageLoader } from './image-load.js';
+import type { LayerStore } from '../storage/layer-store.js';
+
+/** What the API holds for images; pull/push are plugged in by the registry subsystem when it exists. */
+export interface ImagesApi {
+  service: ImageService;
+  loader: ImageLoader;
+  /** The layer store, for containers' root filesystems. */
+  layers: LayerStore;
+  /** POST /images/create?fromImage=… */
+  pull?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /** POST /images/{name}/push */
+  push?: (request: FastifyRequest, reply: FastifyReply, name: string) => Promise<void>;
+}
