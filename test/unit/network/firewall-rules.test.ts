@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { chainNames, renderRules } from '../../../src/network/firewall.js';
+
+describe('firewall rules', () => {
+  const c = chainNames('abcd1234');
+  const rules = renderRules(c, {
+    bridges: [
+      { name: 'berth0', subnet: '172.17.0.0/16', internal: false, masquerade: true },
+      { name: 'br-int', subnet: '10.9.0.0/24', internal: true, masquerade: true },
+    ],
+    ports: [{ bridge: 'berth0', proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '172.17.0.2', containerPort: 80 }],
+  });
+  const lines = rules.split('\n');
+
+  it('declares (and so flushes) only Berth chains tagged with the daemon', () => {
+    expect(lines.filter((l) => l.startsWith(':'))).toEqual([
+      ':BERTH-FORWARD-abcd1234 - [0:0]',
+      ':BERTH-ISOLATION-abcd1234 - [0:0]',
+      ':BERTH-POSTROUTING-abcd1234 - [0:0]',
+      ':BERTH-DNAT-abcd1234 - [0:0]',
+    ]);
+    expect(lines.filter((l) => l.startsWith('-A')).every((l) => l.includes('-abcd1234'))).toBe(true);
+  });
+
+  it('isolates bridges from each other and internal networks from everything', () => {
+    expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i berth0 -o br-int -j DROP');
+    expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i br-int -o berth0 -j DROP');
+    expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i br-int ! -o br-int -j DROP');
+    expect(lines.indexOf('-A BERTH-FORWARD-abcd1234 -j BERTH-ISOLATION-abcd1234')).toBeLessThan(
+      lines.indexOf('-A BERTH-FORWARD-abcd1234 -i berth0 ! -o berth0 -j ACCEPT'),
+    );
+  });
+
+  it('accepts intra-bridge, return and egress traffic so a FORWARD DROP policy does not break containers', () => {
+    expect(lines).toContain('-A BERTH-FORWARD-abcd1234 -i berth0 -o berth0 -j ACCEPT');
+    expect(lines).toContain('-A BERTH-FORWARD-abcd1234 -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+    expect(lines).toContain('-A BERTH-FORWARD-abcd1234 -i berth0 ! -o berth0 -j ACCEPT');
+    expect(lines).not.toContain('-A BERTH-FORWARD-abcd1234 -i br-int ! -o br-int -j ACCEPT');
+  });
+
+  it('masquerades non-internal subnets and DNATs published ports (not loopback ones)', () => {
+    expect(lines).toContain('-A BERTH-POSTROUTING-abcd1234 -s 172.17.0.0/16 ! -o berth0 -j MASQUERADE');
+    expect(rules).not.toContain('-s 10.9.0.0/24 ! -o br-int -j MASQUERADE');
+    expect(lines).toContain('-A BERTH-DNAT-abcd1234 ! -i berth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80');
+    expect(lines).toContain('-A BERTH-FORWARD-abcd1234 -d 172.17.0.2/32 ! -i berth0 -o berth0 -p tcp -m tcp --dport 80 -j ACCEPT');
+    const loop = renderRules(c, { bridges: [], ports: [{ bridge: 'berth0', proto: 'udp', hostIp: '127.0.0.1', hostPort: 53, containerIp: '172.17.0.3', containerPort: 53 }] });
+    expect(loop).not.toContain('-j DNAT');
+    const bound = renderRules(c, { bridges: [], ports: [{ bridge: 'berth0', proto: 'udp', hostIp: '192.0.2.2', hostPort: 53, containerIp: '172.17.0.3', containerPort: 53 }] });
+    expect(bound).toContain('-A BERTH-DNAT-abcd1234 -d 192.0.2.2/32 ! -i berth0 -p udp -m udp --dport 53 -j DNAT --to-destination 172.17.0.3:53');
+  });
+
+  it('does not masquerade when enable_ip_masquerade is false', () => {
+    const r = renderRules(c, { bridges: [{ name: 'br-x', subnet: '10.1.0.0/24', internal: false, masquerade: false }], ports: [] });
+    expect(r).not.toContain('MASQUERADE');
+  });
+});
