@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -12,6 +13,18 @@ export function detectCompression(head: Buffer): Compression {
   if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
   if (head.length >= 6 && head[0] === 0xfd && head.toString('latin1', 1, 6) === '7zXZ\0') return 'xz';
   return 'none';
+}
+
+/** The compression of a stored file, from its first bytes. */
+export function detectFileCompression(path: string): Compression {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(6);
+    const n = readSync(fd, head, 0, 6, 0);
+    return detectCompression(head.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads up to n bytes from the front of a stream and returns them with a stream that still yields everything. */
@@ -52,6 +65,8 @@ export async function decompressStream(source: Readable): Promise<{ stream: Read
     case 'gzip': {
       const gunzip = createGunzip();
       stream.on('error', (e) => gunzip.destroy(e));
+      // The consumer sees errors through its own listener; this one keeps an abandoned stream from crashing the daemon.
+      gunzip.on('error', () => undefined);
       return { stream: stream.pipe(gunzip), compression };
     }
     default:
@@ -61,6 +76,7 @@ export async function decompressStream(source: Readable): Promise<{ stream: Read
 
 function viaTool(tool: 'zstd' | 'bzip2' | 'xz', input: Readable): Readable {
   const out = new PassThrough();
+  out.on('error', () => undefined); // see decompressStream: consumers attach their own listener
   const child = spawn(tool, ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => {

@@ -287,19 +287,32 @@ export class LayerStore {
     }
   }
 
-  /** Removes a layer that nothing references any more, then its parent if that became unreferenced. */
-  gc(chainId: string): void {
+  /** How many layers were extracted from this blob (0: the blob may go). */
+  layerUsersOfBlob(digest: string): number {
+    return this.repo.blobUsers(digest);
+  }
+
+  /** Drops a hold without removing anything (the caller now references the layer another way, in its transaction). */
+  dropHold(holder: string, chainId: string): void {
+    this.repo.unhold(holder, chainId);
+  }
+
+  /** Removes a layer that nothing references any more, then its parent if that became unreferenced; returns the removed chain IDs. */
+  gc(chainId: string): string[] {
+    const removed: string[] = [];
     let cur: string | null = chainId;
     while (cur !== null) {
       const row = this.repo.get(cur);
-      if (!row || this.repo.isReferenced(cur)) return;
+      if (!row || this.repo.isReferenced(cur)) return removed;
       this.repo.delete(cur);
       rmSync(join(this.linkDir, row.short_id), { force: true });
       rmSync(this.layerDir(cur), { recursive: true, force: true });
       if (row.blob_digest && this.repo.blobUsers(row.blob_digest) === 0) this.content.delete(row.blob_digest);
       this.log.debug({ chainId: cur }, 'layer removed');
+      removed.push(cur);
       cur = row.parent;
     }
+    return removed;
   }
 
   /**
