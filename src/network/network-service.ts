@@ -240,7 +240,7 @@ export class NetworkService {
       }
       this.warningList.push(...(await this.firewall.start()));
       await this.removeLeftoverLinks();
-      this.removeLeftoverNetns();
+      await this.removeLeftoverNetns();
       await this.ensurePredefined();
       for (const n of this.networks.values()) {
         if (n.Driver !== 'bridge') continue;
@@ -340,7 +340,7 @@ export class NetworkService {
     }
   }
 
-  private removeLeftoverNetns(): void {
+  private async removeLeftoverNetns(): Promise<void> {
     const dir = join(this.opts.execRoot, 'netns');
     if (!existsSync(dir)) return;
     const wanted = new Set([...this.sandboxes.values()].map((s) => s.netnsPath).filter((p): p is string => p !== undefined));
@@ -348,7 +348,7 @@ export class NetworkService {
       const path = join(dir, f);
       if (!wanted.has(path)) {
         this.log.info({ path }, 'removing a leftover network namespace');
-        void this.plumbing.deleteNetns(path);
+        await this.plumbing.deleteNetns(path);
       }
     }
   }

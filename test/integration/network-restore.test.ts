@@ -1,0 +1,112 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetHarness, dnsQuery, randomHex, startHttpd } from './network-harness.js';
+
+function httpGet(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', timeout: 3000, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function refused(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
+describe('network state across daemon restarts and crashes', () => {
+  let h: NetHarness;
+  let stopHttpd: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    h = await NetHarness.start({ bip: '10.245.0.1/24' });
+  });
+
+  afterAll(async () => {
+    await stopHttpd?.();
+    await h.destroy();
+    expect(h.ownedLinks()).toEqual([]);
+    expect(h.rules()).not.toContain(h.tag);
+  });
+
+  it('keeps running sandboxes through a restart and rebuilds their proxies, rules and DNS; releases the dead ones', async () => {
+    await h.service.create({ Name: 'rs-net', IPAM: { Config: [{ Subnet: '10.246.0.0/24' }] } });
+    const live = randomHex();
+    const dead = randomHex();
+    const liveInfo = await h.service.createSandbox(live, {
+      name: 'survivor', mode: 'rs-net', hostname: 'survivor', filesDir: h.containerDir(live),
+      portBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '18097' }] },
+    });
+    const deadInfo = await h.service.createSandbox(dead, { name: 'victim', mode: 'rs-net', hostname: 'victim', filesDir: h.containerDir(dead) });
+    const httpd = await startHttpd(liveInfo.netnsPath!, 80, 'still-here');
+    stopHttpd = httpd.stop;
+    expect(await httpGet('127.0.0.1', 18097)).toBe('still-here');
+    const vethsBefore = h.ownedLinks().filter((l) => l.startsWith('bv'));
+    expect(vethsBefore.length).toBe(2);
+
+    await h.close();
+    // Daemon down: listeners and rules are gone, the sandboxes (netns, veths, bridge) are not.
+    expect(await refused('127.0.0.1', 18097)).toBe(true);
+    expect(h.rules()).not.toContain(h.tag);
+    expect(h.ownedLinks().filter((l) => l.startsWith('bv')).sort()).toEqual(vethsBefore.sort());
+
+    await h.open();
+    await h.service.restore([live]);
+    expect(await httpGet('127.0.0.1', 18097)).toBe('still-here');
+    expect(h.rules()).toContain(`BERTH-FORWARD-${h.tag}`);
+    const ip = liveInfo.settings.Networks['rs-net']!.IPAddress;
+    expect((await dnsQuery('10.246.0.1', 53, 'survivor')).answers.map((a) => a.address)).toEqual([ip]);
+    expect(existsSync(deadInfo.netnsPath!)).toBe(false);
+    expect(h.ownedLinks().filter((l) => l.startsWith('bv')).length).toBe(1);
+    expect(Object.keys(h.service.inspect('rs-net').Containers)).toEqual([live]);
+    // The dead container's address is free again.
+    const again = randomHex();
+    const reused = await h.service.createSandbox(again, { name: 'reuse', mode: 'rs-net', hostname: 'r', filesDir: h.containerDir(again) });
+    expect(reused.settings.Networks['rs-net']!.IPAddress).toBe(deadInfo.settings.Networks['rs-net']!.IPAddress);
+    await h.service.releaseSandbox(again);
+    await h.service.releaseSandbox(live);
+    await h.service.remove('rs-net');
+  });
+
+  it('removes leftovers of a crash at start: tagged links and namespaces nobody owns', async () => {
+    await h.close();
+    execFileSync('ip', ['link', 'add', 'bvleftover01', 'type', 'veth', 'peer', 'name', 'bvleftover01p']);
+    execFileSync('ip', ['link', 'set', 'dev', 'bvleftover01', 'alias', h.owner]);
+    const nsDir = join(h.dir, 'run', 'netns');
+    mkdirSync(nsDir, { recursive: true });
+    const stale = join(nsDir, randomHex());
+    closeSync(openSync(stale, 'w'));
+    execFileSync('unshare', [`--net=${stale}`, 'true']);
+    await h.open();
+    await h.service.restore([]);
+    expect(h.ownedLinks()).not.toContain('bvleftover01');
+    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain('bvleftover01');
+    const deadline = Date.now() + 5000;
+    while (existsSync(stale) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(stale)).toBe(false);
+  });
+
+  it('keeps the default bridge subnet across restarts', async () => {
+    const before = h.service.inspect('bridge').IPAM.Config[0];
+    await h.close();
+    await h.open();
+    await h.service.restore([]);
+    expect(h.service.inspect('bridge').IPAM.Config[0]).toEqual(before);
+  });
+});
