@@ -10,6 +10,7 @@ import { dockerSaveArchive, layerTar, sha256 } from '../helpers/image-builder.js
 import { mountOverlay, unmount } from '../../src/storage/overlay.js';
 import { rawTar } from '../unit/storage/tar-fixtures.js';
 import { ociLayoutArchive, rawDockerSave, threeLayers } from './images-fixtures.js';
+import { validateResponse } from '../helpers/api-spec.js';
 
 let d: TestDaemon;
 let work: string;
@@ -104,6 +105,22 @@ describe('docker load / images / inspect', () => {
   });
 });
 
+describe('responses match api-spec/berth.yaml', () => {
+  it('validates list, inspect, history, tag, delete and prune bodies', async () => {
+    const check = async (method: string, url: string, template: string, status: number) => {
+      const r = await d.request(method, url);
+      expect(r.status, r.text()).toBe(status);
+      if (r.body.length > 0) expect(validateResponse(method, template, status, r.json())).toEqual([]);
+    };
+    await check('GET', '/images/json?all=1', '/images/json', 200);
+    await check('GET', '/images/busybox/json', '/images/{name}/json', 200);
+    await check('GET', '/v1.50/images/busybox:latest/history', '/images/{name}/history', 200);
+    await check('POST', '/images/busybox/tag?repo=spec-check&tag=1', '/images/{name}/tag', 201);
+    await check('DELETE', '/images/spec-check:1', '/images/{name}', 200);
+    await check('POST', '/images/prune', '/images/prune', 200);
+  });
+});
+
 describe('docker save / load round trip', () => {
   it('save, rmi, load gives the same image ID and layer digests; skopeo reads the archive', async () => {
     const before = inspect('busybox');
@@ -177,6 +194,22 @@ describe('tag / rmi / history / prune', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`conflict: unable to delete ${id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
     await ok(['rmi', 'other-repo:1']);
+  });
+
+  it('answers 409 for an image a container uses, with dockerd\'s messages', async () => {
+    const created = await d.docker(['create', '--name', 'img-user', 'busybox', 'true']);
+    if (created.code !== 0) throw new Error(`docker create failed: ${created.stderr}`);
+    try {
+      const byName = await d.docker(['rmi', 'busybox']);
+      expect(byName.code).toBe(1);
+      expect(byName.stderr).toMatch(/conflict: unable to remove repository reference "busybox" \(must force\) - container [a-f0-9]{12} is using its referenced image [a-f0-9]{12}/);
+      const id = inspect('busybox').Id as string;
+      const byId = await d.docker(['rmi', id.slice(7, 19)]);
+      expect(byId.stderr).toMatch(/conflict: unable to delete [a-f0-9]{12} \(must be forced\) - image is being used by stopped container [a-f0-9]{12}/);
+      expect(inspect('busybox').Id).toBe(id);
+    } finally {
+      await d.docker(['rm', '-f', 'img-user']);
+    }
   });
 
   it('shows history newest first like dockerd', async () => {
