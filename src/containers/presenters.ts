@@ -32,10 +32,10 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
-/** `docker ps` COMMAND: the command line, quoted as dockerd does for arguments with spaces. */
+/** `docker ps` COMMAND: dockerd's list form, arguments with spaces in single quotes. */
 export function commandText(c: ContainerRecord): string {
-  const q = (a: string): string => (/\s/.test(a) ? `"${a}"` : a);
-  return [c.path, ...c.args].map(q).join(' ');
+  if (c.args.length === 0) return c.path;
+  return `${c.path} ${c.args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
 }
 
 /** The ImageSummary name shown for a container: the reference it was created with. */
