@@ -75,6 +75,12 @@ export interface ResolveMountsInput {
    */
   resolveRootfsPath?: (containerPath: string) => string | undefined;
   log?: Logger;
+  /**
+   * Keep the volumes reserved for `containerId` after this returns, until `release()` is called.
+   * Default: reserved only while resolving (enough when the caller stores `mounts` on the container
+   * record before its next await, so the usage checker reports them from then on).
+   */
+  holdReservations?: boolean;
 }
 
 export interface ResolvedMounts {
@@ -86,10 +92,7 @@ export interface ResolvedMounts {
   createdVolumes: string[];
   /** Names of the anonymous volumes among `mounts`. */
   anonymousVolumes: string[];
-  /**
-   * The volumes are reserved for `containerId` (prune/remove see them in use) until this is called:
-   * call it once the container record exists (its usage checker then reports them), or on failure.
-   */
+  /** With `holdReservations`: ends the reservation (call once the container record exists, or on failure). */
   release: () => void;
 }
 
@@ -338,6 +341,7 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
     throw e;
   }
 
+  if (!input.holdReservations) releaseAll();
   const mounts = [...byDest.values()].sort((a, b) => (a.Destination < b.Destination ? -1 : a.Destination > b.Destination ? 1 : 0));
   return {
     mounts,

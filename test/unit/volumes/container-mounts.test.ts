@@ -177,12 +177,17 @@ describe('resolveContainerMounts', () => {
   });
 
   it('reserves the volumes for the container until released, so prune and rm cannot take them', async () => {
-    const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['held:/h'], volumes: { '/anon': {} } });
+    const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['held:/h'], volumes: { '/anon': {} }, holdReservations: true });
     expect((await fx.svc.prune(Filters.parse('{"all":["true"]}'))).VolumesDeleted).toEqual([]);
     await expect(fx.svc.remove('held')).rejects.toThrow(`remove held: volume is in use - [${CID}]`);
     r.release();
     r.release();
     expect((await fx.svc.prune(Filters.parse('{"all":["true"]}'))).VolumesDeleted.sort()).toEqual(['held', ...r.anonymousVolumes].sort());
+  });
+
+  it('reserves only while resolving unless asked to hold', async () => {
+    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['brief:/b'] });
+    await expect(fx.svc.remove('brief')).resolves.toBeUndefined();
   });
 
   it('refuses bad names coming through -v with the create error', async () => {
