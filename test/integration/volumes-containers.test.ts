@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
@@ -147,6 +147,23 @@ describe('volumes and mounts on real containers', () => {
     expect(ro.stdout).toBe('ok\n');
     expect(ro.code).not.toBe(0);
     await d.docker(['rm', 'vf-src']);
+  });
+
+  it('mounts a local volume with tmpfs options while a container uses it, publishing mount/unmount', async (ctx) => {
+    need(ctx);
+    const since = Math.floor(Date.now() / 1000) - 1;
+    expect((await d.docker(['volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=2m', 'tmpvol'])).code).toBe(0);
+    const r = await run('-v', 'tmpvol:/tv', 'busybox', 'sh', '-c', 'grep " /tv " /proc/mounts');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^tmpfs \/tv tmpfs rw,.*size=2048k/);
+    const data = join(d.dataRoot, 'volumes', 'tmpvol', '_data');
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${data} `);
+    const ev = await d.docker([
+      'events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1),
+      '--filter', 'volume=tmpvol', '--format', '{{.Action}} {{index .Actor.Attributes "destination"}}',
+    ]);
+    expect(ev.stdout.split('\n').filter(Boolean)).toEqual(['create ', 'mount /tv', 'unmount ']);
+    expect((await d.docker(['volume', 'rm', 'tmpvol'])).code).toBe(0);
   });
 
   it('refuses to remove a volume in use (409 with the container ID) and shows inspect Mounts as dockerd', async (ctx) => {
