@@ -257,6 +257,8 @@ export class ContainerService {
     this.records.set(id, record);
 
     try {
+      // The container holds its image's layers: `rmi -f` of the image must not delete them under it.
+      if (record.chainId) this.d.layers.hold(id, record.chainId);
       await this.prepareDirectory(record);
       const lowerDirs = record.chainId ? this.d.layers.lowerDirs(record.chainId) : [];
       const resolved = await resolveContainerMounts(this.d.volumes, {
@@ -280,6 +282,7 @@ export class ContainerService {
     } catch (e) {
       this.records.delete(id);
       this.d.repo.delete(id);
+      this.d.layers.release(id);
       await rm(this.dir(id), { recursive: true, force: true });
       throw e;
     }
@@ -698,6 +701,7 @@ export class ContainerService {
     this.d.repo.delete(c.id);
     this.live.delete(c.id);
     await rm(this.dir(c.id), { recursive: true, force: true });
+    this.d.layers.release(c.id);
     if (opts.removeVolumes && anonymous.length > 0) {
       await this.d.volumes.removeAnonymousVolumes(anonymous, c.id).catch((e: unknown) =>
         this.log.warn({ err: errorMessage(e), id: c.id }, 'removing anonymous volumes failed'),
