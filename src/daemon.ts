@@ -16,7 +16,7 @@ import type { Services } from './api/services.js';
 import { VolumeRepo } from './store/volume-repo.js';
 import { LocalDriver } from './volumes/local-driver.js';
 import { VolumeService } from './volumes/volume-service.js';
-import { DiskUsageService } from './volumes/disk-usage.js';
+import { DiskUsageService, imagesDiskUsageProvider } from './volumes/disk-usage.js';
 import { NetworkRepo } from './store/network-repo.js';
 import { NetworkService } from './network/network-service.js';
 import { createCgroupManager } from './runtime/cgroups/index.js';
@@ -89,6 +89,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const containerSvc = containers;
     images.service.setUsageChecker((imageId) => containerSvc.usersOfImage(imageId));
     volumes.setUsageChecker((name) => containerSvc.usersOfVolume(name));
+    diskUsage.setDiskUsageProviders({
+      images: imagesDiskUsageProvider({
+        list: () => images.service.list({ all: true }),
+        layersOf: (id) => {
+          const chainId = images.service.get(id)?.chainId;
+          return chainId ? images.layers.chain(chainId).map((l) => ({ key: l.chainId, size: l.size })) : [];
+        },
+        containersUsing: (id) => containerSvc.usersOfImage(id).length,
+      }),
+      containers: () => containerSvc.list({ all: true, size: true }),
+    });
     networks.setContainerDirectory({
       find: (ref) => {
         const c = containerSvc.find(ref);

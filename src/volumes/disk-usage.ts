@@ -59,3 +59,44 @@ export class DiskUsageService {
     return out;
   }
 }
+
+/** What imagesDiskUsageProvider needs from the image and container services. */
+export interface ImageUsageSources {
+  /** ImageSummary objects of every image (`Id` and `Size` set). */
+  list: () => Record<string, unknown>[];
+  /** The image's layers (each with a stable key and its size), base first. */
+  layersOf: (imageId: string) => { key: string; size: number }[];
+  /** How many containers (running or not) use the image. */
+  containersUsing: (imageId: string) => number;
+}
+
+/**
+ * dockerd's image disk usage: each image with SharedSize (bytes in layers another image also uses)
+ * and Containers (how many containers use it); LayersSize counts every layer once.
+ */
+export function imagesDiskUsageProvider(src: ImageUsageSources): () => ImagesDiskUsage {
+  return () => {
+    const images = src.list();
+    const layerUsers = new Map<string, { size: number; users: number }>();
+    const layersById = new Map<string, { key: string; size: number }[]>();
+    for (const img of images) {
+      const id = String(img.Id);
+      const layers = src.layersOf(id);
+      layersById.set(id, layers);
+      for (const l of new Map(layers.map((x) => [x.key, x])).values()) {
+        const u = layerUsers.get(l.key) ?? { size: l.size, users: 0 };
+        u.users++;
+        layerUsers.set(l.key, u);
+      }
+    }
+    let layersSize = 0;
+    for (const u of layerUsers.values()) layersSize += u.size;
+    const out = images.map((img) => {
+      const id = String(img.Id);
+      let shared = 0;
+      for (const l of layersById.get(id) ?? []) if ((layerUsers.get(l.key)?.users ?? 0) > 1) shared += l.size;
+      return { ...img, SharedSize: shared, Containers: src.containersUsing(id) };
+    });
+    return { layersSize, images: out };
+  };
+}

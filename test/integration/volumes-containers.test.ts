@@ -166,6 +166,35 @@ describe('volumes and mounts on real containers', () => {
     expect((await d.docker(['volume', 'rm', 'tmpvol'])).code).toBe(0);
   });
 
+  it('docker system df counts images (shared layers), containers and volumes in use', async (ctx) => {
+    need(ctx);
+    const c = await d.docker(['create', '--name', 'df-user', '-v', 'df-used:/u', 'voltest:1']);
+    expect(c.code, c.stderr).toBe(0);
+    const df = await d.docker(['system', 'df']);
+    expect(df.code, df.stderr).toBe(0);
+    expect(df.stdout).toMatch(/Images\s+2\s+1\s/);
+    expect(df.stdout).toMatch(/Containers\s+\d+\s+0\s/);
+    const raw = (await d.request('GET', '/system/df')).json<{
+      LayersSize: number;
+      Images: { RepoTags: string[]; Size: number; SharedSize: number; Containers: number }[];
+      Containers: { Names: string[] }[];
+      Volumes: { Name: string; UsageData: { RefCount: number } }[];
+    }>();
+    const bb = raw.Images.find((i) => i.RepoTags.includes('busybox:latest'));
+    const vt = raw.Images.find((i) => i.RepoTags.includes('voltest:1'));
+    expect(bb?.SharedSize).toBe(bb?.Size);
+    expect(vt?.SharedSize).toBe(bb?.Size);
+    expect(vt?.Containers).toBe(1);
+    expect(raw.LayersSize).toBe(vt?.Size);
+    expect(raw.Containers.some((x) => x.Names.includes('/df-user'))).toBe(true);
+    expect(raw.Volumes.find((v) => v.Name === 'df-used')?.UsageData.RefCount).toBe(1);
+    const dfv = await d.docker(['system', 'df', '-v']);
+    expect(dfv.stdout).toMatch(/df-used\s+1\s/);
+    expect((await d.docker(['rm', '-v', 'df-user'])).code).toBe(0);
+    // The VOLUME anonymous volume went with rm -v; the named one stays.
+    expect((await d.docker(['volume', 'rm', 'df-used'])).code).toBe(0);
+  });
+
   it('refuses to remove a volume in use (409 with the container ID) and shows inspect Mounts as dockerd', async (ctx) => {
     need(ctx);
     const c = await d.docker(['create', '--name', 'holder', '-v', 'inuse:/x', '-v', `${hostDir}:/h:ro,rslave`, 'busybox']);
