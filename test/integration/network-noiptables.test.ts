@@ -28,7 +28,7 @@ describe('networking on a host without iptables', () => {
     // A PATH holding every tool Berth uses except iptables (this worker process only).
     bin = mkdtempSync(join(tmpdir(), 'bnoipt-'));
     for (const tool of ['ip', 'nsenter', 'unshare', 'umount', 'busybox', 'timeout', 'sh', 'true']) {
-      symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+      symlinkSync(execFileSync('which', [tool], { encoding: 'utf8' }).trim(), join(bin, tool));
     }
     process.env.PATH = bin;
     h = await NetHarness.start({ bip: '10.248.0.1/24' });
