@@ -55,6 +55,8 @@ const ANY_IP = new Set(['', '0.0.0.0']);
 export function renderRules(c: ChainNames, state: FirewallState): string {
   const f: string[] = ['*filter', `:${c.forward} - [0:0]`, `:${c.isolation} - [0:0]`];
   f.push(`-A ${c.forward} -j ${c.isolation}`);
+  // Published ports are public: DNAT'd connections (both directions) may cross bridges.
+  f.push(`-A ${c.isolation} -m conntrack --ctstate DNAT -j RETURN`);
   for (const b of state.bridges) {
     if (b.internal) {
       f.push(`-A ${c.isolation} -i ${b.name} ! -o ${b.name} -j DROP`);

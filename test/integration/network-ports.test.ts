@@ -164,6 +164,19 @@ describe('published ports (userland proxy and DNAT) and the FORWARD policy', () 
     expect(execFileSync('iptables', ['-w', '-t', 'nat', '-S', h.service.chains.dnat], { encoding: 'utf8' })).not.toContain('18096');
   });
 
+  it('lets a container on another network reach a published port through its own gateway (DNAT across bridges)', async () => {
+    const web = await sandbox('pt-net', { portBindings: { '80/tcp': [{ HostPort: '18099' }] } });
+    const httpd = await startHttpd(web.info.netnsPath!, 80, 'across');
+    stops.push(httpd.stop);
+    const client = await sandbox('default');
+    const before = dnatPackets(h.service.chains.dnat);
+    expect((await wgetFrom(client.info.netnsPath!, 'http://10.242.0.1:18099/')).out).toBe('across');
+    expect(dnatPackets(h.service.chains.dnat)).toBeGreaterThan(before);
+    // The container address itself stays unreachable from the other network.
+    const ip = web.info.settings.Networks['pt-net']!.IPAddress;
+    expect((await wgetFrom(client.info.netnsPath!, `http://${ip}/`, 2)).code).not.toBe(0);
+  });
+
   it('keeps containers talking to each other and to the host with a FORWARD policy of DROP', async () => {
     const policy = /-P FORWARD (\w+)/.exec(execFileSync('iptables', ['-w', '-S', 'FORWARD'], { encoding: 'utf8' }))?.[1] ?? 'ACCEPT';
     await h.service.create({ Name: 'pt-drop', IPAM: { Config: [{ Subnet: '10.244.0.0/24' }] } });

@@ -26,6 +26,10 @@ describe('firewall rules', () => {
     expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i berth0 -o br-int -j DROP');
     expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i br-int -o berth0 -j DROP');
     expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i br-int ! -o br-int -j DROP');
+    // ...except connections to published ports, which were DNATed.
+    expect(lines.indexOf('-A BERTH-ISOLATION-abcd1234 -m conntrack --ctstate DNAT -j RETURN')).toBeLessThan(
+      lines.indexOf('-A BERTH-ISOLATION-abcd1234 -i berth0 -o br-int -j DROP'),
+    );
     expect(lines.indexOf('-A BERTH-FORWARD-abcd1234 -j BERTH-ISOLATION-abcd1234')).toBeLessThan(
       lines.indexOf('-A BERTH-FORWARD-abcd1234 -i berth0 ! -o berth0 -j ACCEPT'),
     );
