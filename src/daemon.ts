@@ -105,6 +105,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         const c = containerSvc.find(ref);
         return c ? { id: c.id, name: c.name, running: c.state.Running } : undefined;
       },
+      attachStopped: (id, network, cfg) => containerSvc.attachStopped(id, network, cfg),
+      detachStopped: (id, network) => containerSvc.detachStopped(id, network),
     });
     // Containers that kept running while berthd was down are adopted; their sandboxes stay, others go.
     const liveIds = await containers.restore();

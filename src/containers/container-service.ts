@@ -839,6 +839,40 @@ export class ContainerService {
     );
   }
 
+  /** network connect on a stopped container: remembered in its NetworkingConfig, applied at start. */
+  attachStopped(id: string, network: string, cfg: { aliases?: string[]; ipv4Address?: string; macAddress?: string; links?: string[] }): void {
+    const c = this.get(id);
+    const eps = { ...(c.networkingConfig.EndpointsConfig ?? {}) };
+    for (const key of Object.keys(eps)) if (key === network || (key === 'default' && c.hostConfig.NetworkMode === network)) delete eps[key];
+    eps[network] = {
+      Aliases: cfg.aliases ?? null,
+      IPAMConfig: cfg.ipv4Address ? { IPv4Address: cfg.ipv4Address } : null,
+      Links: cfg.links ?? null,
+      ...(cfg.macAddress ? { MacAddress: cfg.macAddress } : {}),
+    };
+    c.networkingConfig = { ...c.networkingConfig, EndpointsConfig: eps };
+    c.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+    this.save(c);
+  }
+
+  /** network disconnect on a stopped container; false when it was not attached. */
+  detachStopped(id: string, network: string): boolean {
+    const c = this.get(id);
+    const eps = { ...(c.networkingConfig.EndpointsConfig ?? {}) };
+    const primary = c.hostConfig.NetworkMode === network;
+    let found = primary;
+    for (const key of Object.keys(eps)) {
+      if (key === network || (key === 'default' && primary)) {
+        delete eps[key];
+        found = true;
+      }
+    }
+    if (!found) return false;
+    c.networkingConfig = { ...c.networkingConfig, EndpointsConfig: eps };
+    this.save(c);
+    return true;
+  }
+
   /** For other services: which containers use an image / a volume. */
   usersOfImage(imageId: string): { id: string; running: boolean }[] {
     return [...this.records.values()].filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.Running }));
