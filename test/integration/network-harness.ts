@@ -101,24 +101,25 @@ export async function startHttpd(netns: string, port: number, text: string): Pro
   const dir = mkdtempSync(join(tmpdir(), 'bhttpd-'));
   writeFileSync(join(dir, 'index.html'), text);
   const child: ChildProcess = spawn('nsenter', [`--net=${netns}`, 'busybox', 'httpd', '-f', '-p', String(port), '-h', dir], { stdio: 'ignore' });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await done;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
   const deadline = Date.now() + 5000;
   for (;;) {
     const r = await inNetns(netns, ['busybox', 'wget', '-q', '-O', '/dev/null', `http://127.0.0.1:${port}/`], 2);
     if (r.code === 0) break;
-    if (child.exitCode !== null) throw new Error(`httpd exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('httpd did not start');
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(child.exitCode !== null ? `httpd exited with ${child.exitCode}` : 'httpd did not start');
+    }
     await new Promise((r2) => setTimeout(r2, 50));
   }
-  return {
-    async stop() {
-      if (child.exitCode === null) {
-        const done = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
-        await done;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { stop };
 }
 
 /**
