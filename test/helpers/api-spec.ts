@@ -61,7 +61,9 @@ export function validateResponse(method: string, pathTemplate: string, status: n
   const schema = response.content?.['application/json']?.schema;
   if (!schema) return [];
   const ref = typeof schema.$ref === 'string' ? `berth${schema.$ref}` : undefined;
-  const validate = ref ? validator().getSchema(ref) : validator().compile({ ...schema, $defs: undefined });
+  // Inline schemas point into the document's components: resolve them against the registered spec.
+  const inline = JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"berth#/components/')) as Record<string, unknown>;
+  const validate = ref ? validator().getSchema(ref) : validator().compile(inline);
   if (!validate) return [`schema ${ref} not found`];
   if (validate(body)) return [];
   return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { waitFor } from '../helpers/wait.js';
+import { validateResponse } from '../helpers/api-spec.js';
 
 describe('containers through the docker CLI', () => {
   let d: TestDaemon;
@@ -138,6 +139,10 @@ describe('containers through the docker CLI', () => {
     expect(c.HostConfig.RestartPolicy).toEqual({ Name: 'no', MaximumRetryCount: 0 });
     expect(c.Image).toMatch(/^sha256:/);
     expect(existsSync(c.LogPath)).toBe(true);
+    const inspect = await d.request('GET', '/v1.50/containers/rs/json');
+    expect(validateResponse('GET', '/containers/{id}/json', 200, inspect.json())).toEqual([]);
+    const list = await d.request('GET', '/containers/json?all=1');
+    expect(validateResponse('GET', '/containers/json', 200, list.json())).toEqual([]);
     await ok('rm', '-f', 'rs');
   });
 
