@@ -26,6 +26,8 @@ export interface HijackConnection {
   socket: Duplex;
   /** Writes the 101 with the given media type; output may follow at once. */
   upgrade(contentType: string): void;
+  /** Writes a 101 Switching Protocols with these extra header lines (websocket). */
+  switchProtocols(headerLines: string[]): void;
 }
 
 export type HijackHandler = (req: HijackRequest, conn: HijackConnection) => Promise<void>;
@@ -90,6 +92,10 @@ export class HijackRouter {
         { params: (m?.slice(1) ?? []).map((p) => decodeURIComponent(p)), query, apiVersion: effectiveVersion(version), headers: req.headers, body },
         {
           socket,
+          switchProtocols(lines) {
+            upgraded = true;
+            socket.write(`HTTP/1.1 101 Switching Protocols\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
+          },
           upgrade(contentType) {
             upgraded = true;
             socket.write(

@@ -72,7 +72,7 @@ export interface HostConfig {
   MaskedPaths?: string[] | null;
   ReadonlyPaths?: string[] | null;
   Ulimits?: { Name: string; Soft: number; Hard: number }[] | null;
-  Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[] | null;
+  Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions?: string }[] | null;
   DeviceCgroupRules?: string[] | null;
   [k: string]: unknown;
 }

@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { encodeFrame, onWebsocketData, websocketAccept } from '../websocket.js';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
@@ -213,14 +215,16 @@ export function containerRoutes(app: FastifyInstance, { containers, execs }: Ser
     id: string,
     q: Query,
     apiVersion: string,
-    open: (mediaType: string) => { sink: Sink; input?: Duplex | Readable; close: () => void },
+    open: (mediaType: string) => { sink: Sink; input?: Duplex | Readable; close: () => void; raw?: boolean },
   ): Promise<void> {
     const want = { stdin: qBool(q, 'stdin'), stdout: qBool(q, 'stdout'), stderr: qBool(q, 'stderr') };
     const keys = parseDetachKeys(qString(q, 'detachKeys'));
     const stream = qBool(q, 'stream');
     const { c, handle } = await containers.attach(id, want);
-    const tty = c.config.Tty;
-    const { sink, input, close } = open(streamMediaType(tty, apiVersion));
+    const opened = open(streamMediaType(c.config.Tty, apiVersion));
+    const { sink, input, close } = opened;
+    // Raw transports (websocket) never carry stdcopy frames.
+    const tty = c.config.Tty || opened.raw === true;
     if (qBool(q, 'logs')) {
       const ac = new AbortController();
       const { entries } = containers.logs(c.id, { stdout: want.stdout, stderr: want.stderr, follow: false, signal: ac.signal });
@@ -258,6 +262,30 @@ export function containerRoutes(app: FastifyInstance, { containers, execs }: Ser
     await serveAttach(req.params[0] ?? '', req.query, req.apiVersion, (mediaType) => {
       conn.upgrade(mediaType);
       return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end() };
+    });
+  });
+
+  // The websocket form: raw output in binary frames, stdin from data frames (dockerd's attach/ws).
+  app.hijack.add('GET', /^\/containers\/([^/]+)\/attach\/ws$/, async (req, conn) => {
+    const key = req.headers['sec-websocket-key'];
+    if (typeof key !== 'string' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      throw new InvalidParameterError('attach/ws needs a websocket upgrade');
+    }
+    const q = { stream: '1', stdout: '1', stderr: '1', stdin: '1', ...req.query };
+    await serveAttach(req.params[0] ?? '', q, req.apiVersion, () => {
+      conn.switchProtocols(['Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${websocketAccept(key)}`]);
+      const socket = conn.socket;
+      const input = new PassThrough();
+      onWebsocketData(socket, (b) => input.write(b), () => input.end());
+      const sink: Sink = {
+        write: (b) => socket.write(encodeFrame(b)),
+        end: () => socket.end(encodeFrame(Buffer.alloc(0), 0x8)),
+        once: (ev, cb) => socket.once(ev, cb),
+        get destroyed() {
+          return socket.destroyed;
+        },
+      };
+      return { sink, input, close: () => sink.end(), raw: true };
     });
   });
 
