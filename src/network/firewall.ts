@@ -6,8 +6,9 @@ import { errorMessage } from '../errors.js';
  * IPv4 NAT, isolation and accept rules in Berth's own iptables chains (one set per daemon instance,
  * suffixed with a short tag so several daemons on one host never touch each other's rules).
  * The chains are rebuilt as a whole with one `iptables-restore --noflush` per change; the jumps from the
- * built-in chains are added at start and removed at stop. Debian 12's iptables is the nf_tables backend,
- * so this also works on nftables-only hosts that have the iptables-nft tool.
+ * built-in chains are added at start and removed at stop. Debian 12's iptables is the nf_tables backend.
+ * Without iptables, the same rules go into an nftables table of Berth's own (`ip berth_<tag>`), replaced
+ * atomically by one `nft -f` per change and deleted at stop.
  */
 
 export interface FirewallBridge {
@@ -104,10 +105,57 @@ function jumps(c: ChainNames): [string, string, string[]][] {
   ];
 }
 
-export type FirewallBackend = 'iptables' | 'none';
+/** nftables table name of a daemon (used when iptables is absent). */
+export function nftTable(tag: string): string {
+  return `berth_${tag}`;
+}
+
+/**
+ * The `nft -f` script that replaces Berth's own table with the rules for `state` (nft-only hosts).
+ * Only drops and NAT live here: with no iptables on the host there is no other table whose drop
+ * policy would need Berth's accept rules.
+ */
+export function renderNft(table: string, state: FirewallState): string {
+  const q = (n: string): string => `"${n}"`;
+  const fwd: string[] = ['ct status dnat accept'];
+  for (const b of state.bridges) {
+    if (b.internal) {
+      fwd.push(`iifname ${q(b.name)} oifname != ${q(b.name)} drop`);
+      fwd.push(`oifname ${q(b.name)} iifname != ${q(b.name)} drop`);
+    }
+    for (const other of state.bridges) {
+      if (other.name !== b.name) fwd.push(`iifname ${q(b.name)} oifname ${q(other.name)} drop`);
+    }
+  }
+  const post: string[] = [];
+  for (const b of state.bridges) {
+    if (!b.internal && b.masquerade) post.push(`ip saddr ${b.subnet} oifname != ${q(b.name)} masquerade`);
+  }
+  const dnat: string[] = [];
+  for (const p of state.ports) {
+    post.push(`ip saddr ${p.containerIp} ip daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} masquerade`);
+    if (p.hostIp.startsWith('127.')) continue;
+    const dst = ANY_IP.has(p.hostIp) ? '' : `ip daddr ${p.hostIp} `;
+    dnat.push(`${dst}iifname != ${q(p.bridge)} ${p.proto} dport ${p.hostPort} counter dnat to ${p.containerIp}:${p.containerPort}`);
+  }
+  const chain = (name: string, head: string | undefined, rules: string[]): string =>
+    `  chain ${name} {\n${head ? `    ${head}\n` : ''}${rules.map((r) => `    ${r}\n`).join('')}  }\n`;
+  return (
+    `table ip ${table} {}\ndelete table ip ${table}\ntable ip ${table} {\n` +
+    chain('forward', 'type filter hook forward priority filter - 1; policy accept;', fwd) +
+    chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', post) +
+    chain('ports', undefined, dnat) +
+    chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', ['fib daddr type local jump ports']) +
+    chain('output', 'type nat hook output priority -100; policy accept;', ['ip daddr != 127.0.0.0/8 fib daddr type local jump ports']) +
+    '}\n'
+  );
+}
+
+export type FirewallBackend = 'iptables' | 'nft' | 'none';
 
 export class Firewall {
   readonly chains: ChainNames;
+  readonly nftTable: string;
   private backend: FirewallBackend = 'none';
   private lastRules = '';
 
@@ -117,21 +165,34 @@ export class Firewall {
     private readonly enabled: boolean,
   ) {
     this.chains = chainNames(tag);
+    this.nftTable = nftTable(tag);
   }
 
   get active(): FirewallBackend {
     return this.backend;
   }
 
-  /** Detects iptables, creates the chains (flushing leftovers of a crash) and the jumps into them. */
+  /**
+   * Detects iptables (preferred: its FORWARD chain may carry a DROP policy Berth must answer with accept
+   * rules), else nft; creates the chains or table (replacing leftovers of a crash) and the jumps into them.
+   */
   async start(): Promise<string[]> {
     if (!this.enabled) return [];
     const probe = await runTool(this.log, 'iptables', ['-w', '-t', 'nat', '-S', 'POSTROUTING'], { allowFailure: true }).catch(
       (e: unknown) => ({ code: -1, stderr: errorMessage(e), stdout: '' }),
     );
     if (probe.code !== 0) {
-      this.log.warn({ reason: probe.stderr.trim() }, 'iptables unavailable: no NAT, isolation or DNAT rules; published ports use the userland proxy only');
-      return ['No iptables (nftables backend) found: containers have no outgoing NAT and no network isolation; published ports are served by the userland proxy only'];
+      const nft = await runTool(this.log, 'nft', ['list', 'tables'], { allowFailure: true }).catch(
+        (e: unknown) => ({ code: -1, stderr: errorMessage(e), stdout: '' }),
+      );
+      if (nft.code === 0) {
+        this.backend = 'nft';
+        await this.apply({ bridges: [], ports: [] }, true);
+        this.log.info({ table: this.nftTable }, 'iptables not found; using nftables');
+        return [];
+      }
+      this.log.warn({ iptables: probe.stderr.trim(), nft: nft.stderr.trim() }, 'neither iptables nor nft usable: no NAT, isolation or DNAT rules; published ports use the userland proxy only');
+      return ['No iptables or nftables found: containers have no outgoing NAT and no network isolation; published ports are served by the userland proxy only'];
     }
     this.backend = 'iptables';
     await this.apply({ bridges: [], ports: [] }, true);
@@ -145,15 +206,22 @@ export class Firewall {
   /** Replaces the contents of Berth's chains with the rules for `state` (skipped when unchanged). */
   async apply(state: FirewallState, force = false): Promise<void> {
     if (this.backend === 'none') return;
-    const rules = renderRules(this.chains, state);
+    const rules = this.backend === 'nft' ? renderNft(this.nftTable, state) : renderRules(this.chains, state);
     if (!force && rules === this.lastRules) return;
-    await runTool(this.log, 'iptables-restore', ['-w', '--noflush'], { input: rules });
+    if (this.backend === 'nft') await runTool(this.log, 'nft', ['-f', '-'], { input: rules });
+    else await runTool(this.log, 'iptables-restore', ['-w', '--noflush'], { input: rules });
     this.lastRules = rules;
   }
 
   /** Removes the jumps and the chains. */
   async stop(): Promise<void> {
     if (this.backend === 'none') return;
+    if (this.backend === 'nft') {
+      await runTool(this.log, 'nft', ['delete', 'table', 'ip', this.nftTable], { allowFailure: true });
+      this.backend = 'none';
+      this.lastRules = '';
+      return;
+    }
     for (const [table, chain, rule] of jumps(this.chains)) {
       for (let i = 0; i < 8; i++) {
         const r = await runTool(this.log, 'iptables', ['-w', '-t', table, '-D', chain, ...rule], { allowFailure: true });

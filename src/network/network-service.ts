@@ -306,6 +306,11 @@ export class NetworkService {
     return this.firewall.active;
   }
 
+  /** The nftables table of this daemon when nft is the backend (tests and diagnostics). */
+  get nftTable(): string {
+    return this.firewall.nftTable;
+  }
+
   /** The iptables chain names of this daemon (tests and diagnostics). */
   get chains(): Firewall['chains'] {
     return this.firewall.chains;

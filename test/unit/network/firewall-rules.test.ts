@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chainNames, renderRules } from '../../../src/network/firewall.js';
+import { chainNames, renderNft, renderRules } from '../../../src/network/firewall.js';
 
 describe('firewall rules', () => {
   const c = chainNames('abcd1234');
@@ -56,5 +56,32 @@ describe('firewall rules', () => {
   it('does not masquerade when enable_ip_masquerade is false', () => {
     const r = renderRules(c, { bridges: [{ name: 'br-x', subnet: '10.1.0.0/24', internal: false, masquerade: false }], ports: [] });
     expect(r).not.toContain('MASQUERADE');
+  });
+});
+
+describe('nftables rules (hosts without iptables)', () => {
+  const text = renderNft('berth_abcd1234', {
+    bridges: [
+      { name: 'berth0', subnet: '172.17.0.0/16', internal: false, masquerade: true },
+      { name: 'br-int', subnet: '10.9.0.0/24', internal: true, masquerade: true },
+    ],
+    ports: [
+      { bridge: 'berth0', proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '172.17.0.2', containerPort: 80 },
+      { bridge: 'berth0', proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8081, containerIp: '172.17.0.2', containerPort: 81 },
+    ],
+  });
+
+  it('replaces its own table atomically (create, delete, define in one script)', () => {
+    expect(text.startsWith('table ip berth_abcd1234 {}\ndelete table ip berth_abcd1234\ntable ip berth_abcd1234 {\n')).toBe(true);
+  });
+
+  it('isolates bridges, masquerades egress and DNATs non-loopback published ports', () => {
+    expect(text).toContain('iifname "berth0" oifname "br-int" drop');
+    expect(text).toContain('iifname "br-int" oifname != "br-int" drop');
+    expect(text).toContain('ip saddr 172.17.0.0/16 oifname != "berth0" masquerade');
+    expect(text).not.toContain('ip saddr 10.9.0.0/24 oifname');
+    expect(text).toContain('iifname != "berth0" tcp dport 8080 counter dnat to 172.17.0.2:80');
+    expect(text).not.toContain('dport 8081');
+    expect(text.indexOf('ct status dnat accept')).toBeLessThan(text.indexOf('drop'));
   });
 });
