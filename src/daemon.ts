@@ -11,6 +11,8 @@ import { SystemService } from './system/system-service.js';
 import { readHostFacts } from './system/host-facts.js';
 import { detectStorageDriver, driverStatus } from './storage/driver-detect.js';
 import { createImagesApi } from './images/wiring.js';
+import { RegistryService, registryOptionsFrom } from './registry/registry-service.js';
+import { pullHandler, pushHandler } from './api/routes/registry.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import type { Services } from './api/services.js';
 import { VolumeRepo } from './store/volume-repo.js';
@@ -45,11 +47,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let api: ApiServer | undefined;
   let networks: NetworkService | undefined;
   let containers: ContainerService | undefined;
+  let registry: RegistryService | undefined;
   try {
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
     const events = new EventBus(new EventRepo(db, 10_000));
     const storageDriver = detectStorageDriver(config.storageDriver, config.dataRoot);
     const images = createImagesApi(db, config.dataRoot, storageDriver, events, log);
+    registry = new RegistryService(images.service, registryOptionsFrom(config), log);
+    images.pull = pullHandler(registry);
+    images.push = pushHandler(registry);
     const system = new SystemService(config, readHostFacts(), new MetaRepo(db), {
       storageDriver: () => ({ name: storageDriver, status: driverStatus(storageDriver, config.dataRoot) }),
       imageCount: () => images.service.count(),
@@ -112,7 +118,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const liveIds = await containers.restore();
     await networks.restore(liveIds);
     const execs = new ExecService(containers, executor, images.layers, events, config.dataRoot);
-    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs };
+    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, registry };
 
     api = await createApiServer(services, log);
     await api.listen(config.hosts);
@@ -131,11 +137,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const openApi = api;
   const openNetworks = networks;
   const openContainers = containers;
+  const openRegistry = registry;
   return {
     async stop() {
       log.info('berthd shutting down');
       openContainers?.shutdown();
       await openApi.close(10_000);
+      await openRegistry?.close().catch((err: unknown) => log.error({ err }, 'registry shutdown failed'));
       await openNetworks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
       openDb.close();
       rmSync(config.pidfile, { force: true });

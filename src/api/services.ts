@@ -6,6 +6,7 @@ import type { NetworkService } from '../network/network-service.js';
 import type { ImagesApi } from '../images/index.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ExecService } from '../containers/exec-service.js';
+import type { RegistryService } from '../registry/registry-service.js';
 
 /** What the routes may call: one service per area, wired by daemon.ts. */
 export interface Services {
@@ -17,4 +18,5 @@ export interface Services {
   images: ImagesApi;
   containers: ContainerService;
   execs: ExecService;
+  registry: RegistryService;
 }

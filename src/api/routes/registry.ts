@@ -1,0 +1,93 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../services.js';
+import { beginStream, writeJsonLine } from '../streaming.js';
+import { type Query, qInt, qString } from '../query.js';
+import { InvalidParameterError, NotFoundError, errorMessage } from '../../errors.js';
+import { decodeAuthHeader, toAuthConfig } from '../../registry/auth-config.js';
+import { parsePlatform } from '../../registry/platform.js';
+import type { RegistryService } from '../../registry/registry-service.js';
+
+/** A progress stream whose headers go out with the first message: errors before it are plain HTTP errors. */
+class LazyStream {
+  private res: ServerResponse | undefined;
+
+  constructor(private readonly reply: FastifyReply) {}
+
+  get started(): boolean {
+    return this.res !== undefined;
+  }
+
+  readonly emit = (m: Record<string, unknown>): void => {
+    this.res ??= beginStream(this.reply, 'application/json');
+    if (!this.res.destroyed && !this.res.writableEnded) writeJsonLine(this.res, m);
+  };
+
+  fail(e: unknown): void {
+    const message = errorMessage(e);
+    this.emit({ errorDetail: { message }, error: message });
+  }
+
+  end(): void {
+    this.res?.end();
+  }
+}
+
+/** POST /images/create?fromImage=&tag=&platform= (plugged into ImagesApi.pull). */
+export function pullHandler(registry: RegistryService): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
+    const q = request.query as Query;
+    const fromImage = qString(q, 'fromImage') ?? '';
+    const tag = qString(q, 'tag');
+    const platformStr = qString(q, 'platform');
+    const platform = platformStr !== undefined && platformStr !== '' ? parsePlatform(platformStr) : undefined;
+    const auth = decodeAuthHeader(request.headers['x-registry-auth']);
+    const stream = new LazyStream(reply);
+    try {
+      await registry.pull(fromImage, tag, auth, platform, stream.emit);
+    } catch (e) {
+      if (!stream.started) throw e;
+      request.log.info({ err: errorMessage(e), image: fromImage }, 'pull failed');
+      stream.fail(e);
+    }
+    stream.end();
+  };
+}
+
+/** POST /images/{name}/push?tag= (plugged into ImagesApi.push). Failures after the first line are in-stream. */
+export function pushHandler(registry: RegistryService): (request: FastifyRequest, reply: FastifyReply, name: string) => Promise<void> {
+  return async (request, reply, name) => {
+    const q = request.query as Query;
+    const job = registry.preparePush(name, qString(q, 'tag'));
+    const auth = decodeAuthHeader(request.headers['x-registry-auth']);
+    const stream = new LazyStream(reply);
+    try {
+      await job.run(auth, stream.emit);
+    } catch (e) {
+      request.log.info({ err: errorMessage(e), image: name }, 'push failed');
+      stream.fail(e);
+    }
+    stream.end();
+  };
+}
+
+/** POST /auth, GET /distribution/{name}/json, GET /images/search. */
+export function registryRoutes(app: FastifyInstance, services: Services): void {
+  const { registry } = services;
+
+  app.post('/auth', async (request) => {
+    if (request.body === undefined || request.body === null) throw new InvalidParameterError('missing authentication body');
+    return registry.login(toAuthConfig(request.body));
+  });
+
+  app.get('/distribution/*', async (request) => {
+    const rest = (request.params as { '*': string })['*'];
+    if (!rest.endsWith('/json')) throw new NotFoundError('page not found');
+    return registry.inspect(rest.slice(0, -'/json'.length), decodeAuthHeader(request.headers['x-registry-auth']));
+  });
+
+  app.get('/images/search', async (request) => {
+    const q = request.query as Query;
+    return registry.search(qString(q, 'term') ?? '', qInt(q, 'limit'), qString(q, 'filters'), decodeAuthHeader(request.headers['x-registry-auth']));
+  });
+}

@@ -1,0 +1,34 @@
+/** A counting semaphore: at most `limit` holders at once, FIFO. */
+export class Limiter {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(private limit: number) {
+    if (!(limit >= 1)) this.limit = 1;
+  }
+
+  /** True when acquire() would wait. */
+  get busy(): boolean {
+    return this.active >= this.limit;
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.active < this.limit) {
+      this.active++;
+    } else {
+      await new Promise<void>((resolve) => this.queue.push(resolve));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
+    };
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
