@@ -26,6 +26,7 @@ import { Executor } from './runtime/executor.js';
 import { ContainerRepo } from './store/container-repo.js';
 import { ContainerService } from './containers/container-service.js';
 import { ExecService } from './containers/exec-service.js';
+import { ContainerOps } from './containers/container-ops.js';
 import type { ContainerRecord } from './containers/types.js';
 import { fileURLToPath } from 'node:url';
 
@@ -47,6 +48,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let api: ApiServer | undefined;
   let networks: NetworkService | undefined;
   let containers: ContainerService | undefined;
+  let containerOps: ContainerOps | undefined;
   let registry: RegistryService | undefined;
   try {
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
@@ -118,7 +120,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const liveIds = await containers.restore();
     await networks.restore(liveIds);
     const execs = new ExecService(containers, executor, images.layers, events, config.dataRoot);
-    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, registry };
+    containerOps = new ContainerOps({ dataRoot: config.dataRoot, execRoot: config.execRoot, containers, execs, images: images.service, network: networks, cgroups, events, log: log.child({ sub: 'containers' }) });
+    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry };
 
     api = await createApiServer(services, log);
     await api.listen(config.hosts);
@@ -137,11 +140,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const openApi = api;
   const openNetworks = networks;
   const openContainers = containers;
+  const openContainerOps = containerOps;
   const openRegistry = registry;
   return {
     async stop() {
       log.info('berthd shutting down');
       openContainers?.shutdown();
+      openContainerOps?.shutdown();
       await openApi.close(10_000);
       await openRegistry?.close().catch((err: unknown) => log.error({ err }, 'registry shutdown failed'));
       await openNetworks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));

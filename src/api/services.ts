@@ -6,6 +6,7 @@ import type { NetworkService } from '../network/network-service.js';
 import type { ImagesApi } from '../images/index.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ExecService } from '../containers/exec-service.js';
+import type { ContainerOps } from '../containers/container-ops.js';
 import type { RegistryService } from '../registry/registry-service.js';
 
 /** What the routes may call: one service per area, wired by daemon.ts. */
@@ -18,5 +19,6 @@ export interface Services {
   images: ImagesApi;
   containers: ContainerService;
   execs: ExecService;
+  containerOps: ContainerOps;
   registry: RegistryService;
 }

@@ -944,6 +944,16 @@ export class ContainerService {
     this.save(c);
   }
 
+  /** Saves a record another containers module changed (ContainerOps: rename, update, health state). */
+  persist(c: ContainerRecord): void {
+    this.save(c);
+  }
+
+  /** Runs `op` under the container's lifecycle lock: no start, stop or remove of it meanwhile. */
+  exclusive<T>(id: string, op: () => Promise<T>): Promise<T> {
+    return this.serial(id, op);
+  }
+
   private async unpauseCgroup(c: ContainerRecord): Promise<void> {
     await this.d.cgroups.open(`/berth/${c.id}`).thaw();
     this.setPaused(c, false);

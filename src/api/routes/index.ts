@@ -6,6 +6,7 @@ import { systemDfRoutes } from './system-df.js';
 import { networkRoutes } from './networks.js';
 import { imageRoutes } from './images.js';
 import { containerRoutes } from './containers.js';
+import { containerOpsRoutes } from './containers-ops.js';
 import { registryRoutes } from './registry.js';
 
 /** Every routes file, one per API area. */
@@ -16,5 +17,6 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   networkRoutes(app, services);
   imageRoutes(app, services);
   containerRoutes(app, services);
+  containerOpsRoutes(app, services);
   registryRoutes(app, services);
 }

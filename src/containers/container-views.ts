@@ -1,0 +1,242 @@
+// Views of a container's filesystem from the host, for cp, diff, export and commit.
+//
+// - live: a running container's root as its processes see it (/proc/<init pid>/root): overlay, volumes, binds.
+// - mounted: a stopped container's root mounted privately under <exec-root>/views/<random>, with its volume and
+//   bind mounts bound on top. Writable (upper/work) only while the caller holds the container's lifecycle lock;
+//   read-only views stack the upper dir as the top lower dir, which overlayfs allows even while the container
+//   runs (index=off), so they never conflict with a start.
+// - lower: the container's image layers plus its init layer, read-only (what `docker diff` compares against).
+// Nothing is ever mounted inside the container directory, so removing a container cannot reach a view.
+
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
+import type { CgroupManager } from '../runtime/cgroups/index.js';
+import type { OciSpec } from '../runtime/oci-spec.js';
+import type { LayerStore } from '../storage/layer-store.js';
+import { MNT_DETACH, MS_BIND, MS_RDONLY, nativeAddon } from '../storage/native.js';
+import { mountOverlay } from '../storage/overlay.js';
+import type { Logger } from '../util/logger.js';
+import { ConfinedRoot } from './confined-root.js';
+import type { ContainerRecord } from './types.js';
+
+const MS_REMOUNT = 32;
+const MS_REC = 16384;
+/** Filesystems whose contents are not the container's files (never archived, never written). */
+const VIRTUAL_TYPES = new Set(['proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue']);
+
+export interface RootView {
+  root: ConfinedRoot;
+  /** Container paths of virtual filesystems (their contents are left out of archives). */
+  virtual: ReadonlySet<string>;
+  kind: 'live' | 'mounted';
+  release(): void;
+}
+
+export interface ViewDeps {
+  dataRoot: string;
+  execRoot: string;
+  layers: LayerStore;
+  cgroups: CgroupManager;
+  log: Logger;
+}
+
+export class ContainerViews {
+  private readonly viewsDir: string;
+
+  constructor(private readonly d: ViewDeps) {
+    this.viewsDir = join(d.execRoot, 'views');
+  }
+
+  containerDir(id: string): string {
+    return join(this.d.dataRoot, 'containers', id);
+  }
+
+  /** init + image layers, top first. */
+  lowerDirs(c: ContainerRecord): string[] {
+    return [join(this.containerDir(c.id), 'init'), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
+  }
+
+  upperDir(c: ContainerRecord): string {
+    return join(this.containerDir(c.id), 'upper');
+  }
+
+  /** Removes views a previous daemon left mounted (it died mid-copy). */
+  cleanupLeftovers(): void {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.viewsDir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(this.viewsDir, n);
+      try {
+        nativeAddon().umount2(p, MNT_DETACH);
+      } catch {
+        // not mounted
+      }
+      try {
+        rmdirSync(p);
+      } catch (e) {
+        this.d.log.warn({ err: errorMessage(e), path: p }, 'leftover container view could not be removed');
+      }
+    }
+  }
+
+  /** A running container's root through its init process, or undefined when it is not running any more. */
+  async live(c: ContainerRecord): Promise<RootView | undefined> {
+    const pid = c.state.Pid;
+    if (!c.state.Running || !pid) return undefined;
+    const cg = this.d.cgroups.open(`/berth/${c.id}`);
+    const member = async (): Promise<boolean> => (await cg.pids().catch(() => [] as number[])).includes(pid);
+    if (!(await member())) return undefined;
+    let root: ConfinedRoot;
+    try {
+      root = ConfinedRoot.open(`/proc/${pid}/root`);
+    } catch {
+      return undefined;
+    }
+    // The pid could have been reused between the check and the open: check again with the root held.
+    if (!(await member())) {
+      root.close();
+      return undefined;
+    }
+    const virtual = new Set<string>();
+    try {
+      const spec = JSON.parse(await readFile(join(this.containerDir(c.id), 'config.json'), 'utf8')) as OciSpec;
+      for (const m of spec.mounts ?? []) if (VIRTUAL_TYPES.has(m.type ?? '')) virtual.add(m.destination);
+    } catch {
+      for (const p of ['/proc', '/sys', '/dev/pts', '/dev/mqueue']) virtual.add(p);
+    }
+    return { root, virtual, kind: 'live', release: () => root.close() };
+  }
+
+  private newMountPoint(): string {
+    mkdirSync(this.viewsDir, { recursive: true, mode: 0o700 });
+    const p = join(this.viewsDir, randomBytes(8).toString('hex'));
+    mkdirSync(p, { mode: 0o700 });
+    return p;
+  }
+
+  private unmountAndRemove(target: string): void {
+    try {
+      nativeAddon().umount2(target, MNT_DETACH);
+    } catch (e) {
+      this.d.log.warn({ err: errorMessage(e), target }, 'unmounting a container view failed');
+    }
+    try {
+      rmdirSync(target);
+    } catch (e) {
+      this.d.log.warn({ err: errorMessage(e), target }, 'removing a container view mount point failed');
+    }
+  }
+
+  /**
+   * A stopped container's root with its volumes and binds. `writable` mounts the upper dir read-write: the
+   * caller must hold the container's lifecycle lock so the container cannot start meanwhile.
+   */
+  mounted(c: ContainerRecord, writable: boolean): RootView {
+    const target = this.newMountPoint();
+    const dir = this.containerDir(c.id);
+    try {
+      if (writable) {
+        mountOverlay(target, { lower: this.lowerDirs(c), upper: join(dir, 'upper'), work: join(dir, 'work') });
+        if (c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_RDONLY, '');
+      } else {
+        mountOverlay(target, { lower: [join(dir, 'upper'), ...this.lowerDirs(c)] });
+      }
+    } catch (e) {
+      rmdirSync(target);
+      throw e;
+    }
+    let root: ConfinedRoot;
+    try {
+      root = ConfinedRoot.open(target);
+      this.bindMounts(c, root, writable);
+    } catch (e) {
+      this.unmountAndRemove(target);
+      throw e;
+    }
+    return {
+      root,
+      virtual: new Set(),
+      kind: 'mounted',
+      release: () => {
+        root.close();
+        this.unmountAndRemove(target);
+      },
+    };
+  }
+
+  /** Binds the container's volumes and bind mounts at their destinations inside a mounted view. */
+  private bindMounts(c: ContainerRecord, root: ConfinedRoot, writable: boolean): void {
+    const native = nativeAddon();
+    const mounts = c.mounts
+      .filter((m) => (m.Type === 'volume' || m.Type === 'bind') && m.Source !== '')
+      .sort((a, b) => a.Destination.split('/').length - b.Destination.split('/').length);
+    for (const m of mounts) {
+      let r;
+      try {
+        r = root.resolve(m.Destination, true);
+      } catch {
+        continue;
+      }
+      try {
+        if (!r.st) {
+          if (!writable) continue;
+          mkdirSync(r.hostPath, 0o755);
+        }
+        native.mount(m.Source, r.hostPath, '', MS_BIND | MS_REC, '');
+        if (!m.RW || !writable) native.mount('', r.hostPath, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+      } catch (e) {
+        this.d.log.warn({ err: errorMessage(e), id: c.id, destination: m.Destination }, 'binding a mount into a container view failed');
+      } finally {
+        r.close();
+      }
+    }
+  }
+
+  /** Read-only merged view for export: upper over init over the image layers (no volumes, as dockerd). */
+  rootfsOnly(c: ContainerRecord): RootView {
+    return this.readOnlyStack([join(this.containerDir(c.id), 'upper'), ...this.lowerDirs(c)]);
+  }
+
+  /** What the container started from (init + image layers), read-only: the base of `docker diff`. */
+  lower(c: ContainerRecord): RootView {
+    return this.readOnlyStack(this.lowerDirs(c));
+  }
+
+  private readOnlyStack(lower: string[]): RootView {
+    const target = this.newMountPoint();
+    try {
+      mountOverlay(target, { lower });
+    } catch (e) {
+      rmdirSync(target);
+      throw e;
+    }
+    let root: ConfinedRoot;
+    try {
+      root = ConfinedRoot.open(target);
+    } catch (e) {
+      this.unmountAndRemove(target);
+      throw e;
+    }
+    return {
+      root,
+      virtual: new Set(),
+      kind: 'mounted',
+      release: () => {
+        root.close();
+        this.unmountAndRemove(target);
+      },
+    };
+  }
+
+  /** The upper dir itself (diff, commit), walked through fds like any container-controlled tree. */
+  upper(c: ContainerRecord): ConfinedRoot {
+    return ConfinedRoot.open(this.upperDir(c));
+  }
+}
