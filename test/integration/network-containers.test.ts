@@ -1,8 +1,11 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 
 function httpGet(host: string, port: number, path = '/'): Promise<string> {
@@ -174,5 +177,25 @@ describe('container networking end to end (docker run, network, port, ps)', () =
     expect(out).toContain('nameserver 10.9.9.9');
     expect(out).toContain('search corp.example');
     expect(out.trim().split('\n').at(-1)).toBe('myhost');
+  });
+  it('lets compose services reach each other by service name (docker-compose v1, aliases via NetworkingConfig)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bncompose-'));
+    const file = join(dir, 'docker-compose.yml');
+    writeFileSync(file, 'version: "3"\nservices:\n  web:\n    image: busybox\n    command: httpd -f -p 80 -h /etc\n  client:\n    image: busybox\n    command: sleep 300\n');
+    const compose = (args: string[]) => runCommand('docker-compose', ['-f', file, '-p', 'bncmp', ...args], { env: d.env, timeoutMs: 120_000 });
+    try {
+      const up = await compose(['up', '-d']);
+      expect(up.code, up.stderr).toBe(0);
+      const got = await compose(['exec', '-T', 'client', 'sh', '-c', 'for i in 1 2 3 4 5; do timeout 2 wget -q -O - http://web/hostname && exit 0; sleep 0.3; done; exit 1']);
+      expect(got.code, got.stderr).toBe(0);
+      expect(got.stdout.trim()).toMatch(/^[0-9a-f]{12}$/);
+      const aliases = (await d.docker(['inspect', '-f', '{{json (index .NetworkSettings.Networks "bncmp_default").Aliases}}', 'bncmp_web_1'])).stdout;
+      expect(aliases).toContain('"web"');
+    } finally {
+      const down = await compose(['down', '-t', '0']);
+      expect(down.code, down.stderr).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await d.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('bncmp_default');
   });
 });
