@@ -198,4 +198,24 @@ describe('container networking end to end (docker run, network, port, ps)', () =
     }
     expect((await d.docker(['network', 'ls', '--format', '{{.Name}}'])).stdout).not.toContain('bncmp_default');
   });
+  it('adds legacy --link entries to /etc/hosts on the default bridge', async () => {
+    await run(['-d', '--name', 'linked', 'busybox', 'sleep', '300']);
+    const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'linked'])).stdout.trim();
+    const hosts = await run(['--rm', '--link', 'linked:lk', 'busybox', 'cat', '/etc/hosts']);
+    expect(hosts).toMatch(new RegExp(`${ip.replaceAll('.', '\\.')}\tlk [0-9a-f]{12} linked`));
+    await d.docker(['rm', '-f', 'linked']);
+  });
+
+  it('keeps a running container reachable on its published port across a daemon restart', async () => {
+    await run(['-d', '--name', 'survivor', '-p', '127.0.0.1:18088:80', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const before = await until(() => httpGet('127.0.0.1', 18088, '/hostname'), 'survivor before restart');
+    await d.signal('SIGTERM');
+    expect(await refused('127.0.0.1', 18088)).toBe(true);
+    await d.launch();
+    const after = await until(() => httpGet('127.0.0.1', 18088, '/hostname'), 'survivor after restart');
+    expect(after).toBe(before);
+    expect((await d.docker(['port', 'survivor'])).stdout.trim()).toBe('80/tcp -> 127.0.0.1:18088');
+    await d.docker(['rm', '-f', 'survivor']);
+    expect(await refused('127.0.0.1', 18088)).toBe(true);
+  });
 });
