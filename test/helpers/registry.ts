@@ -224,7 +224,7 @@ export class TestRegistry {
     }
     const tlsYaml = options.tls ? `  tls:\n    certificate: ${options.tls.cert}\n    key: ${options.tls.key}\n` : '';
     const config =
-      `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n` +
+      `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n` +
       `storage:\n  filesystem:\n    rootdirectory: ${join(dir, 'storage')}\n  delete:\n    enabled: true\n` +
       `  maintenance:\n    uploadpurging:\n      enabled: false\n` +
       `http:\n  addr: 127.0.0.1:${port}\n  secret: ${randomBytes(16).toString('hex')}\n${tlsYaml}` +
@@ -265,6 +265,16 @@ export class TestRegistry {
     } catch {
       return '';
     }
+  }
+
+  /** Request lines of the registry's access log ("GET /v2/x/blobs/sha256:… HTTP/1.1" 200 …) matching `re`. */
+  requests(re: RegExp): string[] {
+    return this.logs()
+      .split('\n')
+      .map((l) => /"([A-Z]+ \S+ HTTP\/[\d.]+)" (\d{3})/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => `${m[1]} ${m[2]}`)
+      .filter((l) => re.test(l));
   }
 
   /** Path of a blob's data file in the registry's filesystem storage (to tamper with it). */
