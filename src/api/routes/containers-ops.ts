@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { beginStream } from '../streaming.js';
 import { type Query, qBool, qString, qStrings } from '../query.js';
-import { InvalidParameterError, errorMessage } from '../../errors.js';
+import { BerthError, InvalidParameterError, errorMessage } from '../../errors.js';
 import { ArchiveOps } from '../../containers/archive.js';
 import type { UpdateBody } from '../../containers/container-ops.js';
 import type { ContainerConfigJson } from '../../images/image-config.js';
@@ -37,7 +37,17 @@ export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: 
   // --- docker cp
 
   app.head<{ Params: IdParams }>('/containers/:id/archive', async (request, reply) => {
-    const stat = await ops.statPath(request.params.id, requirePath(request.query as Query));
+    let stat;
+    try {
+      stat = await ops.statPath(request.params.id, requirePath(request.query as Query));
+    } catch (e) {
+      // A HEAD answer has no body: the status alone (no JSON content type announcing a message that never comes).
+      if (e instanceof BerthError) {
+        void reply.code(e.statusCode).send();
+        return;
+      }
+      throw e;
+    }
     void reply.header(PATH_STAT_HEADER, ArchiveOps.encodeStat(stat)).code(200).send();
   });
 
