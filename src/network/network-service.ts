@@ -61,7 +61,7 @@ import {
   type SubnetPlan,
 } from './ipam.js';
 import { buildHostsFile, buildResolvConf, ownHostNames, parseExtraHost, upstreamsFrom, type HostsEntry } from './etc-files.js';
-import { Plumbing } from './plumbing.js';
+import { BridgeTakenError, Plumbing } from './plumbing.js';
 import { Firewall, type FirewallState } from './firewall.js';
 import { startProxy, type PortProxy } from './port-proxy.js';
 import {
@@ -436,7 +436,17 @@ export class NetworkService {
     const taken: Cidr[] = [];
     for (let attempt = 0; ; attempt++) {
       const subnet = parseCidr(cfg.Subnet)!;
-      await this.plumbing.ensureBridge(n.bridge, `${cfg.Gateway}/${subnet.prefix}`, n.mtu, this.owner);
+      try {
+        await this.plumbing.ensureBridge(n.bridge, `${cfg.Gateway}/${subnet.prefix}`, n.mtu, this.owner, !this.isDefaultBridge(n) || hasEndpoints);
+      } catch (e) {
+        // The default bridge's device name was taken meanwhile (another daemon starting): take the next one.
+        if (!(e instanceof BridgeTakenError) || attempt >= 5) throw e;
+        n.bridge = await this.pickDefaultBridgeName();
+        n.Options[BRIDGE_NAME_OPT] = n.bridge;
+        this.saveNetwork(n, false);
+        this.log.info({ bridge: n.bridge }, 'default bridge device name taken; using another');
+        continue;
+      }
       if (!n.autoSubnet || hasEndpoints || attempt >= 5) break;
       // Another device routing an overlapping subnet (a host route, or another daemon that picked the same
       // pool subnet at the same moment): a foreign device wins; between two Berth bridges the lower name keeps it.

@@ -3,6 +3,14 @@ import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
+import { BerthError } from '../errors.js';
+
+/** The bridge device exists and belongs to someone else. */
+export class BridgeTakenError extends BerthError {
+  constructor(readonly device: string) {
+    super(`bridge device ${device} exists and belongs to another owner`);
+  }
+}
 
 /**
  * Linux plumbing for the bridge driver, through iproute2 and util-linux:
@@ -74,11 +82,19 @@ export class Plumbing {
   }
 
   /**
-   * Creates (or adopts) a bridge with the gateway address, MTU and an ifalias naming its owner, and sets it up.
+   * Creates a bridge with the gateway address, MTU and an ifalias naming its owner, and sets it up.
+   * An existing device is reused when it is already ours or when `adoptForeign` (a bridge name the user
+   * chose); otherwise BridgeTakenError (another daemon got there first).
    */
-  async ensureBridge(name: string, gatewayCidr: string, mtu: number, owner: string): Promise<void> {
-    if (!(await this.linkExists(name))) {
-      await this.ip(['link', 'add', 'name', name, 'mtu', String(mtu), 'type', 'bridge']);
+  async ensureBridge(name: string, gatewayCidr: string, mtu: number, owner: string, adoptForeign: boolean): Promise<void> {
+    const existing = (await this.links()).find((l) => l.ifname === name);
+    if (existing && existing.ifalias !== owner && !adoptForeign) throw new BridgeTakenError(name);
+    if (!existing) {
+      const r = await this.ip(['link', 'add', 'name', name, 'mtu', String(mtu), 'type', 'bridge'], true);
+      if (r.code !== 0) {
+        if (/File exists/.test(r.stderr) && !adoptForeign) throw new BridgeTakenError(name);
+        throw new BerthError(`ip link add name ${name} type bridge: ${r.stderr.trim()}`);
+      }
     }
     await this.ip(['link', 'set', 'dev', name, 'alias', owner]);
     const addrs = await this.ip(['-j', 'addr', 'show', 'dev', name]);

@@ -109,4 +109,21 @@ describe('network state across daemon restarts and crashes', () => {
     await h.service.restore([]);
     expect(h.service.inspect('bridge').IPAM.Config[0]).toEqual(before);
   });
+  it("never takes over another daemon's bridge device: the default bridge moves to a free name", async () => {
+    const name = h.service.inspect('bridge').Options['com.docker.network.bridge.name']!;
+    await h.close();
+    // Meanwhile another daemon created a device of that name.
+    execFileSync('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+    execFileSync('ip', ['link', 'set', 'dev', name, 'alias', 'berth:someone-else']);
+    try {
+      await h.open();
+      await h.service.restore([]);
+      const now = h.service.inspect('bridge').Options['com.docker.network.bridge.name']!;
+      expect(now).not.toBe(name);
+      expect(h.ownedLinks()).toContain(now);
+      expect(execFileSync('ip', ['-d', '-o', 'link', 'show', 'dev', name], { encoding: 'utf8' })).toContain('berth:someone-else');
+    } finally {
+      execFileSync('ip', ['link', 'del', 'dev', name]);
+    }
+  });
 });
