@@ -219,7 +219,7 @@ describe('containers API part 2 through the docker CLI', () => {
       const id = await idOf('stats1');
       const res = await d.request('GET', `/containers/${id}/stats?stream=false&one-shot=true`);
       expect(res.status).toBe(200);
-      const s = res.json<Record<string, any>>();
+      const s = res.json<{ name: string; memory_stats: { usage: number }; pids_stats: { current: number }; cpu_stats: { system_cpu_usage: number; online_cpus: number } }>();
       expect(s.name).toBe('/stats1');
       expect(s.memory_stats.usage).toBeGreaterThan(0);
       expect(s.pids_stats.current).toBe(3);
