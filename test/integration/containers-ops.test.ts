@@ -127,6 +127,25 @@ describe('containers API part 2 through the docker CLI', () => {
       expect((await ok(['exec', 'cp-evil', 'ls', secretDir])).split('\n').filter(Boolean).sort()).toEqual(['planted', 'planted2', 'secret']);
     });
 
+    it('copies into and out of volumes at their mount points, running or stopped, and refuses a :ro volume', async () => {
+      await runDetached('cp-vol', '-v', 'ops-cpvol:/data', '-v', 'ops-cpro:/ro:ro', 'busybox', 'sleep', '1000');
+      writeFileSync(join(host, 'v.txt'), 'in-volume\n');
+      await ok(['cp', join(host, 'v.txt'), 'cp-vol:/data/']);
+      expect(await ok(['run', '--rm', '-v', 'ops-cpvol:/v', 'busybox', 'cat', '/v/v.txt'])).toBe('in-volume\n');
+      const ro = await d.docker(['cp', join(host, 'v.txt'), 'cp-vol:/ro/']);
+      expect(ro.code).not.toBe(0);
+      expect(ro.stderr).toContain('mounted volume is marked read-only');
+      await ok(['rm', '-f', 'cp-vol']);
+      await ok(['create', '--name', 'cp-vol2', '-v', 'ops-cpvol:/data', 'busybox', 'true']);
+      await ok(['cp', join(host, 'v.txt'), 'cp-vol2:/data/second.txt']);
+      const out = join(host, 'out-vol');
+      mkdirSync(out);
+      await ok(['cp', 'cp-vol2:/data', out]);
+      expect(readdirSync(join(out, 'data')).sort()).toEqual(['second.txt', 'v.txt']);
+      await ok(['rm', 'cp-vol2']);
+      await ok(['volume', 'rm', 'ops-cpvol', 'ops-cpro']);
+    });
+
     it('refuses a tar whose entries climb out with ../ and writes nothing outside the container', async () => {
       const id = (await runDetached('cp-tar', 'busybox', 'sleep', '1000'));
       const marker = `berth-escape-${Date.now()}`;
@@ -305,6 +324,16 @@ describe('containers API part 2 through the docker CLI', () => {
       const ev = await ok(['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'container=health1', '--filter', 'event=health_status', '--format', '{{.Action}}']);
       expect(ev.split('\n').filter(Boolean)).toEqual(['health_status: healthy', 'health_status: unhealthy']);
       expect(await ok(['ps', '--filter', 'health=unhealthy', '--format', '{{.Names}}'])).toContain('health1');
+    });
+
+    it('keeps probing a running container after a daemon restart', async () => {
+      await runDetached('health-restart', '--health-cmd', 'test -f /ok', '--health-interval', '300ms', '--health-retries', '1', 'busybox', 'sh', '-c', 'touch /ok; sleep 1000');
+      await waitFor('healthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health-restart'])).trim() === 'healthy' ? true : undefined));
+      await d.signal('SIGTERM');
+      await d.launch();
+      expect((await ok(['inspect', '-f', '{{.State.Running}} {{.State.Health.Status}}', 'health-restart'])).trim()).toBe('true healthy');
+      await ok(['exec', 'health-restart', 'rm', '/ok']);
+      await waitFor('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health-restart'])).trim() === 'unhealthy' ? true : undefined));
     });
 
     it('records a probe that outlives its timeout as a failure with exit code -1', async () => {
