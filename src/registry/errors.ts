@@ -1,4 +1,4 @@
-import { BerthError, ForbiddenError, NotFoundError, UnauthorizedError } from '../errors.js';
+import { BerthError } from '../errors.js';
 
 /** One entry of a registry's `{"errors":[…]}` body (distribution's errcode). */
 export interface RegistryErrorEntry {
@@ -97,12 +97,4 @@ export function isRetryable(e: unknown): boolean {
   if (e instanceof RegistryError) return e.status >= 500 || e.status === 429 || e.status === 408;
   const code = (e as NodeJS.ErrnoException)?.code ?? '';
   return /^(UND_ERR_|ECONNRESET|EPIPE|ETIMEDOUT|ECONNREFUSED)/.test(code) || /terminated|other side closed|socket/i.test((e as Error)?.message ?? '');
-}
-
-/** Maps a registry error to the API status dockerd would answer with. */
-export function toApiError(e: RegistryError, message: string): BerthError {
-  if (e.status === 404 || e.has('MANIFEST_UNKNOWN') || e.has('NAME_UNKNOWN')) return new NotFoundError(message, { cause: e });
-  if (e.status === 401 || e.has('UNAUTHORIZED')) return new UnauthorizedError(message, { cause: e });
-  if (e.status === 403 || e.has('DENIED')) return new ForbiddenError(message, { cause: e });
-  return new BerthError(message, { cause: e });
 }

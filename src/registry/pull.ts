@@ -8,7 +8,7 @@ import { credentialsOf, type AuthConfig } from './auth-config.js';
 import type { RepositoryClient } from './client.js';
 import { connectRepository, shortDigest, stashBlob, unuseBlob, useBlob, type Emit, type RegistryContext } from './context.js';
 import type { DownloadEvent } from './downloads.js';
-import { RegistryError, toApiError } from './errors.js';
+import { RegistryError } from './errors.js';
 import { ManifestError, parseManifest, type Descriptor, type ImageManifest } from './manifest.js';
 import { formatPlatform, hostPlatform, platformMatches, selectPlatform, type Platform } from './platform.js';
 
@@ -40,7 +40,8 @@ function pullError(e: unknown, ref: ImageReference): unknown {
   if (e.has('MANIFEST_UNKNOWN')) return new NotFoundError(`manifest for ${familiarString(ref)} not found: ${cause}`, { cause: e });
   if (e.has('NAME_UNKNOWN')) return new NotFoundError(`repository ${familiarName(ref)} not found: ${cause}`, { cause: e });
   if (e.has('DENIED')) return new NotFoundError(`pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${cause}`, { cause: e });
-  return toApiError(e, e.message);
+  // Anything else is dockerd's errdefs.Unknown (500): a 401 would make the CLI prompt for a login.
+  return new BerthError(e.message, { cause: e });
 }
 
 /**
