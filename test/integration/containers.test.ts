@@ -233,6 +233,16 @@ describe('containers through the docker CLI', () => {
     expect(await ok('network', 'ls')).toMatch(/^NETWORK ID\s+NAME\s+DRIVER/);
   });
 
+  it('docker system prune removes stopped containers and unused networks, agreeing with system df', async () => {
+    await ok('create', '--name', 'prunable', 'busybox', 'true');
+    await ok('network', 'create', 'prunenet');
+    const out = await ok('system', 'prune', '-f');
+    expect(out).toContain('Deleted Containers:');
+    expect(out).toContain('prunenet');
+    expect(await ok('ps', '-aq', '--filter', 'name=prunable')).toBe('');
+    expect(await ok('system', 'df', '--format', '{{.Type}} {{.TotalCount}}')).toContain('Containers 0');
+  });
+
   it('counts containers in docker info', async () => {
     await ok('create', '--name', 'counted', 'busybox', 'true');
     const info = JSON.parse(await ok('info', '--format', '{{json .}}')) as { Containers: number; ContainersStopped: number };
