@@ -20,7 +20,8 @@ describe('every route in api-spec/berth.yaml', () => {
         const res = await d.request(method, `${prefix}${concrete}${query}`);
         const isJson = res.headers['content-type'] === 'application/json';
         if (res.status === 404 && isJson) expect(res.json<{ message: string }>().message).not.toBe('page not found');
-        expect(res.status, `${prefix}${concrete}: ${res.text()}`).toBeLessThan(500);
+        // x-test-status: statuses the probe may legitimately get (a registry route cannot reach Docker Hub offline).
+        if (!(op['x-test-status'] ?? []).includes(res.status)) expect(res.status, `${prefix}${concrete}: ${res.text()}`).toBeLessThan(500);
         if (isJson && res.body.length > 0 && !res.text().includes('\n{')) {
           expect(validateResponse(method, path, res.status, res.json())).toEqual([]);
         }
