@@ -9,9 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 16384
+/* Encoded entries are gathered and written once per logw_data call (one read of container output),
+ * so a burst of short lines costs one write(2), not one per line. */
+#define OUT_BUF (256 * 1024)
+#define ENTRY_MAX (LINE_MAX_BYTES * 6 + 128)
 
 struct logw {
 	int fd;
@@ -22,7 +27,12 @@ struct logw {
 		char buf[LINE_MAX_BYTES];
 		size_t len;
 	} s[2];
-	char *out; /* encode buffer */
+	char *out; /* encoded entries not yet written */
+	size_t outlen;
+	/* the time stamp's "YYYY-MM-DDTHH:MM:SS" part, kept while the second does not change */
+	time_t ts_sec;
+	char ts_base[32];
+	size_t ts_base_len;
 };
 
 static int log_open(struct logw *l)
@@ -44,7 +54,8 @@ struct logw *logw_open(const char *path, long long max_size, int max_file)
 	l->path = xstrdup(path);
 	l->max_size = max_size;
 	l->max_file = max_file < 1 ? 1 : max_file;
-	l->out = xmalloc(LINE_MAX_BYTES * 6 + 128);
+	l->out = xmalloc(OUT_BUF + ENTRY_MAX);
+	l->ts_sec = (time_t)-1;
 	log_open(l);
 	return l;
 }
@@ -73,24 +84,71 @@ static void rotate(struct logw *l)
 	log_open(l);
 }
 
+/* Writes out the gathered entries. */
+static void out_flush(struct logw *l)
+{
+	if (!l->outlen)
+		return;
+	if (l->fd >= 0 && write_all(l->fd, l->out, l->outlen) < 0)
+		shim_log("write log: %s", strerror(errno));
+	l->outlen = 0;
+}
+
+/* RFC3339Nano (Go's: UTC, trailing zeros of the fraction trimmed); the date part is formatted once a second. */
+static size_t log_time(struct logw *l, char *out)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != l->ts_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		l->ts_base_len = strftime(l->ts_base, sizeof(l->ts_base), "%Y-%m-%dT%H:%M:%S", &tm);
+		l->ts_sec = ts.tv_sec;
+	}
+	size_t n = l->ts_base_len;
+	memcpy(out, l->ts_base, n);
+	if (ts.tv_nsec) {
+		char frac[10];
+		long v = ts.tv_nsec;
+		for (int i = 8; i >= 0; i--) {
+			frac[i] = (char)('0' + v % 10);
+			v /= 10;
+		}
+		int fl = 9;
+		while (fl > 1 && frac[fl - 1] == '0')
+			fl--;
+		out[n++] = '.';
+		memcpy(out + n, frac, (size_t)fl);
+		n += (size_t)fl;
+	}
+	out[n++] = 'Z';
+	return n;
+}
+
 static void emit(struct logw *l, int stream, const char *data, size_t n)
 {
-	char ts[64];
-	format_time_now(ts, sizeof(ts));
-	size_t o = 0;
-	memcpy(l->out, "{\"log\":\"", 8);
-	o = 8;
-	o += json_escape(l->out + o, data, n);
-	o += (size_t)sprintf(l->out + o, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream ? "stderr" : "stdout", ts);
-	if (l->max_size > 0 && l->size >= l->max_size)
+	if (l->max_size > 0 && l->size >= l->max_size) {
+		out_flush(l);
 		rotate(l);
+	}
 	if (l->fd < 0)
 		return;
-	if (write_all(l->fd, l->out, o) < 0) {
-		shim_log("write log: %s", strerror(errno));
-		return;
-	}
-	l->size += (long long)o;
+	if (l->outlen + ENTRY_MAX > OUT_BUF + ENTRY_MAX)
+		out_flush(l);
+	char *o = l->out + l->outlen, *start = o;
+	memcpy(o, "{\"log\":\"", 8);
+	o += 8;
+	o += json_escape(o, data, n);
+	const char *mid = stream ? "\",\"stream\":\"stderr\",\"time\":\"" : "\",\"stream\":\"stdout\",\"time\":\"";
+	memcpy(o, mid, 28);
+	o += 28;
+	o += log_time(l, o);
+	memcpy(o, "\"}\n", 3);
+	o += 3;
+	l->outlen += (size_t)(o - start);
+	l->size += (long long)(o - start);
+	if (l->outlen >= OUT_BUF)
+		out_flush(l);
 }
 
 void logw_data(struct logw *l, int stream, const char *data, size_t n)
@@ -105,15 +163,20 @@ void logw_data(struct logw *l, int stream, const char *data, size_t n)
 		const char *nl = memchr(data, '\n', take);
 		if (nl)
 			take = (size_t)(nl - data) + 1;
-		memcpy(s->buf + s->len, data, take);
-		s->len += take;
+		if (s->len == 0 && (nl || take == LINE_MAX_BYTES)) {
+			emit(l, stream, data, take); /* a whole entry in this read: no copy */
+		} else {
+			memcpy(s->buf + s->len, data, take);
+			s->len += take;
+			if (nl || s->len == LINE_MAX_BYTES) {
+				emit(l, stream, s->buf, s->len);
+				s->len = 0;
+			}
+		}
 		data += take;
 		n -= take;
-		if (nl || s->len == LINE_MAX_BYTES) {
-			emit(l, stream, s->buf, s->len);
-			s->len = 0;
-		}
 	}
+	out_flush(l);
 }
 
 void logw_flush(struct logw *l)
@@ -126,4 +189,5 @@ void logw_flush(struct logw *l)
 			l->s[i].len = 0;
 		}
 	}
+	out_flush(l);
 }

@@ -6,6 +6,8 @@
  * process can write the host binary through /proc/<pid>/exe. */
 #include "shim.h"
 
+#define OUTPUT_PIPE_SIZE (256 * 1024)
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -191,6 +193,9 @@ int main(int argc, char **argv)
 	if (!p.tty) {
 		if ((p.open_stdin && pipe2(in_p, O_CLOEXEC) < 0) || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0)
 			setup_failed(&p, 0, 128, "create stdio pipes");
+		/* bigger output pipes: fewer wake-ups of the shim and the writer on bulk output (best effort) */
+		fcntl(out_p[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
+		fcntl(err_p[0], F_SETPIPE_SZ, OUTPUT_PIPE_SIZE);
 	}
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)

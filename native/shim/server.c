@@ -9,7 +9,11 @@
  *   'Q' state -> ok {"state":"created|running|exited","pid":N}
  * Shim -> client: 'o' stdout bytes, 'e' stderr bytes (attached clients only; a TTY is all 'o'),
  * 'x' exit record (the exit file's JSON) to every client once the output is drained.
- * A client whose unsent output passes CLIENT_OUT_MAX is disconnected: the container never waits. */
+ * Backpressure: while an attached client has more than CLIENT_OUT_HWM unsent, the shim stops reading the
+ * container's output (the container blocks in write(2), as with dockerd's attach), so nothing is lost and
+ * nothing grows; a client that makes no progress for CLIENT_STALL_MS while over the mark is disconnected,
+ * so a hung daemon cannot hold a container forever. After the init exits, output is read regardless and a
+ * client whose unsent output passes CLIENT_OUT_MAX is disconnected. */
 #include "shim.h"
 
 #include <dirent.h>
@@ -26,6 +30,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -35,6 +40,9 @@
 #define MAX_CLIENTS 64
 #define FRAME_MAX (1024 * 1024)
 #define CLIENT_OUT_MAX (8 * 1024 * 1024)
+#define CLIENT_OUT_HWM (1024 * 1024)
+#define CLIENT_STALL_MS 2000
+#define READ_BUF (256 * 1024)
 #define STDIN_MAX (1024 * 1024)
 #define DRAIN_MS 5000
 #define FLUSH_MS 2000
@@ -47,6 +55,7 @@ struct client {
 	size_t outlen, outoff, outcap;
 	int att_out, att_err;
 	int want_start;
+	long long progress_ms; /* last time the client took bytes (or went over the mark) */
 };
 
 static struct client clients[MAX_CLIENTS];
@@ -104,8 +113,10 @@ static int client_queue(struct client *c, char type, const void *data, size_t n)
 {
 	if (c->outlen - c->outoff + n + 5 > CLIENT_OUT_MAX)
 		return -1;
-	if (c->outoff && c->outoff == c->outlen)
+	if (c->outoff == c->outlen) {
 		c->outoff = c->outlen = 0;
+		c->progress_ms = now_ms(); /* the stall clock starts when output starts waiting */
+	}
 	if (c->outlen + n + 5 > c->outcap) {
 		if (c->outoff) {
 			memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
@@ -125,6 +136,24 @@ static int client_queue(struct client *c, char type, const void *data, size_t n)
 	return 0;
 }
 
+/* Queues bytes that continue a frame already partly sent. */
+static int client_queue_raw(struct client *c, const void *data, size_t n)
+{
+	if (c->outlen - c->outoff + n > CLIENT_OUT_MAX)
+		return -1;
+	if (c->outoff == c->outlen) {
+		c->outoff = c->outlen = 0;
+		c->progress_ms = now_ms();
+	}
+	if (c->outlen + n > c->outcap) {
+		c->outcap = (c->outlen + n) * 2;
+		c->out = xrealloc(c->out, c->outcap);
+	}
+	memcpy(c->out + c->outlen, data, n);
+	c->outlen += n;
+	return 0;
+}
+
 static void reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply(struct client *c, const char *fmt, ...)
 {
@@ -140,12 +169,44 @@ static void reply(struct client *c, const char *fmt, ...)
 	client_queue(c, 'r', buf, (size_t)n);
 }
 
+static int client_pending(const struct client *c)
+{
+	return c->outoff < c->outlen;
+}
+
 static void broadcast_output(int stream, const char *data, size_t n)
 {
 	for (int i = 0; i < nclients; i++) {
 		struct client *c = &clients[i];
 		if (!(stream ? c->att_err : c->att_out))
 			continue;
+		if (!client_pending(c)) {
+			/* nothing queued: hand the frame to the socket directly, queue only what it does not take */
+			unsigned char h[5] = {(unsigned char)(stream ? 'e' : 'o'), (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+					      (unsigned char)(n >> 8), (unsigned char)n};
+			struct iovec iov[2] = {{h, 5}, {(void *)data, n}};
+			ssize_t w = writev(c->fd, iov, 2);
+			if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				client_drop(i--);
+				continue;
+			}
+			if (w == (ssize_t)(n + 5))
+				continue;
+			if (w > 0)
+				c->progress_ms = now_ms();
+			size_t done = w > 0 ? (size_t)w : 0;
+			if (done < 5) {
+				if (client_queue(c, stream ? 'e' : 'o', data, n) < 0) {
+					client_drop(i--);
+					continue;
+				}
+				c->outoff = done; /* the queue starts with the whole frame; skip what went out */
+			} else if (client_queue_raw(c, data + (done - 5), n - (done - 5)) < 0) {
+				client_drop(i--);
+				continue;
+			}
+			continue;
+		}
 		if (client_queue(c, stream ? 'e' : 'o', data, n) < 0) {
 			shim_log("attach client too slow: disconnected");
 			client_drop(i--);
@@ -345,8 +406,32 @@ static int client_write(int i)
 			return -1;
 		}
 		c->outoff += (size_t)w;
+		c->progress_ms = now_ms();
 	}
 	return 0;
+}
+
+/* Whether an attached client is too far behind for more output to be read now; drops clients that
+ * have been stuck over the mark for CLIENT_STALL_MS. Returns the ms until the next stall check, or -1. */
+static int output_blocked(long long now, int *wait_ms)
+{
+	int blocked = 0;
+	*wait_ms = -1;
+	for (int i = nclients - 1; i >= 0; i--) {
+		struct client *c = &clients[i];
+		if (c->outlen - c->outoff <= CLIENT_OUT_HWM)
+			continue;
+		if (now - c->progress_ms >= CLIENT_STALL_MS) {
+			shim_log("attach client made no progress for %d s: disconnected", CLIENT_STALL_MS / 1000);
+			client_drop(i);
+			continue;
+		}
+		int left = (int)(c->progress_ms + CLIENT_STALL_MS - now);
+		if (*wait_ms < 0 || left < *wait_ms)
+			*wait_ms = left;
+		blocked = 1;
+	}
+	return blocked;
 }
 
 static void reply_start_waiters(struct supervisor *s)
@@ -402,8 +487,10 @@ static void reap(struct supervisor *s)
 
 static void read_output(struct supervisor *s, int *fdp, int stream)
 {
-	char buf[32768];
-	ssize_t r = read(*fdp, buf, sizeof(buf));
+	static char *buf;
+	if (!buf)
+		buf = xmalloc(READ_BUF);
+	ssize_t r = read(*fdp, buf, READ_BUF);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r <= 0) { /* EOF, or EIO on a pty master once the slave is gone */
@@ -500,11 +587,13 @@ int supervise(struct supervisor *s, int listen_fd)
 			pf[n] = (struct pollfd){s->sync_fd, POLLIN, 0};
 			i_sync = n++;
 		}
-		if (s->out_fd >= 0 && started) {
+		int stall_wait = -1;
+		int blocked = !exited && output_blocked(now_ms(), &stall_wait);
+		if (s->out_fd >= 0 && started && !blocked) {
 			pf[n] = (struct pollfd){s->out_fd, POLLIN, 0};
 			i_out = n++;
 		}
-		if (s->err_fd >= 0 && started) {
+		if (s->err_fd >= 0 && started && !blocked) {
 			pf[n] = (struct pollfd){s->err_fd, POLLIN, 0};
 			i_err = n++;
 		}
@@ -523,6 +612,8 @@ int supervise(struct supervisor *s, int listen_fd)
 		int timeout = exited ? (int)(drain_deadline - now_ms()) : -1;
 		if (exited && timeout < 0)
 			timeout = 0;
+		if (!exited && stall_wait >= 0)
+			timeout = stall_wait;
 		if (poll(pf, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;

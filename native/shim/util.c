@@ -131,33 +131,65 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* 0: copied as is; 1: needs escaping or is not ASCII (the slow path below decides). */
+static const unsigned char esc_class[256] = {
+	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, ['<'] = 1, ['>'] = 1, ['&'] = 1, [0x80 ... 0xff] = 1,
+};
+
+/* The escaped form of each ASCII byte that needs one (Go's encoding/json: \" \\ \n \r \t, else \u00XX). */
+static char esc_seq[0x80][6];
+static unsigned char esc_len[0x80];
+
+static void esc_init(void)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (unsigned c = 0; c < 0x80; c++) {
+		char *e = esc_seq[c];
+		esc_len[c] = 2;
+		e[0] = '\\';
+		if (c == '"' || c == '\\')
+			e[1] = (char)c;
+		else if (c == '\n')
+			e[1] = 'n';
+		else if (c == '\r')
+			e[1] = 'r';
+		else if (c == '\t')
+			e[1] = 't';
+		else {
+			memcpy(e, "\\u00", 4);
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			esc_len[c] = 6;
+		}
+	}
+}
+
 /* out must hold 6*n bytes. */
 size_t json_escape(char *out, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	const unsigned char *u = (const unsigned char *)s;
 	size_t o = 0;
 	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && !esc_class[u[j]])
+			j++;
+		if (j > i) {
+			memcpy(out + o, u + i, j - i);
+			o += j - i;
+			i = j;
+			if (i == n)
+				break;
+		}
 		unsigned c = u[i];
 		if (c < 0x80) {
-			if (c == '"' || c == '\\') {
-				out[o++] = '\\';
-				out[o++] = (char)c;
-			} else if (c == '\n') {
-				out[o++] = '\\', out[o++] = 'n';
-			} else if (c == '\r') {
-				out[o++] = '\\', out[o++] = 'r';
-			} else if (c == '\t') {
-				out[o++] = '\\', out[o++] = 't';
-			} else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-				memcpy(out + o, "\\u00", 4);
-				o += 4;
-				out[o++] = hex[c >> 4];
-				out[o++] = hex[c & 15];
-			} else {
-				out[o++] = (char)c;
-			}
-			i++;
+			/* every escape is written as 6 bytes (the longest form), then only its length counts */
+			if (!esc_len[0])
+				esc_init();
+			do {
+				memcpy(out + o, esc_seq[c], 6);
+				o += esc_len[c];
+				i++;
+			} while (i < n && (c = u[i]) < 0x80 && esc_class[c]);
 			continue;
 		}
 		size_t l = utf8_len(u + i, n - i);
