@@ -24,7 +24,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, promises as fsp, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BerthError, ConflictError, NotFoundError, errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
@@ -177,6 +177,11 @@ export class Executor {
 
   async create(id: string, o: ContainerCreateOptions): Promise<{ pid: number; warnings: string[] }> {
     if (this.entries.has(id)) throw new ConflictError(`container ${id} already has a running shim`);
+    const t0 = performance.now();
+    const ms: Record<string, number> = {};
+    const mark = (k: string): void => {
+      ms[k] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     const bundle = o.bundleDir;
     await fsp.mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
     await fsp.mkdir(path.join(this.opts.execRoot, 's'), { recursive: true, mode: 0o700 });
@@ -194,6 +199,7 @@ export class Executor {
       cgroup = r.cgroup;
       warnings = r.warnings;
     }
+    mark('cgroup');
     try {
       const records = compileLaunchPlan(o.spec, {
         mode: 'create',
@@ -214,12 +220,14 @@ export class Executor {
         ...(o.seccomp ? { seccompBpf: o.seccomp, seccompFlags: o.seccompFlags ?? 0 } : {}),
       });
       const planPath = await writeLaunchFiles(bundle, o.spec, records);
+      mark('plan');
       const pid = await this.spawnShim('create', planPath, path.join(bundle, 'shim.log'));
+      mark('shim');
       const info = JSON.parse(await fsp.readFile(path.join(bundle, 'shim.json'), 'utf8')) as ShimInfo;
       const e: Entry = { id, bundleDir: bundle, socketPath, stdinOnce: o.stdinOnce, tty: o.tty, info, execSockets: new Set() };
       if (cgroup) e.cgroup = cgroup;
       this.entries.set(id, e);
-      this.log.debug({ id, pid, shimPid: info.shimPid }, 'container created');
+      this.log.debug({ id, pid, shimPid: info.shimPid, ms }, 'container created');
       return { pid, warnings };
     } catch (err) {
       if (cgroup) await cgroup.destroy().catch((e2: unknown) => this.log.warn({ err: e2, id }, 'destroy cgroup after failed create'));
@@ -316,13 +324,21 @@ export class Executor {
     want: { stdin: boolean; stdout: boolean; stderr: boolean },
     stdinOnce: boolean,
   ): Promise<AttachHandle> {
-    const output = new PassThrough({ objectMode: true });
-    conn.on('output', (stream: 'stdout' | 'stderr', data: Buffer) => output.write({ stream, data } satisfies OutputChunk));
+    // Bounded: when the consumer falls behind, reading from the shim pauses (the shim then stops
+    // reading the container's output), so berthd never buffers more than a few chunks per session.
+    const output = new Readable({
+      objectMode: true,
+      highWaterMark: 16,
+      read: () => conn.resume(),
+    });
+    conn.on('output', (stream: 'stdout' | 'stderr', data: Buffer) => {
+      if (!output.push({ stream, data } satisfies OutputChunk)) conn.pause();
+    });
     const exited = new Promise<ExitStatus | undefined>((resolve) => {
       conn.once('exit', (st: ExitStatus) => resolve(st));
       conn.once('close', () => resolve(conn.exitStatus));
     });
-    conn.once('close', () => output.end());
+    conn.once('close', () => output.push(null));
     if (want.stdout || want.stderr) await conn.attach(want.stdout, want.stderr);
     const handle: AttachHandle = { output, exited, close: () => conn.close() };
     if (want.stdin) {

@@ -54,7 +54,9 @@ interface Pending {
  * 'exit' (ExitStatus), 'close' ().
  */
 export class ShimConnection extends EventEmitter {
-  private buf: Buffer = Buffer.alloc(0);
+  /** Received bytes not yet parsed into frames (usually one buffer; more while a frame is incomplete). */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private readonly pending: Pending[] = [];
   private closed = false;
   exitStatus: ExitStatus | undefined;
@@ -85,15 +87,29 @@ export class ShimConnection extends EventEmitter {
   }
 
   private onData(d: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1);
-      if (this.buf.length < 5 + len) break;
-      const type = String.fromCharCode(this.buf[0] ?? 0);
-      const payload = this.buf.subarray(5, 5 + len);
-      this.buf = this.buf.subarray(5 + len);
+    this.chunks.push(d);
+    this.buffered += d.length;
+    while (this.buffered >= 5) {
+      let head = this.chunks[0] as Buffer;
+      if (head.length < 5) head = this.merge();
+      const len = head.readUInt32BE(1);
+      if (this.buffered < 5 + len) break;
+      // one copy at most: only a frame split across socket reads is joined; payloads are views
+      if (head.length < 5 + len) head = this.merge();
+      const type = String.fromCharCode(head[0] ?? 0);
+      const payload = head.subarray(5, 5 + len);
+      if (head.length === 5 + len) this.chunks.shift();
+      else this.chunks[0] = head.subarray(5 + len);
+      this.buffered -= 5 + len;
       this.onFrame(type, payload);
+      if (this.closed) return;
     }
+  }
+
+  private merge(): Buffer {
+    const all = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [all];
+    return all;
   }
 
   private onFrame(type: string, payload: Buffer): void {
@@ -105,7 +121,7 @@ export class ShimConnection extends EventEmitter {
       else if (text.startsWith('ok ')) p.resolve(text.slice(3));
       else p.reject(new ShimRequestError(text.startsWith('err ') ? text.slice(4) : text));
     } else if (type === 'o' || type === 'e') {
-      this.emit('output', type === 'o' ? 'stdout' : 'stderr', Buffer.from(payload));
+      this.emit('output', type === 'o' ? 'stdout' : 'stderr', payload);
     } else if (type === 'x') {
       try {
         this.exitStatus = parseExitStatus(payload.toString('utf8'));
@@ -123,10 +139,11 @@ export class ShimConnection extends EventEmitter {
   }
 
   private frame(type: string, payload: Buffer): Buffer {
-    const h = Buffer.alloc(5);
-    h.write(type, 0, 'latin1');
-    h.writeUInt32BE(payload.length, 1);
-    return Buffer.concat([h, payload]);
+    const f = Buffer.allocUnsafe(5 + payload.length);
+    f.write(type, 0, 'latin1');
+    f.writeUInt32BE(payload.length, 1);
+    payload.copy(f, 5);
+    return f;
   }
 
   request(type: string, payload: string | Buffer = ''): Promise<string> {
@@ -145,6 +162,15 @@ export class ShimConnection extends EventEmitter {
       ok = this.sock.write(this.frame('I', data.subarray(off, off + (1 << 20))));
     }
     return ok;
+  }
+
+  /** Stops reading from the shim (its output then waits in the shim, which stops reading the container). */
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    this.sock.resume();
   }
 
   onDrain(cb: () => void): void {

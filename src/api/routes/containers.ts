@@ -27,18 +27,84 @@ interface Sink {
   end(): void;
   once(ev: 'drain' | 'close', cb: () => void): unknown;
   destroyed: boolean;
+  /** Present on sockets and responses: writes between cork() and uncork() leave in one writev. */
+  cork?(): void;
+  uncork?(): void;
+  writableNeedDrain?: boolean;
 }
 
 async function writeTo(sink: Sink, b: Buffer): Promise<void> {
   if (sink.destroyed) return;
-  if (!sink.write(b)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
+  if (!sink.write(b)) await waitDrain(sink);
 }
 
-/** Copies process output to the client, framed unless TTY; resolves when the output ends. */
+/** Resolves on 'drain', or when the sink closes (a closed sink never drains). */
+function waitDrain(sink: Sink): Promise<void> {
+  if (sink.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const em = sink as unknown as NodeJS.EventEmitter;
+    const done = (): void => {
+      em.off('drain', done);
+      em.off('close', done);
+      resolve();
+    };
+    em.on('drain', done);
+    em.on('close', done);
+  });
+}
+
+/** The 8-byte stdcopy header for a payload (written next to the payload, not copied into one buffer). */
+function frameHeader(stream: 'stdout' | 'stderr', length: number): Buffer {
+  const h = Buffer.allocUnsafe(8);
+  h.writeUInt32BE(stream === 'stderr' ? StreamType.Stderr << 24 : StreamType.Stdout << 24, 0);
+  h.writeUInt32BE(length, 4);
+  return h;
+}
+
+/** Resolves when `r` has something to read or has ended. */
+function readable(r: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      r.off('readable', done);
+      r.off('end', done);
+      r.off('close', done);
+      r.off('error', done);
+      resolve();
+    };
+    r.on('readable', done);
+    r.on('end', done);
+    r.on('close', done);
+    r.on('error', done);
+  });
+}
+
+/**
+ * Copies process output to the client, framed unless TTY; resolves when the output ends. Every chunk
+ * already waiting is written in one corked batch (one writev), and reading stops while the client's
+ * socket is full, which in turn pauses the shim.
+ */
 export async function pumpOutput(output: Readable, sink: Sink, tty: boolean): Promise<void> {
-  for await (const chunk of output as AsyncIterable<OutputChunk>) {
+  for (;;) {
     if (sink.destroyed) break;
-    await writeTo(sink, tty ? chunk.data : frame(chunk.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, chunk.data));
+    let chunk = output.read() as OutputChunk | null;
+    if (chunk === null) {
+      if (output.readableEnded || output.destroyed) break;
+      await readable(output);
+      continue;
+    }
+    let ok = true;
+    sink.cork?.();
+    try {
+      while (chunk !== null) {
+        if (!tty) sink.write(frameHeader(chunk.stream, chunk.data.length));
+        ok = sink.write(chunk.data);
+        if (!ok) break;
+        chunk = output.read() as OutputChunk | null;
+      }
+    } finally {
+      sink.uncork?.();
+    }
+    if (!ok) await waitDrain(sink);
   }
 }
 
