@@ -49,6 +49,9 @@ export async function createApiServer(services: Services, log: Logger): Promise<
     connectionTimeout: 0,
     keepAliveTimeout: 30_000,
     forceCloseConnections: false,
+    // docker-modem repeats every option in the query string (Labels, Env, HostConfig as JSON): Node's 16 KiB
+    // header limit answers 431 where dockerd (Go's 1 MiB default) accepts the request.
+    http: { maxHeaderSize: 1024 * 1024 },
     rewriteUrl(req) {
       const { url, version } = stripVersionPrefix(req.url ?? '/');
       (req as unknown as Record<symbol, string | undefined>)[RAW_VERSION] = version;
