@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ExecHandle, Executor } from '../runtime/executor.js';
-import { ContainerStartError } from '../runtime/executor.js';
 import { privilegedCapabilities } from '../runtime/capabilities.js';
 import { compileSeccomp, seccompFilterFlags } from '../runtime/seccomp/index.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
@@ -132,7 +131,8 @@ export class ExecService {
       );
       return { exec: e, handle, tty };
     } catch (err) {
-      this.finish(e, err instanceof ContainerStartError ? err.exitCode : 126);
+      // dockerd records 126 for every exec that fails to start, a missing binary included (its 127 is for run).
+      this.finish(e, 126);
       throw err;
     }
   }
