@@ -61,7 +61,7 @@ import {
   type SubnetPlan,
 } from './ipam.js';
 import { buildHostsFile, buildResolvConf, ownHostNames, parseExtraHost, upstreamsFrom, type HostsEntry } from './etc-files.js';
-import { BridgeTakenError, Plumbing } from './plumbing.js';
+import { BridgeTakenError, Plumbing, type EndpointPlumbing } from './plumbing.js';
 import { Firewall, type FirewallState } from './firewall.js';
 import { startProxy, type PortProxy } from './port-proxy.js';
 import {
@@ -817,13 +817,13 @@ export class NetworkService {
 
       const netnsPath = join(this.opts.execRoot, 'netns', containerId);
       const sb: SandboxRecord = { ...base, mode: mode === 'none' ? 'none' : 'bridge', netnsPath };
-      await this.plumbing.createNetns(netnsPath);
       this.persistSandbox(sb);
       try {
         if (mode === 'none') {
           const none = this.findNetwork('none');
           this.addEndpointRecord(this.blankEndpoint(none, containerId));
           sb.order = [none.Id];
+          await this.plumbing.createNetns(netnsPath);
         } else {
           const requested = { ...(req.endpoints ?? {}) };
           const primaryRef = mode === 'bridge' ? 'bridge' : mode;
@@ -836,10 +836,13 @@ export class NetworkService {
             else list.push([n, cfg]);
           }
           list.unshift([primary, primaryCfg]);
+          const plumbing: EndpointPlumbing[] = [];
           for (const [n, cfg] of list) {
             if (n.Driver !== 'bridge') throw new InvalidParameterError(`container cannot be connected to network ${n.Name} together with others`);
-            await this.attach(sb, n, cfg);
+            plumbing.push(this.allocate(sb, n, cfg).plumbing);
           }
+          // Namespace and every endpoint at once (two processes, see Plumbing.createNetns).
+          await this.plumbing.createNetns(netnsPath, plumbing);
           sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
           await this.publish(sb);
         }
@@ -882,8 +885,22 @@ export class NetworkService {
     this.sandboxes.set(sb.containerId, sb);
   }
 
-  /** Allocates an address on `n` and plugs a veth into the sandbox (eth<n>). */
+  /** Allocates an address on `n` and plugs a veth into the existing namespace of the sandbox (eth<n>). */
   private async attach(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest): Promise<EndpointRecord> {
+    const { ep, plumbing } = this.allocate(sb, n, cfg);
+    try {
+      await this.plumbing.addEndpoint(plumbing);
+    } catch (e) {
+      this.dropEndpointRecord(ep);
+      sb.order = sb.order.filter((x) => x !== n.Id);
+      this.persistSandbox(sb);
+      throw e;
+    }
+    return ep;
+  }
+
+  /** The endpoint record of `sb` on `n` (address allocated, saved) and what plugging it in takes. */
+  private allocate(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest): { ep: EndpointRecord; plumbing: EndpointPlumbing } {
     if (this.endpoints.has(`${n.Id}/${sb.containerId}`)) {
       throw new ForbiddenError(`endpoint with name ${sb.name} already exists in network ${n.Name}`);
     }
@@ -934,26 +951,19 @@ export class NetworkService {
     sb.nextIf += 1;
     sb.order.push(n.Id);
     this.persistSandbox(sb);
-    try {
-      await this.plumbing.addEndpoint({
-        netnsPath: sb.netnsPath!,
-        bridge: n.bridge,
-        hostIfName: ep.hostIfName,
-        ifName: ep.ifName,
-        address: ip,
-        prefixLen: subnet.prefix,
-        mac: ep.mac,
-        mtu: n.mtu,
-        defaultGateway: first ? c.Gateway : undefined,
-        owner: this.owner,
-      });
-    } catch (e) {
-      this.dropEndpointRecord(ep);
-      sb.order = sb.order.filter((x) => x !== n.Id);
-      this.persistSandbox(sb);
-      throw e;
-    }
-    return ep;
+    const plumbing: EndpointPlumbing = {
+      netnsPath: sb.netnsPath!,
+      bridge: n.bridge,
+      hostIfName: ep.hostIfName,
+      ifName: ep.ifName,
+      address: ip,
+      prefixLen: subnet.prefix,
+      mac: ep.mac,
+      mtu: n.mtu,
+      defaultGateway: first ? c.Gateway : undefined,
+      owner: this.owner,
+    };
+    return { ep, plumbing };
   }
 
   /** Allocates host ports for sb.wanted, starts proxies, records sb.published. */

@@ -17,6 +17,12 @@ export class BridgeTakenError extends BerthError {
  * bridges, veth pairs, and network namespaces kept as bind-mounted files under the exec root
  * (`unshare --net=<file>` makes one, `umount` + unlink removes it). Commands inside a namespace run
  * as `nsenter --net=<file> ip ...` (Node cannot setns itself).
+ *
+ * Cost notes (each child process is a few ms, more on a loaded host): a sandbox with its endpoints is
+ * made by two processes, `unshare --net=<file> ip -batch -` (namespace, lo, veths created from inside
+ * with the host side born in the daemon's namespace, addresses, routes) and one host `ip -batch -`
+ * (alias, bridge, up). No device is ever moved between namespaces: `ip link set ... netns` waits for
+ * an RCU grace period (10-25 ms each here), creating the peer in its namespace does not.
  */
 
 export interface LinkInfo {
@@ -44,6 +50,13 @@ export interface EndpointPlumbing {
   defaultGateway: string | undefined;
   /** ifalias put on the host side, marking it as this daemon's */
   owner: string;
+}
+
+/** Address, link up and (for the primary endpoint) the default route, run inside the namespace. */
+function insideConfig(ep: EndpointPlumbing): string[] {
+  const cmds = [`addr add ${ep.address}/${ep.prefixLen} dev ${ep.ifName}`, `link set dev ${ep.ifName} up`];
+  if (ep.defaultGateway) cmds.push(`route replace default via ${ep.defaultGateway} dev ${ep.ifName}`);
+  return cmds;
 }
 
 export class Plumbing {
@@ -108,22 +121,38 @@ export class Plumbing {
     await this.ip(['addr', 'del', cidr, 'dev', dev], true);
   }
 
-  async deleteLink(name: string): Promise<void> {
+  /** Deletes a link; a missing one is fine (`quiet`: any failure is, as in a rollback). */
+  async deleteLink(name: string, quiet = false): Promise<void> {
     const r = await this.ip(['link', 'del', 'dev', name], true);
-    if (r.code !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) {
+    if (r.code !== 0 && !quiet && !/Cannot find device|does not exist/.test(r.stderr)) {
       this.log.warn({ link: name, stderr: r.stderr.trim() }, 'could not delete link');
     }
   }
 
-  /** A new, empty network namespace held by a bind mount at `path`; lo is brought up. */
-  async createNetns(path: string): Promise<void> {
+  /**
+   * A new network namespace held by a bind mount at `path`, lo up, with `endpoints` plugged in (none:
+   * an empty namespace). Two processes in all; on failure nothing is left behind.
+   */
+  async createNetns(path: string, endpoints: readonly EndpointPlumbing[] = []): Promise<void> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
     if (existsSync(path)) await this.deleteNetns(path);
     closeSync(openSync(path, 'w', 0o444));
+    const inside = ['link set dev lo up'];
+    for (const ep of endpoints) {
+      // Created from inside: the host side is born in the daemon's namespace (netns <pid>), nothing moves.
+      inside.push(
+        `link add name ${ep.ifName} address ${ep.mac} mtu ${ep.mtu} type veth peer name ${ep.hostIfName} mtu ${ep.mtu} netns ${process.pid}`,
+        ...insideConfig(ep),
+      );
+    }
     try {
-      await runTool(this.log, 'unshare', [`--net=${path}`, 'true']);
-      await this.inNetns(path, ['link set dev lo up']);
+      await runTool(this.log, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], { input: `${inside.join('\n')}\n` });
+      if (endpoints.length > 0) {
+        const host = endpoints.map((ep) => `link set dev ${ep.hostIfName} alias ${ep.owner} master ${ep.bridge} up`);
+        await runTool(this.log, 'ip', ['-batch', '-'], { input: `${host.join('\n')}\n` });
+      }
     } catch (e) {
+      await Promise.all(endpoints.map((ep) => this.deleteLink(ep.hostIfName, true)));
       await this.deleteNetns(path);
       throw e;
     }
@@ -136,24 +165,20 @@ export class Plumbing {
     rmSync(path, { force: true });
   }
 
-  /** veth pair: host side enslaved to the bridge, peer moved into the namespace and configured there. */
+  /**
+   * Plugs a veth pair into an existing namespace (live connect): the host side is created enslaved, up
+   * and tagged, its peer born inside the namespace; then the peer is configured from inside.
+   */
   async addEndpoint(ep: EndpointPlumbing): Promise<void> {
-    const peer = `${ep.hostIfName}p`;
-    await this.ip(['link', 'add', 'name', ep.hostIfName, 'mtu', String(ep.mtu), 'type', 'veth', 'peer', 'name', peer, 'mtu', String(ep.mtu)]);
+    const host = [
+      `link add name ${ep.hostIfName} mtu ${ep.mtu} master ${ep.bridge} up type veth peer name ${ep.ifName} address ${ep.mac} mtu ${ep.mtu} netns ${ep.netnsPath}`,
+      `link set dev ${ep.hostIfName} alias ${ep.owner}`,
+    ];
     try {
-      await this.ip(['link', 'set', 'dev', peer, 'netns', ep.netnsPath]);
-      await this.ip(['link', 'set', 'dev', ep.hostIfName, 'alias', ep.owner]);
-      await this.ip(['link', 'set', 'dev', ep.hostIfName, 'master', ep.bridge, 'up']);
-      const cmds = [
-        `link set dev ${peer} name ${ep.ifName}`,
-        `link set dev ${ep.ifName} address ${ep.mac}`,
-        `addr add ${ep.address}/${ep.prefixLen} dev ${ep.ifName}`,
-        `link set dev ${ep.ifName} up`,
-      ];
-      if (ep.defaultGateway) cmds.push(`route replace default via ${ep.defaultGateway} dev ${ep.ifName}`);
-      await this.inNetns(ep.netnsPath, cmds);
+      await runTool(this.log, 'ip', ['-batch', '-'], { input: `${host.join('\n')}\n` });
+      await this.inNetns(ep.netnsPath, insideConfig(ep));
     } catch (e) {
-      await this.deleteLink(ep.hostIfName);
+      await this.deleteLink(ep.hostIfName, true);
       throw e;
     }
   }

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// Network sandbox cost against a real berthd (as root, after `npm run build`): `docker run --rm busybox true`
+// with the default bridge, --network none and --network host, interleaved so machine load hits all three
+// alike. Prints medians and the bridge/none overhead over host mode. Asserts nothing.
+//   node bench/network-sandbox.js [rounds=20]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const rounds = Number(process.argv[2] ?? 20);
+const dir = mkdtempSync(join(tmpdir(), 'bn-'));
+const sock = join(dir, 'd.sock');
+const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'cfg') };
+
+function docker(args, opts = {}) {
+  const r = spawnSync('docker', args, { env, maxBuffer: 1 << 30, ...opts });
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+  return r;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function busyboxRootfs() {
+  const root = join(dir, 'rootfs');
+  for (const d of ['bin', 'tmp', 'etc', 'proc', 'sys', 'dev', 'root', 'usr/bin', 'usr/sbin', 'sbin']) mkdirSync(join(root, d), { recursive: true });
+  chmodSync(join(root, 'tmp'), 0o1777);
+  copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
+  chmodSync(join(root, 'bin/busybox'), 0o755);
+  for (const a of execFileSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+    if (a === 'bin/busybox') continue;
+    try {
+      symlinkSync('/bin/busybox', join(root, a));
+    } catch {
+      // duplicate applet path
+    }
+  }
+  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
+  return root;
+}
+
+// KEEP_LOG=<file>: the daemon logs at debug level into that file (timings of the sandbox steps).
+const keepLog = process.env.KEEP_LOG;
+const daemon = spawn(
+  process.execPath,
+  [MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', keepLog ? 'debug' : 'info'],
+  { stdio: ['ignore', keepLog ? openSync(keepLog, 'w') : 'ignore', 'ignore'] },
+);
+try {
+  for (let i = 0; i < 200; i++) {
+    if (docker(['version'], { allowFail: true }).status === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const tar = spawnSync('tar', ['-C', busyboxRootfs(), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
+  docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
+
+  const modes = { bridge: [], none: [], host: [] };
+  const args = { bridge: [], none: ['--network', 'none'], host: ['--network', 'host'] };
+  for (const m of Object.keys(modes)) docker(['run', '--rm', ...args[m], 'busybox', 'true']);
+  const load0 = loadavg()[0];
+  for (let i = 0; i < rounds; i++) {
+    for (const m of Object.keys(modes)) {
+      const t = process.hrtime.bigint();
+      docker(['run', '--rm', ...args[m], 'busybox', 'true']);
+      modes[m].push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  }
+  const load1 = loadavg()[0];
+  const host = median(modes.host);
+  for (const [m, xs] of Object.entries(modes)) {
+    const extra = m === 'host' ? '' : ` (+${(median(xs) - host).toFixed(1)} over host)`;
+    console.log(`docker run --rm ${args[m].join(' ') || '(bridge)'} busybox true: median ${median(xs).toFixed(1)} ms, min ${Math.min(...xs).toFixed(1)}${extra}`);
+  }
+  console.log(`n=${rounds} each, load average ${load0.toFixed(2)} -> ${load1.toFixed(2)}`);
+} finally {
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.once('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+}
