@@ -11,7 +11,10 @@
  *       attaches endpoints, publishes ports. Port conflicts throw dockerd's "Bind for 0.0.0.0:P failed:
  *       port is already allocated".
  *   releaseSandbox(containerId: string): Promise<void>
- *       After the container stopped: veths, addresses, proxies, DNAT rules, netns removed. Idempotent.
+ *       After the container stopped: addresses, proxies, DNAT rules freed before it returns; veths and netns
+ *       are removed in the background, and every later call that changes state waits for that. Idempotent.
+ *   settled(): Promise<void>
+ *       Resolves once no released sandbox has devices left (tests, diagnostics).
  *   connect(containerRef: string, networkRef: string, cfg?: EndpointRequest): Promise<void>
  *   disconnect(containerRef: string, networkRef: string, force?: boolean): Promise<void>
  *       Live on running containers (their sandbox exists); stopped ones go to ContainerDirectory.attachStopped.
@@ -189,6 +192,8 @@ export class NetworkService {
   private readonly warningList: string[] = [];
   private directory: ContainerDirectory | undefined;
   private lock: Promise<unknown> = Promise.resolve();
+  /** Device teardowns of released sandboxes still running (see releaseSandbox). */
+  private readonly teardowns = new Set<Promise<void>>();
   private started = false;
 
   constructor(
@@ -212,9 +217,17 @@ export class NetworkService {
     );
   }
 
-  /** Serialises every state change (IPAM, links, rules) of this service. */
+  /**
+   * Serialises every state change (IPAM, links, rules) of this service. Each one first waits for the
+   * device teardowns of released sandboxes: nothing new is plumbed while an old device may still hold
+   * the same address, name or namespace path.
+   */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
+    const go = async (): Promise<T> => {
+      while (this.teardowns.size > 0) await Promise.all(this.teardowns);
+      return fn();
+    };
+    const run = this.lock.then(go, go);
     this.lock = run.catch(() => undefined);
     return run;
   }
@@ -1060,25 +1073,52 @@ export class NetworkService {
     };
   }
 
+  /**
+   * Frees what the sandbox held before returning: addresses, endpoint and sandbox records, published
+   * ports (listeners closed, DNAT rules gone). The devices (veths, namespace bind mount) follow in the
+   * background: every later state change of this service waits for that teardown first, and stop()
+   * does too.
+   */
   async releaseSandbox(containerId: string): Promise<void> {
-    await this.exclusive(() => this.releaseLocked(containerId, true));
+    await this.exclusive(() => this.releaseLocked(containerId, true, true));
   }
 
-  private async releaseLocked(containerId: string, publishEvents: boolean): Promise<void> {
+  /** Waits until no released sandbox has devices left (tests, diagnostics). */
+  async settled(): Promise<void> {
+    while (this.teardowns.size > 0) await Promise.all(this.teardowns);
+  }
+
+  private async releaseLocked(containerId: string, publishEvents: boolean, background = false): Promise<void> {
     const sb = this.sandboxes.get(containerId);
     const proxies = this.proxies.get(containerId) ?? [];
     this.proxies.delete(containerId);
     await Promise.all(proxies.map((p) => p.close()));
     const eps = [...this.endpoints.values()].filter((e) => e.containerId === containerId);
+    const links: string[] = [];
     for (const ep of eps) {
-      if (ep.hostIfName) await this.plumbing.deleteLink(ep.hostIfName);
+      if (ep.hostIfName) links.push(ep.hostIfName);
       this.dropEndpointRecord(ep);
       const n = this.networks.get(ep.networkId);
       if (publishEvents && n) this.events.publish('network', 'disconnect', n.Id, { container: containerId, name: n.Name, type: n.Driver });
     }
-    if (sb && sb.mode !== 'container' && sb.netnsPath) await this.plumbing.deleteNetns(sb.netnsPath);
+    const netnsPath = sb && sb.mode !== 'container' ? sb.netnsPath : undefined;
     this.repo.deleteSandbox(containerId);
     this.sandboxes.delete(containerId);
+    // Links before the namespace: once the namespace is gone the kernel would delete its veths on its own
+    // schedule, and a veth that outlives its release could still answer for a reused address.
+    const teardown = async (): Promise<void> => {
+      await Promise.all(links.map((l) => this.plumbing.deleteLink(l)));
+      if (netnsPath) await this.plumbing.deleteNetns(netnsPath);
+    };
+    if (background) {
+      const done: Promise<void> = teardown()
+        .catch((e: unknown) => this.log.error({ container: containerId, err: errorMessage(e) }, 'tearing down a released sandbox failed'))
+        .finally(() => this.teardowns.delete(done));
+      this.teardowns.add(done);
+    } else {
+      await teardown();
+    }
+    // Unchanged rules (no published ports) cost nothing: Firewall.apply skips them.
     if (eps.length > 0 || sb?.published.length) await this.applyFirewall();
   }
 

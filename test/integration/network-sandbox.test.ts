@@ -209,16 +209,42 @@ describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkSer
     await expect(h.service.disconnect(mover.id, 'sb-live2')).rejects.toThrow(/is not connected to network sb-live2/);
   });
 
-  it('removes veth, netns and endpoint on release', async () => {
+  it('frees the endpoint on release at once and removes veth and netns in the background', async () => {
     const id = randomHex();
     const info = await h.service.createSandbox(id, { name: 'gone', mode: 'default', hostname: 'gone', filesDir: h.containerDir(id) });
     const veths = h.ownedLinks().filter((l) => l.startsWith('bv'));
     await h.service.releaseSandbox(id);
+    expect(h.service.inspect('bridge').Containers[id]).toBeUndefined();
+    expect(h.service.settings(id)).toBeUndefined();
+    await h.service.settled();
     expect(existsSync(info.netnsPath!)).toBe(false);
     expect(h.ownedLinks().filter((l) => l.startsWith('bv')).length).toBe(veths.length - 1);
-    expect(h.service.inspect('bridge').Containers[id]).toBeUndefined();
     // Releasing twice is harmless.
     await h.service.releaseSandbox(id);
     expect(execFileSync('ls', [`${h.dir}/run/netns`], { encoding: 'utf8' })).not.toContain(id);
+  });
+
+  it('plumbs a sandbox that reuses a just-released address, name and namespace path only after the old devices are gone', async () => {
+    await h.service.create({ Name: 'sb-reuse', IPAM: { Config: [{ Subnet: '10.247.0.0/24' }] } });
+    const bridge = h.service.inspect('sb-reuse').Options['com.docker.network.bridge.name'] ?? `br-${h.service.inspect('sb-reuse').Id.slice(0, 12)}`;
+    const ports = (): string[] => execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    const id = randomHex();
+    const first = await h.service.createSandbox(id, { name: 'again', mode: 'sb-reuse', hostname: 'again', filesDir: h.containerDir(id) });
+    const ip = first.settings.Networks['sb-reuse']!.IPAddress;
+    // Released and at once recreated (a restart): same container, name, address and namespace path.
+    await h.service.releaseSandbox(id);
+    const second = await h.service.createSandbox(id, { name: 'again', mode: 'sb-reuse', hostname: 'again', filesDir: h.containerDir(id) });
+    stops.push(() => h.service.releaseSandbox(id));
+    expect(second.settings.Networks['sb-reuse']!.IPAddress).toBe(ip);
+    expect(second.netnsPath).toBe(first.netnsPath);
+    expect(ports().length).toBe(1);
+    expect((await inNetns(second.netnsPath!, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).out).toContain(`${ip}/24`);
+    expect((await inNetns(second.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.247.0.1'])).code).toBe(0);
+    // Another container takes the freed address right after a release: still one port on the bridge.
+    await h.service.releaseSandbox(id);
+    const other = await sandbox('other', 'sb-reuse');
+    expect(other.info.settings.Networks['sb-reuse']!.IPAddress).toBe(ip);
+    expect(ports().length).toBe(1);
+    expect((await inNetns(other.info.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.247.0.1'])).code).toBe(0);
   });
 });
