@@ -734,6 +734,8 @@ export class ContainerService {
   async resize(ref: string, height: number, width: number): Promise<void> {
     const c = this.get(ref);
     if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
+    // Without a TTY there is nothing to resize: containerd answers success, so dockerd does (dockerode resize()).
+    if (c.config.Tty !== true) return;
     await this.d.executor.resize(c.id, height, width);
   }
 

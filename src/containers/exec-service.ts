@@ -162,6 +162,7 @@ export class ExecService {
   async resize(id: string, height: number, width: number): Promise<void> {
     const e = this.get(id);
     if (!e.handle) throw new ConflictError(`Exec ${id} is not running`);
+    if (e.body.Tty !== true) return; // nothing to resize without a TTY (dockerd answers 200)
     await e.handle.resize(height, width);
   }
 
