@@ -24,7 +24,8 @@ export function installBodyParsers(app: FastifyInstance): void {
     }
   });
   app.addContentTypeParser('*', (request: FastifyRequest, payload, done) => {
-    if (request.routeOptions.config.rawBody) {
+    // An unknown path answers 404 "page not found" whatever it carries (a build context to POST /build), not a type error.
+    if (request.routeOptions.config.rawBody || request.is404) {
       done(null, undefined);
       return;
     }
