@@ -171,7 +171,7 @@ describe('dockerode 5 against berthd', () => {
     await c.remove();
   });
 
-  it('listContainers with label and status filters, inspect, stop and remove', async () => {
+  it('listContainers with label and status filters, inspect, resize without a TTY, stop and remove', async () => {
     const a = await create({ name: 'dockerode-list-a', Cmd: ['sleep', '1000'], Labels: { 'berth.test.client': 'dockerode', role: 'a' } });
     const b = await create({ name: 'dockerode-list-b', Cmd: ['true'], Labels: { 'berth.test.client': 'dockerode', role: 'b' } });
     await a.start();
@@ -188,6 +188,8 @@ describe('dockerode 5 against berthd', () => {
     expect(info.Name).toBe('/dockerode-list-a');
     expect(info.State.Running).toBe(true);
     expect(info.Config.Labels.role).toBe('a');
+    // Resizing a container without a TTY is a no-op success, as with containerd.
+    await a.resize({ h: 24, w: 80 });
 
     await a.stop({ t: 0 });
     expect((await a.inspect()).State.Running).toBe(false);
@@ -274,6 +276,15 @@ describe('dockerode 5 against berthd', () => {
     const actions = seen.filter((e) => e.Actor.ID === c.id).map((e) => e.Action);
     expect(actions).toEqual(expect.arrayContaining(['create', 'start', 'die', 'destroy']));
     expect(actions.indexOf('create')).toBeLessThan(actions.indexOf('destroy'));
+  });
+
+  it('an unknown endpoint answers 404 "page not found" even when a tar body comes with it', async () => {
+    const r = await d.request('POST', '/no/such/endpoint?t=x', {
+      rawBody: await tarOf({ Dockerfile: 'FROM busybox\n' }),
+      headers: { 'content-type': 'application/x-tar' },
+    });
+    expect(r.status).toBe(404);
+    expect(r.json()).toEqual({ message: 'page not found' });
   });
 
   it('putArchive and getArchive copy files into and out of a container', async () => {
