@@ -105,6 +105,60 @@ describe('testcontainers-node 12 against berthd', () => {
     }
   });
 
+  it('withHealthCheck + Wait.forHealthCheck; restart keeps the published port serving', async () => {
+    const c = await new tc.GenericContainer('busybox:latest')
+      .withCommand(['sh', '-c', 'mkdir -p /www && echo healthy-web > /www/index.html && exec httpd -f -p 8080 -h /www'])
+      .withExposedPorts(8080)
+      .withHealthCheck({ test: ['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:8080/'], interval: 200, timeout: 2000, retries: 10, startPeriod: 0 })
+      .withWaitStrategy(tc.Wait.forHealthCheck())
+      .start();
+    try {
+      expect(await httpGet(c.getMappedPort(8080))).toEqual({ status: 200, body: 'healthy-web\n' });
+      await c.restart({ timeout: 0 });
+      const port = c.getMappedPort(8080);
+      await waitFor(async () => (await httpGet(port).catch(() => ({ status: 0 }))).status === 200);
+      expect(await httpGet(port)).toEqual({ status: 200, body: 'healthy-web\n' });
+    } finally {
+      await c.stop({ timeout: 0 });
+    }
+  });
+
+  it('environment, labels, name, user, working dir, tmpfs and resource quotas reach the container', async () => {
+    const c = await new tc.GenericContainer('busybox:latest')
+      .withCommand(['sleep', '1000'])
+      .withEnvironment({ GREETING: 'hi' })
+      .withLabels({ team: 'berth' })
+      .withName('tc-configured')
+      .withUser('1000:1000')
+      .withWorkingDir('/tmp')
+      .withTmpFs({ '/scratch': 'rw,size=1m' })
+      .withResourcesQuota({ memory: 0.1, cpu: 0.5 })
+      .start();
+    try {
+      const r = await c.exec(['sh', '-c', 'echo $GREETING; id -u; pwd; grep -c " /scratch tmpfs " /proc/mounts']);
+      expect(r).toMatchObject({ exitCode: 0, output: 'hi\n1000\n/tmp\n1\n' });
+      expect(c.getName()).toBe('/tc-configured');
+      expect(c.getLabels().team).toBe('berth');
+      const info = (await d.request('GET', '/containers/tc-configured/json')).json<{ HostConfig: { Memory: number; NanoCpus: number } }>();
+      expect(Math.abs(info.HostConfig.Memory - 0.1 * 1024 ** 3)).toBeLessThanOrEqual(1); // testcontainers rounds up
+      expect(info.HostConfig.NanoCpus).toBe(0.5e9);
+    } finally {
+      await c.stop({ timeout: 0 });
+    }
+  });
+
+  it('withReuse finds the running container again by its hash label', async () => {
+    process.env.TESTCONTAINERS_REUSE_ENABLE = 'true';
+    try {
+      const a = await new tc.GenericContainer('busybox:latest').withCommand(['sleep', '1001']).withReuse().start();
+      const b = await new tc.GenericContainer('busybox:latest').withCommand(['sleep', '1001']).withReuse().start();
+      expect(b.getId()).toBe(a.getId());
+      await a.stop({ timeout: 0 });
+    } finally {
+      delete process.env.TESTCONTAINERS_REUSE_ENABLE;
+    }
+  });
+
   it('copies files into a running container and reads an archive back', async () => {
     const c = await new tc.GenericContainer('busybox:latest').withCommand(['sleep', '1000']).start();
     try {
