@@ -106,7 +106,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         },
         containersUsing: (id) => containerSvc.usersOfImage(id).length,
       }),
-      containers: () => containerSvc.list({ all: true, size: true }),
+      containers: () =>
+        Promise.all(containerSvc.list({ all: true, size: true }).map(async (e) => ({ ...e, ...(await containerOps?.sizes(e.Id as string)) }))),
     });
     networks.setContainerDirectory({
       find: (ref) => {

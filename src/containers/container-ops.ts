@@ -82,6 +82,13 @@ export class ContainerOps {
     this.health.shutdown();
   }
 
+  /** `?size=1` of list and inspect: the writable layer's bytes, and those plus the image's. */
+  async sizes(ref: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
+    const c = this.d.containers.get(ref);
+    const rw = await du(this.views.upperDir(c)).catch(() => 0);
+    return { SizeRw: rw, SizeRootFs: rw + (this.d.images.get(c.imageId)?.size ?? 0) };
+  }
+
   private attrs(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
     return { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name, ...extra };
   }

@@ -158,7 +158,7 @@ function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys
   input.on('error', () => stdin.end());
 }
 
-export function containerRoutes(app: FastifyInstance, { containers, execs }: Services): void {
+export function containerRoutes(app: FastifyInstance, { containers, execs, containerOps }: Services): void {
   app.post('/containers/create', async (request, reply) => {
     const q = request.query as Query;
     const body = (request.body ?? {}) as CreateRequest['body'];
@@ -171,17 +171,21 @@ export function containerRoutes(app: FastifyInstance, { containers, execs }: Ser
   app.get('/containers/json', async (request) => {
     const q = request.query as Query;
     const limit = qInt(q, 'limit');
-    return containers.list({
+    const list = containers.list({
       all: qBool(q, 'all'),
       ...(limit !== undefined ? { limit } : {}),
       size: qBool(q, 'size'),
       ...(qString(q, 'filters') ? { filters: qString(q, 'filters') } : {}),
     });
+    // size=1 (docker ps -s, docker-py size=True): SizeRw and SizeRootFs, as dockerd adds them.
+    if (!qBool(q, 'size')) return list;
+    return Promise.all(list.map(async (e) => ({ ...e, ...(await containerOps.sizes(e.Id as string)) })));
   });
 
-  app.get<{ Params: IdParams }>('/containers/:id/json', async (request) =>
-    containers.inspect(request.params.id, qBool(request.query as Query, 'size')),
-  );
+  app.get<{ Params: IdParams }>('/containers/:id/json', async (request) => {
+    const info = containers.inspect(request.params.id, qBool(request.query as Query, 'size'));
+    return qBool(request.query as Query, 'size') ? { ...info, ...(await containerOps.sizes(request.params.id)) } : info;
+  });
 
   app.post<{ Params: IdParams }>('/containers/:id/start', async (request, reply) => {
     const r = await containers.start(request.params.id);
