@@ -28,6 +28,7 @@ const CHECKS = [
   ['attach_socket', 'attach_socket with stdin (hijacked) and attach(logs=True)'],
   ['commit_export_diff', 'diff, commit with changes, run the committed image, export'],
   ['images_load', 'images.save then images.load'],
+  ['sizes', 'containers(size=True) and df() report the writable layer (SizeRw) and SizeRootFs'],
 ] as const;
 
 /**

@@ -181,6 +181,8 @@ describe('dockerode 5 against berthd', () => {
     expect(running[0]?.Names).toEqual(['/dockerode-list-a']);
     const all = await docker.listContainers({ all: true, filters: { label: [LABEL], status: ['created'] } });
     expect(all.map((c) => c.Id)).toEqual([b.id]);
+    const sized = await docker.listContainers({ size: true, filters: { label: [LABEL, 'role=a'] } });
+    expect(sized[0]?.SizeRootFs).toBeGreaterThan(0);
     const byName = await docker.listContainers({ all: true, filters: JSON.stringify({ name: ['dockerode-list-b'] }) });
     expect(byName.map((c) => c.Id)).toEqual([b.id]);
 
