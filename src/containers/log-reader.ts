@@ -1,4 +1,5 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
 import { watch, type FSWatcher } from 'node:fs';
 
 /** One entry of a json-file log as the shim writes it. */
@@ -27,7 +28,27 @@ export interface LogReadOptions {
   maxFile: number;
 }
 
+let cachedSecond = '';
+let cachedSecondMs = 0;
+
 function timeToNano(t: string): bigint {
+  // fast path for what the shim writes: "YYYY-MM-DDTHH:MM:SS[.fraction]Z", the second parsed once
+  if (t.length >= 20 && t.charCodeAt(10) === 84 /* T */ && t.charCodeAt(t.length - 1) === 90 /* Z */ && (t.length === 20 || t.charCodeAt(19) === 46)) {
+    const second = t.slice(0, 19);
+    if (second !== cachedSecond) {
+      const ms = Date.parse(`${second}Z`);
+      if (Number.isNaN(ms)) return slowTimeToNano(t);
+      cachedSecond = second;
+      cachedSecondMs = ms;
+    }
+    const frac = t.length > 21 ? t.slice(20, -1) : '';
+    if (frac.length > 9 || !/^\d*$/.test(frac)) return slowTimeToNano(t);
+    return BigInt(cachedSecondMs) * 1_000_000n + BigInt(frac.padEnd(9, '0') || '0');
+  }
+  return slowTimeToNano(t);
+}
+
+function slowTimeToNano(t: string): bigint {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(t);
   if (!m) return 0n;
   const ms = Date.parse(`${m[1] ?? ''}${m[3] ?? 'Z'}`);
@@ -35,7 +56,73 @@ function timeToNano(t: string): bigint {
   return BigInt(ms) * 1_000_000n + frac;
 }
 
+const STREAM_KEY = Buffer.from('","stream":"std');
+const BACKSLASH = 0x5c;
+const TIME_KEY = '"time":"';
+
+/** An entry decoded by the fast path: the time string and its nanoseconds are made only when asked for. */
+class FastEntry implements LogEntry {
+  private t: string | undefined;
+  private ns: bigint | undefined;
+  constructor(
+    readonly stream: 'stdout' | 'stderr',
+    readonly data: Buffer,
+    private readonly line: Buffer,
+    private readonly timeAt: number,
+  ) {}
+
+  get time(): string {
+    return (this.t ??= this.line.toString('latin1', this.timeAt, this.line.length - 2));
+  }
+
+  get timeNano(): bigint {
+    return (this.ns ??= timeToNano(this.time));
+  }
+}
+
+function startsWithLogKey(l: Buffer): boolean {
+  // {"log":"
+  return l[0] === 0x7b && l[1] === 0x22 && l[2] === 0x6c && l[3] === 0x6f && l[4] === 0x67 && l[5] === 0x22 && l[6] === 0x3a && l[7] === 0x22;
+}
+
+function isTimeKey(l: Buffer, at: number): boolean {
+  for (let i = 0; i < 8; i++) if (l[at + i] !== TIME_KEY.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
+ * The shim's exact layout, {"log":"<escaped>","stream":"stdout|stderr","time":"<ts>"}, without a JSON
+ * parse: a log string that is valid UTF-8 with no escape but a final \n is decoded in place (the line
+ * buffer is private to the reader), so the payload is a view, no copy. Anything else (other escapes,
+ * attrs, other writers) goes through JSON.parse.
+ */
 function parseLine(line: Buffer): LogEntry | undefined {
+  const n = line.length;
+  // tail: ","stream":"stdout","time":"…"}  — the stream key is the last place a bare quote-comma-quote can be
+  if (n > 60 && line[n - 1] === 0x7d && line[n - 2] === 0x22 && startsWithLogKey(line)) {
+    const k = line.lastIndexOf(STREAM_KEY, n - 30);
+    if (k >= 8 && line[k + 18] === 0x22 && line[k + 19] === 0x2c && isTimeKey(line, k + 20)) {
+      const a = line[k + 15], b = line[k + 16], c = line[k + 17];
+      const stream = a === 0x6f && b === 0x75 && c === 0x74 ? 'stdout' : a === 0x65 && b === 0x72 && c === 0x72 ? 'stderr' : undefined;
+      const content = line.subarray(8, k);
+      const bs = content.indexOf(BACKSLASH);
+      const len = content.length;
+      // the usual line: no escapes but its final "\n"
+      const nlOnly = bs === len - 2 && content[len - 1] === 0x6e;
+      if (stream && (bs < 0 || nlOnly) && line.indexOf(0x22, k + 28) === n - 2 && isUtf8(content)) {
+        let data = content;
+        if (nlOnly) {
+          content[len - 2] = 0x0a;
+          data = content.subarray(0, len - 1);
+        }
+        return new FastEntry(stream, data, line, k + 28);
+      }
+    }
+  }
+  return parseJsonLine(line);
+}
+
+function parseJsonLine(line: Buffer): LogEntry | undefined {
   try {
     const j = JSON.parse(line.toString('utf8')) as { log?: string; stream?: string; time?: string };
     if (typeof j.log !== 'string' || (j.stream !== 'stdout' && j.stream !== 'stderr')) return undefined;
@@ -48,10 +135,10 @@ function parseLine(line: Buffer): LogEntry | undefined {
 
 /** Splits a chunked byte stream into lines, keeping the unterminated rest for the next chunk. */
 class LineSplitter {
-  private rest: Buffer = Buffer.alloc(0);
+  rest: Buffer = Buffer.alloc(0);
 
-  push(chunk: Buffer): Buffer[] {
-    const buf = this.rest.length > 0 ? Buffer.concat([this.rest, chunk]) : chunk;
+  /** `buf` must be private to the reader: lines are views into it and may be modified in place. */
+  push(buf: Buffer): Buffer[] {
     const lines: Buffer[] = [];
     let start = 0;
     for (;;) {
@@ -60,7 +147,7 @@ class LineSplitter {
       lines.push(buf.subarray(start, nl));
       start = nl + 1;
     }
-    this.rest = Buffer.from(buf.subarray(start));
+    this.rest = buf.subarray(start);
     return lines;
   }
 }
@@ -73,16 +160,26 @@ async function inode(path: string): Promise<number | undefined> {
   }
 }
 
-const CHUNK = 256 * 1024;
+const CHUNK = 1024 * 1024;
+
+/** Reads the next chunk of one file from `pos`: its whole lines, or undefined at the current end. */
+async function readLines(fh: FileHandle, pos: { at: number }, splitter: LineSplitter): Promise<Buffer[] | undefined> {
+  // a fresh buffer per read (lines are views into it), the unterminated rest copied in front
+  const rest = splitter.rest;
+  const buf = Buffer.allocUnsafeSlow(rest.length + CHUNK);
+  rest.copy(buf, 0);
+  const { bytesRead } = await fh.read(buf, rest.length, CHUNK, pos.at);
+  if (bytesRead === 0) return undefined;
+  pos.at += bytesRead;
+  return splitter.push(buf.subarray(0, rest.length + bytesRead));
+}
 
 /** Reads one file from `pos` to its current end, yielding whole lines. */
 async function* readFrom(fh: FileHandle, pos: { at: number }, splitter: LineSplitter): AsyncGenerator<Buffer> {
-  const buf = Buffer.allocUnsafe(CHUNK);
   for (;;) {
-    const { bytesRead } = await fh.read(buf, 0, CHUNK, pos.at);
-    if (bytesRead === 0) return;
-    pos.at += bytesRead;
-    yield* splitter.push(Buffer.from(buf.subarray(0, bytesRead)));
+    const lines = await readLines(fh, pos, splitter);
+    if (!lines) return;
+    yield* lines;
   }
 }
 
@@ -114,15 +211,19 @@ export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator
       }
       const pos = { at: 0 };
       const splitter = new LineSplitter();
-      for await (const line of readFrom(fh, pos, splitter)) {
-        const e = parseLine(line);
-        if (!e || !wanted(e)) continue;
-        if (tail === undefined) yield e;
-        else if (tail > 0) {
-          ring.push(e);
-          if (ring.length > tail) ring.shift();
+      read: for (;;) {
+        const lines = await readLines(fh, pos, splitter);
+        if (!lines) break;
+        for (const line of lines) {
+          const e = parseLine(line);
+          if (!e || !wanted(e)) continue;
+          if (tail === undefined) yield e;
+          else if (tail > 0) {
+            ring.push(e);
+            if (ring.length > tail) ring.shift();
+          }
+          if (o.signal?.aborted) break read;
         }
-        if (o.signal?.aborted) break;
       }
       if (f === path) live = { fh, pos, ino: (await fh.stat()).ino, splitter };
       else await fh.close();

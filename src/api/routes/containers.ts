@@ -61,6 +61,63 @@ function frameHeader(stream: 'stdout' | 'stderr', length: number): Buffer {
   return h;
 }
 
+/**
+ * Gathers many small writes (log entries) into one socket write: flushed at 64 KiB, and whenever the
+ * event loop gets to run its check phase (the producer is waiting for I/O), so a follower still sees
+ * each entry as soon as it is read. add() returns a promise only while the sink is full.
+ */
+class BatchWriter {
+  private static readonly SIZE = 64 * 1024;
+  private slab = Buffer.allocUnsafe(BatchWriter.SIZE);
+  private used = 0;
+  private scheduled = false;
+  private closed = false;
+
+  constructor(private readonly sink: Sink) {}
+
+  /** Appends one entry: the stdcopy header unless `stream` is undefined (TTY), an optional prefix, the payload. */
+  add(stream: 'stdout' | 'stderr' | undefined, data: Buffer, prefix?: Buffer): Promise<void> | undefined {
+    const plen = prefix?.length ?? 0;
+    const need = (stream ? 8 : 0) + plen + data.length;
+    if (this.used + need > BatchWriter.SIZE) this.flush();
+    if (need > BatchWriter.SIZE) {
+      // a big entry goes out as it is
+      if (stream) this.sink.write(frameHeader(stream, plen + data.length));
+      if (prefix) this.sink.write(prefix);
+      this.sink.write(data);
+    } else {
+      if (stream) {
+        this.slab.writeUInt32BE(stream === 'stderr' ? StreamType.Stderr << 24 : StreamType.Stdout << 24, this.used);
+        this.slab.writeUInt32BE(plen + data.length, this.used + 4);
+        this.used += 8;
+      }
+      if (prefix) this.used += prefix.copy(this.slab, this.used);
+      this.used += data.copy(this.slab, this.used);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+      }
+    }
+    return this.sink.writableNeedDrain && !this.sink.destroyed ? waitDrain(this.sink) : undefined;
+  }
+
+  flush(): void {
+    if (this.used === 0 || this.closed || this.sink.destroyed) return;
+    this.sink.write(this.slab.subarray(0, this.used));
+    this.slab = Buffer.allocUnsafe(BatchWriter.SIZE);
+    this.used = 0;
+  }
+
+  /** Writes what is left; nothing is written afterwards (the caller ends the sink). */
+  close(): void {
+    this.flush();
+    this.closed = true;
+  }
+}
+
 /** Resolves when `r` has something to read or has ended. */
 function readable(r: Readable): Promise<void> {
   return new Promise((resolve) => {
@@ -266,15 +323,17 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     const abort = (): void => ac.abort();
     request.raw.on('close', abort);
     app.shutdownSignal.addEventListener('abort', abort, { once: true });
+    const out = new BatchWriter(res);
     try {
       for await (const e of entries) {
-        const payload = timestamps ? Buffer.concat([Buffer.from(`${e.time} `), e.data]) : e.data;
-        await writeTo(res, tty ? payload : frame(e.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, payload));
+        const full = out.add(tty ? undefined : e.stream, e.data, timestamps ? Buffer.from(`${e.time} `) : undefined);
+        if (full) await full;
         if (res.destroyed) break;
       }
     } catch (err) {
       request.log.warn({ err: errorMessage(err) }, 'reading logs failed');
     } finally {
+      out.close();
       app.shutdownSignal.removeEventListener('abort', abort);
       res.end();
     }
