@@ -147,6 +147,8 @@ export interface NetworkCreateBody {
 }
 
 const PREDEFINED = new Set(['bridge', 'host', 'none']);
+/** Empty network namespaces kept ready for --network none containers. */
+const NETNS_POOL = 2;
 const BRIDGE_NAME_OPT = 'com.docker.network.bridge.name';
 const MTU_OPT = 'com.docker.network.driver.mtu';
 const MASQ_OPT = 'com.docker.network.bridge.enable_ip_masquerade';
@@ -167,6 +169,11 @@ function strMap(v: unknown, what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(v)) out[k] = String(x);
   return out;
+}
+
+/** Resolves on a later turn of the event loop (after pending I/O callbacks). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Writes a file in place when it exists (bind mounts keep pointing at the same inode), atomically otherwise. */
@@ -194,6 +201,9 @@ export class NetworkService {
   private lock: Promise<unknown> = Promise.resolve();
   /** Device teardowns of released sandboxes still running (see releaseSandbox). */
   private readonly teardowns = new Set<Promise<void>>();
+  /** Empty namespaces (lo up) made ahead of time for --network none; see takePooledNetns. */
+  private readonly netnsPool: string[] = [];
+  private poolFill: Promise<void> | undefined;
   private started = false;
 
   constructor(
@@ -218,13 +228,14 @@ export class NetworkService {
   }
 
   /**
-   * Serialises every state change (IPAM, links, rules) of this service. Each one first waits for the
-   * device teardowns of released sandboxes: nothing new is plumbed while an old device may still hold
-   * the same address, name or namespace path.
+   * Serialises every state change (IPAM, links, rules) of this service. Unless `settle` is false, each
+   * one first waits for the device teardowns of released sandboxes: nothing new is plumbed while an old
+   * device may still hold the same address, name or namespace path. (createSandbox waits itself, only
+   * when it plumbs; releaseSandbox never needs to: its teardown and an earlier one touch different devices.)
    */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  private exclusive<T>(fn: () => Promise<T>, settle = true): Promise<T> {
     const go = async (): Promise<T> => {
-      while (this.teardowns.size > 0) await Promise.all(this.teardowns);
+      if (settle) await this.settled();
       return fn();
     };
     const run = this.lock.then(go, go);
@@ -261,6 +272,7 @@ export class NetworkService {
       }
       await this.applyFirewall();
       this.started = true;
+      this.refillNetnsPool();
     });
   }
 
@@ -299,6 +311,9 @@ export class NetworkService {
   /** Closes listeners and removes the firewall chains; bridges without endpoints are removed too. */
   async stop(): Promise<void> {
     await this.exclusive(async () => {
+      this.started = false;
+      await this.poolFill;
+      await Promise.all(this.netnsPool.splice(0).map((p) => this.plumbing.deleteNetns(p)));
       for (const list of this.proxies.values()) await Promise.all(list.map((p) => p.close()));
       this.proxies.clear();
       await this.dnsServer.closeAll();
@@ -307,8 +322,28 @@ export class NetworkService {
       for (const n of this.networks.values()) {
         if (n.Driver === 'bridge' && n.bridge && !used.has(n.Id)) await this.plumbing.deleteLink(n.bridge);
       }
-      this.started = false;
     });
+  }
+
+  /**
+   * Keeps NETNS_POOL empty namespaces ready, made in the background one at a time: creating one is a
+   * child process plus the kernel's per-namespace setup, which --network none then skips. Only fresh
+   * namespaces are pooled, never released ones (a process may still hold them, with its own state).
+   */
+  private refillNetnsPool(): void {
+    if (this.poolFill || !this.started) return;
+    this.poolFill = (async () => {
+      await nextTurn();
+      while (this.started && this.netnsPool.length < NETNS_POOL) {
+        const path = join(this.opts.execRoot, 'netns', `pool-${randomBytes(12).toString('hex')}`);
+        await this.plumbing.createNetns(path);
+        this.netnsPool.push(path);
+      }
+    })()
+      .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'could not pre-create a network namespace'))
+      .finally(() => {
+        this.poolFill = undefined;
+      });
   }
 
   warnings(): string[] {
@@ -759,121 +794,133 @@ export class NetworkService {
   }
 
   async createSandbox(containerId: string, req: SandboxRequest): Promise<SandboxInfo> {
-    return this.exclusive(async () => {
-      if (!this.started) throw new BerthError('the network service is not started');
-      if (this.sandboxes.has(containerId)) throw new ConflictError(`container ${containerId} already has a network sandbox`);
-      mkdirSync(req.filesDir, { recursive: true });
-      const mode = req.mode === '' || req.mode === 'default' ? 'bridge' : req.mode;
-      const base: SandboxRecord = {
-        containerId,
-        name: req.name.replace(/^\//, ''),
-        mode: 'bridge',
-        hostsPath: join(req.filesDir, 'hosts'),
-        resolvConfPath: join(req.filesDir, 'resolv.conf'),
-        hostnamePath: join(req.filesDir, 'hostname'),
-        hostname: req.hostname,
-        domainname: req.domainname ?? '',
-        dns: req.dns ?? [],
-        dnsSearch: req.dnsSearch ?? [],
-        dnsOptions: req.dnsOptions ?? [],
-        extraHosts: req.extraHosts ?? [],
-        links: (req.links ?? []).map((l) => {
-          const [name = '', alias] = l.split(':');
-          return { name: name.replace(/^\//, ''), alias: (alias ?? name).replace(/^.*\//, '') };
-        }),
-        exposed: req.exposedPorts ?? [],
-        wanted: [],
-        published: [],
-        order: [],
-        nextIf: 0,
+    const t0 = performance.now();
+    const info = await this.exclusive(() => this.createSandboxLocked(containerId, req), false);
+    this.log.debug({ container: containerId, mode: req.mode, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'sandbox created');
+    return info;
+  }
+
+  private async createSandboxLocked(containerId: string, req: SandboxRequest): Promise<SandboxInfo> {
+    if (!this.started) throw new BerthError('the network service is not started');
+    if (this.sandboxes.has(containerId)) throw new ConflictError(`container ${containerId} already has a network sandbox`);
+    mkdirSync(req.filesDir, { recursive: true });
+    const mode = req.mode === '' || req.mode === 'default' ? 'bridge' : req.mode;
+    const base: SandboxRecord = {
+      containerId,
+      name: req.name.replace(/^\//, ''),
+      mode: 'bridge',
+      hostsPath: join(req.filesDir, 'hosts'),
+      resolvConfPath: join(req.filesDir, 'resolv.conf'),
+      hostnamePath: join(req.filesDir, 'hostname'),
+      hostname: req.hostname,
+      domainname: req.domainname ?? '',
+      dns: req.dns ?? [],
+      dnsSearch: req.dnsSearch ?? [],
+      dnsOptions: req.dnsOptions ?? [],
+      extraHosts: req.extraHosts ?? [],
+      links: (req.links ?? []).map((l) => {
+        const [name = '', alias] = l.split(':');
+        return { name: name.replace(/^\//, ''), alias: (alias ?? name).replace(/^.*\//, '') };
+      }),
+      exposed: req.exposedPorts ?? [],
+      wanted: [],
+      published: [],
+      order: [],
+      nextIf: 0,
+    };
+
+    if (mode.startsWith('container:')) {
+      const targetRef = mode.slice('container:'.length);
+      const target = this.findSandbox(targetRef);
+      if (!target) {
+        if (this.directory?.find(targetRef)) throw new ConflictError(`cannot join network namespace of a non running container: ${targetRef}`);
+        throw new NotFoundError(`No such container: ${targetRef}`);
+      }
+      if (req.portBindings && Object.keys(req.portBindings).length > 0) {
+        throw new InvalidParameterError('conflicting options: port publishing and the container type network mode');
+      }
+      const owner = target.mode === 'container' && target.sharedWith ? this.sandboxes.get(target.sharedWith) ?? target : target;
+      const sb: SandboxRecord = {
+        ...base, mode: 'container', sharedWith: owner.containerId, netnsPath: owner.netnsPath,
+        hostsPath: owner.hostsPath, resolvConfPath: owner.resolvConfPath, hostnamePath: owner.hostnamePath, exposed: [],
       };
-
-      if (mode.startsWith('container:')) {
-        const targetRef = mode.slice('container:'.length);
-        const target = this.findSandbox(targetRef);
-        if (!target) {
-          if (this.directory?.find(targetRef)) throw new ConflictError(`cannot join network namespace of a non running container: ${targetRef}`);
-          throw new NotFoundError(`No such container: ${targetRef}`);
-        }
-        if (req.portBindings && Object.keys(req.portBindings).length > 0) {
-          throw new InvalidParameterError('conflicting options: port publishing and the container type network mode');
-        }
-        const owner = target.mode === 'container' && target.sharedWith ? this.sandboxes.get(target.sharedWith) ?? target : target;
-        const sb: SandboxRecord = {
-          ...base, mode: 'container', sharedWith: owner.containerId, netnsPath: owner.netnsPath,
-          hostsPath: owner.hostsPath, resolvConfPath: owner.resolvConfPath, hostnamePath: owner.hostnamePath, exposed: [],
-        };
-        this.persistSandbox(sb);
-        return this.info(sb);
-      }
-
-      if (mode === 'host') {
-        const sb: SandboxRecord = { ...base, mode: 'host', exposed: [] };
-        const hostNet = this.findNetwork('host');
-        this.addEndpointRecord(this.blankEndpoint(hostNet, containerId));
-        sb.order = [hostNet.Id];
-        let hosts = '';
-        try {
-          hosts = readFileSync('/etc/hosts', 'utf8');
-        } catch {
-          hosts = buildHostsFile([], []);
-        }
-        const extra = sb.extraHosts.map((h) => parseExtraHost(h, '127.0.0.1'));
-        if (extra.length > 0) hosts += `${extra.map((e) => `${e.ip}\t${e.names.join(' ')}`).join('\n')}\n`;
-        writeEtcFile(sb.hostsPath, hosts, false);
-        writeEtcFile(sb.resolvConfPath, this.resolvFor(sb, undefined, true), false);
-        writeEtcFile(sb.hostnamePath, `${req.hostname || osHostname()}\n`, false);
-        this.persistSandbox(sb);
-        this.events.publish('network', 'connect', hostNet.Id, { container: containerId, name: 'host', type: 'host' });
-        return this.info(sb);
-      }
-
-      const netnsPath = join(this.opts.execRoot, 'netns', containerId);
-      const sb: SandboxRecord = { ...base, mode: mode === 'none' ? 'none' : 'bridge', netnsPath };
       this.persistSandbox(sb);
-      try {
-        if (mode === 'none') {
-          const none = this.findNetwork('none');
-          this.addEndpointRecord(this.blankEndpoint(none, containerId));
-          sb.order = [none.Id];
-          await this.plumbing.createNetns(netnsPath);
-        } else {
-          const requested = { ...(req.endpoints ?? {}) };
-          const primaryRef = mode === 'bridge' ? 'bridge' : mode;
-          const primary = this.findNetwork(primaryRef);
-          const list: [NetworkRecord, EndpointRequest][] = [];
-          let primaryCfg: EndpointRequest = {};
-          for (const [ref, cfg] of Object.entries(requested)) {
-            const n = this.findNetwork(ref);
-            if (n.Id === primary.Id) primaryCfg = cfg;
-            else list.push([n, cfg]);
-          }
-          list.unshift([primary, primaryCfg]);
-          const plumbing: EndpointPlumbing[] = [];
-          for (const [n, cfg] of list) {
-            if (n.Driver !== 'bridge') throw new InvalidParameterError(`container cannot be connected to network ${n.Name} together with others`);
-            plumbing.push(this.allocate(sb, n, cfg).plumbing);
-          }
-          // Namespace and every endpoint at once (two processes, see Plumbing.createNetns).
-          await this.plumbing.createNetns(netnsPath, plumbing);
-          sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
-          await this.publish(sb);
-        }
-        this.writeFiles(sb, false);
-        this.persistSandbox(sb);
-        await this.applyFirewall();
-      } catch (e) {
-        await this.releaseLocked(containerId, false).catch((err: unknown) =>
-          this.log.error({ container: containerId, err: errorMessage(err) }, 'rollback of a failed sandbox failed'),
-        );
-        throw e;
-      }
-      for (const nid of sb.order) {
-        const n = this.networks.get(nid)!;
-        this.events.publish('network', 'connect', nid, { container: containerId, name: n.Name, type: n.Driver });
-      }
       return this.info(sb);
-    });
+    }
+
+    if (mode === 'host') {
+      const sb: SandboxRecord = { ...base, mode: 'host', exposed: [] };
+      const hostNet = this.findNetwork('host');
+      this.addEndpointRecord(this.blankEndpoint(hostNet, containerId));
+      sb.order = [hostNet.Id];
+      let hosts = '';
+      try {
+        hosts = readFileSync('/etc/hosts', 'utf8');
+      } catch {
+        hosts = buildHostsFile([], []);
+      }
+      const extra = sb.extraHosts.map((h) => parseExtraHost(h, '127.0.0.1'));
+      if (extra.length > 0) hosts += `${extra.map((e) => `${e.ip}\t${e.names.join(' ')}`).join('\n')}\n`;
+      writeEtcFile(sb.hostsPath, hosts, false);
+      writeEtcFile(sb.resolvConfPath, this.resolvFor(sb, undefined, true), false);
+      writeEtcFile(sb.hostnamePath, `${req.hostname || osHostname()}\n`, false);
+      this.persistSandbox(sb);
+      this.events.publish('network', 'connect', hostNet.Id, { container: containerId, name: 'host', type: 'host' });
+      return this.info(sb);
+    }
+
+    const pooled = mode === 'none' ? this.netnsPool.shift() : undefined;
+    const netnsPath = pooled ?? join(this.opts.execRoot, 'netns', containerId);
+    const sb: SandboxRecord = { ...base, mode: mode === 'none' ? 'none' : 'bridge', netnsPath };
+    this.persistSandbox(sb);
+    try {
+      if (mode === 'none') {
+        const none = this.findNetwork('none');
+        this.addEndpointRecord(this.blankEndpoint(none, containerId));
+        sb.order = [none.Id];
+        if (pooled) {
+          this.refillNetnsPool();
+        } else {
+          await this.settled();
+          await this.plumbing.createNetns(netnsPath);
+        }
+      } else {
+        const requested = { ...(req.endpoints ?? {}) };
+        const primaryRef = mode === 'bridge' ? 'bridge' : mode;
+        const primary = this.findNetwork(primaryRef);
+        const list: [NetworkRecord, EndpointRequest][] = [];
+        let primaryCfg: EndpointRequest = {};
+        for (const [ref, cfg] of Object.entries(requested)) {
+          const n = this.findNetwork(ref);
+          if (n.Id === primary.Id) primaryCfg = cfg;
+          else list.push([n, cfg]);
+        }
+        list.unshift([primary, primaryCfg]);
+        const plumbing: EndpointPlumbing[] = [];
+        for (const [n, cfg] of list) {
+          if (n.Driver !== 'bridge') throw new InvalidParameterError(`container cannot be connected to network ${n.Name} together with others`);
+          plumbing.push(this.allocate(sb, n, cfg).plumbing);
+        }
+        // Namespace and every endpoint at once (two processes, see Plumbing.createNetns).
+        await this.settled();
+        await this.plumbing.createNetns(netnsPath, plumbing);
+        sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
+        await this.publish(sb);
+      }
+      this.writeFiles(sb, false);
+      this.persistSandbox(sb);
+      await this.applyFirewall();
+    } catch (e) {
+      await this.releaseLocked(containerId, false).catch((err: unknown) =>
+        this.log.error({ container: containerId, err: errorMessage(err) }, 'rollback of a failed sandbox failed'),
+      );
+      throw e;
+    }
+    for (const nid of sb.order) {
+      const n = this.networks.get(nid)!;
+      this.events.publish('network', 'connect', nid, { container: containerId, name: n.Name, type: n.Driver });
+    }
+    return this.info(sb);
   }
 
   private blankEndpoint(n: NetworkRecord, containerId: string): EndpointRecord {
@@ -1080,7 +1127,9 @@ export class NetworkService {
    * does too.
    */
   async releaseSandbox(containerId: string): Promise<void> {
-    await this.exclusive(() => this.releaseLocked(containerId, true, true));
+    const t0 = performance.now();
+    await this.exclusive(() => this.releaseLocked(containerId, true, true), false);
+    this.log.debug({ container: containerId, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'sandbox released');
   }
 
   /** Waits until no released sandbox has devices left (tests, diagnostics). */
@@ -1111,7 +1160,10 @@ export class NetworkService {
       if (netnsPath) await this.plumbing.deleteNetns(netnsPath);
     };
     if (background) {
-      const done: Promise<void> = teardown()
+      // Forking a child blocks the event loop for a few ms (the daemon's page tables are copied): start
+      // after the caller's reply is on its way rather than before.
+      const done: Promise<void> = nextTurn()
+        .then(teardown)
         .catch((e: unknown) => this.log.error({ container: containerId, err: errorMessage(e) }, 'tearing down a released sandbox failed'))
         .finally(() => this.teardowns.delete(done));
       this.teardowns.add(done);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -61,7 +61,9 @@ describe('network state across daemon restarts and crashes', () => {
     expect(vethsBefore.length).toBe(2);
 
     await h.close();
-    // Daemon down: listeners and rules are gone, the sandboxes (netns, veths, bridge) are not.
+    // Daemon down: listeners and rules are gone, the sandboxes (netns, veths, bridge) are not; no
+    // pre-made spare namespace is left behind.
+    expect(readdirSync(join(h.dir, 'run', 'netns')).sort()).toEqual([live, dead].sort());
     expect(await refused('127.0.0.1', 18097)).toBe(true);
     expect(h.rules()).not.toContain(h.tag);
     expect(h.ownedLinks().filter((l) => l.startsWith('bv')).sort()).toEqual(vethsBefore.sort());

@@ -163,12 +163,18 @@ describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkSer
   });
 
   it('supports none, host and container:<id> modes', async () => {
-    const none = await sandbox('nonet', 'none');
-    const links = (await inNetns(none.info.netnsPath!, ['ip', '-o', 'link'])).out.trim().split('\n');
-    expect(links.length).toBe(1);
-    expect(links[0]).toContain('lo:');
-    expect(links[0]).toContain('UP');
-    expect(Object.keys(none.info.settings.Networks)).toEqual(['none']);
+    // More none sandboxes than spare namespaces are kept ready: each gets its own namespace with lo up only.
+    const nones = [];
+    for (let i = 0; i < 4; i++) nones.push(await sandbox(`nonet${i}`, 'none'));
+    expect(new Set(nones.map((n) => n.info.netnsPath)).size).toBe(nones.length);
+    for (const none of nones) {
+      const links = (await inNetns(none.info.netnsPath!, ['ip', '-o', 'link'])).out.trim().split('\n');
+      expect(links.length).toBe(1);
+      expect(links[0]).toContain('lo:');
+      expect(links[0]).toContain('UP');
+      expect(none.info.settings.SandboxKey).toBe(none.info.netnsPath);
+      expect(Object.keys(none.info.settings.Networks)).toEqual(['none']);
+    }
 
     const host = await sandbox('hostnet', 'host', { hostname: 'ignored' });
     expect(host.info.netnsPath).toBeUndefined();
