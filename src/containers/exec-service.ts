@@ -35,6 +35,8 @@ interface ExecRecord {
   pid: number;
   handle?: ExecHandle;
   started: boolean;
+  /** Resizes waiting for the process to start (or fail). */
+  waiters?: (() => void)[];
 }
 
 /** docker exec: records per exec ID, run through the executor's exec mode. */
@@ -125,6 +127,7 @@ export class ExecService {
       e.running = true;
       e.pid = handle.pid;
       e.handle = handle;
+      wake(e);
       handle.exit.then(
         (st) => this.finish(e, st.exitCode),
         () => this.finish(e, 126),
@@ -142,6 +145,7 @@ export class ExecService {
     e.running = false;
     e.exitCode = code;
     delete e.handle;
+    wake(e);
     const c = this.containers.find(e.containerId);
     this.events.publish('container', 'exec_die', e.containerId, {
       ...(c?.config.Labels ?? {}),
@@ -161,8 +165,10 @@ export class ExecService {
 
   async resize(id: string, height: number, width: number): Promise<void> {
     const e = this.get(id);
-    if (!e.handle) throw new ConflictError(`Exec ${id} is not running`);
     if (e.body.Tty !== true) return; // nothing to resize without a TTY (dockerd answers 200)
+    // Clients resize right after a hijacked start, before the process runs: dockerd waits up to 10 s for it.
+    if (!e.handle && e.exitCode === null) await whenStarted(e, 10_000);
+    if (!e.handle) throw new ConflictError(`Exec ${id} is not running`);
     await e.handle.resize(height, width);
   }
 
@@ -194,4 +200,22 @@ export class ExecService {
   forgetContainer(containerId: string): void {
     for (const [id, e] of this.execs) if (e.containerId === containerId) this.execs.delete(id);
   }
+}
+
+function wake(e: ExecRecord): void {
+  const waiters = e.waiters ?? [];
+  delete e.waiters;
+  for (const w of waiters) w();
+}
+
+/** Resolves once the exec has started or ended, or after timeoutMs. */
+function whenStarted(e: ExecRecord, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done(): void {
+      clearTimeout(timer);
+      resolve();
+    }
+    (e.waiters ??= []).push(done);
+  });
 }
