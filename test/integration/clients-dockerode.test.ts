@@ -142,7 +142,7 @@ describe('dockerode 5 against berthd', () => {
     await c.remove();
   });
 
-  it('exec: streamed output, inspect exit code, stdin through a hijacked exec, 126 for a missing binary', async () => {
+  it('exec: streamed output, inspect exit code, stdin through a hijacked exec, 126 for a missing binary, resize right after start', async () => {
     const c = await create({ Cmd: ['sleep', '1000'] });
     await c.start();
 
@@ -166,6 +166,13 @@ describe('dockerode 5 against berthd', () => {
     await waitFor(async () => (await e3.inspect()).Running === false);
     expect((await e3.inspect()).ExitCode).toBe(126);
     expect(out3.stdout + out3.stderr).toMatch(/bash/);
+
+    // A TTY exec resized right after its hijacked start (before the process runs) gets the size.
+    const e4 = await c.exec({ Cmd: ['sh', '-c', 'sleep 0.2; stty size'], AttachStdin: true, AttachStdout: true, Tty: true });
+    const s4 = await e4.start({ hijack: true, stdin: true, Tty: true });
+    const out4 = collect(s4);
+    await e4.resize({ h: 33, w: 99 });
+    expect((await out4).toString('utf8')).toBe('33 99\r\n');
 
     await c.stop({ t: 0 });
     await c.remove();
