@@ -43,6 +43,9 @@ import type { ContainerConfig, ContainerRecord, HostConfig } from './types.js';
 import { signalNumber } from './signals.js';
 import { readLogs, type LogEntry } from './log-reader.js';
 
+/** Compiled seccomp programs by machine + profile JSON (ContainerService.launch). */
+const seccompPrograms = new Map<string, Buffer>();
+
 export interface ContainerServiceDeps {
   dataRoot: string;
   repo: ContainerRepo<ContainerRecord>;
@@ -365,10 +368,24 @@ export class ContainerService {
     const hc = c.hostConfig;
     const lowerDirs = [join(dir, 'init'), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
     const cleanups: (() => Promise<void>)[] = [];
+    const t0 = performance.now();
+    const marks: Record<string, number> = {};
+    const mark = (k: string): void => {
+      marks[k] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     try {
       const userMounts = await prepareContainerMounts(this.d.volumes, c.id, c.mounts, hc.Tmpfs ?? null);
       cleanups.push(() => releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log));
 
+      // independent of the network sandbox: resolved while it is being set up
+      const userP = resolveUser([join(dir, 'upper'), ...lowerDirs], c.config.User ?? '', (hc.GroupAdd ?? []) as string[]);
+      const resourcesP = hostConfigToLinuxResources(hc as Parameters<typeof hostConfigToLinuxResources>[0]);
+      const devicesP = buildDeviceConfig({
+        Privileged: hc.Privileged === true,
+        Devices: hc.Devices ?? null,
+        DeviceCgroupRules: hc.DeviceCgroupRules ?? null,
+      });
+      for (const p of [userP, resourcesP, devicesP] as Promise<unknown>[]) p.catch(() => undefined); // awaited below
       const namespacePaths: Parameters<typeof buildSpec>[0]['namespacePaths'] = {};
       const mode = hc.NetworkMode ?? 'bridge';
       const sandbox = await this.d.network.createSandbox(c.id, {
@@ -388,6 +405,7 @@ export class ContainerService {
         filesDir: dir,
       });
       cleanups.push(() => this.d.network.releaseSandbox(c.id));
+      mark('network');
       namespacePaths.network = sandbox.netnsPath ?? 'host';
       if (mode.startsWith('container:') && sandbox.netnsPath) {
         // Sharing another container's network also shares its hostname files; UTS stays private as in dockerd.
@@ -402,13 +420,9 @@ export class ContainerService {
         }
       }
 
-      const user = await resolveUser([join(dir, 'upper'), ...lowerDirs], c.config.User ?? '', (hc.GroupAdd ?? []) as string[]);
-      const resources = await hostConfigToLinuxResources(hc as Parameters<typeof hostConfigToLinuxResources>[0]);
-      const devices = await buildDeviceConfig({
-        Privileged: hc.Privileged === true,
-        Devices: hc.Devices ?? null,
-        DeviceCgroupRules: hc.DeviceCgroupRules ?? null,
-      });
+      const user = await userP;
+      const resources = await resourcesP;
+      const devices = await devicesP;
       const spec = buildSpec({
         id: c.id,
         config: c.config,
@@ -424,8 +438,20 @@ export class ContainerService {
         cgroupV2: this.d.cgroups.version === '2',
         initPath: this.d.initPath,
       });
+      mark('spec');
       const machine = os.machine() === 'aarch64' ? 'aarch64' : 'x86_64';
-      const seccomp = spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, machine) : undefined;
+      let seccomp: Buffer | undefined;
+      if (spec.linux?.seccomp) {
+        // the same profile + capabilities compile to the same program: compiled once per daemon
+        const key = `${machine}\0${JSON.stringify(spec.linux.seccomp)}`;
+        seccomp = seccompPrograms.get(key);
+        if (!seccomp) {
+          seccomp = compileSeccomp(spec.linux.seccomp, machine);
+          if (seccompPrograms.size >= 32) seccompPrograms.delete(seccompPrograms.keys().next().value as string);
+          seccompPrograms.set(key, seccomp);
+        }
+      }
+      mark('seccomp');
       const limits = logLimits(hc.LogConfig ?? { Type: 'json-file', Config: {} });
       const rootfs =
         this.d.layers.driver === 'vfs'
@@ -444,6 +470,7 @@ export class ContainerService {
         ...(seccomp && spec.linux?.seccomp ? { seccomp, seccompFlags: seccompFilterFlags(spec.linux.seccomp) } : {}),
       });
       cleanups.push(() => this.d.executor.delete(c.id));
+      mark('create');
 
       // Attach sessions that were waiting for this start get the stream before the process runs.
       const l = this.liveOf(c.id);
@@ -456,7 +483,9 @@ export class ContainerService {
       });
       l.markStopped = markStopped;
 
+      mark('attach');
       const { pid } = await this.d.executor.start(c.id);
+      mark('exec');
       const info = await this.shimInfo(c.id);
       c.shim = info;
       c.hasBeenStarted = true;
@@ -477,6 +506,8 @@ export class ContainerService {
       this.save(c);
       this.d.events.publish('container', 'start', c.id, this.attrs(c));
       this.watchExit(c);
+      mark('done');
+      this.log.debug({ id: c.id, ms: marks }, 'launch timings');
     } catch (e) {
       for (const undo of cleanups.reverse()) {
         await undo().catch((err: unknown) => this.log.warn({ err: errorMessage(err), id: c.id }, 'undo after failed start'));
