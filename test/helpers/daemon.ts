@@ -143,11 +143,28 @@ export class TestDaemon {
     return code;
   }
 
-  /** Graceful stop, then removes the temporary directory. */
+  /**
+   * Graceful stop, then removes the temporary directory and the daemon's default bridge (which berthd
+   * keeps across restarts, as dockerd keeps docker0) so tests leave no interfaces behind.
+   */
   async stop(): Promise<void> {
+    const id = await this.request('GET', '/info')
+      .then((r) => (r.status === 200 ? r.json<{ ID: string }>().ID : undefined))
+      .catch(() => undefined);
     await this.signal('SIGTERM');
+    if (id) await removeOwnedLinks(`berth:${id}`);
     await this.agent.close().catch(() => undefined);
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Deletes the network interfaces whose alias names this daemon as their owner. */
+async function removeOwnedLinks(alias: string): Promise<void> {
+  const r = await runCommand('ip', ['-o', 'link', 'show']);
+  for (const line of r.stdout.split('\n')) {
+    if (!line.includes(`alias ${alias}`)) continue;
+    const name = /^\d+: ([^:@]+)/.exec(line)?.[1];
+    if (name) await runCommand('ip', ['link', 'del', name]);
   }
 }
 
