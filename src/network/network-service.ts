@@ -322,6 +322,7 @@ export class NetworkService {
       for (const n of this.networks.values()) {
         if (n.Driver === 'bridge' && n.bridge && !used.has(n.Id)) await this.plumbing.deleteLink(n.bridge);
       }
+      this.plumbing.close();
     });
   }
 

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
 import { BerthError } from '../errors.js';
+import { chain, shQuote as q, ToolShell } from './tool-shell.js';
 
 /** The bridge device exists and belongs to someone else. */
 export class BridgeTakenError extends BerthError {
@@ -22,7 +23,9 @@ export class BridgeTakenError extends BerthError {
  * made by two processes, `unshare --net=<file> ip -batch -` (namespace, lo, veths created from inside
  * with the host side born in the daemon's namespace, addresses, routes) and one host `ip -batch -`
  * (alias, bridge, up). No device is ever moved between namespaces: `ip link set ... netns` waits for
- * an RCU grace period (10-25 ms each here), creating the peer in its namespace does not.
+ * an RCU grace period (10-25 ms each here), creating the peer in its namespace does not. The per-container
+ * steps (sandbox create, connect, teardown) run through a long-lived shell (ToolShell): Node forking the
+ * daemon for every child costs more than the tools themselves.
  */
 
 export interface LinkInfo {
@@ -60,7 +63,16 @@ function insideConfig(ep: EndpointPlumbing): string[] {
 }
 
 export class Plumbing {
-  constructor(private readonly log: Logger) {}
+  private readonly sh: ToolShell;
+
+  constructor(private readonly log: Logger) {
+    this.sh = new ToolShell(log);
+  }
+
+  /** Ends the helper shells (a later call starts them again). */
+  close(): void {
+    this.sh.close();
+  }
 
   private ip(args: string[], allowFailure = false): Promise<{ stdout: string; code: number; stderr: string }> {
     return runTool(this.log, 'ip', args, { allowFailure });
@@ -123,9 +135,9 @@ export class Plumbing {
 
   /** Deletes a link; a missing one is fine (`quiet`: any failure is, as in a rollback). */
   async deleteLink(name: string, quiet = false): Promise<void> {
-    const r = await this.ip(['link', 'del', 'dev', name], true);
-    if (r.code !== 0 && !quiet && !/Cannot find device|does not exist/.test(r.stderr)) {
-      this.log.warn({ link: name, stderr: r.stderr.trim() }, 'could not delete link');
+    const r = await this.sh.exec(`ip link del dev ${q(name)}`);
+    if (r.code !== 0 && !quiet && !/Cannot find device|does not exist/.test(r.output)) {
+      this.log.warn({ link: name, stderr: r.output.trim() }, 'could not delete link');
     }
   }
 
@@ -145,12 +157,12 @@ export class Plumbing {
         ...insideConfig(ep),
       );
     }
+    const steps = [{ command: `unshare --net=${q(path)} ip -batch -`, input: inside }];
+    if (endpoints.length > 0) {
+      steps.push({ command: 'ip -batch -', input: endpoints.map((ep) => `link set dev ${ep.hostIfName} alias ${ep.owner} master ${ep.bridge} up`) });
+    }
     try {
-      await runTool(this.log, 'unshare', [`--net=${path}`, 'ip', '-batch', '-'], { input: `${inside.join('\n')}\n` });
-      if (endpoints.length > 0) {
-        const host = endpoints.map((ep) => `link set dev ${ep.hostIfName} alias ${ep.owner} master ${ep.bridge} up`);
-        await runTool(this.log, 'ip', ['-batch', '-'], { input: `${host.join('\n')}\n` });
-      }
+      await this.sh.run(chain(steps));
     } catch (e) {
       await Promise.all(endpoints.map((ep) => this.deleteLink(ep.hostIfName, true)));
       await this.deleteNetns(path);
@@ -161,7 +173,7 @@ export class Plumbing {
   async deleteNetns(path: string): Promise<void> {
     if (!existsSync(path)) return;
     // Lazy unmount: a still-running process may hold the namespace; it lives on until that process ends.
-    await runTool(this.log, 'umount', ['-l', path], { allowFailure: true });
+    await this.sh.exec(`umount -l ${q(path)}`);
     rmSync(path, { force: true });
   }
 
@@ -175,8 +187,10 @@ export class Plumbing {
       `link set dev ${ep.hostIfName} alias ${ep.owner}`,
     ];
     try {
-      await runTool(this.log, 'ip', ['-batch', '-'], { input: `${host.join('\n')}\n` });
-      await this.inNetns(ep.netnsPath, insideConfig(ep));
+      await this.sh.run(chain([
+        { command: 'ip -batch -', input: host },
+        { command: `nsenter --net=${q(ep.netnsPath)} ip -batch -`, input: insideConfig(ep) },
+      ]));
     } catch (e) {
       await this.deleteLink(ep.hostIfName, true);
       throw e;
