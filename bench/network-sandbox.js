@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Network sandbox cost against a real berthd (as root, after `npm run build`): `docker run --rm busybox true`
-// with the default bridge, --network none and --network host, interleaved so machine load hits all three
-// alike. Prints medians and the bridge/none overhead over host mode. Asserts nothing.
+// with the default bridge, with a published port (-p 80: proxy and firewall rules), --network none and
+// --network host, interleaved so machine load hits all alike. Prints medians and the overhead over host
+// mode. Asserts nothing.
 //   node bench/network-sandbox.js [rounds=20]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -60,8 +61,8 @@ try {
   const tar = spawnSync('tar', ['-C', busyboxRootfs(), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
   docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
 
-  const modes = { bridge: [], none: [], host: [] };
-  const args = { bridge: [], none: ['--network', 'none'], host: ['--network', 'host'] };
+  const modes = { bridge: [], publish: [], none: [], host: [] };
+  const args = { bridge: [], publish: ['-p', '80'], none: ['--network', 'none'], host: ['--network', 'host'] };
   for (const m of Object.keys(modes)) docker(['run', '--rm', ...args[m], 'busybox', 'true']);
   const load0 = loadavg()[0];
   for (let i = 0; i < rounds; i++) {

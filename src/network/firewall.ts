@@ -1,6 +1,7 @@
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
 import { errorMessage } from '../errors.js';
+import { chain, type ToolShell } from './tool-shell.js';
 
 /**
  * IPv4 NAT, isolation and accept rules in Berth's own iptables chains (one set per daemon instance,
@@ -8,7 +9,8 @@ import { errorMessage } from '../errors.js';
  * The chains are rebuilt as a whole with one `iptables-restore --noflush` per change; the jumps from the
  * built-in chains are added at start and removed at stop. Debian 12's iptables is the nf_tables backend.
  * Without iptables, the same rules go into an nftables table of Berth's own (`ip berth_<tag>`), replaced
- * atomically by one `nft -f` per change and deleted at stop.
+ * atomically by one `nft -f` per change and deleted at stop. Changes are applied one at a time in the
+ * order they were asked for (the last one asked wins), through the plumbing's shell helpers when given.
  */
 
 export interface FirewallBridge {
@@ -52,6 +54,28 @@ export function chainNames(tag: string): ChainNames {
 
 const ANY_IP = new Set(['', '0.0.0.0']);
 
+/** The lines one published port adds to the filter and nat tables (iptables-restore syntax). */
+export function portRules(c: ChainNames, p: FirewallPort): { filter: string[]; nat: string[] } {
+  const filter = [`-A ${c.forward} -d ${p.containerIp}/32 ! -i ${p.bridge} -o ${p.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j ACCEPT`];
+  const nat = [`-A ${c.postrouting} -s ${p.containerIp}/32 -d ${p.containerIp}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`];
+  // Loopback destinations are left to the userland proxy (DNAT to them would need route_localnet).
+  if (!p.hostIp.startsWith('127.')) {
+    const dst = ANY_IP.has(p.hostIp) ? '' : ` -d ${p.hostIp}/32`;
+    nat.push(`-A ${c.dnat}${dst} ! -i ${p.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination ${p.containerIp}:${p.containerPort}`);
+  }
+  return { filter, nat };
+}
+
+/**
+ * The iptables-restore input that only appends the rules of `ports` to Berth's chains (flushing nothing).
+ * Every port rule is an ACCEPT, MASQUERADE or DNAT on its own match, so its place in the chain does not
+ * change what it does. Pure, unit-tested.
+ */
+export function renderPortAppend(c: ChainNames, ports: readonly FirewallPort[]): string {
+  const rules = ports.map((p) => portRules(c, p));
+  return `*filter\n${rules.flatMap((r) => r.filter).join('\n')}\nCOMMIT\n*nat\n${rules.flatMap((r) => r.nat).join('\n')}\nCOMMIT\n`;
+}
+
 /** The iptables-restore input that (re)fills Berth's chains for `state`. Pure, unit-tested. */
 export function renderRules(c: ChainNames, state: FirewallState): string {
   const f: string[] = ['*filter', `:${c.forward} - [0:0]`, `:${c.isolation} - [0:0]`];
@@ -72,9 +96,7 @@ export function renderRules(c: ChainNames, state: FirewallState): string {
     f.push(`-A ${c.forward} -o ${b.name} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
     f.push(`-A ${c.forward} -i ${b.name} -o ${b.name} -j ACCEPT`);
   }
-  for (const p of state.ports) {
-    f.push(`-A ${c.forward} -d ${p.containerIp}/32 ! -i ${p.bridge} -o ${p.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j ACCEPT`);
-  }
+  for (const p of state.ports) f.push(...portRules(c, p).filter);
   for (const b of state.bridges) {
     if (!b.internal) f.push(`-A ${c.forward} -i ${b.name} ! -o ${b.name} -j ACCEPT`);
   }
@@ -84,14 +106,12 @@ export function renderRules(c: ChainNames, state: FirewallState): string {
   for (const b of state.bridges) {
     if (!b.internal && b.masquerade) n.push(`-A ${c.postrouting} -s ${b.subnet} ! -o ${b.name} -j MASQUERADE`);
   }
+  const masq: string[] = [];
+  const dnat: string[] = [];
   for (const p of state.ports) {
-    n.push(`-A ${c.postrouting} -s ${p.containerIp}/32 -d ${p.containerIp}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`);
-    // Loopback destinations are left to the userland proxy (DNAT to them would need route_localnet).
-    if (p.hostIp.startsWith('127.')) continue;
-    const dst = ANY_IP.has(p.hostIp) ? '' : ` -d ${p.hostIp}/32`;
-    n.push(`-A ${c.dnat}${dst} ! -i ${p.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.hostPort} -j DNAT --to-destination ${p.containerIp}:${p.containerPort}`);
+    for (const l of portRules(c, p).nat) (l.startsWith(`-A ${c.dnat}`) ? dnat : masq).push(l);
   }
-  n.push('COMMIT');
+  n.push(...masq, ...dnat, 'COMMIT');
   return `${f.join('\n')}\n${n.join('\n')}\n`;
 }
 
@@ -108,6 +128,28 @@ function jumps(c: ChainNames): [string, string, string[]][] {
 /** nftables table name of a daemon (used when iptables is absent). */
 export function nftTable(tag: string): string {
   return `berth_${tag}`;
+}
+
+/** One published port's rules in the nft table: [postrouting rules, ports (DNAT) rules]. */
+function nftPortRules(p: FirewallPort): { post: string[]; dnat: string[] } {
+  const post = [`ip saddr ${p.containerIp} ip daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} masquerade`];
+  const dnat: string[] = [];
+  if (!p.hostIp.startsWith('127.')) {
+    const dst = ANY_IP.has(p.hostIp) ? '' : `ip daddr ${p.hostIp} `;
+    dnat.push(`${dst}iifname != "${p.bridge}" ${p.proto} dport ${p.hostPort} counter dnat to ${p.containerIp}:${p.containerPort}`);
+  }
+  return { post, dnat };
+}
+
+/** The `nft -f` script that only adds the rules of `ports` to Berth's table. Pure, unit-tested. */
+export function renderNftPortAdd(table: string, ports: readonly FirewallPort[]): string {
+  const out: string[] = [];
+  for (const p of ports) {
+    const r = nftPortRules(p);
+    for (const l of r.post) out.push(`add rule ip ${table} postrouting ${l}`);
+    for (const l of r.dnat) out.push(`add rule ip ${table} ports ${l}`);
+  }
+  return `${out.join('\n')}\n`;
 }
 
 /**
@@ -133,10 +175,9 @@ export function renderNft(table: string, state: FirewallState): string {
   }
   const dnat: string[] = [];
   for (const p of state.ports) {
-    post.push(`ip saddr ${p.containerIp} ip daddr ${p.containerIp} ${p.proto} dport ${p.containerPort} masquerade`);
-    if (p.hostIp.startsWith('127.')) continue;
-    const dst = ANY_IP.has(p.hostIp) ? '' : `ip daddr ${p.hostIp} `;
-    dnat.push(`${dst}iifname != ${q(p.bridge)} ${p.proto} dport ${p.hostPort} counter dnat to ${p.containerIp}:${p.containerPort}`);
+    const r = nftPortRules(p);
+    post.push(...r.post);
+    dnat.push(...r.dnat);
   }
   const chain = (name: string, head: string | undefined, rules: string[]): string =>
     `  chain ${name} {\n${head ? `    ${head}\n` : ''}${rules.map((r) => `    ${r}\n`).join('')}  }\n`;
@@ -157,12 +198,15 @@ export class Firewall {
   readonly chains: ChainNames;
   readonly nftTable: string;
   private backend: FirewallBackend = 'none';
-  private lastRules = '';
+  /** What the chains hold now: the rules without ports, and the ports (by their rules) on top. */
+  private live: { base: string; ports: Set<string> } | undefined;
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly log: Logger,
     tag: string,
     private readonly enabled: boolean,
+    private readonly shell?: ToolShell,
   ) {
     this.chains = chainNames(tag);
     this.nftTable = nftTable(tag);
@@ -203,14 +247,46 @@ export class Firewall {
     return [];
   }
 
-  /** Replaces the contents of Berth's chains with the rules for `state` (skipped when unchanged). */
-  async apply(state: FirewallState, force = false): Promise<void> {
-    if (this.backend === 'none') return;
-    const rules = this.backend === 'nft' ? renderNft(this.nftTable, state) : renderRules(this.chains, state);
-    if (!force && rules === this.lastRules) return;
-    if (this.backend === 'nft') await runTool(this.log, 'nft', ['-f', '-'], { input: rules });
-    else await runTool(this.log, 'iptables-restore', ['-w', '--noflush'], { input: rules });
-    this.lastRules = rules;
+  /**
+   * Brings Berth's chains to the rules for `state`: nothing when unchanged; only the new ports' rules
+   * appended when ports were only added (deleting rules makes the kernel wait for an RCU grace period,
+   * 10-30 ms here, adding them does not); else the chains are rebuilt as a whole. Calls are applied in
+   * call order, never two at once.
+   */
+  apply(state: FirewallState, force = false): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.backend === 'none') return;
+      const nft = this.backend === 'nft';
+      const base = nft ? renderNft(this.nftTable, { bridges: state.bridges, ports: [] }) : renderRules(this.chains, { bridges: state.bridges, ports: [] });
+      const keyed = new Map(state.ports.map((p) => [JSON.stringify(nft ? nftPortRules(p) : portRules(this.chains, p)), p]));
+      const live = this.live;
+      if (!force && live && live.base === base && [...live.ports].every((k) => keyed.has(k))) {
+        const added = [...keyed].filter(([k]) => !live.ports.has(k));
+        if (added.length === 0) return;
+        const ports = added.map(([, p]) => p);
+        this.live = undefined; // a failure below leaves the chains unknown: rebuild next time
+        await this.restore(nft ? renderNftPortAdd(this.nftTable, ports) : renderPortAppend(this.chains, ports));
+        for (const [k] of added) live.ports.add(k);
+        this.live = live;
+        return;
+      }
+      this.live = undefined;
+      await this.restore(nft ? renderNft(this.nftTable, state) : renderRules(this.chains, state));
+      this.live = { base, ports: new Set(keyed.keys()) };
+    };
+    const p = this.applying.then(run, run);
+    this.applying = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Feeds a script to iptables-restore --noflush or nft -f. */
+  private async restore(script: string): Promise<void> {
+    const [cmd, args] = this.backend === 'nft' ? ['nft', ['-f', '-']] : ['iptables-restore', ['-w', '--noflush']];
+    if (this.shell) {
+      await this.shell.run(chain([{ command: `${cmd} ${args.join(' ')}`, input: script.replace(/\n$/, '').split('\n') }]));
+    } else {
+      await runTool(this.log, cmd, args, { input: script });
+    }
   }
 
   /** Removes the jumps and the chains. */
@@ -219,7 +295,7 @@ export class Firewall {
     if (this.backend === 'nft') {
       await runTool(this.log, 'nft', ['delete', 'table', 'ip', this.nftTable], { allowFailure: true });
       this.backend = 'none';
-      this.lastRules = '';
+      this.live = undefined;
       return;
     }
     for (const [table, chain, rule] of jumps(this.chains)) {
@@ -236,6 +312,6 @@ export class Firewall {
       await runTool(this.log, 'iptables', ['-w', '-t', table, '-X', chain], { allowFailure: true });
     }
     this.backend = 'none';
-    this.lastRules = '';
+    this.live = undefined;
   }
 }

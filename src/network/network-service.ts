@@ -66,6 +66,7 @@ import {
 import { buildHostsFile, buildResolvConf, ownHostNames, parseExtraHost, upstreamsFrom, type HostsEntry } from './etc-files.js';
 import { BridgeTakenError, Plumbing, type EndpointPlumbing } from './plumbing.js';
 import { Firewall, type FirewallState } from './firewall.js';
+import { ToolShell } from './tool-shell.js';
 import { startProxy, type PortProxy } from './port-proxy.js';
 import {
   collides,
@@ -212,10 +213,11 @@ export class NetworkService {
     private readonly log: Logger,
     private readonly opts: NetworkServiceOptions,
   ) {
-    this.plumbing = new Plumbing(log);
+    const shell = new ToolShell(log);
+    this.plumbing = new Plumbing(log, shell);
     const tag = opts.daemonId.replaceAll('-', '').slice(0, 8);
     this.owner = `berth:${opts.daemonId}`;
-    this.firewall = new Firewall(log, tag, opts.iptables);
+    this.firewall = new Firewall(log, tag, opts.iptables, shell);
     this.dnsServer = new EmbeddedDns(
       log.child({ part: 'dns' }),
       {
@@ -1123,9 +1125,9 @@ export class NetworkService {
 
   /**
    * Frees what the sandbox held before returning: addresses, endpoint and sandbox records, published
-   * ports (listeners closed, DNAT rules gone). The devices (veths, namespace bind mount) follow in the
-   * background: every later state change of this service waits for that teardown first, and stop()
-   * does too.
+   * ports (listeners closed). The devices (veths, namespace bind mount) and the DNAT/accept rules of
+   * its ports follow in the background: every later state change of this service that plumbs waits
+   * for that teardown first, and stop() does too.
    */
   async releaseSandbox(containerId: string): Promise<void> {
     const t0 = performance.now();
@@ -1156,9 +1158,16 @@ export class NetworkService {
     this.sandboxes.delete(containerId);
     // Links before the namespace: once the namespace is gone the kernel would delete its veths on its own
     // schedule, and a veth that outlives its release could still answer for a reused address.
+    // Unchanged rules (no published ports) cost nothing: Firewall.apply skips them.
+    const rules = eps.length > 0 || (sb?.published.length ?? 0) > 0;
     const teardown = async (): Promise<void> => {
-      await Promise.all(links.map((l) => this.plumbing.deleteLink(l)));
-      if (netnsPath) await this.plumbing.deleteNetns(netnsPath);
+      await Promise.all([
+        (async () => {
+          await Promise.all(links.map((l) => this.plumbing.deleteLink(l)));
+          if (netnsPath) await this.plumbing.deleteNetns(netnsPath);
+        })(),
+        rules ? this.applyFirewall() : undefined,
+      ]);
     };
     if (background) {
       // Forking a child blocks the event loop for a few ms (the daemon's page tables are copied): start
@@ -1171,8 +1180,6 @@ export class NetworkService {
     } else {
       await teardown();
     }
-    // Unchanged rules (no published ports) cost nothing: Firewall.apply skips them.
-    if (eps.length > 0 || sb?.published.length) await this.applyFirewall();
   }
 
   // ───────────────────────────── connect / disconnect ─────────────────────────────

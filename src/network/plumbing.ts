@@ -63,11 +63,10 @@ function insideConfig(ep: EndpointPlumbing): string[] {
 }
 
 export class Plumbing {
-  private readonly sh: ToolShell;
-
-  constructor(private readonly log: Logger) {
-    this.sh = new ToolShell(log);
-  }
+  constructor(
+    private readonly log: Logger,
+    private readonly sh: ToolShell = new ToolShell(log),
+  ) {}
 
   /** Ends the helper shells (a later call starts them again). */
   close(): void {

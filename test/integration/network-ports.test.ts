@@ -161,6 +161,7 @@ describe('published ports (userland proxy and DNAT) and the FORWARD policy', () 
     expect(await httpGet('10.243.0.1', 18096)).toBe('dnat');
     expect(dnatPackets(h.service.chains.dnat)).toBeGreaterThan(before);
     await web.release();
+    await h.service.settled();
     expect(execFileSync('iptables', ['-w', '-t', 'nat', '-S', h.service.chains.dnat], { encoding: 'utf8' })).not.toContain('18096');
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chainNames, renderNft, renderRules } from '../../../src/network/firewall.js';
+import { chainNames, renderNft, renderNftPortAdd, renderPortAppend, renderRules, type FirewallPort } from '../../../src/network/firewall.js';
 
 describe('firewall rules', () => {
   const c = chainNames('abcd1234');
@@ -83,5 +83,32 @@ describe('nftables rules (hosts without iptables)', () => {
     expect(text).toContain('iifname != "berth0" tcp dport 8080 counter dnat to 172.17.0.2:80');
     expect(text).not.toContain('dport 8081');
     expect(text.indexOf('ct status dnat accept')).toBeLessThan(text.indexOf('drop'));
+  });
+});
+
+describe('appending published ports without rebuilding the chains', () => {
+  const c = chainNames('abcd1234');
+  const bridges = [{ name: 'berth0', subnet: '172.17.0.0/16', internal: false, masquerade: true }];
+  const p1: FirewallPort = { bridge: 'berth0', proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '172.17.0.2', containerPort: 80 };
+  const p2: FirewallPort = { bridge: 'berth0', proto: 'udp', hostIp: '127.0.0.1', hostPort: 5353, containerIp: '172.17.0.3', containerPort: 53 };
+  const ruleLines = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('-A')).sort();
+
+  it('appends exactly the rules a full rebuild has for the new ports, flushing no chain', () => {
+    const append = renderPortAppend(c, [p2]);
+    expect(append.split('\n').filter((l) => l.startsWith(':'))).toEqual([]);
+    expect(append).toMatch(/^\*filter\n[^*]*COMMIT\n\*nat\n[^*]*COMMIT\n$/);
+    const before = renderRules(c, { bridges, ports: [p1] });
+    const after = renderRules(c, { bridges, ports: [p1, p2] });
+    expect([...ruleLines(before), ...ruleLines(append)].sort()).toEqual(ruleLines(after));
+  });
+
+  it('adds the same rules to the nft table as a full replace has', () => {
+    const add = renderNftPortAdd('berth_abcd1234', [p1]);
+    expect(add.trim().split('\n')).toEqual([
+      'add rule ip berth_abcd1234 postrouting ip saddr 172.17.0.2 ip daddr 172.17.0.2 tcp dport 80 masquerade',
+      'add rule ip berth_abcd1234 ports iifname != "berth0" tcp dport 8080 counter dnat to 172.17.0.2:80',
+    ]);
+    const full = renderNft('berth_abcd1234', { bridges, ports: [p1] });
+    for (const l of add.trim().split('\n')) expect(full).toContain(l.replace(/^add rule ip berth_abcd1234 \w+ /, ''));
   });
 });
