@@ -3,7 +3,7 @@
 // with the default bridge, with a published port (-p 80: proxy and firewall rules), --network none and
 // --network host, interleaved so machine load hits all alike. Prints medians and the overhead over host
 // mode. Asserts nothing.
-//   node bench/network-sandbox.js [rounds=20]
+//   node bench/network-sandbox.js [rounds=20] [mode...]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const rounds = Number(process.argv[2] ?? 20);
+const only = process.argv.slice(3); // a subset of: bridge publish none host
 const dir = mkdtempSync(join(tmpdir(), 'bn-'));
 const sock = join(dir, 'd.sock');
 const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'cfg') };
@@ -61,8 +62,8 @@ try {
   const tar = spawnSync('tar', ['-C', busyboxRootfs(), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
   docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
 
-  const modes = { bridge: [], publish: [], none: [], host: [] };
   const args = { bridge: [], publish: ['-p', '80'], none: ['--network', 'none'], host: ['--network', 'host'] };
+  const modes = Object.fromEntries((only.length > 0 ? only : Object.keys(args)).map((m) => [m, []]));
   for (const m of Object.keys(modes)) docker(['run', '--rm', ...args[m], 'busybox', 'true']);
   const load0 = loadavg()[0];
   for (let i = 0; i < rounds; i++) {
@@ -73,9 +74,9 @@ try {
     }
   }
   const load1 = loadavg()[0];
-  const host = median(modes.host);
+  const host = modes.host ? median(modes.host) : undefined;
   for (const [m, xs] of Object.entries(modes)) {
-    const extra = m === 'host' ? '' : ` (+${(median(xs) - host).toFixed(1)} over host)`;
+    const extra = m === 'host' || host === undefined ? '' : ` (+${(median(xs) - host).toFixed(1)} over host)`;
     console.log(`docker run --rm ${args[m].join(' ') || '(bridge)'} busybox true: median ${median(xs).toFixed(1)} ms, min ${Math.min(...xs).toFixed(1)}${extra}`);
   }
   console.log(`n=${rounds} each, load average ${load0.toFixed(2)} -> ${load1.toFixed(2)}`);
