@@ -1,33 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetHarness, inNetns, randomHex, startHttpd, waitFor, wgetFrom } from './network-harness.js';
-
-function httpGet(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', timeout: 3000, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function refused(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(true));
-  });
-}
+import { httpGet, refused } from '../helpers/net-client.js';
 
 function dnatPackets(chain: string): number {
   const out = execFileSync('iptables', ['-w', '-t', 'nat', '-L', chain, '-v', '-n', '-x'], { encoding: 'utf8' });

@@ -1,22 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetHarness, dnsQuery, fakeUpstream, inNetns, randomHex, startHttpd, wgetFrom } from './network-harness.js';
 import { RCODE_NXDOMAIN, TYPE_AAAA } from '../../src/network/dns-codec.js';
-
-function httpGet(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', timeout: 3000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { httpGet } from '../helpers/net-client.js';
 
 describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkService', () => {
   let h: NetHarness;
