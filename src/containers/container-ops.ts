@@ -1,7 +1,7 @@
 // Containers API, part 2: cp (archive), diff, export, commit, top, stats, pause/unpause, update, rename, prune.
 // HTTP-free like ContainerService, which it builds on (records, lifecycle lock, persistence).
 
-import { du } from './disk-usage.js';
+import { directorySize } from '../util/directory-size.js';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
@@ -85,7 +85,7 @@ export class ContainerOps {
   /** `?size=1` of list and inspect: the writable layer's bytes, and those plus the image's. */
   async sizes(ref: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
     const c = this.d.containers.get(ref);
-    const rw = await du(this.views.upperDir(c)).catch(() => 0);
+    const rw = await directorySize(this.views.upperDir(c)).catch(() => 0);
     return { SizeRw: rw, SizeRootFs: rw + (this.d.images.get(c.imageId)?.size ?? 0) };
   }
 
@@ -397,7 +397,7 @@ export class ContainerOps {
       if (until !== undefined && BigInt(Date.parse(c.created)) * 1_000_000n >= until) continue;
       if (!f.matchesLabels(c.config.Labels)) continue;
       if (f.has('label!') && f.get('label!').some((t) => labelTermHolds(c.config.Labels ?? {}, t))) continue;
-      const size = await du(this.views.upperDir(c)).catch(() => 0);
+      const size = await directorySize(this.views.upperDir(c)).catch(() => 0);
       try {
         await this.d.containers.remove(c.id, {});
         this.d.execs.forgetContainer(c.id);

@@ -5,7 +5,8 @@ import type { VolumeRecord, VolumeRepo } from '../store/volume-repo.js';
 import { Filters } from '../util/filters.js';
 import { nowNano } from '../util/time.js';
 import { BerthError, ConflictError, InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
-import { LOCAL_DRIVER, LocalDriver, directorySize, needsMount, validateVolumeName, validateVolumeOptions } from './local-driver.js';
+import { directorySize } from '../util/directory-size.js';
+import { LOCAL_DRIVER, LocalDriver, needsMount, validateVolumeName, validateVolumeOptions } from './local-driver.js';
 
 /** dockerd 23+ marks volumes created without a name with this label; prune and `rm -v` look for it. */
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';

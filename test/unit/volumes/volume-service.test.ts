@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Filters } from '../../../src/util/filters.js';
 import { ANONYMOUS_LABEL, rfc3339Local } from '../../../src/volumes/volume-service.js';
-import { directorySize, ramInBytes, validateVolumeOptions } from '../../../src/volumes/local-driver.js';
+import { ramInBytes, validateVolumeOptions } from '../../../src/volumes/local-driver.js';
+import { directorySize } from '../../../src/util/directory-size.js';
 import { volumeFixture, type VolumeFixture } from './fixture.js';
 
 const f = (o: Record<string, string[]>): Filters => Filters.parse(JSON.stringify(o));
