@@ -3,6 +3,7 @@
 // getCPUResources, getPidsLimit, getBlkio*; daemon/update_linux.go toContainerdResources; container UpdateContainer;
 // daemon/oci_linux.go WithDevices + oci/devices_linux.go DevicesFromPath; runc AllowedDevices).
 
+import { DEFAULT_DEVICE_CGROUP_RULES, RUNTIME_ALLOWED_DEVICE_RULES } from '../defaults.js';
 import { type Dirent, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -453,43 +454,14 @@ function pidsLimit(v: number | null | undefined): { limit: number } | undefined 
 // ---------------------------------------------------------------------------------------------------------------
 // Devices
 
-const rwm = (type: 'b' | 'c', major: number, minor: number, allow = true, access = 'rwm'): LinuxDeviceCgroup => ({
-  allow,
-  type,
-  major,
-  minor,
-  access,
-});
-
 /** dockerd's default cgroup device rules (oci DefaultLinuxSpec): deny all, allow the basic nodes, deny /dev/fuse. */
 export function defaultDeviceRules(): LinuxDeviceCgroup[] {
-  return [
-    { allow: false, access: 'rwm' },
-    rwm('c', 1, 5),
-    rwm('c', 1, 3),
-    rwm('c', 1, 9),
-    rwm('c', 1, 8),
-    rwm('c', 5, 0),
-    rwm('c', 5, 1),
-    rwm('c', 10, 229, false),
-  ];
+  return DEFAULT_DEVICE_CGROUP_RULES.map((r) => ({ ...r }));
 }
 
-/** The rules runc appends after the spec's (libcontainer/specconv AllowedDevices): mknod anything, the default nodes, pts, ptmx, tun. */
+/** The rules runc appends after the spec's (AllowedDevices); the executor appends them at create, as runc does. */
 export function runtimeAllowedDeviceRules(): LinuxDeviceCgroup[] {
-  return [
-    { allow: true, type: 'c', major: -1, minor: -1, access: 'm' },
-    { allow: true, type: 'b', major: -1, minor: -1, access: 'm' },
-    rwm('c', 1, 3),
-    rwm('c', 1, 8),
-    rwm('c', 1, 7),
-    rwm('c', 5, 0),
-    rwm('c', 1, 5),
-    rwm('c', 1, 9),
-    rwm('c', 136, -1),
-    rwm('c', 5, 2),
-    rwm('c', 10, 200),
-  ];
+  return RUNTIME_ALLOWED_DEVICE_RULES.map((r) => ({ ...r }));
 }
 
 const DEVICE_CGROUP_RULE = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/;
@@ -644,9 +616,10 @@ export interface DeviceConfigInput {
 }
 
 /**
- * linux.devices and linux.resources.devices for a container, as dockerd (WithDevices) + runc produce them:
- * unprivileged = dockerd's defaults, then one allow per --device node, then the --device-cgroup-rule rules,
- * then runc's AllowedDevices; privileged = all host devices plus the mapped ones, and a single `a *:* rwm` allow.
+ * linux.devices and linux.resources.devices for a container, as dockerd's WithDevices produces them:
+ * unprivileged = dockerd's defaults, then one allow per --device node, then the --device-cgroup-rule rules
+ * (the executor appends runc's AllowedDevices at create); privileged = all host devices plus the mapped
+ * ones, and a single `a *:* rwm` allow.
  * `warnings` are log-level notes (dockerd logs them; they are not API warnings).
  */
 export async function buildDeviceConfig(
@@ -675,6 +648,5 @@ export async function buildDeviceConfig(
     rules.push(...got.rules);
   }
   for (const rule of hc.DeviceCgroupRules ?? []) rules.push(parseDeviceCgroupRule(rule));
-  rules.push(...runtimeAllowedDeviceRules());
   return { devices, rules, notes };
 }
