@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -173,6 +173,52 @@ export class ContainerService {
 
   private dir(id: string): string {
     return join(this.d.dataRoot, 'containers', id);
+  }
+
+  /** Where removed containers' directories wait for their deletion in the background. */
+  private trashDir(): string {
+    return join(this.d.dataRoot, 'containers-trash');
+  }
+
+  /**
+   * Takes a removed container's directory away at once (a rename into the trash dir) and deletes it in the
+   * background: the record is gone and ids are random, so nothing can reuse it. Leftovers of a daemon that
+   * stopped mid-deletion are cleared by restore().
+   */
+  private async discardDir(id: string): Promise<void> {
+    const trashed = join(this.trashDir(), `${id}-${randomBytes(4).toString('hex')}`);
+    try {
+      try {
+        renameSync(this.dir(id), trashed);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !existsSync(this.dir(id))) throw e;
+        mkdirSync(this.trashDir(), { recursive: true, mode: 0o700 });
+        renameSync(this.dir(id), trashed);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.log.debug({ err: errorMessage(e), id }, 'cannot move the container directory to the trash: deleting it in place');
+      await rm(this.dir(id), { recursive: true, force: true });
+      return;
+    }
+    void rm(trashed, { recursive: true, force: true }).catch((e: unknown) =>
+      this.log.warn({ err: errorMessage(e), id }, 'deleting a removed container directory failed'),
+    );
+  }
+
+  /** Deletes what removals left in the trash dir when the daemon stopped (in the background). */
+  private emptyTrash(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.trashDir());
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      void rm(join(this.trashDir(), n), { recursive: true, force: true }).catch((e: unknown) =>
+        this.log.warn({ err: errorMessage(e), path: n }, 'emptying the container trash failed'),
+      );
+    }
   }
 
   logPath(c: ContainerRecord): string {
@@ -546,15 +592,25 @@ export class ContainerService {
   /** The process ended: record it, release what the run held, apply the restart policy or AutoRemove. */
   private async onExit(c: ContainerRecord, st: ExitStatus): Promise<void> {
     if (!this.records.has(c.id) || !c.state.Running) return;
+    const t0 = performance.now();
+    const marks: Record<string, number> = {};
+    const mark = (k: string): void => {
+      marks[k] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     const oom = await this.oomKilled(c);
+    mark('oom');
     const startedAt = Date.parse(c.state.StartedAt);
     try {
       await this.d.executor.delete(c.id);
     } catch (e) {
       this.log.warn({ err: errorMessage(e), id: c.id }, 'removing the shim after exit failed');
     }
+    mark('shim');
     await this.d.network.releaseSandbox(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'releasing the network failed'));
+    mark('network');
     await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log);
+    mark('mounts');
+    this.log.debug({ id: c.id, ms: marks }, 'exit timings');
     c.state = {
       ...c.state,
       Status: 'exited',
@@ -700,7 +756,9 @@ export class ContainerService {
         `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`,
       );
     }
-    return this.serial(c.id, () => this.removeLocked(c, opts));
+    // Like dockerd's rm, the answer comes once the network namespace and links are gone too (the network
+    // service tears them down in the background; AutoRemove does not wait for that).
+    return this.serial(c.id, () => this.removeLocked(c, opts)).then(() => this.d.network.settled());
   }
 
   private async removeLocked(c: ContainerRecord, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {
@@ -731,7 +789,7 @@ export class ContainerService {
     this.records.delete(c.id);
     this.d.repo.delete(c.id);
     this.live.delete(c.id);
-    await rm(this.dir(c.id), { recursive: true, force: true });
+    await this.discardDir(c.id);
     this.d.layers.release(c.id);
     if (opts.removeVolumes && anonymous.length > 0) {
       await this.d.volumes.removeAnonymousVolumes(anonymous, c.id).catch((e: unknown) =>
@@ -923,6 +981,7 @@ export class ContainerService {
    * and re-apply restart policies (always / unless-stopped start again, as dockerd does).
    */
   async restore(): Promise<string[]> {
+    this.emptyTrash();
     const liveIds: string[] = [];
     for (const c of this.records.values()) {
       if (!c.state.Running && c.state.Status !== 'restarting') continue;

@@ -561,12 +561,18 @@ export class Executor {
   /** Stops the shim if still alive (SIGKILL to every container process), destroys the cgroup, removes sockets. */
   async delete(id: string): Promise<void> {
     const e = this.entry(id);
+    const t0 = performance.now();
+    const ms: Record<string, number> = {};
+    const mark = (k: string): void => {
+      ms[k] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     if (isAlive(e.info.shimPid, e.info.shimStart)) {
       if (!existsSync(path.join(e.bundleDir, 'exit.json'))) {
         await this.kill(id, 9, { all: true }).catch((err: unknown) => this.log.debug({ err, id }, 'delete: kill'));
       }
+      // the shim is usually flushing its last frames: poll fast first, then back off
       const deadline = Date.now() + 15_000;
-      while (isAlive(e.info.shimPid, e.info.shimStart) && Date.now() < deadline) await delay(10);
+      for (let step = 1; isAlive(e.info.shimPid, e.info.shimStart) && Date.now() < deadline; step = Math.min(step * 2, 10)) await delay(step);
       if (isAlive(e.info.shimPid, e.info.shimStart)) {
         this.log.warn({ id, shimPid: e.info.shimPid }, 'shim did not exit: killing it');
         try {
@@ -576,10 +582,14 @@ export class Executor {
         }
       }
     }
+    mark('shim');
     e.ctl?.close();
     if (e.cgroup) await e.cgroup.destroy();
+    mark('cgroup');
     for (const s of [e.socketPath, ...e.execSockets]) await fsp.rm(s, { force: true });
     this.entries.delete(id);
+    mark('sockets');
+    this.log.debug({ id, ms }, 'container deleted');
   }
 
   /** Forgets a container without touching its shim (tests simulate a daemon restart with this). */
