@@ -1,5 +1,7 @@
 /* berth-shim: one per container (and one per exec). Started detached by berthd with
  *   berth-shim create|exec <plan-file>
+ * or forked by `berth-shim spawner` (spawner.c), a small long-lived process berthd asks for shims:
+ * forking berthd's large Node process for each shim costs several ms more than forking the spawner.
  * fd 3 (optional) is the report pipe: one line "ok <pid>" once the container is created
  * and waiting for start, or "err <exit-code> <message>". stdin/stdout are /dev/null, stderr
  * is the shim's own diagnostic log. The shim re-executes itself from a sealed memfd so no
@@ -147,17 +149,9 @@ static int recv_sync(int fd, struct sync_error *e, int *passed_fd)
 	return (int)r;
 }
 
-int main(int argc, char **argv)
+/* The shim proper, from the report pipe on (fd 3 when valid) to the end of the container's life. */
+static int shim_run(const char *mode, const char *plan_path)
 {
-	if (argc == 2 && !strcmp(argv[1], "--version")) {
-		puts("berth-shim 1");
-		return 0;
-	}
-	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec"))) {
-		fprintf(stderr, "usage: berth-shim create|exec <plan-file>\n");
-		return 2;
-	}
-	ensure_sealed(argv);
 	if (fcntl(3, F_GETFD) >= 0) {
 		report_fd = 3;
 		fcntl(3, F_SETFD, FD_CLOEXEC);
@@ -169,9 +163,9 @@ int main(int argc, char **argv)
 
 	static struct plan p;
 	char err[512];
-	if (plan_load(argv[2], &p, err, sizeof(err)) < 0)
+	if (plan_load(plan_path, &p, err, sizeof(err)) < 0)
 		setup_failed(NULL, 0, 128, err);
-	if ((p.mode == MODE_EXEC) != !strcmp(argv[1], "exec"))
+	if ((p.mode == MODE_EXEC) != !strcmp(mode, "exec"))
 		setup_failed(&p, 0, 128, "plan mode does not match the command line");
 
 	setsid();
@@ -301,4 +295,22 @@ int main(int argc, char **argv)
 	snprintf(line, sizeof(line), "ok %d\n", (int)pid);
 	report(line);
 	return supervise(&s, lfd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		puts("berth-shim 1");
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "spawner")) {
+		ensure_sealed(argv);
+		return spawner_main(shim_run);
+	}
+	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec"))) {
+		fprintf(stderr, "usage: berth-shim create|exec <plan-file> | spawner\n");
+		return 2;
+	}
+	ensure_sealed(argv);
+	return shim_run(argv[1], argv[2]);
 }

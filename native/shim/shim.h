@@ -190,4 +190,9 @@ int server_listen(const char *path);
 /* Runs until the init has exited and its output is drained; returns the shim's exit code. */
 int supervise(struct supervisor *s, int listen_fd);
 
+/* ---- spawner.c: forks shims for berthd from a small process ---- */
+
+typedef int (*shim_run_fn)(const char *mode, const char *plan_path);
+int spawner_main(shim_run_fn run);
+
 #endif

@@ -1,6 +1,6 @@
 // Executor: the runtime layer the containers service calls. It compiles OCI specs into launch plans,
-// spawns one detached berth-shim per container (and per exec), and talks to the shims over their
-// unix sockets. A shim outlives berthd; a new Executor re-adopts it with adopt().
+// starts one berth-shim per container (and per exec) through the shim spawner, and talks to the shims
+// over their unix sockets. A shim outlives berthd; a new Executor re-adopts it with adopt().
 //
 // API (all ids are container ids; bundle dirs belong to the caller, who removes them after delete()):
 //   new Executor({ execRoot, shimPath, initPath?, log, cgroups? })
@@ -33,6 +33,7 @@ import { INIT_PATH_IN_CONTAINER, RUNTIME_ALLOWED_DEVICE_RULES } from './defaults
 import { compileLaunchPlan, writeLaunchFiles, type RootfsSource } from './launch-plan.js';
 import type { OciMount, OciProcess, OciSpec } from './oci-spec.js';
 import { ShimConnection, ShimRequestError, parseExitStatus, type ExitStatus, type ShimState } from './shim-client.js';
+import { ShimSpawner } from './shim-spawner.js';
 
 export type { ExitStatus, ShimState };
 
@@ -235,8 +236,30 @@ export class Executor {
     }
   }
 
-  /** Spawns a detached shim and waits for its one-line report on fd 3. */
-  private spawnShim(mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<number> {
+  /** Starts a shim (through the shim spawner) and waits for its one-line report; resolves with the init's pid. */
+  private async spawnShim(mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<number> {
+    let line: string;
+    if (ShimSpawner.accepts(planPath, shimLog)) {
+      const spawner = ShimSpawner.for(this.opts.shimPath, path.join(this.opts.execRoot, 'shim-spawner.log'), this.log);
+      line = await spawner.spawn(mode, planPath, shimLog);
+    } else {
+      line = await this.spawnShimDirect(mode, planPath, shimLog);
+    }
+    const ok = /^ok (\d+)$/.exec(line);
+    if (ok) return Number(ok[1]);
+    const err = /^err (\d+) (.*)$/.exec(line);
+    if (err) throw new ContainerStartError(err[2] ?? 'unknown error', Number(err[1]));
+    let tail = '';
+    try {
+      tail = readFileSync(shimLog, 'utf8').trim().split('\n').slice(-3).join('; ');
+    } catch {
+      // no diagnostics
+    }
+    throw new BerthError(`berth-shim failed without a report${tail ? `: ${tail}` : ''}`);
+  }
+
+  /** Spawns a detached shim from berthd itself and resolves with its report line on fd 3 ('' if none). */
+  private spawnShimDirect(mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<string> {
     const logFd = openSync(shimLog, 'a', 0o600);
     let child;
     try {
@@ -245,7 +268,7 @@ export class Executor {
       closeSync(logFd);
     }
     const report = child.stdio[3] as Readable;
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<string>((resolve, reject) => {
       let text = '';
       let done = false;
       const finish = (): void => {
@@ -253,18 +276,7 @@ export class Executor {
         done = true;
         report.destroy();
         child.unref();
-        const line = text.split('\n')[0] ?? '';
-        const ok = /^ok (\d+)$/.exec(line);
-        if (ok) return resolve(Number(ok[1]));
-        const err = /^err (\d+) (.*)$/.exec(line);
-        if (err) return reject(new ContainerStartError(err[2] ?? 'unknown error', Number(err[1])));
-        let tail = '';
-        try {
-          tail = readFileSync(shimLog, 'utf8').trim().split('\n').slice(-3).join('; ');
-        } catch {
-          // no diagnostics
-        }
-        reject(new BerthError(`berth-shim failed without a report${tail ? `: ${tail}` : ''}`));
+        resolve(text.includes('\n') ? (text.split('\n')[0] ?? '') : '');
       };
       report.on('data', (d: Buffer) => {
         text += d.toString('utf8');
