@@ -26,6 +26,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define MAX_CGROUP_JOINS 32
+
+/* struct clone_args of <linux/sched.h> (v2, with cgroup), spelled out: that header clashes with <sched.h> */
+struct clone3_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -207,7 +220,60 @@ static int shim_run(const char *mode, const char *plan_path)
 		close(fd);
 	}
 
-	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(p.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+	/* Cgroups, without moving the child by pid (cgroup.procs), which waits for an RCU grace period:
+	 * v1 hierarchies are joined by the child itself through `tasks` (not possible from a new user
+	 * namespace), a cgroup2 directory by clone3(CLONE_INTO_CGROUP). Whatever is left is written here. */
+	static char *cg_tasks[MAX_CGROUP_JOINS], *cg_procs[MAX_CGROUP_JOINS];
+	int ncg_tasks = 0, ncg_procs = 0, cg2_fd = -1;
+	const char *cg2_procs = NULL;
+	for (int i = 0; i < p.cgroup_procs.n; i++) {
+		char *procs = p.cgroup_procs.v[i];
+		size_t l = strlen(procs);
+		const size_t sl = strlen("cgroup.procs");
+		if (l > sl && !strcmp(procs + l - sl, "cgroup.procs") && ncg_tasks < MAX_CGROUP_JOINS) {
+			char *tasks = xmalloc(l);
+			memcpy(tasks, procs, l - sl);
+			strcpy(tasks + l - sl, "tasks");
+			if (access(tasks, F_OK) == 0) {
+				if (!(p.clone_flags & CLONE_NEWUSER)) {
+					cg_tasks[ncg_tasks++] = tasks;
+					continue;
+				}
+			} else if (cg2_fd < 0) {
+				tasks[l - sl] = '\0';
+				cg2_fd = open(tasks, O_PATH | O_DIRECTORY | O_CLOEXEC);
+				if (cg2_fd >= 0) {
+					cg2_procs = procs;
+					free(tasks);
+					continue;
+				}
+			}
+			free(tasks);
+		}
+		if (ncg_procs < MAX_CGROUP_JOINS)
+			cg_procs[ncg_procs++] = procs;
+	}
+
+	pid_t pid = -1;
+	if (cg2_fd >= 0) {
+		struct clone3_args ca;
+		memset(&ca, 0, sizeof(ca));
+		ca.flags = (uint64_t)p.clone_flags | CLONE_INTO_CGROUP;
+		ca.exit_signal = SIGCHLD;
+		ca.cgroup = (uint64_t)cg2_fd;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid < 0) {
+			/* an older kernel or a filter without clone3: move the child the slow way */
+			if (ncg_procs < MAX_CGROUP_JOINS)
+				cg_procs[ncg_procs++] = (char *)cg2_procs;
+		}
+		if (pid != 0) {
+			close(cg2_fd);
+			cg2_fd = -1;
+		}
+	}
+	if (pid < 0)
+		pid = (pid_t)syscall(SYS_clone, (unsigned long)(p.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
 	if (pid < 0) {
 		snprintf(err, sizeof(err), "clone: %s", strerror(errno));
 		setup_failed(&p, 0, 128, err);
@@ -222,7 +288,10 @@ static int shim_run(const char *mode, const char *plan_path)
 			close(out_p[0]);
 		if (err_p[0] >= 0)
 			close(err_p[0]);
-		struct child_fds fds = {.sync = sv[1], .stdin_r = in_p[0], .stdout_w = out_p[1], .stderr_w = err_p[1]};
+		if (cg2_fd >= 0)
+			close(cg2_fd);
+		struct child_fds fds = {.sync = sv[1], .stdin_r = in_p[0], .stdout_w = out_p[1], .stderr_w = err_p[1],
+					.cg_tasks = cg_tasks, .ncg_tasks = ncg_tasks};
 		child_main(&p, &fds);
 	}
 	close(sv[1]);
@@ -236,9 +305,9 @@ static int shim_run(const char *mode, const char *plan_path)
 	/* place the child in its cgroups before it runs anything of the container */
 	char pidstr[32];
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
-	for (int i = 0; i < p.cgroup_procs.n; i++) {
-		if (write_str_file(p.cgroup_procs.v[i], pidstr) < 0) {
-			snprintf(err, sizeof(err), "join cgroup %s: %s", p.cgroup_procs.v[i], strerror(errno));
+	for (int i = 0; i < ncg_procs; i++) {
+		if (write_str_file(cg_procs[i], pidstr) < 0) {
+			snprintf(err, sizeof(err), "join cgroup %s: %s", cg_procs[i], strerror(errno));
 			setup_failed(&p, pid, 128, err);
 		}
 	}

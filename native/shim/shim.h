@@ -126,6 +126,9 @@ struct child_fds {
 	int sync;       /* SOCK_SEQPACKET to the shim */
 	int stdin_r;    /* -1: /dev/null */
 	int stdout_w, stderr_w;
+	/* cgroup v1 `tasks` files the child joins itself (writing "0") once it has the go */
+	char **cg_tasks;
+	int ncg_tasks;
 };
 
 /* Messages on the sync socket. */
