@@ -59,6 +59,9 @@ export class ShimConnection extends EventEmitter {
   private buffered = 0;
   private readonly pending: Pending[] = [];
   private closed = false;
+  /** Bytes still to come of an output frame that is being passed on in pieces, and its stream. */
+  private outputLeft = 0;
+  private outputStream: 'stdout' | 'stderr' = 'stdout';
   exitStatus: ExitStatus | undefined;
 
   private constructor(private readonly sock: net.Socket) {
@@ -87,12 +90,36 @@ export class ShimConnection extends EventEmitter {
   }
 
   private onData(d: Buffer): void {
+    if (this.outputLeft > 0) {
+      // the rest of an output frame whose start was passed on already
+      const n = Math.min(this.outputLeft, d.length);
+      this.outputLeft -= n;
+      this.emit('output', this.outputStream, n === d.length ? d : d.subarray(0, n));
+      if (n === d.length || this.closed) return;
+      d = d.subarray(n);
+    }
     this.chunks.push(d);
     this.buffered += d.length;
     while (this.buffered >= 5) {
       let head = this.chunks[0] as Buffer;
       if (head.length < 5) head = this.merge();
       const len = head.readUInt32BE(1);
+      if (this.buffered < 5 + len && (head[0] === 0x6f || head[0] === 0x65)) {
+        // An output frame ('o'/'e') is passed on as it arrives, not joined: no copy, and the client gets
+        // the bytes while the rest of the frame is still on its way. Every buffered byte belongs to it.
+        const stream = head[0] === 0x6f ? 'stdout' : 'stderr';
+        const parts = this.chunks;
+        parts[0] = head.subarray(5);
+        this.chunks = [];
+        this.outputLeft = len - (this.buffered - 5);
+        this.outputStream = stream;
+        this.buffered = 0;
+        for (const p of parts) {
+          if (p.length > 0) this.emit('output', stream, p);
+          if (this.closed) return;
+        }
+        return;
+      }
       if (this.buffered < 5 + len) break;
       // one copy at most: only a frame split across socket reads is joined; payloads are views
       if (head.length < 5 + len) head = this.merge();
