@@ -119,7 +119,7 @@ static void setup_failed(struct plan *p, pid_t pid, int code, const char *msg)
 	int n = snprintf(js, sizeof(js),
 			 "{\"exitCode\":%d,\"signal\":0,\"oomKilled\":null,\"finishedAt\":\"%s\",\"pid\":%d,\"error\":\"%.*s\"}\n",
 			 code, ts, (int)pid, (int)el, esc);
-	if (p && p->exit_file && write_file_atomic(p->exit_file, js, (size_t)n, 0644) < 0)
+	if (p && p->exit_file && write_file_atomic(p->exit_file, js, (size_t)n, 0644, 1) < 0)
 		shim_log("write exit file: %s", strerror(errno));
 	char line[1500];
 	snprintf(line, sizeof(line), "err %d %s\n", code, msg);
@@ -138,7 +138,7 @@ static void write_state(struct plan *p, pid_t init)
 	char js[256];
 	int n = snprintf(js, sizeof(js), "{\"shimPid\":%d,\"shimStart\":%llu,\"initPid\":%d,\"initStart\":%llu}\n",
 			 (int)getpid(), proc_start_time(getpid()), (int)init, proc_start_time(init));
-	if (write_file_atomic(p->state_file, js, (size_t)n, 0644) < 0)
+	if (write_file_atomic(p->state_file, js, (size_t)n, 0644, 0) < 0)
 		shim_log("write state file: %s", strerror(errno));
 }
 

@@ -525,7 +525,7 @@ static void finish(struct supervisor *s, int listen_fd)
 	logw_flush(s->log);
 	char js[8192];
 	exit_json(s, js, sizeof(js));
-	if (write_file_atomic(s->p->exit_file, js, strlen(js), 0644) < 0)
+	if (write_file_atomic(s->p->exit_file, js, strlen(js), 0644, 1) < 0)
 		shim_log("write exit file %s: %s", s->p->exit_file, strerror(errno));
 	if (listen_fd >= 0) {
 		close(listen_fd);

@@ -114,7 +114,9 @@ int write_all(int fd, const void *buf, size_t n);
 size_t format_time_now(char *out, size_t outlen);
 /* Appends s (n bytes) JSON-escaped the way Docker's jsonlog does (<>& escaped, invalid UTF-8 -> U+FFFD). */
 size_t json_escape(char *out, const char *s, size_t n);
-int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode);
+/* tmp file + rename; durable: fsync first (exit records: they outlive a host crash; the state file
+ * names processes that a crash ends, so it skips the flush that delays every container start). */
+int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode, int durable);
 unsigned long long proc_start_time(pid_t pid);
 char *xstrdup(const char *s);
 void *xmalloc(size_t n);

@@ -211,7 +211,7 @@ size_t json_escape(char *out, const char *s, size_t n)
 	return o;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode)
+int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode, int durable)
 {
 	size_t pl = strlen(path);
 	char *tmp = xmalloc(pl + 32);
@@ -221,7 +221,7 @@ int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode)
 		free(tmp);
 		return -1;
 	}
-	if (write_all(fd, data, n) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, data, n) < 0 || (durable && fsync(fd) < 0)) {
 		int e = errno;
 		close(fd);
 		unlink(tmp);
