@@ -37,7 +37,7 @@ export class ShimSpawner {
   static for(shimPath: string, logFile: string, log: Logger): ShimSpawner {
     let s = spawners.get(shimPath);
     if (!s) {
-      s = new ShimSpawner(shimPath, logFile, log.child({ sub: 'shim-spawner' }));
+      s = new ShimSpawner(shimPath, logFile, log.child({ part: 'shim-spawner' }));
       spawners.set(shimPath, s);
     }
     return s;
