@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   adaptResources,
   buildDeviceConfig,
+  runtimeAllowedDeviceRules,
   type Cgroup,
   type CgroupManager,
   CgroupV1,
@@ -142,7 +143,8 @@ describe.skipIf(skipReason !== '')(`cgroup v1 on the real hierarchy${skipReason 
     );
     const resources = await hostConfigToLinuxResources(adaptResources(verified.resources));
     const devices = await buildDeviceConfig({ DeviceCgroupRules: ['c 42:* rmw'] });
-    const { cgroup, warnings } = await manager.create(`${top}/many`, { ...resources, devices: devices.rules });
+    // The executor appends runc's allowed devices to the spec's rules, as runc does.
+    const { cgroup, warnings } = await manager.create(`${top}/many`, { ...resources, devices: [...devices.rules, ...runtimeAllowedDeviceRules()] });
     expect([...verified.warnings, ...warnings].every((w) => w === CgroupWarnings.blkioWeight || w === CgroupWarnings.swapLimit)).toBe(true);
     const v1 = cgroup as CgroupV1;
     const read = (ctl: string, file: string): string => readFileSync(path.join(v1.dirOf(ctl) ?? '', file), 'utf8').trim();

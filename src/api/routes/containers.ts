@@ -355,6 +355,9 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     // Raw transports (websocket) never carry stdcopy frames.
     const tty = c.config.Tty || opened.raw === true;
     if (qBool(q, 'logs')) {
+      // Replayed logs are ready at once; some clients (docker-py) read the 101 through a buffered reader
+      // and lose bytes that arrive in the same read, so let the headers go out on their own first.
+      await new Promise((r) => setTimeout(r, 10));
       const ac = new AbortController();
       const { entries } = containers.logs(c.id, { stdout: want.stdout, stderr: want.stderr, follow: false, signal: ac.signal });
       for await (const e of entries) await writeTo(sink, tty ? e.data : frame(e.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, e.data));
