@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
@@ -170,9 +171,14 @@ export class BlobDownloader {
           cb(null, chunk);
         },
       });
+      // Positional writes (not O_APPEND): a write of an earlier, failed attempt landing late can only put
+      // the same blob bytes at the same offsets.
+      const out = createWriteStream(partial, have > 0 ? { flags: 'r+', start: have, mode: 0o600 } : { flags: 'w', mode: 0o600 });
       try {
-        await pipeline(res.body, tap, createWriteStream(partial, { flags: have > 0 ? 'a' : 'w', mode: 0o600 }));
+        await pipeline(res.body, tap, out);
       } catch (e) {
+        // The next attempt sizes the partial file: let this stream's pending writes finish first.
+        if (!out.closed) await once(out, 'close');
         if (e instanceof DigestMismatchError) rmSync(partial, { force: true });
         throw e;
       }
@@ -185,6 +191,10 @@ export class BlobDownloader {
     if (got !== desc.digest) {
       rmSync(partial, { force: true });
       throw new DigestMismatchError(`filesystem layer verification failed for digest ${desc.digest}`);
+    }
+    if (statSync(partial).size !== desc.size) {
+      rmSync(partial, { force: true });
+      throw new RegistryConnectError(`download of ${desc.digest} left a file of the wrong size; retrying from the start`);
     }
     const fd = openSync(partial, 'r');
     try {
