@@ -396,8 +396,8 @@ export class ContainerService {
       await this.launch(c);
     } catch (e) {
       const code = e instanceof ContainerStartError ? e.exitCode : 128;
+      // As dockerd: a container that never ran stays "created", with the code and error recorded.
       c.state = { ...c.state, Status: c.hasBeenStarted ? 'exited' : 'created', Running: false, Pid: 0, ExitCode: code, Error: errorMessage(e) };
-      if (c.hasBeenStarted || e instanceof ContainerStartError) c.state.Status = 'exited';
       this.save(c);
       for (const p of l.pendingAttach.splice(0)) p.resolve(undefined);
       this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(code) }));
@@ -453,9 +453,6 @@ export class ContainerService {
       cleanups.push(() => this.d.network.releaseSandbox(c.id));
       mark('network');
       namespacePaths.network = sandbox.netnsPath ?? 'host';
-      if (mode.startsWith('container:') && sandbox.netnsPath) {
-        // Sharing another container's network also shares its hostname files; UTS stays private as in dockerd.
-      }
       for (const [key, ns] of [['PidMode', 'pid'], ['IpcMode', 'ipc'], ['UTSMode', 'uts']] as const) {
         const v = String(hc[key] ?? '');
         if (v === 'host') namespacePaths[ns] = 'host';
@@ -768,7 +765,6 @@ export class ContainerService {
     if (c.state.Running) {
       c.manuallyStopped = true;
       c.hostConfig = { ...c.hostConfig, AutoRemove: false };
-      const stopped = l.stopped ?? Promise.resolve();
       await this.d.executor.kill(c.id, 9, { all: true }).catch(() => undefined);
       // The exit handler runs in this container's serial queue, after us: finish its work here.
       const st = await Promise.race([this.d.executor.waitExit(c.id), sleep(15_000).then(() => undefined)]);
@@ -779,7 +775,6 @@ export class ContainerService {
       this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(c.state.ExitCode) }));
       l.markStopped?.();
       this.waiters.exited(c.id, { StatusCode: c.state.ExitCode, Error: null });
-      void stopped;
     } else {
       // A container that exited: its executor entry (if a restart policy kept it) is gone already.
       await this.d.executor.delete(c.id).catch(() => undefined);
@@ -1006,7 +1001,6 @@ export class ContainerService {
         this.log.info({ id: c.id }, 'container re-adopted');
       } else {
         const st = outcome;
-        if (c.state.Status === 'restarting') c.state.Running = true;
         // onExit needs the state "running" to act; it then applies the restart policy.
         c.state.Running = true;
         await this.serial(c.id, () => this.onExit(c, st));
