@@ -12,6 +12,11 @@ export interface BerthAddon {
   llistxattr(path: string): string[];
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  /**
+   * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn bytes) and attaches it to the cgroup v2 directory
+   * with BPF_F_ALLOW_MULTI, then detaches the Berth device programs attached there before; returns how many.
+   */
+  attachDeviceFilter(cgroupDir: string, insns: Buffer): number;
 }
 
 export const S_IFIFO = 0o010000;
