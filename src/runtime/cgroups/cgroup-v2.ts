@@ -1,8 +1,10 @@
 // cgroup v2 backend: one directory in the unified hierarchy; controllers enabled top-down through each
-// parent's cgroup.subtree_control. Device rules need an eBPF program (not done here; see CgroupWarnings.devicesV2).
+// parent's cgroup.subtree_control. Device rules become an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program
+// (device-filter.ts) attached to the directory by the native addon.
 
 import path from 'node:path';
 import { BerthError, InvalidParameterError } from '../../errors.js';
+import { nativeAddon } from '../../storage/native.js';
 import type { Logger } from '../../util/logger.js';
 import {
   BaseCgroup,
@@ -20,14 +22,22 @@ import {
   removeCgroupTree,
   writeCgroupFile,
 } from './cgroup.js';
+import { compileDeviceFilter, deviceRulesOnlyAllowAll } from './device-filter.js';
 import {
   type BlkioStatEntry,
   type CgroupStats,
   type CgroupSysInfo,
   CgroupWarnings,
+  type LinuxDeviceCgroup,
   type LinuxResources,
   type LinuxThrottleDevice,
 } from './resources.js';
+
+/** Attaches eBPF device-program bytes to a cgroup v2 directory, replacing Berth's earlier one; returns how many. */
+export type DeviceFilterAttacher = (cgroupDir: string, insns: Buffer) => number;
+
+/** errno codes meaning the kernel cannot run cgroup device programs at all (no bpf(2), no CGROUP_BPF). */
+const NO_DEVICE_BPF = new Set(['ENOSYS', 'EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
 
 /** Controllers Berth enables for its cgroups when the host offers them. */
 const WANTED_CONTROLLERS = ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'];
@@ -37,6 +47,8 @@ export interface CgroupV2Options {
   fs: CgroupFs;
   hostMemory: number;
   log?: Logger | undefined;
+  /** Default: the native addon's attachDeviceFilter (tests inject a fake). */
+  attachDeviceFilter?: DeviceFilterAttacher | undefined;
 }
 
 /** runc (≤ 1.3) mapping of cpu.shares [2, 262144] onto cpu.weight [1, 10000]. */
@@ -148,7 +160,7 @@ export class CgroupV2Manager implements CgroupManager {
       blkioReadIOpsDevice: has('io'),
       blkioWriteIOpsDevice: has('io'),
       pidsLimit: has('pids'),
-      devices: false,
+      devices: true,
       freezer: true,
     };
   }
@@ -200,8 +212,9 @@ export class CgroupV2 extends BaseCgroup {
       }
     };
 
-    // TODO(berth): v2 device rules need a BPF_PROG_TYPE_CGROUP_DEVICE program attached with bpf(2).
-    if (r.devices !== undefined && r.devices.length > 0) warnings.push(CgroupWarnings.devicesV2);
+    if (r.devices !== undefined && r.devices.length > 0) {
+      if (!(await this.applyDevices(r.devices))) warnings.push(CgroupWarnings.devicesV2);
+    }
 
     const m = r.memory;
     if (m !== undefined) {
@@ -273,6 +286,32 @@ export class CgroupV2 extends BaseCgroup {
     const out = [...new Set(warnings)];
     if (out.length > 0) this.opts.log?.info({ cgroup: this.path, warnings: out }, 'cgroup settings skipped');
     return out;
+  }
+
+  /**
+   * Compiles the rules (runc's semantics, default deny) and attaches the program. false when the kernel cannot run
+   * device programs and the rules restrict something (the caller warns); other failures throw.
+   */
+  private async applyDevices(rules: LinuxDeviceCgroup[]): Promise<boolean> {
+    const insns = compileDeviceFilter(rules);
+    const attach = this.opts.attachDeviceFilter ?? ((dir: string, bytes: Buffer) => nativeAddon().attachDeviceFilter(dir, bytes));
+    try {
+      const replaced = attach(this.dir, insns);
+      this.opts.log?.debug({ cgroup: this.path, insns: insns.length / 8, replaced }, 'device filter attached');
+      return true;
+    } catch (err) {
+      // Rules that only allow everything restrict nothing: a refusal changes nothing (runc ignores it too).
+      if (deviceRulesOnlyAllowAll(rules)) {
+        this.opts.log?.info({ err, cgroup: this.path }, 'device filter not attached; the rules allow every device');
+        return true;
+      }
+      const code = errnoCode(err);
+      if (code !== undefined && NO_DEVICE_BPF.has(code)) {
+        this.opts.log?.warn({ err, cgroup: this.path }, 'kernel refused the cgroup device program');
+        return false;
+      }
+      throw new BerthError(`failed to set cgroup v2 device rules on ${this.dir}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   protected async canFreeze(): Promise<boolean> {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/logger.js';
 import { type CgroupFs, type CgroupManager, realCgroupFs } from './cgroup.js';
 import { CgroupV1Manager } from './cgroup-v1.js';
-import { CgroupV2Manager } from './cgroup-v2.js';
+import { CgroupV2Manager, type DeviceFilterAttacher } from './cgroup-v2.js';
 import { parseCgroupMounts } from './mountinfo.js';
 
 export interface CgroupManagerOptions {
@@ -21,6 +21,8 @@ export interface CgroupManagerOptions {
   /** Host memory in bytes for capping memory_stats.limit (default os.totalmem()). */
   hostMemory?: number;
   log?: Logger;
+  /** cgroup v2 device-program attach (tests inject a fake; default: the native addon). */
+  attachDeviceFilter?: DeviceFilterAttacher;
 }
 
 export function createCgroupManager(options: CgroupManagerOptions = {}): CgroupManager {
@@ -29,7 +31,7 @@ export function createCgroupManager(options: CgroupManagerOptions = {}): CgroupM
   const hostMemory = options.hostMemory ?? os.totalmem();
   const log = options.log?.child({ sub: 'cgroups' });
   if (existsSync(path.join(root, 'cgroup.controllers'))) {
-    return new CgroupV2Manager({ mountPoint: root, fs, hostMemory, log });
+    return new CgroupV2Manager({ mountPoint: root, fs, hostMemory, log, attachDeviceFilter: options.attachDeviceFilter });
   }
   const mounts = parseCgroupMounts(options.mountinfo ?? readFileSync('/proc/self/mountinfo', 'utf8'), root);
   // A cgroup2 mount alongside v1 hierarchies (hybrid) is used for tracking, kill and freeze fallback only.
@@ -39,7 +41,15 @@ export function createCgroupManager(options: CgroupManagerOptions = {}): CgroupM
 export type { Cgroup, CgroupFs, CgroupManager } from './cgroup.js';
 export { realCgroupFs } from './cgroup.js';
 export { CgroupV1, CgroupV1Manager, formatV1DeviceRule, parseBlkioFile } from './cgroup-v1.js';
-export { CgroupV2, CgroupV2Manager, blkioWeightToIoWeight, memorySwapToV2, sharesToCpuWeight } from './cgroup-v2.js';
+export {
+  CgroupV2,
+  CgroupV2Manager,
+  type DeviceFilterAttacher,
+  blkioWeightToIoWeight,
+  memorySwapToV2,
+  sharesToCpuWeight,
+} from './cgroup-v2.js';
+export { compileDeviceFilter, emulateDeviceRules } from './device-filter.js';
 export { type CgroupMounts, type V1Hierarchy, parseCgroupMounts } from './mountinfo.js';
 export * from './resources.js';
 export * from './host-config.js';

@@ -104,7 +104,7 @@ export interface CgroupSysInfo {
   blkioReadIOpsDevice: boolean;
   blkioWriteIOpsDevice: boolean;
   pidsLimit: boolean;
-  /** Device rules can be enforced from TypeScript (v1 devices controller; false on v2: needs eBPF). */
+  /** Device rules can be enforced (v1 devices controller; v2: an eBPF program, unless the kernel refuses it). */
   devices: boolean;
   freezer: boolean;
 }
@@ -202,5 +202,5 @@ export const CgroupWarnings = {
     'Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded.',
   devices: 'The devices cgroup controller is not mounted. Device access rules discarded.',
   devicesV2:
-    'Device access rules are not enforced on cgroup v2 by this Berth build (needs an eBPF device program). Device rules discarded.',
+    'Your kernel does not support cgroup v2 device programs (eBPF BPF_PROG_TYPE_CGROUP_DEVICE). Device access rules discarded.',
 } as const;

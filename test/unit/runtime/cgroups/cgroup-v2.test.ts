@@ -2,7 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   blkioWeightToIoWeight,
   CgroupWarnings,
+  compileDeviceFilter,
   createCgroupManager,
+  type DeviceFilterAttacher,
   type LinuxResources,
   memorySwapToV2,
   sharesToCpuWeight,
@@ -63,7 +65,20 @@ describe('cgroup v2 backend over a fake cgroupfs', () => {
     await fake.cleanup();
   });
 
-  const manager = () => createCgroupManager({ root: fake.root, fs: fake, hostMemory: 4 * 2 ** 30 });
+  /** Device programs the backend attached: [cgroup dir, instruction bytes]. */
+  let attached: Array<[string, Buffer]> = [];
+  let attachFails: NodeJS.ErrnoException | undefined;
+  const attachDeviceFilter: DeviceFilterAttacher = (dir, insns) => {
+    if (attachFails !== undefined) throw attachFails;
+    attached.push([dir, insns]);
+    return 0;
+  };
+  beforeEach(() => {
+    attached = [];
+    attachFails = undefined;
+  });
+
+  const manager = () => createCgroupManager({ root: fake.root, fs: fake, hostMemory: 4 * 2 ** 30, attachDeviceFilter });
 
   it('detects v2 from cgroup.controllers at the root', () => {
     const mgr = manager();
@@ -89,8 +104,41 @@ describe('cgroup v2 backend over a fake cgroupfs', () => {
     expect(await fake.get(`${d}/pids.max`)).toBe('100');
     expect(await fake.get(`${d}/io.weight`)).toBe('2930'); // 1 + (290 × 9999) / 990
     expect(fake.writesTo(`${d}/io.max`)).toEqual(['8:0 rbps=1048576', '8:0 wiops=100']);
-    expect(warnings).toEqual([CgroupWarnings.devicesV2, CgroupWarnings.memorySwappiness]);
+    expect(warnings).toEqual([CgroupWarnings.memorySwappiness]);
     expect(cgroup.procsFiles()).toEqual([`${fake.root}/${d}/cgroup.procs`]);
+    expect(attached).toEqual([[`${fake.root}/${d}`, compileDeviceFilter(RESOURCES.devices ?? [])]]);
+  });
+
+  it('attaches the device program on update too, and none when no device rules are given', async () => {
+    const { cgroup } = await manager().create('berth/u', { pids: { limit: 10 } });
+    expect(attached).toEqual([]);
+    const rules = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c' as const, major: 1, minor: 3, access: 'rwm' }];
+    expect(await cgroup.update({ devices: rules })).toEqual([]);
+    expect(attached).toEqual([[`${fake.root}/berth/u`, compileDeviceFilter(rules)]]);
+  });
+
+  it('warns when the kernel cannot run device programs, fails on other attach errors', async () => {
+    attachFails = Object.assign(new Error('ENOSYS: Function not implemented, bpf(BPF_PROG_LOAD)'), { code: 'ENOSYS' });
+    expect((await manager().create('k1', { devices: [{ allow: false, access: 'rwm' }] })).warnings).toEqual([CgroupWarnings.devicesV2]);
+    // Allow-everything rules restrict nothing: no warning even then.
+    expect((await manager().create('k2', { devices: [{ allow: true, access: 'rwm' }] })).warnings).toEqual([]);
+    attachFails = Object.assign(new Error('EPERM: Operation not permitted, bpf(BPF_PROG_ATTACH)'), { code: 'EPERM' });
+    await expect(manager().create('k3', { devices: [{ allow: false, access: 'rwm' }] })).rejects.toThrow(
+      /failed to set cgroup v2 device rules on .*k3: EPERM.*BPF_PROG_ATTACH/,
+    );
+  });
+
+  it('refuses rules runc refuses (a hole in a wildcard exception) before writing anything', async () => {
+    await expect(
+      manager().create('h', {
+        devices: [
+          { allow: false, access: 'rwm' },
+          { allow: true, type: 'c', major: 136, minor: -1, access: 'rwm' },
+          { allow: false, type: 'c', major: 136, minor: 0, access: 'rwm' },
+        ],
+      }),
+    ).rejects.toThrow(/cannot punch hole/);
+    expect(attached).toEqual([]);
   });
 
   it('writes the raw weight to io.bfq.weight when BFQ is there', async () => {
@@ -204,7 +252,7 @@ describe('cgroup v2 backend over a fake cgroupfs', () => {
       mems: '0',
       blkioWeight: true,
       pidsLimit: true,
-      devices: false,
+      devices: true,
     });
   });
 
