@@ -9,7 +9,7 @@
 // Nothing is ever mounted inside the container directory, so removing a container cannot reach a view.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
@@ -142,7 +142,12 @@ export class ContainerViews {
     const target = this.newMountPoint();
     const dir = this.containerDir(c.id);
     try {
-      if (writable) {
+      if (c.driver === 'vfs') {
+        // vfs: the container's whole tree is <dir>/fs (its first start copies the image there); a
+        // never-started container reads the image's tree and gets its copy before a write
+        nativeAddon().mount(this.vfsTree(c, writable), target, '', MS_BIND, '');
+        if (!writable || c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+      } else if (writable) {
         mountOverlay(target, { lower: this.lowerDirs(c), upper: join(dir, 'upper'), work: join(dir, 'work') });
         if (c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_RDONLY, '');
       } else {
@@ -169,6 +174,19 @@ export class ContainerViews {
         this.unmountAndRemove(target);
       },
     };
+  }
+
+  /** A vfs container's own tree (ContainerService.vfsRootfs makes the same copy at first start). */
+  private vfsTree(c: ContainerRecord, writable: boolean): string {
+    const fs = join(this.containerDir(c.id), 'fs');
+    if (existsSync(fs)) return fs;
+    const image = c.chainId ? this.d.layers.lowerDirs(c.chainId)[0] : undefined;
+    if (!writable && image) return image;
+    const tmp = `${fs}.tmp-${randomBytes(4).toString('hex')}`;
+    if (image) cpSync(image, tmp, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+    else mkdirSync(tmp, { recursive: true });
+    renameSync(tmp, fs);
+    return fs;
   }
 
   /** Binds the container's volumes and bind mounts at their destinations inside a mounted view. */
