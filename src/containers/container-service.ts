@@ -1013,7 +1013,8 @@ export class ContainerService {
   async startRestartPolicyContainers(): Promise<void> {
     for (const c of this.records.values()) {
       const p = c.hostConfig.RestartPolicy?.Name;
-      if (c.state.Running || c.manuallyStopped || !c.hasBeenStarted) continue;
+      // dockerd: `always` starts again at daemon start even when stopped by hand; unless-stopped does not
+      if (c.state.Running || !c.hasBeenStarted) continue;
       if (p === 'always' || (p === 'unless-stopped' && !c.manuallyStopped)) {
         await this.start(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'restart policy start failed'));
       }
