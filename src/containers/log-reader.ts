@@ -248,6 +248,9 @@ export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator
     o.signal?.addEventListener('abort', onAbort);
     try {
       for (;;) {
+        // Whether the container had stopped before this pass: a pass that starts after the stop has read
+        // everything the shim wrote (it writes the log before it reports the exit).
+        const finishing = stopped || o.signal?.aborted === true;
         if (live) {
           for await (const line of readFrom(live.fh, live.pos, live.splitter)) {
             const e = parseLine(line);
@@ -255,20 +258,15 @@ export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator
             if (o.until !== undefined && e && e.timeNano > o.until) return;
           }
         }
-        // Rotation: the live file was renamed away; finish it above, then switch to the new one.
+        // Rotation (or the first output): the live file was replaced; finish it above, then switch.
         const ino = await inode(path);
         if (ino !== undefined && ino !== live?.ino) {
           await live?.fh.close();
           live = { fh: await open(path, 'r'), pos: { at: 0 }, ino, splitter: new LineSplitter() };
           continue;
         }
-        if (stopped || o.signal?.aborted) {
-          if (live) for await (const line of readFrom(live.fh, live.pos, live.splitter)) {
-            const e = parseLine(line);
-            if (e && wanted(e)) yield e;
-          }
-          return;
-        }
+        if (finishing) return;
+        if (stopped || o.signal?.aborted) continue; // stopped during this pass: one more pass reads the rest
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, 250);
           wake = () => {

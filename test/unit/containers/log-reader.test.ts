@@ -1,0 +1,69 @@
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readLogs, type LogEntry } from '../../../src/containers/log-reader.js';
+
+const line = (log: string, stream = 'stdout', time = '2026-01-01T00:00:00.000000001Z'): string =>
+  `${JSON.stringify({ log, stream, time })}\n`;
+
+async function collect(gen: AsyncGenerator<LogEntry>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of gen) out.push(`${e.stream}:${e.data.toString()}`);
+  return out;
+}
+
+describe('json-file log reader', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-logs-'));
+    path = join(dir, 'c-json.log');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads rotated files oldest first, selects streams and keeps the tail', async () => {
+    writeFileSync(`${path}.2`, line('a\n'));
+    writeFileSync(`${path}.1`, line('b\n', 'stderr'));
+    writeFileSync(path, line('c\n') + line('d\n', 'stderr'));
+    expect(await collect(readLogs(path, { stdout: true, stderr: true, follow: false, maxFile: 3 }))).toEqual([
+      'stdout:a\n', 'stderr:b\n', 'stdout:c\n', 'stderr:d\n',
+    ]);
+    expect(await collect(readLogs(path, { stdout: true, stderr: false, follow: false, maxFile: 3 }))).toEqual(['stdout:a\n', 'stdout:c\n']);
+    expect(await collect(readLogs(path, { stdout: true, stderr: true, tail: 1, follow: false, maxFile: 3 }))).toEqual(['stderr:d\n']);
+  });
+
+  it('skips a torn last line and decodes escapes', async () => {
+    writeFileSync(path, line('tab\there "q" \u0001\n') + '{"log":"torn');
+    expect(await collect(readLogs(path, { stdout: true, stderr: true, follow: false, maxFile: 1 }))).toEqual(['stdout:tab\there "q" \u0001\n']);
+  });
+
+  it('a follower sees output written just before the container stops, even when the file appears late', async () => {
+    let stop: () => void = () => undefined;
+    const stopped = new Promise<void>((r) => {
+      stop = r;
+    });
+    const reading = collect(readLogs(path, { stdout: true, stderr: true, follow: true, stopped, maxFile: 1 }));
+    await new Promise((r) => setImmediate(r));
+    writeFileSync(path, line('first\n'));
+    appendFileSync(path, line('last\n'));
+    stop();
+    expect(await reading).toEqual(['stdout:first\n', 'stdout:last\n']);
+  });
+
+  it('a follower follows rotation', async () => {
+    writeFileSync(path, line('one\n'));
+    let stop: () => void = () => undefined;
+    const stopped = new Promise<void>((r) => {
+      stop = r;
+    });
+    const reading = collect(readLogs(path, { stdout: true, stderr: true, follow: true, stopped, maxFile: 2 }));
+    await new Promise((r) => setTimeout(r, 50));
+    appendFileSync(path, line('two\n'));
+    const { renameSync } = await import('node:fs');
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, line('three\n'));
+    stop();
+    expect(await reading).toEqual(['stdout:one\n', 'stdout:two\n', 'stdout:three\n']);
+  });
+});
