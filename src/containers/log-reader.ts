@@ -1,4 +1,5 @@
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { close, fstatSync, openSync, read } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import { watch, type FSWatcher } from 'node:fs';
 
@@ -162,8 +163,38 @@ async function inode(path: string): Promise<number | undefined> {
 
 const CHUNK = 1024 * 1024;
 
+/** An open log file: opened synchronously, so a container removed right after the request cannot take it away. */
+interface LogFile {
+  ino: number;
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+function openLogFile(path: string): LogFile | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  let closed = false;
+  return {
+    ino: fstatSync(fd).ino,
+    read: (buf, offset, length, position) =>
+      new Promise((resolve, reject) => {
+        read(fd, buf, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })));
+      }),
+    // Idempotent: an fd number must never be closed twice (it may already belong to another file).
+    close: () => {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise((resolve) => close(fd, () => resolve()));
+    },
+  };
+}
+
 /** Reads the next chunk of one file from `pos`: its whole lines, or undefined at the current end. */
-async function readLines(fh: FileHandle, pos: { at: number }, splitter: LineSplitter): Promise<Buffer[] | undefined> {
+async function readLines(fh: LogFile, pos: { at: number }, splitter: LineSplitter): Promise<Buffer[] | undefined> {
   // a fresh buffer per read (lines are views into it), the unterminated rest copied in front
   const rest = splitter.rest;
   const buf = Buffer.allocUnsafeSlow(rest.length + CHUNK);
@@ -175,7 +206,7 @@ async function readLines(fh: FileHandle, pos: { at: number }, splitter: LineSpli
 }
 
 /** Reads one file from `pos` to its current end, yielding whole lines. */
-async function* readFrom(fh: FileHandle, pos: { at: number }, splitter: LineSplitter): AsyncGenerator<Buffer> {
+async function* readFrom(fh: LogFile, pos: { at: number }, splitter: LineSplitter): AsyncGenerator<Buffer> {
   for (;;) {
     const lines = await readLines(fh, pos, splitter);
     if (!lines) return;
@@ -186,29 +217,29 @@ async function* readFrom(fh: FileHandle, pos: { at: number }, splitter: LineSpli
 /**
  * Docker's json-file reader: rotated files oldest first, then the live file; `tail` keeps the last N;
  * `follow` keeps reading across rotation until the container stops (or the client goes away).
+ * The files are opened at the call, before anything else runs: `docker-py run(remove=True)` asks for the
+ * logs and removes the container before it reads them.
  */
-export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator<LogEntry> {
+export function readLogs(path: string, o: LogReadOptions): AsyncGenerator<LogEntry> {
+  const files: [string, LogFile | undefined][] = [];
+  for (let i = o.maxFile - 1; i >= 1; i--) files.push([`${path}.${i}`, openLogFile(`${path}.${i}`)]);
+  files.push([path, openLogFile(path)]);
+  return readOpenedLogs(path, files, o);
+}
+
+async function* readOpenedLogs(path: string, files: [string, LogFile | undefined][], o: LogReadOptions): AsyncGenerator<LogEntry> {
   const wanted = (e: LogEntry): boolean =>
     ((e.stream === 'stdout' && o.stdout) || (e.stream === 'stderr' && o.stderr)) &&
     (o.since === undefined || e.timeNano >= o.since) &&
     (o.until === undefined || e.timeNano <= o.until);
 
-  const files: string[] = [];
-  for (let i = o.maxFile - 1; i >= 1; i--) files.push(`${path}.${i}`);
-  files.push(path);
-
   // Existing content: tail keeps a ring of the last N wanted entries.
   const ring: LogEntry[] = [];
   const tail = o.tail;
-  let live: { fh: FileHandle; pos: { at: number }; ino: number | undefined; splitter: LineSplitter } | undefined;
+  let live: { fh: LogFile; pos: { at: number }; ino: number | undefined; splitter: LineSplitter } | undefined;
   try {
-    for (const f of files) {
-      let fh: FileHandle;
-      try {
-        fh = await open(f, 'r');
-      } catch {
-        continue;
-      }
+    for (const [f, fh] of files) {
+      if (!fh) continue;
       const pos = { at: 0 };
       const splitter = new LineSplitter();
       read: for (;;) {
@@ -225,7 +256,7 @@ export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator
           if (o.signal?.aborted) break read;
         }
       }
-      if (f === path) live = { fh, pos, ino: (await fh.stat()).ino, splitter };
+      if (f === path) live = { fh, pos, ino: fh.ino, splitter };
       else await fh.close();
     }
     yield* ring;
@@ -261,8 +292,10 @@ export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator
         // Rotation (or the first output): the live file was replaced; finish it above, then switch.
         const ino = await inode(path);
         if (ino !== undefined && ino !== live?.ino) {
+          const next = openLogFile(path);
+          if (!next) continue;
           await live?.fh.close();
-          live = { fh: await open(path, 'r'), pos: { at: 0 }, ino, splitter: new LineSplitter() };
+          live = { fh: next, pos: { at: 0 }, ino: next.ino, splitter: new LineSplitter() };
           continue;
         }
         if (finishing) return;
@@ -281,5 +314,6 @@ export async function* readLogs(path: string, o: LogReadOptions): AsyncGenerator
     }
   } finally {
     await live?.fh.close();
+    for (const [, fh] of files) await fh?.close();
   }
 }
