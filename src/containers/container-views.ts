@@ -157,23 +157,7 @@ export class ContainerViews {
       rmdirSync(target);
       throw e;
     }
-    let root: ConfinedRoot;
-    try {
-      root = ConfinedRoot.open(target);
-      this.bindMounts(c, root, writable);
-    } catch (e) {
-      this.unmountAndRemove(target);
-      throw e;
-    }
-    return {
-      root,
-      virtual: new Set(),
-      kind: 'mounted',
-      release: () => {
-        root.close();
-        this.unmountAndRemove(target);
-      },
-    };
+    return this.viewOf(target, (root) => this.bindMounts(c, root, writable));
   }
 
   /** A vfs container's own tree (ContainerService.vfsRootfs makes the same copy at first start). */
@@ -227,17 +211,12 @@ export class ContainerViews {
     return this.readOnlyStack(this.lowerDirs(c));
   }
 
-  private readOnlyStack(lower: string[]): RootView {
-    const target = this.newMountPoint();
-    try {
-      mountOverlay(target, { lower });
-    } catch (e) {
-      rmdirSync(target);
-      throw e;
-    }
+  /** A view over a mounted target: opened confined, unmounted (and removed) on release or on failure. */
+  private viewOf(target: string, prepare?: (root: ConfinedRoot) => void): RootView {
     let root: ConfinedRoot;
     try {
       root = ConfinedRoot.open(target);
+      prepare?.(root);
     } catch (e) {
       this.unmountAndRemove(target);
       throw e;
@@ -251,6 +230,17 @@ export class ContainerViews {
         this.unmountAndRemove(target);
       },
     };
+  }
+
+  private readOnlyStack(lower: string[]): RootView {
+    const target = this.newMountPoint();
+    try {
+      mountOverlay(target, { lower });
+    } catch (e) {
+      rmdirSync(target);
+      throw e;
+    }
+    return this.viewOf(target);
   }
 
   /** The upper dir itself (diff, commit), walked through fds like any container-controlled tree. */
