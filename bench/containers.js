@@ -1,24 +1,20 @@
 #!/usr/bin/env node
 // Container benchmarks against a real berthd (as root, after `npm run build`): run latency, raw-API
 // lifecycle, attach throughput, log reading, shim memory. Reports figures; asserts nothing.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, symlinkSync, copyFileSync, chmodSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { busyboxRootfs, dockerCli, median } from './lib/common.js';
 import { Agent, request } from 'undici';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'bb-'));
 const sock = join(dir, 'd.sock');
 const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'cfg') };
+const docker = dockerCli(env);
 const agent = new Agent({ connect: { socketPath: sock } });
-
-function docker(args, opts = {}) {
-  const r = spawnSync('docker', args, { env, maxBuffer: 1 << 30, ...opts });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
-  return r;
-}
 
 async function api(method, path, body) {
   const res = await request(`http://localhost${path}`, {
@@ -31,31 +27,6 @@ async function api(method, path, body) {
   return { status: res.statusCode, json: text ? JSON.parse(text) : undefined };
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function busyboxRootfs() {
-  const root = join(dir, 'rootfs');
-  for (const d of ['bin', 'tmp', 'etc', 'proc', 'sys', 'dev', 'root', 'usr/bin', 'usr/sbin', 'sbin']) mkdirSync(join(root, d), { recursive: true });
-  chmodSync(join(root, 'tmp'), 0o1777);
-  copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
-  chmodSync(join(root, 'bin/busybox'), 0o755);
-  for (const a of execFileSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-    if (a !== 'bin/busybox') {
-      try {
-        symlinkSync('/bin/busybox', join(root, a));
-      } catch {
-        // duplicate applet path
-      }
-    }
-  }
-  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
-  return root;
-}
-
 const daemon = spawn(process.execPath, [MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null'], {
   stdio: 'ignore',
 });
@@ -64,7 +35,7 @@ try {
     if (docker(['version'], { allowFail: true }).status === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const tar = spawnSync('tar', ['-C', busyboxRootfs(), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
+  const tar = spawnSync('tar', ['-C', busyboxRootfs(dir), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
   docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
 
   // 1. docker run --rm busybox true (CLI end to end)

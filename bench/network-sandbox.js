@@ -4,11 +4,12 @@
 // --network host, interleaved so machine load hits all alike. Prints medians and the overhead over host
 // mode. Asserts nothing.
 //   node bench/network-sandbox.js [rounds=20] [mode...]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { busyboxRootfs, dockerCli, median } from './lib/common.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const rounds = Number(process.argv[2] ?? 20);
@@ -16,36 +17,7 @@ const only = process.argv.slice(3); // a subset of: bridge publish none host
 const dir = mkdtempSync(join(tmpdir(), 'bn-'));
 const sock = join(dir, 'd.sock');
 const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'cfg') };
-
-function docker(args, opts = {}) {
-  const r = spawnSync('docker', args, { env, maxBuffer: 1 << 30, ...opts });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
-  return r;
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function busyboxRootfs() {
-  const root = join(dir, 'rootfs');
-  for (const d of ['bin', 'tmp', 'etc', 'proc', 'sys', 'dev', 'root', 'usr/bin', 'usr/sbin', 'sbin']) mkdirSync(join(root, d), { recursive: true });
-  chmodSync(join(root, 'tmp'), 0o1777);
-  copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
-  chmodSync(join(root, 'bin/busybox'), 0o755);
-  for (const a of execFileSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-    if (a === 'bin/busybox') continue;
-    try {
-      symlinkSync('/bin/busybox', join(root, a));
-    } catch {
-      // duplicate applet path
-    }
-  }
-  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
-  return root;
-}
+const docker = dockerCli(env);
 
 // KEEP_LOG=<file>: the daemon logs at debug level into that file (timings of the sandbox steps).
 const keepLog = process.env.KEEP_LOG;
@@ -59,7 +31,7 @@ try {
     if (docker(['version'], { allowFail: true }).status === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const tar = spawnSync('tar', ['-C', busyboxRootfs(), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
+  const tar = spawnSync('tar', ['-C', busyboxRootfs(dir), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
   docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
 
   const args = { bridge: [], publish: ['-p', '80'], none: ['--network', 'none'], host: ['--network', 'host'] };
