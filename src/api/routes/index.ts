@@ -8,6 +8,7 @@ import { imageRoutes } from './images.js';
 import { containerRoutes } from './containers.js';
 import { containerOpsRoutes } from './containers-ops.js';
 import { registryRoutes } from './registry.js';
+import { pluginRoutes, swarmRoutes } from './swarm.js';
 
 /** Every routes file, one per API area. */
 export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -19,4 +20,6 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   containerRoutes(app, services);
   containerOpsRoutes(app, services);
   registryRoutes(app, services);
+  swarmRoutes(app);
+  pluginRoutes(app);
 }
