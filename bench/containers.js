@@ -1,91 +1,222 @@
 #!/usr/bin/env node
-// Container benchmarks against a real berthd (as root, after `npm run build`): run latency, raw-API
-// lifecycle, attach throughput, log reading, shim memory. Reports figures; asserts nothing.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { busyboxRootfs, dockerCli, median } from './lib/common.js';
-import { Agent, request } from 'undici';
+// Container workloads against Berth and, with --compare unix:///other.sock, another Docker-API daemon in the same
+// run: each round runs every workload on each daemon in turn (alternating), and the table shows medians of the
+// rounds with the ratio Berth / other. Reports figures; asserts nothing. Needs root and a build.
+//   node bench/containers.js [--compare unix:///var/tmp/berth-refd/docker.sock] [--rounds 5] [workload-name …]
+import { execFile } from 'node:child_process';
+import { benchArgs, benchDaemons, daemonRssMiB, ensureBusybox } from './lib/daemons.js';
+import { median } from './lib/common.js';
 
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'bb-'));
-const sock = join(dir, 'd.sock');
-const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'cfg') };
-const docker = dockerCli(env);
-const agent = new Agent({ connect: { socketPath: sock } });
+const args = benchArgs();
 
-async function api(method, path, body) {
-  const res = await request(`http://localhost${path}`, {
-    method,
-    dispatcher: agent,
-    headers: body ? { 'content-type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.body.text();
-  return { status: res.statusCode, json: text ? JSON.parse(text) : undefined };
+const ms = (t) => Number(process.hrtime.bigint() - t) / 1e6;
+
+async function parallel(n, limit, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: limit }, async () => {
+    while (next < n) await fn(next++);
+  }));
 }
 
-const daemon = spawn(process.execPath, [MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null'], {
-  stdio: 'ignore',
-});
+/** Creates `n` stopped containers (for list/inspect figures); returns their ids. */
+async function createMany(d, n) {
+  const ids = [];
+  await parallel(n, 4, async () => {
+    const r = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'], Labels: { bench: '1' } });
+    ids.push(r.json.Id);
+  });
+  return ids;
+}
+
+async function removeAll(d, ids) {
+  await parallel(ids.length, 4, async (i) => {
+    await d.api('DELETE', `/containers/${ids[i]}?force=1`);
+  });
+}
+
+/** Each workload: name, unit, lower-is-better, the issue's target ratio, and a function giving one round's figure. */
+const workloads = [
+  {
+    name: 'docker run --rm busybox true', unit: 'ms', target: 0.15,
+    run: (d) => {
+      const xs = [];
+      for (let i = 0; i < 5; i++) {
+        const t = process.hrtime.bigint();
+        d.docker(['run', '--rm', 'busybox', 'true']);
+        xs.push(ms(t));
+      }
+      return median(xs);
+    },
+  },
+  {
+    name: 'create+start+wait+remove, raw API', unit: 'ms', target: 0.15,
+    run: async (d) => {
+      const xs = [];
+      for (let i = 0; i < 5; i++) {
+        const t = process.hrtime.bigint();
+        const { json } = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'] });
+        const wait = d.api('POST', `/containers/${json.Id}/wait?condition=next-exit`);
+        await d.api('POST', `/containers/${json.Id}/start`);
+        await wait;
+        await d.api('DELETE', `/containers/${json.Id}`);
+        xs.push(ms(t));
+      }
+      return median(xs);
+    },
+  },
+  {
+    name: '30 detached runs, 6 at a time, then rm -f of the 30', unit: 'ms', target: 0.2, pair: 'rm -f of 30 running',
+    run: async (d) => {
+      const ids = [];
+      const t = process.hrtime.bigint();
+      await parallel(30, 6, async () => {
+        // The CLI as a user runs it, spawned asynchronously so that six run at once.
+        const id = await new Promise((resolve) =>
+          execFile('docker', ['run', '-d', 'busybox', 'sleep', '300'], { env: d.env }, (err, stdout) => resolve(err ? '' : stdout.trim())),
+        );
+        ids.push(id);
+      });
+      const runMs = ms(t);
+      const t2 = process.hrtime.bigint();
+      d.docker(['rm', '-f', ...ids.filter(Boolean)]);
+      return [runMs, ms(t2)];
+    },
+  },
+  {
+    name: '/_ping on a kept-alive connection', unit: 'µs', target: 0.8,
+    run: async (d) => {
+      for (let i = 0; i < 100; i++) await d.api('GET', '/_ping');
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < 1000; i++) await d.api('GET', '/_ping');
+      return (ms(t) * 1000) / 1000;
+    },
+  },
+  {
+    name: 'list 30 containers', unit: 'ms', target: 0.3, setup: (d) => createMany(d, 30), teardown: removeAll,
+    run: async (d) => {
+      const xs = [];
+      for (let i = 0; i < 20; i++) {
+        const t = process.hrtime.bigint();
+        await d.api('GET', '/containers/json?all=1');
+        xs.push(ms(t));
+      }
+      return median(xs);
+    },
+  },
+  {
+    name: 'attach: 200 MB through stdout', unit: 'ms', target: 0.25, rounds: 3,
+    run: (d) => {
+      const bytes = 200 * 1000 * 1000;
+      const t = process.hrtime.bigint();
+      const out = d.docker(['run', '--rm', 'busybox', 'head', '-c', String(bytes), '/dev/zero'], { maxBuffer: bytes + 1024 });
+      if (out.stdout.length !== bytes) throw new Error(`attach: got ${out.stdout.length} bytes`);
+      return ms(t);
+    },
+  },
+  {
+    name: 'read 100k log lines', unit: 'ms', target: 0.4,
+    setup: (d) => {
+      d.docker(['run', '--name', 'bench-chatty', 'busybox', 'sh', '-c', 'seq 1 100000']);
+      return ['bench-chatty'];
+    },
+    teardown: (d) => d.docker(['rm', '-f', 'bench-chatty'], { allowFail: true }),
+    run: (d) => {
+      const t = process.hrtime.bigint();
+      const logs = d.docker(['logs', 'bench-chatty']);
+      if (logs.stdout.length < 588895) throw new Error('logs: short read');
+      return ms(t);
+    },
+  },
+  {
+    name: 'daemon RSS idle', unit: 'MiB', target: 0.5, rounds: 1,
+    run: (d) => daemonRssMiB(d.pid()),
+  },
+  {
+    name: 'daemon RSS with 50 running', unit: 'MiB', rounds: 1,
+    setup: async (d) => {
+      const ids = await createMany(d, 50);
+      await parallel(ids.length, 4, async (i) => d.api('POST', `/containers/${ids[i]}/start`));
+      return ids;
+    },
+    teardown: removeAll,
+    run: (d) => daemonRssMiB(d.pid()),
+  },
+];
+
+// Scale: list and inspect with 100 and 1,000 containers (stopped ones: the figure is the daemon's bookkeeping).
+for (const n of [100, 1000]) {
+  workloads.push({
+    name: `list ${n} containers`, unit: 'ms', rounds: 3, scale: true,
+    setup: (d) => createMany(d, n), teardown: removeAll,
+    run: async (d, ids) => {
+      const xs = [];
+      for (let i = 0; i < 10; i++) {
+        const t = process.hrtime.bigint();
+        const r = await d.api('GET', '/containers/json?all=1');
+        if (r.json.length < ids.length) throw new Error('list: short');
+        xs.push(ms(t));
+      }
+      return median(xs);
+    },
+    also: {
+      name: `inspect each of ${n} containers`,
+      run: async (d, ids) => {
+        const t = process.hrtime.bigint();
+        for (const id of ids) await d.api('GET', `/containers/${id}/json`);
+        return ms(t);
+      },
+    },
+  });
+}
+
+const only = args.rest.filter((a) => !a.startsWith('-'));
+const selected = workloads.filter((w) => (only.length ? only.some((o) => w.name.includes(o)) : !w.scale || args.rest.includes('--scale')));
+const daemons = await benchDaemons(args);
+const rows = [];
 try {
-  for (let i = 0; i < 200; i++) {
-    if (docker(['version'], { allowFail: true }).status === 0) break;
-    await new Promise((r) => setTimeout(r, 50));
+  for (const d of daemons) ensureBusybox(d);
+  for (const w of selected) {
+    // figures[row][daemon] = list of round figures; a workload may give two rows (a pair, or an 'also').
+    const names = [w.name, ...(w.pair ? [w.pair] : []), ...(w.also ? [w.also.name] : [])];
+    const figures = names.map(() => daemons.map(() => []));
+    const state = [];
+    for (const [i, d] of daemons.entries()) state[i] = w.setup ? await w.setup(d) : undefined;
+    try {
+      for (let r = 0; r < (w.rounds ?? args.rounds); r++) {
+        for (const [i, d] of daemons.entries()) {
+          const v = await w.run(d, state[i]);
+          const vs = Array.isArray(v) ? v : [v];
+          if (w.also) vs.push(await w.also.run(d, state[i]));
+          vs.forEach((x, k) => figures[k][i].push(x));
+        }
+      }
+    } finally {
+      for (const [i, d] of daemons.entries()) if (w.teardown) await w.teardown(d, state[i]);
+    }
+    names.forEach((name, k) => {
+      const row = { name, unit: w.unit, target: k === 0 || w.pair ? w.target : undefined, values: figures[k].map((xs) => median(xs)) };
+      rows.push(row);
+      console.log(formatRow(row));
+    });
   }
-  const tar = spawnSync('tar', ['-C', busyboxRootfs(dir), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
-  docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
-
-  // 1. docker run --rm busybox true (CLI end to end)
-  docker(['run', '--rm', 'busybox', 'true']);
-  const runs = [];
-  for (let i = 0; i < 20; i++) {
-    const t = process.hrtime.bigint();
-    docker(['run', '--rm', 'busybox', 'true']);
-    runs.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  console.log(`docker run --rm busybox true: median ${median(runs).toFixed(1)} ms (min ${Math.min(...runs).toFixed(1)}, n=${runs.length}; dockerd 20.10 here: ~360 ms)`);
-
-  // 2. create + start + wait + remove over the raw API
-  const cycles = [];
-  for (let i = 0; i < 20; i++) {
-    const t = process.hrtime.bigint();
-    const { json } = await api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'] });
-    const wait = api('POST', `/containers/${json.Id}/wait?condition=next-exit`);
-    await api('POST', `/containers/${json.Id}/start`);
-    await wait;
-    await api('DELETE', `/containers/${json.Id}`);
-    cycles.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  console.log(`create+start+wait+remove (raw API): median ${median(cycles).toFixed(1)} ms (n=${cycles.length})`);
-
-  // 3. attach throughput: 200 MB through stdout
-  const bytes = 200 * 1000 * 1000;
-  let t = process.hrtime.bigint();
-  const out = docker(['run', '--rm', 'busybox', 'head', '-c', String(bytes), '/dev/zero'], { maxBuffer: bytes + 1024 });
-  let secs = Number(process.hrtime.bigint() - t) / 1e9;
-  console.log(`attach throughput: ${(out.stdout.length / 1e6 / secs).toFixed(1)} MB/s (${out.stdout.length} bytes in ${secs.toFixed(2)} s; dockerd 20.10 here: ~23 MB/s)`);
-
-  // 4. reading 100k log lines
-  docker(['run', '--name', 'chatty', 'busybox', 'sh', '-c', 'seq 1 100000']);
-  t = process.hrtime.bigint();
-  const logs = docker(['logs', 'chatty']);
-  secs = Number(process.hrtime.bigint() - t) / 1e9;
-  const lines = logs.stdout.toString().split('\n').length - 1;
-  console.log(`docker logs of 100k lines: ${(secs * 1000).toFixed(0)} ms (${lines} lines)`);
-  docker(['rm', 'chatty']);
-
-  // 5. resident memory of one idle berth-shim
-  const id = docker(['run', '-d', 'busybox', 'sleep', '60']).stdout.toString().trim();
-  const shim = JSON.parse(readFileSync(join(dir, 'data', 'containers', id, 'shim.json'), 'utf8'));
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${shim.shimPid}/status`, 'utf8'))?.[1];
-  console.log(`idle berth-shim RSS: ${(Number(rss) / 1024).toFixed(2)} MiB (containerd-shim-runc-v2: ~13 MiB)`);
-  docker(['rm', '-f', id]);
 } finally {
-  daemon.kill('SIGTERM');
-  await new Promise((r) => daemon.once('exit', r));
-  await agent.close();
-  rmSync(dir, { recursive: true, force: true });
+  for (const d of daemons) await d.close();
+}
+
+console.log(`\n| figure | ${daemons.map((d) => d.name).join(' | ')} |${daemons.length > 1 ? ' ratio | target |' : ''}`);
+console.log(`|---|${daemons.map(() => '---|').join('')}${daemons.length > 1 ? '---|---|' : ''}`);
+for (const r of rows) {
+  const cells = r.values.map((v) => fmt(v, r.unit));
+  const ratio = r.values.length > 1 && r.values[0] !== undefined && r.values[1] ? r.values[0] / r.values[1] : undefined;
+  const extra = daemons.length > 1 ? ` ${ratio?.toFixed(2) ?? '—'} | ${r.target !== undefined ? `≤ ${r.target}${ratio !== undefined ? (ratio <= r.target ? ' ✓' : ' ✗') : ''}` : '—'} |` : '';
+  console.log(`| ${r.name} | ${cells.join(' | ')} |${extra}`);
+}
+
+function fmt(v, unit) {
+  if (v === undefined) return 'n/a';
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${unit}`;
+}
+
+function formatRow(r) {
+  return `${r.name}: ${r.values.map((v, i) => `${daemons[i].name} ${fmt(v, r.unit)}`).join(', ')}`;
 }

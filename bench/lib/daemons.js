@@ -1,0 +1,145 @@
+// The daemons a benchmark talks to: a private berthd it starts itself, and optionally another Docker-API daemon
+// given by --compare (a reference dockerd from scripts/reference-dockerd.sh), so figures come from one run.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { busyboxRootfs, dockerCli } from './common.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+
+/** Command-line options shared by the scripts: --compare unix:///path, --rounds N. */
+export function benchArgs(argv = process.argv.slice(2)) {
+  const out = { compare: undefined, rounds: 5, rest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--compare') out.compare = argv[++i];
+    else if (argv[i] === '--rounds') out.rounds = Number(argv[++i]);
+    else out.rest.push(argv[i]);
+  }
+  if (out.compare && !out.compare.startsWith('unix://')) throw new Error('--compare takes unix:///path/to/docker.sock');
+  return out;
+}
+
+/** A handle on one daemon: CLI runner, raw API over a kept-alive connection, its pid for memory figures. */
+function daemonHandle(name, sock, extra = {}) {
+  const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'bcfg-')) };
+  const agent = new Agent({ connect: { socketPath: sock } });
+  const api = async (method, path, body) => {
+    const res = await request(`http://localhost${path}`, {
+      method,
+      dispatcher: agent,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, json: text && text[0] !== '\n' && res.headers['content-type']?.includes('json') ? JSON.parse(text) : undefined, text };
+  };
+  return {
+    name,
+    sock,
+    env,
+    docker: dockerCli(env),
+    api,
+    agent,
+    pid: () => extra.pid ?? listenerPid(sock),
+    async close() {
+      await agent.close();
+      rmSync(env.DOCKER_CONFIG, { recursive: true, force: true });
+      await extra.stop?.();
+    },
+  };
+}
+
+/** Starts a private berthd on temporary paths and waits until it answers. */
+export async function startBerth() {
+  const dir = mkdtempSync(join(tmpdir(), 'bb-'));
+  const sock = join(dir, 'd.sock');
+  const child = spawn(
+    process.execPath,
+    [MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn'],
+    { stdio: 'ignore' },
+  );
+  const d = daemonHandle('Berth', sock, {
+    pid: child.pid,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
+  d.dataRoot = join(dir, 'data');
+  for (let i = 0; i < 400; i++) {
+    if (d.docker(['version'], { allowFail: true }).status === 0) return d;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await d.close();
+  throw new Error('berthd did not start');
+}
+
+/** Another daemon already running on `url` (unix:///path). */
+export function connectDaemon(url, name = 'dockerd') {
+  return daemonHandle(name, url.slice('unix://'.length));
+}
+
+/** The daemons of this run: Berth first, then the one given by --compare. */
+export async function benchDaemons(args) {
+  const ds = [await startBerth()];
+  if (args.compare) ds.push(connectDaemon(args.compare));
+  return ds;
+}
+
+/** Makes sure `busybox` exists on the daemon (from Debian's busybox-static). */
+export function ensureBusybox(d) {
+  if (d.docker(['image', 'inspect', 'busybox'], { allowFail: true }).status === 0) return;
+  const dir = mkdtempSync(join(tmpdir(), 'bbi-'));
+  try {
+    const tar = spawnSync('tar', ['-C', busyboxRootfs(dir), '-c', '.'], { maxBuffer: 1 << 28 }).stdout;
+    d.docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox'], { input: tar });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The pid of the process listening on a unix socket (from ss), for daemons this script did not start. */
+function listenerPid(sock) {
+  const out = spawnSync('ss', ['-xlpn'], { encoding: 'utf8' }).stdout ?? '';
+  const line = out.split('\n').find((l) => l.includes(` ${sock} `));
+  const pid = line && /pid=(\d+)/.exec(line)?.[1];
+  return pid ? Number(pid) : undefined;
+}
+
+/**
+ * Resident memory of a daemon and its helper processes (dockerd + containerd; berthd + shim spawner and helpers),
+ * without per-container supervisors (berth-shim, containerd-shim), which are counted separately.
+ */
+export function daemonRssMiB(pid) {
+  if (!pid) return undefined;
+  const children = new Map();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(e));
+    } catch {
+      // gone
+    }
+  }
+  let kb = 0;
+  const visit = (p) => {
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (/containerd-shim|berth-shim (?!spawner)/.test(cmd)) return;
+      kb += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return;
+    }
+    for (const c of children.get(p) ?? []) visit(c);
+  };
+  visit(pid);
+  return kb / 1024;
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A reference dockerd for side-by-side benchmarks and behaviour comparisons, on private paths so it never meets a
+# system dockerd or Berth: `start` installs Debian's docker.io if needed and starts dockerd (with the containerd it
+# supervises itself) under $REFD_DIR; `stop` ends it by its pid file and removes its bridge. Never a dependency of
+# Berth or its tests. dockerd sets the iptables FORWARD policy to DROP; Berth is expected to survive that.
+set -euo pipefail
+dir=${REFD_DIR:-/var/tmp/berth-refd}
+sock=$dir/docker.sock
+pidfile=$dir/dockerd.pid
+bridge=refd0
+
+case "${1:-}" in
+start)
+  if ! command -v dockerd >/dev/null; then
+    # policy-rc.d keeps the package from starting a system dockerd on /var/run/docker.sock.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+  fi
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then echo "unix://$sock"; exit 0; fi
+  mkdir -p "$dir/data" "$dir/exec"
+  # dockerd turns the FORWARD policy to DROP; remember it so that stop can put it back.
+  iptables -S FORWARD 2>/dev/null | awk '$1=="-P"{print $3}' >"$dir/forward-policy" || true
+  ip link show "$bridge" >/dev/null 2>&1 || {
+    ip link add "$bridge" type bridge
+    ip addr add 10.250.250.1/24 dev "$bridge"
+    ip link set "$bridge" up
+  }
+  # Its own bridge on a fixed private subnet: dockerd must not take docker0's default range from anyone.
+  dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$sock" --pidfile "$pidfile" \
+    --bridge "$bridge" --storage-driver overlay2 --log-level warn >"$dir/dockerd.log" 2>&1 &
+  for _ in $(seq 1 200); do
+    DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1 && { echo "unix://$sock"; exit 0; }
+    sleep 0.1
+  done
+  echo "dockerd did not answer; see $dir/dockerd.log" >&2
+  exit 1
+  ;;
+stop)
+  if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    # Containers first, so that no shim or mount outlives the daemon.
+    DOCKER_HOST="unix://$sock" docker rm -f $(DOCKER_HOST="unix://$sock" docker ps -aq) >/dev/null 2>&1 || true
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  # dockerd leaves overlay and netns mounts under its roots when killed mid-way.
+  grep -o " $dir[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  ip link del "$bridge" 2>/dev/null || true
+  # Its DOCKER* chains, its rules for its bridge, and the FORWARD policy as it was before start.
+  set +e +o pipefail
+  for table in filter nat; do
+    iptables -t "$table" -S | grep -E "^-A .*(-j DOCKER|$bridge|10\.250\.250\.)" | sed 's/^-A/-D/' |
+      while read -r rule; do eval iptables -t "$table" "$rule"; done
+    for chain in $(iptables -t "$table" -S | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}'); do
+      iptables -t "$table" -F "$chain"
+      iptables -t "$table" -X "$chain"
+    done
+  done
+  [ -s "$dir/forward-policy" ] && iptables -P FORWARD "$(cat "$dir/forward-policy")"
+  rm -rf "$dir"
+  ;;
+*)
+  echo "usage: $0 start|stop   (REFD_DIR=$dir)" >&2
+  exit 2
+  ;;
+esac
