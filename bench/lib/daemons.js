@@ -26,13 +26,20 @@ export function benchArgs(argv = process.argv.slice(2)) {
 function daemonHandle(name, sock, extra = {}) {
   const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: mkdtempSync(join(tmpdir(), 'bcfg-')) };
   const agent = new Agent({ connect: { socketPath: sock } });
-  const api = async (method, path, body) => {
-    const res = await request(`http://localhost${path}`, {
-      method,
-      dispatcher: agent,
-      headers: body ? { 'content-type': 'application/json' } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
+  const api = async (method, path, body, retried = false) => {
+    let res;
+    try {
+      res = await request(`http://localhost${path}`, {
+        method,
+        dispatcher: agent,
+        headers: body ? { 'content-type': 'application/json' } : {},
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    } catch (err) {
+      // dockerd may close a kept-alive connection just as the next request is written; try once more.
+      if (retried || !['EPIPE', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(err.code)) throw err;
+      return api(method, path, body, true);
+    }
     const text = await res.body.text();
     return { status: res.statusCode, json: text && text[0] !== '\n' && res.headers['content-type']?.includes('json') ? JSON.parse(text) : undefined, text };
   };
