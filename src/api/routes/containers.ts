@@ -118,44 +118,46 @@ class BatchWriter {
   }
 }
 
-/** Resolves when `r` has something to read or has ended. */
-function readable(r: Readable): Promise<void> {
+/** Resolves when `r` has something to read or has ended, or when `stop` is aborted. */
+function readable(r: Readable, stop?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       r.off('readable', done);
       r.off('end', done);
       r.off('close', done);
       r.off('error', done);
+      stop?.removeEventListener('abort', done);
       resolve();
     };
     r.on('readable', done);
     r.on('end', done);
     r.on('close', done);
     r.on('error', done);
+    stop?.addEventListener('abort', done, { once: true });
   });
 }
 
 /**
- * Copies process output to the client, framed unless TTY; resolves when the output ends. Every chunk
- * already waiting is written in one corked batch (one writev), and reading stops while the client's
- * socket is full, which in turn pauses the shim.
+ * Copies process output to the client, in stdcopy frames when `framed`; resolves when the output ends (or `stop`
+ * is aborted: a detached client gets nothing more). Every chunk already waiting is written in one corked batch
+ * (one writev), and reading stops while the client's socket is full, which in turn pauses the shim.
  */
-export async function pumpOutput(output: Readable, sink: Sink, tty: boolean): Promise<void> {
+export async function pumpOutput(output: Readable, sink: Sink, framed: boolean, stop?: AbortSignal): Promise<void> {
   for (;;) {
-    if (sink.destroyed) break;
+    if (sink.destroyed || stop?.aborted) break;
     let chunk = output.read() as OutputChunk | null;
     if (chunk === null) {
       if (output.readableEnded || output.destroyed) break;
-      await readable(output);
+      await readable(output, stop);
       continue;
     }
     let ok = true;
     sink.cork?.();
     try {
       while (chunk !== null) {
-        if (!tty) sink.write(frameHeader(chunk.stream, chunk.data.length));
+        if (framed) sink.write(frameHeader(chunk.stream, chunk.data.length));
         ok = sink.write(chunk.data);
-        if (!ok) break;
+        if (!ok || stop?.aborted) break;
         chunk = output.read() as OutputChunk | null;
       }
     } finally {
@@ -187,7 +189,9 @@ export function parseDetachKeys(spec: string | undefined): Buffer {
 function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys: Buffer, onDetach: () => void): void {
   let matched = 0;
   let held: number[] = [];
+  let detached = false;
   input.on('data', (buf: Buffer) => {
+    if (detached) return;
     if (!tty) {
       if (!stdin.write(buf)) input.pause();
       return;
@@ -199,6 +203,8 @@ function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys
         matched++;
         if (matched === keys.length) {
           if (out.length > 0) stdin.write(Buffer.from(out));
+          // The process keeps its stdin (dockerd closes it only for non-TTY attaches) and runs on.
+          detached = true;
           onDetach();
           return;
         }
@@ -211,8 +217,12 @@ function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys
     if (out.length > 0 && !stdin.write(Buffer.from(out))) input.pause();
   });
   stdin.on('drain', () => input.resume());
-  input.on('end', () => stdin.end());
-  input.on('error', () => stdin.end());
+  input.on('end', () => {
+    if (!detached) stdin.end();
+  });
+  input.on('error', () => {
+    if (!detached) stdin.end();
+  });
 }
 
 export function containerRoutes(app: FastifyInstance, { containers, execs, containerOps }: Services): void {
@@ -386,7 +396,7 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
         close();
       });
     }
-    await pumpOutput(h.output, sink, tty);
+    await pumpOutput(h.output, sink, !tty);
     if (!detached) close();
   }
 
@@ -432,7 +442,15 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
   // --- exec
 
   app.post<{ Params: IdParams }>('/containers/:id/exec', async (request, reply) => {
-    const id = execs.create(request.params.id, (request.body ?? {}) as Parameters<typeof execs.create>[1]);
+    const body = (request.body ?? {}) as Parameters<typeof execs.create>[1];
+    if (body.DetachKeys) {
+      try {
+        parseDetachKeys(body.DetachKeys);
+      } catch {
+        throw new InvalidParameterError(`Invalid escape keys (${body.DetachKeys}) provided`);
+      }
+    }
+    const id = execs.create(request.params.id, body);
     void reply.code(201).send({ Id: id });
   });
 
@@ -444,49 +462,68 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     void reply.code(200).send();
   });
 
-  /** Runs an exec and streams it; the exit code is recorded before the stream is closed. */
+  /**
+   * Runs an exec and streams it; the exit code is recorded before the stream is closed. As dockerd does, the start
+   * request's own `Tty` (not the exec's) decides whether output is framed: docker-py's exec_start(tty=False) on a
+   * TTY exec reads stdcopy frames. Input of a TTY exec is scanned for the detach keys (the exec's DetachKeys, else
+   * Ctrl-P Ctrl-Q); on them the client is let go and the process runs on.
+   */
   async function serveExec(
     id: string,
-    apiVersion: string,
-    open: (mediaType: string) => { sink: Sink; input?: Duplex | Readable; close: () => void },
+    startTty: boolean,
+    open: () => { sink: Sink; input?: Duplex | Readable; close: () => void },
   ): Promise<void> {
     const rec = execs.get(id);
     const tty = rec.body.Tty === true;
-    const { sink, input, close } = open(streamMediaType(tty, apiVersion));
+    const framed = !startTty;
+    const keys = parseDetachKeys(rec.body.DetachKeys);
+    const { sink, input, close } = open();
     let started;
     try {
       started = await execs.start(id);
     } catch (err) {
       const msg = Buffer.from(`${errorMessage(err)}\r\n`);
-      await writeTo(sink, tty ? msg : frame(StreamType.Stdout, msg));
+      await writeTo(sink, framed ? frame(StreamType.Stdout, msg) : msg);
       close();
       return;
     }
     const { handle } = started;
-    if (input && handle.stdin) pumpInput(input, handle.stdin, tty, Buffer.alloc(0), () => undefined);
-    else input?.resume();
-    await pumpOutput(handle.output, sink, tty);
+    const detach = new AbortController();
+    if (input && handle.stdin) {
+      pumpInput(input, handle.stdin, tty, keys, () => {
+        detach.abort();
+        close();
+      });
+    } else input?.resume();
+    await pumpOutput(handle.output, sink, framed, detach.signal);
+    if (detach.signal.aborted) {
+      // Nobody reads any more: drain so the process never blocks on a full pipe.
+      handle.output.resume();
+      return;
+    }
     await handle.exit.catch(() => undefined);
     close();
   }
 
   app.hijack.add('POST', /^\/exec\/([^/]+)\/start$/, async (req, conn) => {
-    await serveExec(req.params[0] ?? '', req.apiVersion, (mediaType) => {
-      conn.upgrade(mediaType);
+    const body = (req.body ?? {}) as { Tty?: boolean };
+    await serveExec(req.params[0] ?? '', body.Tty === true, () => {
+      conn.upgrade(streamMediaType(body.Tty === true, req.apiVersion));
       return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end() };
     });
   });
 
+  // Without Upgrade (testcontainers, dockerode without stdin): dockerd answers 200 with the raw-stream type.
   app.post<{ Params: IdParams }>('/exec/:id/start', async (request, reply) => {
-    const body = (request.body ?? {}) as { Detach?: boolean };
+    const body = (request.body ?? {}) as { Detach?: boolean; Tty?: boolean };
     if (body.Detach) {
       const { handle } = await execs.start(request.params.id);
       handle.output.resume();
       void reply.code(200).send();
       return;
     }
-    await serveExec(request.params.id, request.apiVersion ?? '1.50', (mediaType) => {
-      const res = beginStream(reply, mediaType);
+    await serveExec(request.params.id, body.Tty === true, () => {
+      const res = beginStream(reply, 'application/vnd.docker.raw-stream');
       return { sink: res, close: () => res.end() };
     });
   });
