@@ -23,17 +23,57 @@
 
 #define FDPATH(buf, fd) snprintf(buf, sizeof(buf), "/proc/self/fd/%d", fd)
 
-int open_in_root(int rootfd, const char *path, int flags)
+static int openat2_in_root(int rootfd, const char *path, int flags, unsigned long long resolve)
 {
 	struct open_how how;
 	memset(&how, 0, sizeof(how));
 	how.flags = (unsigned long long)(flags | O_CLOEXEC);
-	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	how.resolve = RESOLVE_IN_ROOT | resolve;
 	while (*path == '/')
 		path++;
 	if (*path == '\0')
 		path = ".";
 	return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+}
+
+int open_in_root(int rootfd, const char *path, int flags)
+{
+	return openat2_in_root(rootfd, path, flags, RESOLVE_NO_MAGICLINKS);
+}
+
+/* Like open_in_root, but no component may be a symlink (ELOOP): for paths a container can rewrite
+ * between the shim creating them and mounting on or from them. */
+static int open_no_symlinks(int rootfd, const char *path, int flags)
+{
+	return openat2_in_root(rootfd, path, flags, RESOLVE_NO_SYMLINKS);
+}
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+
+/* Bind-mounts the file open as src onto the file open as dst: open_tree + move_mount, no path is
+ * looked up again (mount(2) on /proc/self/fd/N where the kernel lacks the new mount API). */
+static int bind_fd(int src, int dst)
+{
+	int t = (int)syscall(SYS_open_tree, src, "", OPEN_TREE_CLONE | AT_EMPTY_PATH | O_CLOEXEC);
+	if (t >= 0) {
+		int r = (int)syscall(SYS_move_mount, t, "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+		int e = errno;
+		close(t);
+		errno = e;
+		return r;
+	}
+	if (errno != ENOSYS)
+		return -1;
+	char sp[64], dp[64];
+	FDPATH(sp, src);
+	FDPATH(dp, dst);
+	return mount(sp, dp, NULL, MS_BIND, NULL);
 }
 
 /* Lexically cleans path into "a/b/c" (no leading slash, no "." or "..", ".." clamped at root). */
@@ -366,14 +406,25 @@ void rootfs_console(struct plan *p, int *slave_out)
 		ioctl(master, TIOCSWINSZ, &ws);
 	}
 	if (p->mode == MODE_CREATE) {
-		char pts[64];
-		snprintf(pts, sizeof(pts), "/dev/pts/%d", n);
-		int f = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (f < 0)
+		/* /dev can be a directory another container shares: create the mount point inside a /dev reached
+		 * without symlinks, check that what is there is not a symlink, and bind the slave by fd onto it */
+		int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int dev = rootfd < 0 ? -1 : open_no_symlinks(rootfd, "/dev", O_PATH | O_DIRECTORY);
+		if (dev < 0)
+			child_fail(128, errno, "create /dev/console: open /dev");
+		close(rootfd);
+		if (mknodat(dev, "console", S_IFREG | 0600, 0) < 0 && errno != EEXIST)
 			child_fail(128, errno, "create /dev/console");
-		close(f);
-		if (mount(pts, "/dev/console", NULL, MS_BIND, NULL) < 0)
-			child_fail(128, errno, "bind %s on /dev/console", pts);
+		int t = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (t < 0 || fstat(t, &st) < 0)
+			child_fail(128, errno, "open /dev/console");
+		if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+			child_fail(128, 0, "bind /dev/pts/%d on /dev/console: /dev/console is not a file or a character device", n);
+		if (bind_fd(slave, t) < 0)
+			child_fail(128, errno, "bind /dev/pts/%d on /dev/console", n);
+		close(t);
+		close(dev);
 	}
 	send_fd(child_sync_fd, master);
 	close(master);
@@ -418,10 +469,26 @@ static void readonly_path(int rootfd, const char *path)
 	close(fd);
 }
 
-static void mask_path(int rootfd, const char *path)
+/* The source of the file masks: the container's /dev/null, reached without symlinks and checked to be the
+ * null device (1:3). A /dev shared with another container can have /dev/null replaced by a symlink after
+ * the shim made the node; bound by path, that would mask /proc files with a file of the attacker's choice
+ * (the CVE-2025-31133 pattern). */
+static int open_dev_null(int rootfd)
+{
+	int fd = open_no_symlinks(rootfd, "/dev/null", O_PATH);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		child_fail(128, errno, "mask: open /dev/null");
+	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+		child_fail(128, 0, "mask: /dev/null is not the null device (1:3)");
+	return fd;
+}
+
+static void mask_path(int rootfd, int *nullfd, const char *path)
 {
 	char fdp[64];
-	int fd = open_in_root(rootfd, path, O_PATH);
+	/* no symlink anywhere on the way: a masked path is what it names or the container does not start */
+	int fd = open_no_symlinks(rootfd, path, O_PATH);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return;
@@ -435,8 +502,11 @@ static void mask_path(int rootfd, const char *path)
 		if (mount("tmpfs", fdp, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=1") < 0 &&
 		    mount("tmpfs", fdp, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=2") < 0)
 			child_fail(128, errno, "mask directory %s", path);
-	} else if (mount("/dev/null", fdp, NULL, MS_BIND, NULL) < 0) {
-		child_fail(128, errno, "mask %s", path);
+	} else {
+		if (*nullfd < 0)
+			*nullfd = open_dev_null(rootfd);
+		if (bind_fd(*nullfd, fd) < 0)
+			child_fail(128, errno, "mask %s", path);
 	}
 	close(fd);
 }
@@ -456,8 +526,11 @@ void rootfs_finish(struct plan *p)
 		child_fail(128, errno, "open /");
 	for (int i = 0; i < p->ro_paths.n; i++)
 		readonly_path(rootfd, p->ro_paths.v[i]);
+	int nullfd = -1;
 	for (int i = 0; i < p->masked.n; i++)
-		mask_path(rootfd, p->masked.v[i]);
+		mask_path(rootfd, &nullfd, p->masked.v[i]);
+	if (nullfd >= 0)
+		close(nullfd);
 	close(rootfd);
 	if (p->rootfs_ro) {
 		unsigned long keep = mnt_flags_of("/");

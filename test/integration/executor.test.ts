@@ -1,9 +1,9 @@
 // The executor end to end: real berth-shim processes, overlay rootfs from the busybox fixture,
 // namespaces, cgroups (the host's layout), Docker's default confinement, the control socket,
 // TTYs, exec, adoption by a new Executor after a simulated berthd restart, and clean deletion.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readlinkSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readlinkSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +57,8 @@ interface SpecOpts {
   hostname?: string;
   tty?: boolean;
   init?: boolean;
+  /** A host directory bound at /dev in place of the tmpfs (a /dev another party can rewrite). */
+  devDir?: string;
 }
 
 function makeSpec(id: string, bundle: string, o: SpecOpts): { spec: OciSpec; caps: string[] } {
@@ -64,7 +66,9 @@ function makeSpec(id: string, bundle: string, o: SpecOpts): { spec: OciSpec; cap
   for (const f of ['hosts', 'hostname', 'resolv.conf']) writeFileSync(join(bundle, f), f === 'hostname' ? `${id.slice(0, 12)}\n` : '');
   const hostname = o.hostname ?? id.slice(0, 12);
   const mounts = [
-    ...defaultMounts(),
+    ...defaultMounts().map((m) =>
+      m.destination === '/dev' && o.devDir ? { destination: '/dev', type: 'bind', source: o.devDir, options: ['rbind', 'rprivate'] } : m,
+    ),
     etcBindMount('/etc/resolv.conf', join(bundle, 'resolv.conf'), false),
     etcBindMount('/etc/hostname', join(bundle, 'hostname'), false),
     etcBindMount('/etc/hosts', join(bundle, 'hosts'), false),
@@ -234,6 +238,44 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     expect(current.at(-1)?.log).toBe('line299\n');
     expect(Number(rotated.at(-1)?.log.slice(4)) + 1).toBe(Number(current[0]?.log.slice(4)));
     await ex.delete(m.id);
+  });
+
+  it('binds the console by fd: a /dev/console swapped for a symlink never redirects the bind', async () => {
+    // /dev is a host directory that an attacker keeps rewriting (a /dev shared with another container):
+    // console becomes a symlink to `marker` between the shim creating the mount point and binding the pty
+    const devDir = join(tmp, 'console-dev');
+    mkdirSync(devDir);
+    writeFileSync(join(devDir, 'marker'), 'MARKER\n');
+    // a bound /dev gets no default nodes or links
+    symlinkSync('pts/ptmx', join(devDir, 'ptmx'));
+    execFileSync('mknod', ['-m', '666', join(devDir, 'null'), 'c', '1', '3']);
+    // remove console, wait for the shim to create its mount point, put the symlink in its place at once
+    const script =
+      'chdir shift; while (1) { unlink("console"); for (my $i = 0; $i < 200000 && !(-f "console"); $i++) {} ' +
+      'symlink("marker", "console.swap"); rename("console.swap", "console"); }';
+    const attacker = spawn('perl', ['-e', script, devDir], { stdio: 'ignore' });
+    let started = 0;
+    try {
+      for (let i = 0; i < 30; i++) {
+        let r: Awaited<ReturnType<typeof run>>;
+        try {
+          r = await run({ args: ['stat', '-c', '%F', '/dev/marker'], tty: true, devDir });
+        } catch (err) {
+          // refused before the command ran, naming the step
+          expect(err).toBeInstanceOf(ContainerStartError);
+          expect(String(err)).toMatch(/console/);
+          continue;
+        }
+        started++;
+        expect(r.out, `run ${i}: the pty was bound over the attacker's target`).toMatch(/^regular file\r?\n$/);
+      }
+    } finally {
+      const gone = new Promise((res) => attacker.once('exit', res));
+      attacker.kill('SIGKILL');
+      await gone;
+    }
+    expect(readFileSync(join(devDir, 'marker'), 'utf8')).toBe('MARKER\n');
+    expect(started).toBeGreaterThan(0);
   });
 
   it('passes exit codes through', async () => {

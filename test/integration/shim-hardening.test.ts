@@ -1,0 +1,72 @@
+// Defence in depth in berth-shim (issue 19): the masks and /dev/console are mounted by fd after checking
+// what was opened, the sealed re-exec is decided by the seals of /proc/self/exe (not by an environment
+// variable), and `exec` joins the namespaces of the process berthd checked (not of a recycled pid).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+/** A host loop that keeps replacing dir/<name> with a symlink to `target` (rename over it, as a racing
+ * container sharing the directory would). Returns the process; the caller kills it by pid. */
+function swapper(dir: string, names: string[], target: string): ChildProcess {
+  const script = 'chdir shift; my $t = shift; while (1) { for my $n (@ARGV) { symlink($t, "$n.swap"); rename("$n.swap", $n); } }';
+  return spawn('perl', ['-e', script, dir, target, ...names], { stdio: 'ignore' });
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGKILL');
+  await done;
+}
+
+describe('berth-shim hardening through the docker CLI', () => {
+  let d: TestDaemon;
+  let tmp: string;
+
+  beforeAll(async () => {
+    d = await startDaemon();
+    tmp = mkdtempSync(join(tmpdir(), 'berth-harden-'));
+    const r = await d.docker(['load', '-i', await busyboxImageTar()]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    const left = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    if (left.length > 0) await d.docker(['rm', '-f', ...left]);
+    await d.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('never masks a path with a file that replaced /dev/null (CVE-2025-31133 pattern)', async () => {
+    // /dev is a host directory that an attacker keeps rewriting: /dev/null becomes a symlink to a file
+    // the attacker chose between the shim creating the node and masking /proc/keys with it.
+    const dev = join(tmp, 'dev');
+    rmSync(dev, { recursive: true, force: true });
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dev);
+    writeFileSync(join(dev, 'marker'), 'MARKER\n');
+    const attacker = swapper(dev, ['null'], 'marker');
+    const outcomes = { clean: 0, refused: 0 };
+    try {
+      for (let i = 0; i < 40; i++) {
+        const r = await d.docker(['run', '--rm', '-v', `${dev}:/dev`, 'busybox', 'sh', '-c', 'cat /proc/keys /proc/timer_list; echo done']);
+        expect(r.stdout, `run ${i}: the mask bound the attacker's file`).not.toContain('MARKER');
+        if (r.code === 0) {
+          expect(r.stdout).toBe('done\n');
+          outcomes.clean++;
+        } else {
+          // refused before the command ran, with a message naming the step
+          expect(r.stderr).toMatch(/\/dev\/null/);
+          outcomes.refused++;
+        }
+      }
+    } finally {
+      await stopProcess(attacker);
+    }
+    expect(readFileSync(join(dev, 'marker'), 'utf8')).toBe('MARKER\n');
+    expect(outcomes.clean + outcomes.refused).toBe(40);
+  });
+});
