@@ -55,12 +55,24 @@ static void report(const char *line)
 	report_fd = -1;
 }
 
+#define SHIM_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* Whether this process runs from the sealed copy: asked of the executable itself, never of the
+ * environment, which whoever starts the binary from disk controls. */
+static int running_sealed(void)
+{
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	int seals = fcntl(fd, F_GET_SEALS);
+	close(fd);
+	return seals >= 0 && (seals & SHIM_SEALS) == SHIM_SEALS;
+}
+
 static void ensure_sealed(char **argv)
 {
-	if (getenv("_BERTH_SHIM_SEALED")) {
-		unsetenv("_BERTH_SHIM_SEALED");
+	if (running_sealed())
 		return;
-	}
 	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	int m = memfd_create("berth-shim", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	struct stat st;
@@ -73,9 +85,8 @@ static void ensure_sealed(char **argv)
 			die_log("sealed copy: %s", strerror(errno));
 	}
 	close(exe);
-	if (fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+	if (fcntl(m, F_ADD_SEALS, SHIM_SEALS) < 0)
 		die_log("seal: %s", strerror(errno));
-	setenv("_BERTH_SHIM_SEALED", "1", 1);
 	fexecve(m, argv, environ);
 	die_log("fexecve sealed copy: %s", strerror(errno));
 }

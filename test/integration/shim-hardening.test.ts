@@ -2,12 +2,15 @@
 // what was opened, the sealed re-exec is decided by the seals of /proc/self/exe (not by an environment
 // variable), and `exec` joins the namespaces of the process berthd checked (not of a recycled pid).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+const SHIM = fileURLToPath(new URL('../../native/build/berth-shim', import.meta.url));
 
 /** A host loop that keeps replacing dir/<name> with a symlink to `target` (rename over it, as a racing
  * container sharing the directory would). Returns the process; the caller kills it by pid. */
@@ -45,7 +48,6 @@ describe('berth-shim hardening through the docker CLI', () => {
     // the attacker chose between the shim creating the node and masking /proc/keys with it.
     const dev = join(tmp, 'dev');
     rmSync(dev, { recursive: true, force: true });
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(dev);
     writeFileSync(join(dev, 'marker'), 'MARKER\n');
     const attacker = swapper(dev, ['null'], 'marker');
@@ -68,5 +70,29 @@ describe('berth-shim hardening through the docker CLI', () => {
     }
     expect(readFileSync(join(dev, 'marker'), 'utf8')).toBe('MARKER\n');
     expect(outcomes.clean + outcomes.refused).toBe(40);
+  });
+});
+
+describe('berth-shim sealed re-exec', () => {
+  it('runs from a sealed memfd even when started from disk with the old "already sealed" variable set', async () => {
+    const spawner = spawn(SHIM, ['spawner'], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, _BERTH_SHIM_SEALED: '1' } });
+    try {
+      const pid = spawner.pid ?? 0;
+      // the spawner answers a request only once it runs (from the sealed copy): a malformed one is enough
+      const answer = new Promise<string>((resolve) => {
+        let acc = '';
+        spawner.stdout?.on('data', (b: Buffer) => {
+          acc += b.toString();
+          if (acc.includes('\n')) resolve(acc);
+        });
+      });
+      spawner.stdin?.write('probe\n');
+      expect(await answer).toBe('probe err 128 malformed spawn request\n');
+      expect(readlinkSync(`/proc/${pid}/exe`)).toMatch(/^\/memfd:berth-shim/);
+    } finally {
+      const gone = new Promise((r) => spawner.once('exit', r));
+      spawner.stdin?.end();
+      await gone;
+    }
   });
 });
