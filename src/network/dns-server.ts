@@ -6,7 +6,6 @@ import {
   buildResponse,
   parseQuery,
   RCODE_NOERROR,
-  RCODE_NXDOMAIN,
   RCODE_SERVFAIL,
   TYPE_A,
   CLASS_IN,
@@ -15,8 +14,13 @@ import {
 
 /**
  * Embedded DNS for user-defined networks: one UDP socket and one TCP listener per network on the
- * network's gateway address. Names of containers sharing a network with the asker are answered
- * here; everything else is forwarded to upstream resolvers (the host's, injectable for tests).
+ * network's gateway address. Only the network's own containers are served (dockerd's resolver lives in
+ * each container's namespace, so nobody else can ask it): queries from any other source (the host, a
+ * LAN neighbour routing to the gateway, a container of another network) get no answer at all, so the
+ * host is no open resolver and a network's names stay its own. Names of containers sharing a network
+ * with the asker are answered here; everything else is forwarded to upstream resolvers (the host's,
+ * injectable for tests), unless the asker has no way out (only internal networks): SERVFAIL, as dockerd.
+ * TCP connections are capped per network and closed when idle.
  */
 
 export interface Upstream {
@@ -25,17 +29,27 @@ export interface Upstream {
 }
 
 export interface DnsResolver {
+  /** Whether `askerIp` is a container of network `networkId` (everyone else is ignored). */
+  serves(networkId: string, askerIp: string): boolean;
   /**
    * Addresses for `name` as seen by a container at `askerIp` querying the server of network `networkId`;
    * undefined when the name is not one of Berth's (then it is forwarded), [] for "ours but no IPv4".
    */
   lookup(networkId: string, askerIp: string, name: string): string[] | undefined;
-  /** Whether names unknown to Berth may be forwarded for this network (not for internal networks). */
-  mayForward(networkId: string): boolean;
+  /** Whether names unknown to Berth may be forwarded for this asker (not when all its networks are internal). */
+  mayForward(networkId: string, askerIp: string): boolean;
+}
+
+export interface DnsLimits {
+  /** A TCP connection silent for this long is closed (miekg/dns, dockerd's server: 8 s idle). */
+  tcpIdleMs: number;
+  /** Open TCP connections per network; more are closed at once. */
+  tcpMaxConnections: number;
 }
 
 const TTL = 600;
 const FORWARD_TIMEOUT_MS = 2000;
+const DEFAULT_LIMITS: DnsLimits = { tcpIdleMs: 8000, tcpMaxConnections: 100 };
 
 interface Listener {
   udp: UdpSocket;
@@ -51,6 +65,7 @@ export class EmbeddedDns {
     private readonly resolver: DnsResolver,
     private readonly upstreams: () => Upstream[],
     private readonly port = 53,
+    private readonly limits: DnsLimits = DEFAULT_LIMITS,
   ) {}
 
   /** Starts serving network `networkId` on `address`:port (UDP and TCP). */
@@ -58,6 +73,7 @@ export class EmbeddedDns {
     if (this.listeners.has(networkId)) return;
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (msg, rinfo) => {
+      if (!this.resolver.serves(networkId, rinfo.address)) return;
       void this.answer(networkId, rinfo.address, msg).then((reply) => {
         if (reply) udp.send(reply, rinfo.port, rinfo.address);
       });
@@ -72,9 +88,16 @@ export class EmbeddedDns {
     udp.on('error', (e) => this.log.warn({ err: e.message, networkId }, 'dns udp socket error'));
     const tcpSockets = new Set<Socket>();
     const tcp = createServer((sock) => {
+      const asker = sock.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+      sock.on('error', () => sock.destroy());
+      if (!this.resolver.serves(networkId, asker) || tcpSockets.size >= this.limits.tcpMaxConnections) {
+        sock.destroy();
+        return;
+      }
       tcpSockets.add(sock);
       sock.on('close', () => tcpSockets.delete(sock));
-      sock.on('error', () => sock.destroy());
+      // A silent client holds its slot for tcpIdleMs at most; the cap bounds how many it can hold.
+      sock.setTimeout(this.limits.tcpIdleMs, () => sock.destroy());
       let buf = Buffer.alloc(0);
       sock.on('data', (chunk: Buffer) => {
         buf = Buffer.concat([buf, chunk]);
@@ -83,7 +106,7 @@ export class EmbeddedDns {
           if (buf.length < 2 + len) break;
           const msg = buf.subarray(2, 2 + len);
           buf = buf.subarray(2 + len);
-          void this.answer(networkId, sock.remoteAddress?.replace(/^::ffff:/, '') ?? '', msg).then((reply) => {
+          void this.answer(networkId, asker, msg).then((reply) => {
             if (!reply || sock.destroyed) return;
             const lenBuf = Buffer.alloc(2);
             lenBuf.writeUInt16BE(reply.length, 0);
@@ -143,7 +166,7 @@ export class EmbeddedDns {
       // A name of ours asked for another type (AAAA, MX...): NODATA.
       return buildResponse(q, RCODE_NOERROR);
     }
-    if (!this.resolver.mayForward(networkId)) return buildResponse(q, RCODE_NXDOMAIN);
+    if (!this.resolver.mayForward(networkId, askerIp)) return buildResponse(q, RCODE_SERVFAIL);
     const reply = await this.forward(msg);
     return reply ?? buildResponse(q, RCODE_SERVFAIL);
   }

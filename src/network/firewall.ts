@@ -39,6 +39,8 @@ export interface FirewallState {
 export interface ChainNames {
   forward: string;
   isolation: string;
+  /** Accepts for published ports (appended to without touching the drops after them in `forward`). */
+  ports: string;
   postrouting: string;
   dnat: string;
 }
@@ -47,6 +49,7 @@ export function chainNames(tag: string): ChainNames {
   return {
     forward: `BERTH-FORWARD-${tag}`,
     isolation: `BERTH-ISOLATION-${tag}`,
+    ports: `BERTH-PORTS-${tag}`,
     postrouting: `BERTH-POSTROUTING-${tag}`,
     dnat: `BERTH-DNAT-${tag}`,
   };
@@ -56,7 +59,8 @@ const ANY_IP = new Set(['', '0.0.0.0']);
 
 /** The lines one published port adds to the filter and nat tables (iptables-restore syntax). */
 export function portRules(c: ChainNames, p: FirewallPort): { filter: string[]; nat: string[] } {
-  const filter = [`-A ${c.forward} -d ${p.containerIp}/32 ! -i ${p.bridge} -o ${p.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j ACCEPT`];
+  // Only connections Berth DNATed: a neighbour routing to the container address directly is not let in.
+  const filter = [`-A ${c.ports} -d ${p.containerIp}/32 ! -i ${p.bridge} -o ${p.bridge} -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -m conntrack --ctstate DNAT -j ACCEPT`];
   const nat = [`-A ${c.postrouting} -s ${p.containerIp}/32 -d ${p.containerIp}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`];
   // Loopback destinations are left to the userland proxy (DNAT to them would need route_localnet).
   if (!p.hostIp.startsWith('127.')) {
@@ -76,17 +80,27 @@ export function renderPortAppend(c: ChainNames, ports: readonly FirewallPort[]):
   return `*filter\n${rules.flatMap((r) => r.filter).join('\n')}\nCOMMIT\n*nat\n${rules.flatMap((r) => r.nat).join('\n')}\nCOMMIT\n`;
 }
 
-/** The iptables-restore input that (re)fills Berth's chains for `state`. Pure, unit-tested. */
+/**
+ * The iptables-restore input that (re)fills Berth's chains for `state`. Pure, unit-tested.
+ *
+ * FORWARD → BERTH-FORWARD: isolation first (internal bridges talk to nothing else, not even through a
+ * DNAT, then bridges are cut from each other except for DNATed connections to published ports), then
+ * return traffic, intra-bridge traffic, published ports (BERTH-PORTS, DNATed connections only) and egress
+ * of non-internal bridges are accepted; anything else entering a bridge is dropped, so a host that
+ * forwards is no router into the containers (dockerd's DOCKER chain: only published ports get in).
+ */
 export function renderRules(c: ChainNames, state: FirewallState): string {
-  const f: string[] = ['*filter', `:${c.forward} - [0:0]`, `:${c.isolation} - [0:0]`];
+  const f: string[] = ['*filter', `:${c.forward} - [0:0]`, `:${c.isolation} - [0:0]`, `:${c.ports} - [0:0]`];
   f.push(`-A ${c.forward} -j ${c.isolation}`);
-  // Published ports are public: DNAT'd connections (both directions) may cross bridges.
-  f.push(`-A ${c.isolation} -m conntrack --ctstate DNAT -j RETURN`);
   for (const b of state.bridges) {
     if (b.internal) {
       f.push(`-A ${c.isolation} -i ${b.name} ! -o ${b.name} -j DROP`);
       f.push(`-A ${c.isolation} -o ${b.name} ! -i ${b.name} -j DROP`);
     }
+  }
+  // Published ports are public: DNAT'd connections (both directions) may cross bridges.
+  f.push(`-A ${c.isolation} -m conntrack --ctstate DNAT -j RETURN`);
+  for (const b of state.bridges) {
     for (const other of state.bridges) {
       if (other.name !== b.name) f.push(`-A ${c.isolation} -i ${b.name} -o ${other.name} -j DROP`);
     }
@@ -96,10 +110,12 @@ export function renderRules(c: ChainNames, state: FirewallState): string {
     f.push(`-A ${c.forward} -o ${b.name} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
     f.push(`-A ${c.forward} -i ${b.name} -o ${b.name} -j ACCEPT`);
   }
-  for (const p of state.ports) f.push(...portRules(c, p).filter);
+  f.push(`-A ${c.forward} -j ${c.ports}`);
   for (const b of state.bridges) {
     if (!b.internal) f.push(`-A ${c.forward} -i ${b.name} ! -o ${b.name} -j ACCEPT`);
   }
+  for (const b of state.bridges) f.push(`-A ${c.forward} ! -i ${b.name} -o ${b.name} -j DROP`);
+  for (const p of state.ports) f.push(...portRules(c, p).filter);
   f.push('COMMIT');
 
   const n: string[] = ['*nat', `:${c.postrouting} - [0:0]`, `:${c.dnat} - [0:0]`];
@@ -159,15 +175,24 @@ export function renderNftPortAdd(table: string, ports: readonly FirewallPort[]):
  */
 export function renderNft(table: string, state: FirewallState): string {
   const q = (n: string): string => `"${n}"`;
-  const fwd: string[] = ['ct status dnat accept'];
+  // Same order as the iptables chains: internal bridges first, then DNATed connections (published ports),
+  // then bridge isolation; return traffic passes; nothing else enters a bridge from outside it.
+  const fwd: string[] = [];
   for (const b of state.bridges) {
     if (b.internal) {
       fwd.push(`iifname ${q(b.name)} oifname != ${q(b.name)} drop`);
       fwd.push(`oifname ${q(b.name)} iifname != ${q(b.name)} drop`);
     }
+  }
+  fwd.push('ct status dnat accept');
+  for (const b of state.bridges) {
     for (const other of state.bridges) {
       if (other.name !== b.name) fwd.push(`iifname ${q(b.name)} oifname ${q(other.name)} drop`);
     }
+  }
+  for (const b of state.bridges) {
+    fwd.push(`oifname ${q(b.name)} ct state established,related accept`);
+    fwd.push(`oifname ${q(b.name)} iifname != ${q(b.name)} drop`);
   }
   const post: string[] = [];
   for (const b of state.bridges) {
@@ -305,10 +330,11 @@ export class Firewall {
       }
     }
     const c = this.chains;
-    for (const [table, chain] of [['filter', c.forward], ['filter', c.isolation], ['nat', c.postrouting], ['nat', c.dnat]] as const) {
+    const chains = [['filter', c.forward], ['filter', c.isolation], ['filter', c.ports], ['nat', c.postrouting], ['nat', c.dnat]] as const;
+    for (const [table, chain] of chains) {
       await runTool(this.log, 'iptables', ['-w', '-t', table, '-F', chain], { allowFailure: true });
     }
-    for (const [table, chain] of [['filter', c.forward], ['filter', c.isolation], ['nat', c.postrouting], ['nat', c.dnat]] as const) {
+    for (const [table, chain] of chains) {
       await runTool(this.log, 'iptables', ['-w', '-t', table, '-X', chain], { allowFailure: true });
     }
     this.backend = 'none';

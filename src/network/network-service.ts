@@ -222,7 +222,12 @@ export class NetworkService {
       log.child({ part: 'dns' }),
       {
         lookup: (nid, ip, name) => this.dnsLookup(nid, ip, name),
-        mayForward: (nid) => !(this.networks.get(nid)?.Internal ?? true),
+        serves: (nid, ip) => this.endpointsOf(nid).some((e) => e.ip === ip),
+        mayForward: (nid, ip) => {
+          const asker = this.endpointsOf(nid).find((e) => e.ip === ip);
+          const sb = asker ? this.sandboxes.get(asker.containerId) : undefined;
+          return sb !== undefined && this.gatewayEndpoint(sb) !== undefined;
+        },
       },
       opts.dnsUpstreams ?? (() => this.hostUpstreams()),
       opts.dnsPort ?? 53,
@@ -292,7 +297,7 @@ export class NetworkService {
           continue;
         }
         for (const p of sb.published) {
-          const target = this.primaryEndpoint(sb);
+          const target = this.gatewayEndpoint(sb);
           if (!target) continue;
           try {
             const proxy = await startProxy(this.log, { proto: p.proto, hostIp: p.hostIp, hostPort: p.hostPort, containerIp: target.ip, containerPort: p.containerPort });
@@ -550,7 +555,7 @@ export class NetworkService {
       state.bridges.push({ name: n.bridge, subnet: n.IPAM.Config[0].Subnet, internal: n.Internal, masquerade: n.masquerade });
     }
     for (const sb of this.sandboxes.values()) {
-      const ep = this.primaryEndpoint(sb);
+      const ep = this.gatewayEndpoint(sb);
       if (!ep) continue;
       const n = this.networks.get(ep.networkId);
       if (!n?.bridge) continue;
@@ -796,6 +801,19 @@ export class NetworkService {
     return undefined;
   }
 
+  /**
+   * The endpoint that carries the default route and the published ports: the first one on a network
+   * that is not internal (dockerd's gateway endpoint). None when every network is internal: such a
+   * container has no route out and publishes nothing.
+   */
+  private gatewayEndpoint(sb: SandboxRecord): EndpointRecord | undefined {
+    for (const nid of sb.order) {
+      const ep = this.endpoints.get(`${nid}/${sb.containerId}`);
+      if (ep && ep.ip && this.networks.get(nid)?.Internal === false) return ep;
+    }
+    return undefined;
+  }
+
   async createSandbox(containerId: string, req: SandboxRequest): Promise<SandboxInfo> {
     const t0 = performance.now();
     const info = await this.exclusive(() => this.createSandboxLocked(containerId, req), false);
@@ -989,7 +1007,8 @@ export class NetworkService {
     const ip = ipToString(ipNum);
     if (cfg.macAddress && !isValidMac(cfg.macAddress)) throw new InvalidParameterError(`invalid MAC address: ${cfg.macAddress}`);
     const endpointId = randomId();
-    const first = sb.order.filter((nid) => this.endpoints.get(`${nid}/${sb.containerId}`)?.ip).length === 0;
+    // The default route goes through the first endpoint on a network with a way out.
+    const routes = !n.Internal && this.gatewayEndpoint(sb) === undefined;
     const ep: EndpointRecord = {
       networkId: n.Id,
       containerId: sb.containerId,
@@ -1023,7 +1042,7 @@ export class NetworkService {
       prefixLen: subnet.prefix,
       mac: ep.mac,
       mtu: n.mtu,
-      defaultGateway: first ? c.Gateway : undefined,
+      defaultGateway: routes ? c.Gateway : undefined,
       owner: this.owner,
     };
     return { ep, plumbing };
@@ -1031,7 +1050,7 @@ export class NetworkService {
 
   /** Allocates host ports for sb.wanted, starts proxies, records sb.published. */
   private async publish(sb: SandboxRecord): Promise<void> {
-    const target = this.primaryEndpoint(sb);
+    const target = this.gatewayEndpoint(sb);
     if (!target || sb.wanted.length === 0) return;
     const held: PublishedPort[] = [];
     for (const s of this.sandboxes.values()) if (s.containerId !== sb.containerId) held.push(...s.published);
@@ -1207,7 +1226,7 @@ export class NetworkService {
         throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
       }
       const ep = await this.attach(sb, n, cfg);
-      if (sb.published.length === 0 && sb.wanted.length > 0 && this.primaryEndpoint(sb) === ep) await this.publish(sb);
+      if (sb.published.length === 0 && sb.wanted.length > 0 && this.gatewayEndpoint(sb) === ep) await this.publish(sb);
       this.writeFiles(sb, true);
       this.persistSandbox(sb);
       await this.applyFirewall();
@@ -1236,16 +1255,22 @@ export class NetworkService {
       const ep = this.endpoints.get(`${n.Id}/${sb.containerId}`);
       if (!ep) throw new ForbiddenError(`container ${sb.containerId} is not connected to network ${n.Name}`);
       if (sb.mode !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
-      const wasPrimary = this.primaryEndpoint(sb) === ep;
+      const wasGateway = this.gatewayEndpoint(sb) === ep;
       if (sb.netnsPath && ep.ifName) await this.plumbing.deleteInNetns(sb.netnsPath, ep.ifName);
       if (ep.hostIfName) await this.plumbing.deleteLink(ep.hostIfName);
       this.dropEndpointRecord(ep);
       sb.order = sb.order.filter((x) => x !== n.Id);
-      if (wasPrimary) {
-        const next = this.primaryEndpoint(sb);
+      if (wasGateway) {
+        const next = this.gatewayEndpoint(sb);
         if (next && sb.netnsPath) {
           await this.plumbing.setDefaultRoute(sb.netnsPath, next.gateway, next.ifName);
           for (const p of this.proxies.get(sb.containerId) ?? []) p.retarget(next.ip);
+        } else {
+          // Only internal networks left: no way out, nothing published (the route left with the device).
+          const proxies = this.proxies.get(sb.containerId) ?? [];
+          this.proxies.delete(sb.containerId);
+          await Promise.all(proxies.map((p) => p.close()));
+          sb.published = [];
         }
       }
       this.writeFiles(sb, true);

@@ -132,21 +132,22 @@ export function wgetFrom(netns: string, url: string, timeoutSec = 3, resolvConf?
   return inNetns(netns, ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec busybox wget -q -O - "$1"', resolvConf, url], timeoutSec);
 }
 
-/** One UDP DNS query from the host. */
-export function dnsQuery(server: string, port: number, name: string, type = TYPE_A): Promise<ReturnType<typeof parseResponse>> {
-  return new Promise((resolve, reject) => {
-    const sock = createSocket('udp4');
-    const timer = setTimeout(() => {
-      sock.close();
-      reject(new Error(`no DNS answer from ${server}:${port} for ${name}`));
-    }, 3000);
-    sock.on('message', (m) => {
-      clearTimeout(timer);
-      sock.close();
-      resolve(parseResponse(m));
-    });
-    sock.send(buildQuery(Math.floor(Math.random() * 65535), name, type), port, server);
-  });
+/**
+ * One UDP DNS query sent from inside network namespace `netns` (the embedded DNS answers its network's
+ * containers only): a node child under nsenter sends the query and prints the reply in hex.
+ */
+export async function dnsQuery(netns: string, server: string, port: number, name: string, type = TYPE_A): Promise<ReturnType<typeof parseResponse>> {
+  const script = [
+    "const s = require('node:dgram').createSocket('udp4');",
+    "const [q, host, port] = process.argv.slice(1);",
+    "const t = setTimeout(() => process.exit(3), 3000);",
+    "s.on('message', (m) => { clearTimeout(t); process.stdout.write(m.toString('hex')); s.close(); });",
+    "s.send(Buffer.from(q, 'hex'), Number(port), host);",
+  ].join('\n');
+  const q = buildQuery(Math.floor(Math.random() * 65535), name, type).toString('hex');
+  const r = await inNetns(netns, [process.execPath, '-e', script, q, server, String(port)]);
+  if (r.code !== 0) throw new Error(`no DNS answer from ${server}:${port} for ${name} (${r.out.trim()})`);
+  return parseResponse(Buffer.from(r.out.trim(), 'hex'));
 }
 
 /** A fake upstream resolver on 127.0.0.1 answering every A question with `address`. */

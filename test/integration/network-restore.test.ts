@@ -48,7 +48,7 @@ describe('network state across daemon restarts and crashes', () => {
     expect(await httpGet('127.0.0.1', 18097)).toBe('still-here');
     expect(h.rules()).toContain(`BERTH-FORWARD-${h.tag}`);
     const ip = liveInfo.settings.Networks['rs-net']!.IPAddress;
-    expect((await dnsQuery('10.246.0.1', 53, 'survivor')).answers.map((a) => a.address)).toEqual([ip]);
+    expect((await dnsQuery(liveInfo.netnsPath!, '10.246.0.1', 53, 'survivor')).answers.map((a) => a.address)).toEqual([ip]);
     expect(existsSync(deadInfo.netnsPath!)).toBe(false);
     expect(h.ownedLinks().filter((l) => l.startsWith('bv')).length).toBe(1);
     expect(Object.keys(h.service.inspect('rs-net').Containers)).toEqual([live]);

@@ -2,8 +2,26 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetHarness, dnsQuery, fakeUpstream, inNetns, randomHex, startHttpd, wgetFrom } from './network-harness.js';
-import { RCODE_NXDOMAIN, TYPE_AAAA } from '../../src/network/dns-codec.js';
+import { createSocket } from 'node:dgram';
+import { buildQuery, RCODE_SERVFAIL, TYPE_AAAA } from '../../src/network/dns-codec.js';
 import { httpGet } from '../helpers/net-client.js';
+
+/** A query from the host's own namespace: resolves with the reply, rejects when none comes within 1.5 s. */
+function hostQuery(server: string, name: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      reject(new Error('no answer'));
+    }, 1500);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(m);
+    });
+    s.send(buildQuery(1, name), 53, server);
+  });
+}
 
 describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkService', () => {
   let h: NetHarness;
@@ -81,21 +99,25 @@ describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkSer
     await h.service.create({ Name: 'sb-dns', IPAM: { Config: [{ Subnet: '10.234.0.0/24' }] } });
     const db = await sandbox('db', 'sb-dns', { endpoints: { 'sb-dns': { aliases: ['database'] } } });
     const ip = db.info.settings.Networks['sb-dns']!.IPAddress;
-    const a = await dnsQuery('10.234.0.1', 53, 'database');
+    const ns = db.info.netnsPath!;
+    const a = await dnsQuery(ns, '10.234.0.1', 53, 'database');
     expect(a.answers.map((x) => x.address)).toEqual([ip]);
-    const aaaa = await dnsQuery('10.234.0.1', 53, 'db', TYPE_AAAA);
+    const aaaa = await dnsQuery(ns, '10.234.0.1', 53, 'db', TYPE_AAAA);
     expect(aaaa.rcode).toBe(0);
     expect(aaaa.answers).toEqual([]);
-    const fwd = await dnsQuery('10.234.0.1', 53, 'example.test');
+    const fwd = await dnsQuery(ns, '10.234.0.1', 53, 'example.test');
     expect(fwd.answers.map((x) => x.address)).toEqual(['203.0.113.77']);
     expect(upstream.queries).toContain('example.test');
     // From inside the container, through its resolv.conf.
     const look = (await inNetns(db.info.netnsPath!, ['busybox', 'nslookup', 'database', '10.234.0.1']));
     expect(look.out).toContain(ip);
-    // Internal networks never forward.
+    // Internal networks never forward (SERVFAIL, as dockerd); the host itself is not served at all.
     await h.service.create({ Name: 'sb-int', Internal: true, IPAM: { Config: [{ Subnet: '10.235.0.0/24' }] } });
-    const nx = await dnsQuery('10.235.0.1', 53, 'example.test');
-    expect(nx.rcode).toBe(RCODE_NXDOMAIN);
+    const inside = await sandbox('inside', 'sb-int');
+    const nx = await dnsQuery(inside.info.netnsPath!, '10.235.0.1', 53, 'example.test');
+    expect(nx.rcode).toBe(RCODE_SERVFAIL);
+    expect((await inNetns(inside.info.netnsPath!, ['ip', 'route'])).out).not.toContain('default');
+    await expect(hostQuery('10.234.0.1', 'database')).rejects.toThrow(/no answer/);
   });
 
   it('resolves names of every network the asker shares with the target', async () => {

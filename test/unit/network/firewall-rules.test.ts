@@ -16,6 +16,7 @@ describe('firewall rules', () => {
     expect(lines.filter((l) => l.startsWith(':'))).toEqual([
       ':BERTH-FORWARD-abcd1234 - [0:0]',
       ':BERTH-ISOLATION-abcd1234 - [0:0]',
+      ':BERTH-PORTS-abcd1234 - [0:0]',
       ':BERTH-POSTROUTING-abcd1234 - [0:0]',
       ':BERTH-DNAT-abcd1234 - [0:0]',
     ]);
@@ -26,10 +27,11 @@ describe('firewall rules', () => {
     expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i berth0 -o br-int -j DROP');
     expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i br-int -o berth0 -j DROP');
     expect(lines).toContain('-A BERTH-ISOLATION-abcd1234 -i br-int ! -o br-int -j DROP');
-    // ...except connections to published ports, which were DNATed.
-    expect(lines.indexOf('-A BERTH-ISOLATION-abcd1234 -m conntrack --ctstate DNAT -j RETURN')).toBeLessThan(
-      lines.indexOf('-A BERTH-ISOLATION-abcd1234 -i berth0 -o br-int -j DROP'),
-    );
+    // ...except connections to published ports, which were DNATed: but never into or out of an internal one.
+    const dnat = lines.indexOf('-A BERTH-ISOLATION-abcd1234 -m conntrack --ctstate DNAT -j RETURN');
+    expect(dnat).toBeLessThan(lines.indexOf('-A BERTH-ISOLATION-abcd1234 -i berth0 -o br-int -j DROP'));
+    expect(dnat).toBeGreaterThan(lines.indexOf('-A BERTH-ISOLATION-abcd1234 -i br-int ! -o br-int -j DROP'));
+    expect(dnat).toBeGreaterThan(lines.indexOf('-A BERTH-ISOLATION-abcd1234 -o br-int ! -i br-int -j DROP'));
     expect(lines.indexOf('-A BERTH-FORWARD-abcd1234 -j BERTH-ISOLATION-abcd1234')).toBeLessThan(
       lines.indexOf('-A BERTH-FORWARD-abcd1234 -i berth0 ! -o berth0 -j ACCEPT'),
     );
@@ -42,11 +44,19 @@ describe('firewall rules', () => {
     expect(lines).not.toContain('-A BERTH-FORWARD-abcd1234 -i br-int ! -o br-int -j ACCEPT');
   });
 
+  it('lets nothing into a bridge from outside but return traffic and DNATed published ports', () => {
+    const drop = lines.indexOf('-A BERTH-FORWARD-abcd1234 ! -i berth0 -o berth0 -j DROP');
+    expect(drop).toBeGreaterThan(lines.indexOf('-A BERTH-FORWARD-abcd1234 -o berth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'));
+    expect(drop).toBeGreaterThan(lines.indexOf('-A BERTH-FORWARD-abcd1234 -j BERTH-PORTS-abcd1234'));
+    expect(lines).toContain('-A BERTH-FORWARD-abcd1234 ! -i br-int -o br-int -j DROP');
+    expect(lines.filter((l) => l.includes('-j DROP') && l.startsWith('-A BERTH-FORWARD')).at(-1)).toBe(lines.filter((l) => l.startsWith('-A BERTH-FORWARD')).at(-1));
+  });
+
   it('masquerades non-internal subnets and DNATs published ports (not loopback ones)', () => {
     expect(lines).toContain('-A BERTH-POSTROUTING-abcd1234 -s 172.17.0.0/16 ! -o berth0 -j MASQUERADE');
     expect(rules).not.toContain('-s 10.9.0.0/24 ! -o br-int -j MASQUERADE');
     expect(lines).toContain('-A BERTH-DNAT-abcd1234 ! -i berth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80');
-    expect(lines).toContain('-A BERTH-FORWARD-abcd1234 -d 172.17.0.2/32 ! -i berth0 -o berth0 -p tcp -m tcp --dport 80 -j ACCEPT');
+    expect(lines).toContain('-A BERTH-PORTS-abcd1234 -d 172.17.0.2/32 ! -i berth0 -o berth0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT');
     const loop = renderRules(c, { bridges: [], ports: [{ bridge: 'berth0', proto: 'udp', hostIp: '127.0.0.1', hostPort: 53, containerIp: '172.17.0.3', containerPort: 53 }] });
     expect(loop).not.toContain('-j DNAT');
     const bound = renderRules(c, { bridges: [], ports: [{ bridge: 'berth0', proto: 'udp', hostIp: '192.0.2.2', hostPort: 53, containerIp: '172.17.0.3', containerPort: 53 }] });
@@ -82,7 +92,10 @@ describe('nftables rules (hosts without iptables)', () => {
     expect(text).not.toContain('ip saddr 10.9.0.0/24 oifname');
     expect(text).toContain('iifname != "berth0" tcp dport 8080 counter dnat to 172.17.0.2:80');
     expect(text).not.toContain('dport 8081');
-    expect(text.indexOf('ct status dnat accept')).toBeLessThan(text.indexOf('drop'));
+    // Internal bridges are cut before DNATed connections pass; other isolation and the final drops come after.
+    expect(text.indexOf('ct status dnat accept')).toBeGreaterThan(text.indexOf('oifname "br-int" iifname != "br-int" drop'));
+    expect(text.indexOf('ct status dnat accept')).toBeLessThan(text.indexOf('iifname "berth0" oifname "br-int" drop'));
+    expect(text.indexOf('oifname "berth0" ct state established,related accept')).toBeLessThan(text.indexOf('oifname "berth0" iifname != "berth0" drop'));
   });
 });
 

@@ -1,0 +1,3 @@
+import { securityNetworkSuite } from './security-network-suite.js';
+
+securityNetworkSuite('iptables');
