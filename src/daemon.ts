@@ -27,6 +27,7 @@ import { ContainerRepo } from './store/container-repo.js';
 import { ContainerService } from './containers/container-service.js';
 import { ExecService } from './containers/exec-service.js';
 import { ContainerOps } from './containers/container-ops.js';
+import { ContainerViews } from './containers/container-views.js';
 import type { ContainerRecord } from './containers/types.js';
 import { fileURLToPath } from 'node:url';
 
@@ -89,6 +90,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       network: networks,
       executor,
       cgroups,
+      views: new ContainerViews({ dataRoot: config.dataRoot, execRoot: config.execRoot, layers: images.layers, cgroups, log: log.child({ sub: 'containers' }) }),
       events,
       log: log.child({ sub: 'containers' }),
       logOpts: config.logOpts,

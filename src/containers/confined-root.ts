@@ -7,28 +7,18 @@
 // sees them when the root is /proc/<pid>/root.
 
 import { closeSync, constants as C, lstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { fdPath, lstatOrUndefined } from '../util/fd-fs.js';
+import type { RootfsReader } from '../volumes/copy-up.js';
 import { InvalidParameterError, NotFoundError } from '../errors.js';
 
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 const MAX_SYMLINKS = 40;
 
-/** `/proc/self/fd/<fd>` or `/proc/self/fd/<fd>/<name>` (name is one component, '.' for the directory itself). */
-export function fdPath(fd: number, name?: string): string {
-  // `/proc/self/fd/<fd>/.` rather than the bare magic link, so lstat and O_NOFOLLOW see the directory itself.
-  return name === undefined || name === '.' ? `/proc/self/fd/${fd}/.` : `/proc/self/fd/${fd}/${name}`;
-}
+export { fdPath, lstatOrUndefined, openChildDir, openRegular, O_PATH } from '../util/fd-fs.js';
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
-}
-
-export function lstatOrUndefined(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
-    throw e;
-  }
 }
 
 /** Where a container path leads: the directory holding it (open), its name there, and its lstat. */
@@ -160,7 +150,29 @@ export class ConfinedRoot {
   }
 }
 
-/** Opens a child directory of an open directory without following symlinks. */
-export function openChildDir(dirFd: number, name: string): number {
-  return openSync(fdPath(dirFd, name), DIR_FLAGS);
+/**
+ * A confined root as copy-up reads it: paths resolved inside it (symlinks followed, as dockerd's
+ * FollowSymlinkInScope), `hostDir` only names it in messages, `release` ends it.
+ */
+export function rootfsReader(root: ConfinedRoot, hostDir: string, release: () => void): RootfsReader {
+  const resolve = <T>(p: string, use: (r: Resolved) => T): T | undefined => {
+    let r: Resolved;
+    try {
+      r = root.resolve(p, true);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined; // a component on the way is missing or not a directory
+      throw e;
+    }
+    try {
+      return use(r);
+    } finally {
+      r.close();
+    }
+  };
+  return {
+    kind: (p) => resolve(p, (r) => (r.st === undefined ? undefined : r.st.isDirectory() ? 'dir' : 'other')),
+    openDir: (p) => resolve(p, (r) => (r.st?.isDirectory() ? root.openDir(r) : undefined)),
+    describe: (p) => join(hostDir, p),
+    release,
+  };
 }

@@ -37,6 +37,7 @@ import { inspectEntry, listEntry, ZERO_TIME } from './presenters.js';
 import { RestartBackoff, validateRestartPolicy } from './restart-policy.js';
 import { buildSpec, containerCapabilities, parseSecurityOpts } from './spec-builder.js';
 import { logLimits, resolveLogConfig } from './log-options.js';
+import type { ContainerViews } from './container-views.js';
 import { resolveUser } from './user-resolve.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 import type { ContainerConfig, ContainerRecord, HostConfig } from './types.js';
@@ -55,6 +56,8 @@ export interface ContainerServiceDeps {
   network: NetworkService;
   executor: Executor;
   cgroups: CgroupManager;
+  /** Read-only views of container filesystems (the image's root for copy-up at create). */
+  views: ContainerViews;
   events: EventBus;
   log: Logger;
   /** daemon.json log-opts, applied to every container's json-file log. */
@@ -309,7 +312,6 @@ export class ContainerService {
       // The container holds its image's layers: `rmi -f` of the image must not delete them under it.
       if (record.chainId) this.d.layers.hold(id, record.chainId);
       await this.prepareDirectory(record);
-      const lowerDirs = record.chainId ? this.d.layers.lowerDirs(record.chainId) : [];
       const resolved = await resolveContainerMounts(this.d.volumes, {
         containerId: id,
         binds: hc.Binds ?? null,
@@ -322,7 +324,7 @@ export class ContainerService {
           const other = this.find(ref);
           return other ? { id: other.id, mounts: other.mounts } : undefined;
         },
-        resolveRootfsPath: (p) => firstExisting(lowerDirs, p),
+        openRootfs: () => this.d.views.imageRootfs(record),
         log: this.log,
       });
       record.mounts = resolved.mounts;
@@ -1049,13 +1051,4 @@ export class ContainerService {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** The first layer directory holding a path (for copy-up into new volumes). */
-function firstExisting(dirs: readonly string[], p: string): string | undefined {
-  for (const d of dirs) {
-    const full = join(d, p);
-    if (existsSync(full)) return full;
-  }
-  return undefined;
 }

@@ -19,7 +19,8 @@ import type { LayerStore } from '../storage/layer-store.js';
 import { MNT_DETACH, MS_BIND, MS_RDONLY, nativeAddon } from '../storage/native.js';
 import { mountOverlay } from '../storage/overlay.js';
 import type { Logger } from '../util/logger.js';
-import { ConfinedRoot } from './confined-root.js';
+import type { RootfsReader } from '../volumes/copy-up.js';
+import { ConfinedRoot, rootfsReader } from './confined-root.js';
 import type { ContainerRecord } from './types.js';
 
 const MS_REMOUNT = 32;
@@ -29,6 +30,8 @@ const VIRTUAL_TYPES = new Set(['proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', '
 
 export interface RootView {
   root: ConfinedRoot;
+  /** Where a mounted view is (for messages); undefined for live views. */
+  mountPoint?: string;
   /** Container paths of virtual filesystems (their contents are left out of archives). */
   virtual: ReadonlySet<string>;
   kind: 'live' | 'mounted';
@@ -223,6 +226,7 @@ export class ContainerViews {
     }
     return {
       root,
+      mountPoint: target,
       virtual: new Set(),
       kind: 'mounted',
       release: () => {
@@ -241,6 +245,15 @@ export class ContainerViews {
       throw e;
     }
     return this.viewOf(target);
+  }
+
+  /**
+   * The image's root as a new container sees it (init + image layers), read-only, for copy-up into new volumes:
+   * paths are resolved inside it as dockerd's FollowSymlinkInScope does, never on the host.
+   */
+  imageRootfs(c: ContainerRecord): RootfsReader {
+    const view = c.driver === 'vfs' ? this.readOnlyStack(c.chainId ? [this.vfsTree(c, false)] : [join(this.containerDir(c.id), 'init')]) : this.lower(c);
+    return rootfsReader(view.root, view.mountPoint ?? '', () => view.release());
   }
 
   /** The upper dir itself (diff, commit), walked through fds like any container-controlled tree. */

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import type { VolumeService } from './volume-service.js';
-import { copyUpIfEmpty } from './copy-up.js';
+import { copyUpIfEmpty, type RootfsReader } from './copy-up.js';
 import {
   type ApiMount,
   type MountType,
@@ -70,10 +70,11 @@ export interface ResolveMountsInput {
   /** Resolves a `--volumes-from` reference (name or ID) to that container's ID and stored mounts. */
   lookupContainer?: (ref: string) => { id: string; mounts: readonly ContainerMount[] } | undefined;
   /**
-   * The host path of a container path in the image's (or container's) root filesystem, read-only;
-   * used for copy-up into new empty volumes and the "volume over a file" check. Omit to skip both.
+   * Opens the image's (or container's) root filesystem, read-only and confined, for copy-up into new empty
+   * volumes and the "volume over a file" check; opened at most once per call and released before it returns.
+   * Omit to skip both.
    */
-  resolveRootfsPath?: (containerPath: string) => string | undefined;
+  openRootfs?: () => RootfsReader;
   log?: Logger;
   /**
    * Keep the volumes reserved for `containerId` after this returns, until `release()` is called.
@@ -180,6 +181,8 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
   const tmpfsDest = new Set(Object.keys(input.tmpfs ?? {}).map(cleanContainerPath));
   const exists = (p: string): boolean => existsSync(p);
   const dataRoot = dirname(volumes.driver.root);
+  let openedRootfs: RootfsReader | undefined;
+  const rootfs = (): RootfsReader | undefined => (input.openRootfs ? (openedRootfs ??= input.openRootfs()) : undefined);
 
   const useVolume = async (
     p: ParsedMount,
@@ -292,15 +295,9 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
       if (byDest.has(dest) || tmpfsDest.has(dest)) continue;
       if (!dest.startsWith('/')) throw new InvalidParameterError(`invalid mount path: '${dest}' mount path must be absolute`);
       if (dest === '/') throw new InvalidParameterError("invalid specification: destination can't be '/'");
-      const hostPath = input.resolveRootfsPath?.(dest);
-      if (hostPath !== undefined) {
-        try {
-          if (!statSync(hostPath).isDirectory()) {
-            throw new InvalidParameterError(`cannot mount volume over existing file, file exists ${hostPath}`);
-          }
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        }
+      const image = rootfs();
+      if (image?.kind(dest) === 'other') {
+        throw new InvalidParameterError(`cannot mount volume over existing file, file exists ${image.describe(dest)}`);
       }
       const res = await volumes.create({ driver: input.volumeDriver || undefined });
       releases.push(volumes.reserve(res.record.name, input.containerId));
@@ -322,13 +319,11 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
 
     // 5. Copy-up: the image's content at the destination into empty volumes (not for volumes that
     // mount a filesystem of their own: that content would land under the mount).
-    if (input.resolveRootfsPath) {
+    if (input.openRootfs) {
       for (const m of byDest.values()) {
         if (m.Type !== 'volume' || !m.Name || !copyData.get(m.Destination)) continue;
         if (volumes.needsMount(m.Name)) continue;
-        const src = input.resolveRootfsPath(m.Destination);
-        if (src === undefined) continue;
-        await copyUpIfEmpty(m.Source, src, input.log);
+        await copyUpIfEmpty(m.Source, rootfs as () => RootfsReader, m.Destination, input.log);
       }
     }
   } catch (e) {
@@ -339,6 +334,8 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
       input.log?.warn({ err: errorMessage(err) }, 'cleaning up anonymous volumes failed');
     });
     throw e;
+  } finally {
+    openedRootfs?.release();
   }
 
   if (!input.holdReservations) releaseAll();

@@ -1,80 +1,160 @@
-import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, stat, symlink, utimes, chown } from 'node:fs/promises';
-import { constants } from 'node:fs';
-import { join } from 'node:path';
+// dockerd's populateVolume / copyExistingContents: the image's content at a VOLUME path is copied into a new
+// empty volume. Both trees are hostile: the source comes from an image (symlinks anywhere), and the destination
+// may be shared with a running container that renames directories and plants symlinks while we copy. So
+// everything is done through directory fds, one name at a time: the source is never followed through a symlink
+// (links are copied as links), and the destination is written with O_CREAT|O_EXCL, mkdir and O_NOFOLLOW opens,
+// so a swapped-in symlink makes the copy fail instead of writing outside the volume.
+
+import { closeSync, createReadStream, createWriteStream, constants as C, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, lstatSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { errnoCode, fdPath, openChildDir, openDirNoFollow, openRegular } from '../util/fd-fs.js';
 import type { Logger } from '../util/logger.js';
 
-/**
- * Copies a directory tree keeping owners, modes (incl. setuid/setgid/sticky), symlinks, hard links
- * and modification times. Sockets, FIFOs and device nodes are skipped (logged): Node cannot mknod.
- * The source is only read; symlinks are copied as links, never followed.
- */
-export async function copyTree(src: string, dst: string, log?: Logger): Promise<void> {
-  const links = new Map<string, string>();
-  const dirTimes: { path: string; atime: Date; mtime: Date }[] = [];
+/** The image's root filesystem, read-only and confined (symlinks resolved inside it). */
+export interface RootfsReader {
+  /** What is at `containerPath` with symlinks followed inside the root: 'dir', 'other', or undefined when missing. */
+  kind(containerPath: string): 'dir' | 'other' | undefined;
+  /** An open directory fd of `containerPath` (symlinks followed inside the root), undefined when not a directory. */
+  openDir(containerPath: string): number | undefined;
+  /** The path for messages (dockerd names the host path). */
+  describe(containerPath: string): string;
+  release(): void;
+}
 
-  const copyEntry = async (from: string, to: string): Promise<void> => {
-    const st = await lstat(from, { bigint: true });
-    const mode = Number(st.mode & 0o7777n);
-    const uid = Number(st.uid);
-    const gid = Number(st.gid);
-    const atime = new Date(Number(st.atimeMs));
-    const mtime = new Date(Number(st.mtimeMs));
-    if (st.isDirectory()) {
-      await mkdir(to).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-      });
-      await chown(to, uid, gid);
-      await chmod(to, mode);
-      for (const name of await readdir(from)) await copyEntry(join(from, name), join(to, name));
-      dirTimes.push({ path: to, atime, mtime });
-      return;
-    }
-    if (st.isSymbolicLink()) {
-      await symlink(await readlink(from), to);
-      await lchown(to, uid, gid);
-      await lutimes(to, atime, mtime);
-      return;
-    }
-    if (st.isFile()) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = st.nlink > 1n ? links.get(key) : undefined;
-      if (first !== undefined) {
-        await link(first, to);
-        return;
-      }
-      if (st.nlink > 1n) links.set(key, to);
-      await copyFile(from, to, constants.COPYFILE_EXCL);
-      // chown before chmod: chown clears setuid/setgid bits.
-      await chown(to, uid, gid);
-      await chmod(to, mode);
-      await utimes(to, atime, mtime);
-      return;
-    }
-    log?.warn({ path: from }, 'copy-up skips a special file (socket, fifo or device)');
-  };
+interface LinkPlace {
+  /** Directory names from the destination root down to the entry's parent. */
+  dirs: readonly string[];
+  name: string;
+}
 
-  for (const name of await readdir(src)) await copyEntry(join(src, name), join(dst, name));
-  // Directory times last: creating entries inside a directory changes its mtime.
-  for (const d of dirTimes.reverse()) await utimes(d.path, d.atime, d.mtime);
+function secondsOf(ns: bigint): number {
+  return Number(ns) / 1e9;
 }
 
 /**
- * dockerd's populateVolume / copyExistingContents: when `volumeDataDir` is empty and `sourceDir` is a
- * directory, copies the source's content into it and gives the volume root the source's owner and mode.
- * Returns whether anything was copied.
+ * Copies the tree open as `srcFd` into the directory open as `dstFd`, keeping owners, modes (setuid/setgid/sticky
+ * included), symlinks, hard links and times. Sockets, FIFOs and device nodes are skipped (logged).
  */
-export async function copyUpIfEmpty(volumeDataDir: string, sourceDir: string, log?: Logger): Promise<boolean> {
-  let srcStat;
+export async function copyTree(srcFd: number, dstFd: number, log?: Logger): Promise<void> {
+  const links = new Map<string, LinkPlace>();
+
+  /** Opens the directory `dirs` below the destination root, one O_NOFOLLOW step at a time. */
+  const openDstDir = (dirs: readonly string[]): number => {
+    let fd = -1;
+    try {
+      for (const d of dirs) {
+        const next = openChildDir(fd < 0 ? dstFd : fd, d);
+        if (fd >= 0) closeSync(fd);
+        fd = next;
+      }
+      return fd < 0 ? openChildDir(dstFd, '.') : fd;
+    } catch (e) {
+      if (fd >= 0) closeSync(fd);
+      throw e;
+    }
+  };
+
+  const copyDir = async (from: number, to: number, dirs: readonly string[]): Promise<void> => {
+    for (const name of readdirSync(fdPath(from)).sort()) {
+      const src = fdPath(from, name);
+      const dst = fdPath(to, name);
+      const st = lstatSync(src, { bigint: true });
+      const mode = Number(st.mode & 0o7777n);
+      const uid = Number(st.uid);
+      const gid = Number(st.gid);
+      const atime = secondsOf(st.atimeNs);
+      const mtime = secondsOf(st.mtimeNs);
+      if (st.isDirectory()) {
+        try {
+          mkdirSync(dst, 0o700);
+        } catch (e) {
+          if (errnoCode(e) !== 'EEXIST') throw e;
+        }
+        // O_NOFOLLOW: a symlink put there since the mkdir fails the copy here.
+        const childTo = openChildDir(to, name);
+        try {
+          const childFrom = openChildDir(from, name);
+          try {
+            // chown before chmod: chown clears setuid/setgid.
+            fchownSync(childTo, uid, gid);
+            fchmodSync(childTo, mode);
+            await copyDir(childFrom, childTo, [...dirs, name]);
+          } finally {
+            closeSync(childFrom);
+          }
+          // Last: creating entries inside a directory changes its mtime.
+          futimesSync(childTo, atime, mtime);
+        } finally {
+          closeSync(childTo);
+        }
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        symlinkSync(readlinkSync(src), dst);
+        lchownSync(dst, uid, gid);
+        lutimesSync(dst, atime, mtime);
+        continue;
+      }
+      if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1n ? links.get(key) : undefined;
+        if (first !== undefined) {
+          const firstDir = openDstDir(first.dirs);
+          try {
+            // link(2) never follows the old name: at worst it links what a racer put in the volume.
+            linkSync(fdPath(firstDir, first.name), dst);
+          } finally {
+            closeSync(firstDir);
+          }
+          continue;
+        }
+        const source = openRegular(from, name);
+        if (!source) continue; // replaced since the lstat (the image is read-only: does not happen)
+        try {
+          const out = openSync(dst, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+          try {
+            await pipeline(createReadStream('', { fd: source.fd, autoClose: false }), createWriteStream('', { fd: out, autoClose: false }));
+            fchownSync(out, uid, gid);
+            fchmodSync(out, mode);
+            futimesSync(out, atime, mtime);
+          } finally {
+            closeSync(out);
+          }
+        } finally {
+          closeSync(source.fd);
+        }
+        if (st.nlink > 1n) links.set(key, { dirs, name });
+        continue;
+      }
+      log?.warn({ path: [...dirs, name].join('/') }, 'copy-up skips a special file (socket, fifo or device)');
+    }
+  };
+
+  await copyDir(srcFd, dstFd, []);
+}
+
+/**
+ * When the volume directory is empty and the image has a directory at `containerPath` (symlinks resolved inside
+ * the image's root, as dockerd's FollowSymlinkInScope), copies its content into the volume and gives the volume
+ * root the source's owner and mode. Returns whether anything was copied.
+ */
+export async function copyUpIfEmpty(volumeDataDir: string, rootfs: () => RootfsReader, containerPath: string, log?: Logger): Promise<boolean> {
+  const dst = openDirNoFollow(volumeDataDir);
   try {
-    srcStat = await stat(sourceDir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
+    // Checked first: the image's root is only opened (mounted) when there is something to copy into.
+    if (readdirSync(fdPath(dst)).length > 0) return false;
+    const src = rootfs().openDir(containerPath);
+    if (src === undefined) return false;
+    try {
+      await copyTree(src, dst, log);
+      const st = lstatSync(fdPath(src), { bigint: true });
+      fchownSync(dst, Number(st.uid), Number(st.gid));
+      fchmodSync(dst, Number(st.mode & 0o7777n));
+      return true;
+    } finally {
+      closeSync(src);
+    }
+  } finally {
+    closeSync(dst);
   }
-  if (!srcStat.isDirectory()) return false;
-  if ((await readdir(volumeDataDir)).length > 0) return false;
-  await copyTree(sourceDir, volumeDataDir, log);
-  await chown(volumeDataDir, srcStat.uid, srcStat.gid);
-  await chmod(volumeDataDir, srcStat.mode & 0o7777);
-  return true;
 }

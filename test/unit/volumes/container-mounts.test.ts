@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfinedRoot, rootfsReader } from '../../../src/containers/confined-root.js';
+import type { RootfsReader } from '../../../src/volumes/copy-up.js';
 import { ANONYMOUS_LABEL } from '../../../src/volumes/volume-service.js';
 import { Filters } from '../../../src/util/filters.js';
 import {
@@ -143,15 +145,18 @@ describe('resolveContainerMounts', () => {
     const rootfs = join(fx.dir, 'rootfs');
     mkdirSync(join(rootfs, 'app'), { recursive: true });
     writeFileSync(join(rootfs, 'app', 'seed.txt'), 'seed');
-    const resolveRootfsPath = (p: string): string => join(rootfs, p);
-    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['cu:/app'], resolveRootfsPath });
+    const openRootfs = (): RootfsReader => {
+      const root = ConfinedRoot.open(rootfs);
+      return rootfsReader(root, rootfs, () => root.close());
+    };
+    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['cu:/app'], openRootfs });
     expect(readFileSync(join(vol('cu'), 'seed.txt'), 'utf8')).toBe('seed');
-    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['nc:/app:nocopy'], resolveRootfsPath });
+    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['nc:/app:nocopy'], openRootfs });
     expect(existsSync(join(vol('nc'), 'seed.txt'))).toBe(false);
-    const r = await resolveContainerMounts(fx.svc, { containerId: CID, volumes: { '/app': {} }, resolveRootfsPath });
+    const r = await resolveContainerMounts(fx.svc, { containerId: CID, volumes: { '/app': {} }, openRootfs });
     expect(readFileSync(join(vol(r.anonymousVolumes[0] as string), 'seed.txt'), 'utf8')).toBe('seed');
     writeFileSync(join(rootfs, 'app', 'later.txt'), 'x');
-    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['cu:/app'], resolveRootfsPath });
+    await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['cu:/app'], openRootfs });
     expect(existsSync(join(vol('cu'), 'later.txt'))).toBe(false);
   });
 
@@ -160,7 +165,14 @@ describe('resolveContainerMounts', () => {
     mkdirSync(rootfs);
     writeFileSync(join(rootfs, 'file'), 'x');
     await expect(
-      resolveContainerMounts(fx.svc, { containerId: CID, volumes: { '/file': {} }, resolveRootfsPath: (p) => join(rootfs, p) }),
+      resolveContainerMounts(fx.svc, {
+        containerId: CID,
+        volumes: { '/file': {} },
+        openRootfs: () => {
+          const root = ConfinedRoot.open(rootfs);
+          return rootfsReader(root, rootfs, () => root.close());
+        },
+      }),
     ).rejects.toThrow(`cannot mount volume over existing file, file exists ${join(rootfs, 'file')}`);
   });
 

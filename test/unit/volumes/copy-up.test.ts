@@ -1,8 +1,25 @@
-import { chownSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, linkSync } from 'node:fs';
+import { closeSync, readdirSync, chownSync, chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, linkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { openDirNoFollow } from '../../../src/util/fd-fs.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copyUpIfEmpty } from '../../../src/volumes/copy-up.js';
+import { ConfinedRoot, rootfsReader } from '../../../src/containers/confined-root.js';
+import { copyTree, copyUpIfEmpty as copyUp, type RootfsReader } from '../../../src/volumes/copy-up.js';
+
+/** copy-up from the host directory `src` (as the root of an image whose VOLUME is `/`). */
+async function copyUpIfEmpty(dst: string, src: string): Promise<boolean> {
+  let opened: RootfsReader | undefined;
+  const open = (): RootfsReader => {
+    const root = ConfinedRoot.open(dirname(src));
+    opened = rootfsReader(root, dirname(src), () => root.close());
+    return opened;
+  };
+  try {
+    return await copyUp(dst, open, `/${basename(src)}`);
+  } finally {
+    opened?.release();
+  }
+}
 
 describe('copy-up into a new volume', () => {
   let dir: string;
@@ -70,5 +87,37 @@ describe('copy-up into a new volume', () => {
     await copyUpIfEmpty(dst, src);
     expect(lstatSync(join(dst, 'escape')).isSymbolicLink()).toBe(true);
     expect(readlinkSync(join(dst, 'escape'))).toBe('/etc/passwd');
+  });
+
+  it('resolves a symlinked VOLUME path inside the root, never on the host', async () => {
+    // <dir>/image/data -> /etc: inside the root that is <dir>/image/etc, not the host's /etc.
+    mkdirSync(join(dir, 'image', 'etc'));
+    writeFileSync(join(dir, 'image', 'etc', 'image-file'), 'mine');
+    symlinkSync('/etc', join(dir, 'image', 'data'));
+    expect(await copyUpIfEmpty(dst, join(dir, 'image', 'data'))).toBe(true);
+    expect(readdirSync(dst)).toEqual(['image-file']);
+    rmSync(join(dir, 'image', 'etc'), { recursive: true });
+    rmSync(dst, { recursive: true });
+    mkdirSync(dst);
+    expect(await copyUpIfEmpty(dst, join(dir, 'image', 'data'))).toBe(false);
+    expect(readdirSync(dst)).toEqual([]);
+  });
+
+  it('fails instead of writing through a symlink that replaced a destination directory', async () => {
+    mkdirSync(join(src, 'sub'));
+    writeFileSync(join(src, 'sub', 'f'), 'x');
+    const outside = join(dir, 'outside');
+    mkdirSync(outside);
+    // What a racer leaves between berthd's mkdir and its open: the name is a symlink to a host directory.
+    symlinkSync(outside, join(dst, 'sub'));
+    const dstFd = openDirNoFollow(dst);
+    const srcFd = openDirNoFollow(src);
+    try {
+      await expect(copyTree(srcFd, dstFd)).rejects.toThrow(/ELOOP|ENOTDIR/);
+    } finally {
+      closeSync(dstFd);
+      closeSync(srcFd);
+    }
+    expect(readdirSync(outside)).toEqual([]);
   });
 });
