@@ -97,34 +97,6 @@ static char *lookup(struct plan *p)
 	child_fail(127, 0, "exec: \"%s\": executable file not found in $PATH", file);
 }
 
-/* Opens every namespace path first (after joining the mount namespace, /proc/<pid> paths would
- * resolve in the container's /proc), then joins: user first, mount last. */
-static void join_namespaces(struct plan *p)
-{
-	int fds[8];
-	for (int i = 0; i < p->njoins; i++) {
-		fds[i] = -1;
-		if (p->joins[i].nstype == CLONE_NEWPID)
-			continue;
-		fds[i] = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
-		if (fds[i] < 0)
-			child_fail(128, errno, "open namespace %s", p->joins[i].path);
-	}
-	static const int order[] = {CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWCGROUP, CLONE_NEWNS};
-	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
-		for (int i = 0; i < p->njoins; i++) {
-			if (fds[i] < 0 || p->joins[i].nstype != order[k])
-				continue;
-			if (setns(fds[i], order[k]) < 0)
-				child_fail(128, errno, "join namespace %s", p->joins[i].path);
-			close(fds[i]);
-			fds[i] = -1;
-			if (order[k] == CLONE_NEWUSER && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
-				child_fail(128, errno, "become root in the joined user namespace");
-		}
-	}
-}
-
 static void setup_stdio(struct plan *p, struct child_fds *fds, int slave)
 {
 	if (setsid() < 0)
@@ -178,7 +150,9 @@ void child_main(struct plan *p, struct child_fds *fds)
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			child_fail(128, errno, "become root in the user namespace");
 	}
-	join_namespaces(p);
+	struct berth_err nserr;
+	if (ns_join_paths(p, 0, &nserr) < 0 || ns_proc_join(fds->nsp, p->ns_proc.flags & ~CLONE_NEWPID, &nserr) < 0)
+		child_fail(nserr.code, 0, "%s", nserr.msg);
 
 	if (p->mode == MODE_CREATE)
 		rootfs_prepare(p);

@@ -219,17 +219,14 @@ static int shim_run(const char *mode, const char *plan_path)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		setup_failed(&p, 0, 128, "create sync socket");
 
+	/* exec: pin the container's init (checked by its start time) before anything is joined */
+	struct berth_err e;
+	struct ns_proc nsp = {.pid = 0, .pidfd = -1, .procfd = -1};
+	if (p.ns_proc.pid && ns_proc_open(&p.ns_proc, &nsp, &e) < 0)
+		setup_failed(&p, 0, e.code, e.msg);
 	/* joining a pid namespace only affects children: do it here, before clone */
-	for (int i = 0; i < p.njoins; i++) {
-		if (p.joins[i].nstype != CLONE_NEWPID)
-			continue;
-		int fd = open(p.joins[i].path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) {
-			snprintf(err, sizeof(err), "join pid namespace %s: %s", p.joins[i].path, strerror(errno));
-			setup_failed(&p, 0, 128, err);
-		}
-		close(fd);
-	}
+	if (ns_join_paths(&p, 1, &e) < 0 || ((p.ns_proc.flags & CLONE_NEWPID) && ns_proc_join(&nsp, CLONE_NEWPID, &e) < 0))
+		setup_failed(&p, 0, e.code, e.msg);
 
 	/* Cgroups, without moving the child by pid (cgroup.procs), which waits for an RCU grace period:
 	 * v1 hierarchies are joined by the child itself through `tasks` (not possible from a new user
@@ -302,10 +299,11 @@ static int shim_run(const char *mode, const char *plan_path)
 		if (cg2_fd >= 0)
 			close(cg2_fd);
 		struct child_fds fds = {.sync = sv[1], .stdin_r = in_p[0], .stdout_w = out_p[1], .stderr_w = err_p[1],
-					.cg_tasks = cg_tasks, .ncg_tasks = ncg_tasks};
+					.cg_tasks = cg_tasks, .ncg_tasks = ncg_tasks, .nsp = &nsp};
 		child_main(&p, &fds);
 	}
 	close(sv[1]);
+	ns_proc_close(&nsp);
 	if (in_p[0] >= 0)
 		close(in_p[0]);
 	if (out_p[1] >= 0)

@@ -66,6 +66,18 @@ static int parse_ll(const char *s, long long *out)
 	return 0;
 }
 
+/* "<a> <b>": two decimal numbers separated by one space. */
+static int fields_sp(char *val, unsigned long long *a, unsigned long long *b)
+{
+	char *sp = strchr(val, ' ');
+	if (!sp)
+		return -1;
+	*sp = '\0';
+	int r = parse_ull(val, a, 10) || parse_ull(sp + 1, b, 10) ? -1 : 0;
+	*sp = ' ';
+	return r;
+}
+
 static int nstype(const char *name)
 {
 	static const struct { const char *n; int t; } tab[] = {
@@ -184,6 +196,17 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 				goto bad;
 			p->joins[p->njoins].nstype = t;
 			p->joins[p->njoins++].path = c + 1;
+		} else if (!strcmp(key, "ns_proc")) {
+			unsigned long long pid, start;
+			if (fields_sp(val, &pid, &start) || pid == 0 || pid > 0x7fffffff)
+				goto bad;
+			p->ns_proc.pid = (pid_t)pid;
+			p->ns_proc.start = start;
+		} else if (!strcmp(key, "ns_join_proc")) {
+			int t = nstype(val);
+			if (t < 0)
+				goto bad;
+			p->ns_proc.flags |= t;
 		} else if (!strcmp(key, "cgroup_procs")) strv_push(&p->cgroup_procs, val);
 		else if (!strcmp(key, "uid_map")) p->uid_map = val;
 		else if (!strcmp(key, "gid_map")) p->gid_map = val;
@@ -279,6 +302,10 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 	}
 	if (first || !p->mode || !p->socket || !p->exit_file || p->args.n == 0) {
 		snprintf(err, errlen, "plan %s: missing mode, socket, exit_file or arg", path);
+		return -1;
+	}
+	if (p->ns_proc.flags && !p->ns_proc.pid) {
+		snprintf(err, errlen, "plan %s: ns_join_proc without ns_proc", path);
 		return -1;
 	}
 	if (p->mode == MODE_CREATE && (!p->rootfs || !p->rootfs_kind)) {

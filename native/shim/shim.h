@@ -45,6 +45,13 @@ struct ns_join {
 	char *path;
 };
 
+/* ns_proc: the process whose namespaces an exec joins (ns_join_proc), named with its start time */
+struct ns_proc_ref {
+	pid_t pid;
+	unsigned long long start;
+	int flags; /* CLONE_NEW* of the namespaces to join */
+};
+
 enum { MODE_CREATE = 1, MODE_EXEC = 2 };
 enum { ROOTFS_NONE = 0, ROOTFS_OVERLAY = 1, ROOTFS_BIND = 2 };
 
@@ -60,6 +67,7 @@ struct plan {
 	unsigned long clone_flags;
 	struct ns_join joins[8];
 	int njoins;
+	struct ns_proc_ref ns_proc; /* pid 0: none */
 	struct strv cgroup_procs;
 	char *uid_map, *gid_map;
 	/* rootfs */
@@ -118,9 +126,28 @@ size_t json_escape(char *out, const char *s, size_t n);
  * names processes that a crash ends, so it skips the flush that delays every container start). */
 int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode, int durable);
 unsigned long long proc_start_time(pid_t pid);
+unsigned long long stat_start_time(int statfd);
 char *xstrdup(const char *s);
 void *xmalloc(size_t n);
 void *xrealloc(void *p, size_t n);
+
+/* ---- ns.c: joining namespaces ---- */
+
+#include "err.h"
+
+/* The process an exec joins, pinned before its start time is checked: a pidfd where the kernel has them,
+ * and its /proc directory. Neither can come to name another process that takes the pid later. */
+struct ns_proc {
+	pid_t pid;
+	int pidfd, procfd;
+};
+
+int ns_proc_open(const struct ns_proc_ref *ref, struct ns_proc *h, struct berth_err *err);
+void ns_proc_close(struct ns_proc *h);
+/* Joins the namespaces in flags (CLONE_NEW*) of the pinned process; user first, mount last. */
+int ns_proc_join(struct ns_proc *h, int flags, struct berth_err *err);
+/* Joins the plan's ns_join paths: only the pid namespace (pid_only, in the shim before clone), or all others. */
+int ns_join_paths(struct plan *p, int pid_only, struct berth_err *err);
 
 /* ---- child.c: the container init before exec (runs in the clone()d child) ---- */
 
@@ -131,6 +158,7 @@ struct child_fds {
 	/* cgroup v1 `tasks` files the child joins itself (writing "0") once it has the go */
 	char **cg_tasks;
 	int ncg_tasks;
+	struct ns_proc *nsp; /* exec: the container's init, pinned (ns_proc.flags says what to join) */
 };
 
 /* Messages on the sync socket. */

@@ -241,16 +241,11 @@ int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode,
 	return 0;
 }
 
-/* Field 22 of /proc/<pid>/stat (clock ticks since boot), 0 if unreadable. */
-unsigned long long proc_start_time(pid_t pid)
+/* Field 22 of a /proc/<pid>/stat opened as fd (clock ticks since boot), 0 if unreadable. */
+unsigned long long stat_start_time(int fd)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	char buf[1024];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
@@ -265,4 +260,16 @@ unsigned long long proc_start_time(pid_t pid)
 			p++;
 	}
 	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	unsigned long long t = stat_start_time(fd);
+	close(fd);
+	return t;
 }

@@ -30,7 +30,7 @@ import { BerthError, ConflictError, NotFoundError, errorMessage } from '../error
 import type { Logger } from '../util/logger.js';
 import type { Cgroup, CgroupManager } from './cgroups/index.js';
 import { INIT_PATH_IN_CONTAINER, RUNTIME_ALLOWED_DEVICE_RULES } from './defaults.js';
-import { compileLaunchPlan, writeLaunchFiles, type RootfsSource } from './launch-plan.js';
+import { compileLaunchPlan, writeLaunchFiles, type NsName, type RootfsSource } from './launch-plan.js';
 import type { OciMount, OciProcess, OciSpec } from './oci-spec.js';
 import { ShimConnection, ShimRequestError, parseExitStatus, type ExitStatus, type ShimState } from './shim-client.js';
 import { ShimSpawner } from './shim-spawner.js';
@@ -449,16 +449,16 @@ export class Executor {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     await fsp.rm(path.join(dir, 'exit.json'), { force: true });
     const socketPath = this.socketPathFor(id, execId);
-    const nsJoins: Record<string, string> = {};
+    // the namespaces the init does not share with berthd; the shim joins them from the init it checks again
+    const namespaces: NsName[] = [];
     for (const ns of NS_FILES) {
-      const target = `/proc/${e.info.initPid}/ns/${ns}`;
       let same = false;
       try {
-        same = readlinkSync(`/proc/self/ns/${ns}`) === readlinkSync(target);
+        same = readlinkSync(`/proc/self/ns/${ns}`) === readlinkSync(`/proc/${e.info.initPid}/ns/${ns}`);
       } catch {
         same = ns === 'user';
       }
-      if (!same) nsJoins[ns] = target;
+      if (!same) namespaces.push(ns);
     }
     const records = compileLaunchPlan(
       { ociVersion: '1.0.2-dev', process: o.process },
@@ -471,7 +471,7 @@ export class Executor {
         tty: o.tty,
         openStdin: o.openStdin,
         ...(o.consoleSize ? { consoleSize: o.consoleSize } : {}),
-        nsJoins,
+        nsOf: { pid: e.info.initPid, startTime: e.info.initStart, namespaces },
         cgroupProcs: e.cgroup?.procsFiles() ?? [],
         ...(o.seccomp ? { seccompBpf: o.seccomp, seccompFlags: o.seccompFlags ?? 0 } : {}),
       },

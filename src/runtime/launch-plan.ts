@@ -6,6 +6,7 @@
 //
 // Keys (repeatable ones marked *): mode, id, socket, exit_file, state_file, log_path, log_max_size,
 // log_max_file, tty, stdin, console "<rows> <cols>", clone_flags, ns_join* "<mnt|uts|ipc|net|pid|cgroup|user>:<path>",
+// ns_proc "<pid> <start time in ticks>", ns_join_proc* "<mnt|uts|ipc|net|pid|cgroup|user>" (namespaces of ns_proc),
 // cgroup_procs*, uid_map, gid_map, rootfs_kind overlay|bind, rootfs, lower*, upper, work, mount_cwd,
 // overlay_opts, bind_src, rootfs_ro, root_propagation, mount* "type\0src\0dest\0flags\0pflags\0data",
 // device* "path\0c|b|p\0major\0minor\0mode\0uid\0gid", symlink* "target\0path", masked*, readonly*,
@@ -62,15 +63,19 @@ export interface PlanExtras {
   cgroupRoot?: string;
   /** true when the host is pure cgroup v2 (a `cgroup` mount becomes `cgroup2`). */
   cgroupV2?: boolean;
-  /** exec: namespaces to join, e.g. { net: '/proc/123/ns/net' }. create: joined namespaces come from the spec's paths. */
-  nsJoins?: Partial<Record<NsName, string>>;
+  /**
+   * exec: the container's init and the namespaces of it to join. The shim checks the start time before it
+   * joins through a pidfd (or the /proc/<pid> directory it opened), so a pid the init left and another
+   * process took is refused, never joined. create: joined namespaces come from the spec's paths.
+   */
+  nsOf?: { pid: number; startTime: number; namespaces: readonly NsName[] };
   seccompBpf?: Buffer;
   seccompFlags?: number;
   /** Owner of a created working directory (Docker: root). */
   cwdOwner?: { uid: number; gid: number };
 }
 
-type NsName = 'mnt' | 'uts' | 'ipc' | 'net' | 'pid' | 'cgroup' | 'user';
+export type NsName = 'mnt' | 'uts' | 'ipc' | 'net' | 'pid' | 'cgroup' | 'user';
 
 // Linux constants (uapi).
 export const MS = {
@@ -329,7 +334,14 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
     }
   } else {
     add('clone_flags', 0);
-    for (const [name, p] of Object.entries(extras.nsJoins ?? {})) add('ns_join', `${name}:${checkPath('namespace path', p)}`);
+    if (extras.nsOf) {
+      const { pid, startTime, namespaces } = extras.nsOf;
+      if (!Number.isSafeInteger(pid) || pid <= 0 || !Number.isSafeInteger(startTime) || startTime < 0) {
+        throw new InvalidParameterError(`bad process for namespace joins: ${pid} started at ${startTime}`);
+      }
+      add('ns_proc', `${pid} ${startTime}`);
+      for (const name of namespaces) add('ns_join_proc', name);
+    }
   }
   for (const f of extras.cgroupProcs ?? []) add('cgroup_procs', checkPath('cgroup.procs path', f));
 

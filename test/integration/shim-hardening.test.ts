@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { procStartTime } from '../../src/runtime/executor.js';
+import { compileLaunchPlan, writeLaunchFiles } from '../../src/runtime/launch-plan.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 
 const SHIM = fileURLToPath(new URL('../../native/build/berth-shim', import.meta.url));
@@ -93,6 +95,61 @@ describe('berth-shim sealed re-exec', () => {
       const gone = new Promise((r) => spawner.once('exit', r));
       spawner.stdin?.end();
       await gone;
+    }
+  });
+});
+
+/** Runs `berth-shim exec` for a plan joining the uts namespace of `pid` (said to have started at `start`)
+ * and resolves with its report line. */
+async function execReport(dir: string, pid: number, start: number): Promise<string> {
+  const records = compileLaunchPlan(
+    { ociVersion: '1.0.2-dev', process: { args: ['/bin/true'], cwd: '/', user: { uid: 0, gid: 0 }, env: [] } },
+    {
+      mode: 'exec',
+      id: 't/e',
+      socketPath: join(dir, 'exec.sock'),
+      exitFile: join(dir, 'exit.json'),
+      tty: false,
+      openStdin: false,
+      nsOf: { pid, startTime: start, namespaces: ['uts', 'mnt'] },
+    },
+  );
+  const plan = await writeLaunchFiles(dir, undefined, records);
+  const shim = spawn(SHIM, ['exec', plan], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  let report = '';
+  shim.stdio[3]?.on('data', (b: Buffer) => (report += b.toString()));
+  await new Promise((r) => shim.once('exit', r));
+  return report;
+}
+
+describe('berth-shim exec joins only the process berthd checked', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-nsjoin-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses a pid now held by another process (start time differs) and a pid that is gone, without running anything', async () => {
+    // a process in namespaces of its own, standing for the container's init
+    const init = spawn('unshare', ['--uts', '--mount', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const pid = init.pid ?? 0;
+      let start: number | undefined;
+      for (let i = 0; i < 200 && (start = procStartTime(pid)) === undefined; i++) await new Promise((r) => setImmediate(r));
+      expect(start).toBeDefined();
+      // the pid now names a process that started at another time: a recycled pid
+      const recycled = await execReport(dir, pid, (start ?? 0) + 1);
+      expect(recycled).toMatch(new RegExp(`^err 128 join the namespaces of process ${pid}: it is not the container's process any more`));
+      const exit = JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')) as { exitCode: number; error: string };
+      expect(exit.exitCode).toBe(128);
+      expect(exit.error).toMatch(/not the container's process/);
+      // the process is gone
+      const gone = new Promise((r) => init.once('exit', r));
+      init.kill('SIGKILL');
+      await gone;
+      expect(await execReport(dir, pid, start ?? 0)).toMatch(/^err 128 join the namespaces of process \d+: it is not the container's process any more/);
+    } finally {
+      if (init.exitCode === null && init.signalCode === null) init.kill('SIGKILL');
     }
   });
 });

@@ -146,10 +146,12 @@ describe('compileLaunchPlan', () => {
   it('builds exec plans with namespace joins and no rootfs', () => {
     const recs = decodePlan(
       encodePlan(
-        compileLaunchPlan(spec(), { mode: 'exec', id: 'a/e', socketPath: '/s', exitFile: '/e', tty: true, openStdin: true, nsJoins: { mnt: '/proc/9/ns/mnt', pid: '/proc/9/ns/pid' } }),
+        compileLaunchPlan(spec(), { mode: 'exec', id: 'a/e', socketPath: '/s', exitFile: '/e', tty: true, openStdin: true, nsOf: { pid: 9, startTime: 1234, namespaces: ['mnt', 'pid'] } }),
       ),
     );
-    expect(values(recs, 'ns_join')).toEqual(['mnt:/proc/9/ns/mnt', 'pid:/proc/9/ns/pid']);
+    expect(values(recs, 'ns_join')).toEqual([]);
+    expect(values(recs, 'ns_proc')).toEqual(['9 1234']);
+    expect(values(recs, 'ns_join_proc')).toEqual(['mnt', 'pid']);
     expect(values(recs, 'mount')).toEqual([]);
     expect(values(recs, 'rootfs')).toEqual([]);
   });
