@@ -28,6 +28,7 @@ import { ContainerService } from './containers/container-service.js';
 import { ExecService } from './containers/exec-service.js';
 import { ContainerOps } from './containers/container-ops.js';
 import { ContainerViews } from './containers/container-views.js';
+import { secureDataRoot } from './storage/data-root.js';
 import type { ContainerRecord } from './containers/types.js';
 import { fileURLToPath } from 'node:url';
 
@@ -52,6 +53,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let containerOps: ContainerOps | undefined;
   let registry: RegistryService | undefined;
   try {
+    secureDataRoot(config.dataRoot, log);
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
     const events = new EventBus(new EventRepo(db, 10_000));
     const storageDriver = detectStorageDriver(config.storageDriver, config.dataRoot);

@@ -38,6 +38,7 @@ import { RestartBackoff, validateRestartPolicy } from './restart-policy.js';
 import { buildSpec, containerCapabilities, parseSecurityOpts } from './spec-builder.js';
 import { logLimits, resolveLogConfig } from './log-options.js';
 import type { ContainerViews } from './container-views.js';
+import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
 import { resolveUser } from './user-resolve.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 import type { ContainerConfig, ContainerRecord, HostConfig } from './types.js';
@@ -362,7 +363,9 @@ export class ContainerService {
   /** The container directory: RW layer, the init layer with mount-point placeholders, log. */
   private async prepareDirectory(c: ContainerRecord): Promise<void> {
     const dir = this.dir(c.id);
-    await mkdir(join(dir, 'upper'), { recursive: true, mode: 0o755 });
+    // Private (as dockerd's): other users must never reach upper/, where container root can plant setuid files.
+    await mkdir(dir, { recursive: true, mode: CONTAINER_DIR_MODE });
+    await mkdir(join(dir, 'upper'), { mode: 0o755 });
     await mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 });
     // Docker's init layer: placeholders so the bind targets exist without showing up in `docker diff`.
     const init = join(dir, 'init');

@@ -1,11 +1,14 @@
 import Database from 'better-sqlite3';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type { Logger } from '../util/logger.js';
+import { securedDatabaseFile } from '../storage/data-root.js';
 
 export type Db = Database.Database;
 
-/** Opens berth.db with WAL and a busy timeout, then brings its schema up to date. */
+/** Opens berth.db (mode 0600) with WAL and a busy timeout, then brings its schema up to date. */
 export function openDatabase(path: string, log: Logger, migrations: readonly Migration[] = MIGRATIONS): Db {
+  // It holds every container's environment: owner-only, -wal/-shm included (SQLite copies the file's mode).
+  if (path !== ':memory:') securedDatabaseFile(path);
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
