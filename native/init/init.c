@@ -2,7 +2,10 @@
  *   berth-init [--] command [args...]
  * Runs the command as its child in a new process group (foreground on the tty if there is one),
  * forwards every signal except SIGCHLD to that group, reaps every zombie, and exits with the
- * child's status (128 + signal if it was killed). */
+ * child's status (128 + signal if it was killed).
+ *   berth-init --pause
+ * The CRI pod sandbox's holder process: sleeps as PID 1 of the pod's namespaces, reaps orphans (a
+ * pod sharing its PID namespace), exits 0 on SIGTERM/SIGINT/SIGHUP. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,8 +14,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static int pause_forever(void)
+{
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+			return 0;
+		if (sig == SIGCHLD)
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+	}
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--pause") == 0)
+		return pause_forever();
 	int first = 1;
 	if (argc > 1 && strcmp(argv[1], "--") == 0)
 		first = 2;

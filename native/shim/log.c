@@ -1,6 +1,9 @@
 /* The container log in Docker's json-file format, written by the shim so a container never
  * blocks on a dead daemon. Lines split at '\n'; a line longer than 16 KiB becomes partial
- * entries without '\n' (Docker's copier); rotation by size into <log>.1 .. <log>.(max_file-1). */
+ * entries without '\n' (Docker's copier); rotation by size into <log>.1 .. <log>.(max_file-1).
+ * CRI containers get the kubelet's format instead: "<RFC3339Nano> <stdout|stderr> <F|P> <line>\n",
+ * P for a partial line (no '\n' in the output yet), F for the line's last part; the kubelet rotates
+ * those files itself and asks for a reopen. */
 #include "shim.h"
 
 #include <errno.h>
@@ -25,6 +28,8 @@ struct logw {
 	char *path;
 	long long max_size, size;
 	int max_file;
+	int cri;
+	int final; /* set while the last output is flushed: an unterminated last line counts as full (F) */
 	struct linebuf {
 		char buf[LINE_MAX_BYTES];
 		size_t len;
@@ -49,13 +54,14 @@ static int log_open(struct logw *l)
 	return 0;
 }
 
-struct logw *logw_open(const char *path, long long max_size, int max_file)
+struct logw *logw_open(const char *path, long long max_size, int max_file, int cri)
 {
 	struct logw *l = xmalloc(sizeof(*l));
 	memset(l, 0, sizeof(*l));
 	l->path = xstrdup(path);
 	l->max_size = max_size;
 	l->max_file = max_file < 1 ? 1 : max_file;
+	l->cri = cri;
 	l->out = xmalloc(OUT_BUF + ENTRY_MAX);
 	l->ts_sec = (time_t)-1;
 	log_open(l);
@@ -168,6 +174,21 @@ static void emit(struct logw *l, int stream, const char *data, size_t n)
 	if (l->outlen + ENTRY_MAX > OUT_BUF + ENTRY_MAX)
 		out_flush(l);
 	char *o = l->out + l->outlen, *start = o;
+	if (l->cri) {
+		o += log_time(l, o);
+		int nl = n > 0 && data[n - 1] == '\n', full = nl || l->final;
+		const char *tag = stream ? (full ? " stderr F " : " stderr P ") : (full ? " stdout F " : " stdout P ");
+		memcpy(o, tag, 10);
+		o += 10;
+		memcpy(o, data, nl ? n - 1 : n);
+		o += nl ? n - 1 : n;
+		*o++ = '\n';
+		l->outlen += (size_t)(o - start);
+		l->size += (long long)(o - start);
+		if (l->outlen >= OUT_BUF)
+			out_flush(l);
+		return;
+	}
 	memcpy(o, "{\"log\":\"", 8);
 	o += 8;
 	o += json_escape(o, data, n);
@@ -211,15 +232,27 @@ void logw_data(struct logw *l, int stream, const char *data, size_t n)
 	out_flush(l);
 }
 
+int logw_reopen(struct logw *l)
+{
+	if (!l)
+		return 0;
+	out_flush(l);
+	if (l->fd >= 0)
+		close(l->fd);
+	return log_open(l);
+}
+
 void logw_flush(struct logw *l)
 {
 	if (!l)
 		return;
+	l->final = 1;
 	for (int i = 0; i < 2; i++) {
 		if (l->s[i].len) {
 			emit(l, i, l->s[i].buf, l->s[i].len);
 			l->s[i].len = 0;
 		}
 	}
+	l->final = 0;
 	out_flush(l);
 }

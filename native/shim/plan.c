@@ -177,6 +177,7 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 		else if (!strcmp(key, "log_path")) p->log_path = val;
 		else if (!strcmp(key, "log_max_size")) { long long v; if (parse_ll(val, &v)) goto bad; p->log_max_size = v; }
 		else if (!strcmp(key, "log_max_file")) NUM(p->log_max_file, 10);
+		else if (!strcmp(key, "log_format")) p->log_cri = !strcmp(val, "cri");
 		else if (!strcmp(key, "tty")) NUM(p->tty, 10);
 		else if (!strcmp(key, "stdin")) NUM(p->open_stdin, 10);
 		else if (!strcmp(key, "console")) {

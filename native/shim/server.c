@@ -6,7 +6,7 @@
  * "err <message>") except 'I':
  *   'S' start            'A' attach "<stdout 0|1> <stderr 0|1>"   'I' stdin bytes (no reply)
  *   'C' close stdin      'W' resize "<rows> <cols>"                'K' kill "<signal> <all 0|1>"
- *   'Q' state -> ok {"state":"created|running|exited","pid":N}
+ *   'Q' state -> ok {"state":"created|running|exited","pid":N}      'L' reopen the log file
  * Shim -> client: 'o' stdout bytes, 'e' stderr bytes (attached clients only; a TTY is all 'o'),
  * 'x' exit record (the exit file's JSON) to every client once the output is drained.
  * Backpressure: while an attached client has more than CLIENT_OUT_HWM unsent, the shim stops reading the
@@ -356,6 +356,12 @@ static void handle_frame(struct supervisor *s, struct client *c, char type, char
 		reply(c, "ok");
 		break;
 	}
+	case 'L':
+		if (logw_reopen(s->log) < 0)
+			reply(c, "err reopen log: %s", strerror(errno));
+		else
+			reply(c, "ok");
+		break;
 	case 'Q':
 		reply(c, "ok {\"state\":\"%s\",\"pid\":%d}", state_name(), (int)s->init_pid);
 		break;

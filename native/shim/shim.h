@@ -62,6 +62,7 @@ struct plan {
 	char *log_path;
 	long long log_max_size;
 	int log_max_file;
+	int log_cri; /* 1: the CRI format ("<time> <stream> <F|P> <line>") instead of json-file */
 	int tty, open_stdin;
 	unsigned short cons_h, cons_w;
 	unsigned long clone_flags;
@@ -203,7 +204,9 @@ void sec_nnp(struct plan *p);
 /* ---- log.c ---- */
 
 struct logw;
-struct logw *logw_open(const char *path, long long max_size, int max_file);
+struct logw *logw_open(const char *path, long long max_size, int max_file, int cri);
+/* Closes and opens the log path again (the kubelet renamed the file away: CRI ReopenContainerLog). */
+int logw_reopen(struct logw *l);
 void logw_data(struct logw *l, int stream, const char *data, size_t n); /* stream 0 stdout, 1 stderr */
 void logw_flush(struct logw *l);
 

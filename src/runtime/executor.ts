@@ -53,6 +53,8 @@ export interface ContainerCreateOptions {
   rootfs: RootfsSource;
   logPath?: string;
   logOpts?: { maxSize?: number; maxFile?: number };
+  /** 'cri': the kubelet's log format at logPath (CRI containers); json-file otherwise. */
+  logFormat?: 'json-file' | 'cri';
   tty: boolean;
   openStdin: boolean;
   stdinOnce: boolean;
@@ -211,6 +213,7 @@ export class Executor {
         ...(o.logPath ? { logPath: o.logPath } : {}),
         ...(o.logOpts?.maxSize !== undefined ? { logMaxSize: o.logOpts.maxSize } : {}),
         ...(o.logOpts?.maxFile !== undefined ? { logMaxFile: o.logOpts.maxFile } : {}),
+        ...(o.logFormat === 'cri' ? { logFormat: 'cri' as const } : {}),
         tty: o.tty,
         openStdin: o.openStdin,
         ...(o.consoleSize ? { consoleSize: o.consoleSize } : {}),
@@ -369,6 +372,11 @@ export class Executor {
       });
     }
     return handle;
+  }
+
+  /** The shim closes and opens its log file again (CRI ReopenContainerLog after the kubelet rotated it). */
+  async reopenLog(id: string): Promise<void> {
+    await (await this.control(this.entry(id))).reopenLog();
   }
 
   async resize(id: string, height: number, width: number): Promise<void> {

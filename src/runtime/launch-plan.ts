@@ -5,7 +5,7 @@
 // as numbers, capability masks, device list, namespace flags); the C side only performs it.
 //
 // Keys (repeatable ones marked *): mode, id, socket, exit_file, state_file, log_path, log_max_size,
-// log_max_file, tty, stdin, console "<rows> <cols>", clone_flags, ns_join* "<mnt|uts|ipc|net|pid|cgroup|user>:<path>",
+// log_max_file, log_format (cri), tty, stdin, console "<rows> <cols>", clone_flags, ns_join* "<mnt|uts|ipc|net|pid|cgroup|user>:<path>",
 // ns_proc "<pid> <start time in ticks>", ns_join_proc* "<mnt|uts|ipc|net|pid|cgroup|user>" (namespaces of ns_proc),
 // cgroup_procs*, uid_map, gid_map, rootfs_kind overlay|bind, rootfs, lower*, upper, work, mount_cwd,
 // overlay_opts, bind_src, rootfs_ro, root_propagation, mount* "type\0src\0dest\0flags\0pflags\0data",
@@ -51,6 +51,7 @@ export interface PlanExtras {
   logPath?: string;
   logMaxSize?: number;
   logMaxFile?: number;
+  logFormat?: 'cri';
   tty: boolean;
   openStdin: boolean;
   consoleSize?: { height: number; width: number };
@@ -311,6 +312,7 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
     add('log_path', checkPath('log path', extras.logPath));
     if (extras.logMaxSize !== undefined && extras.logMaxSize > 0) add('log_max_size', Math.floor(extras.logMaxSize));
     if (extras.logMaxFile !== undefined && extras.logMaxFile > 0) add('log_max_file', Math.floor(extras.logMaxFile));
+    if (extras.logFormat === 'cri') add('log_format', 'cri');
   }
   add('tty', extras.tty ? 1 : 0);
   add('stdin', extras.openStdin ? 1 : 0);

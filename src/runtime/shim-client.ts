@@ -1,5 +1,5 @@
 // Client side of berth-shim's control socket. Frames both ways: 1 type byte, 4-byte big-endian
-// length, payload. Requests ('S' start, 'A' attach, 'C' close stdin, 'W' resize, 'K' kill, 'Q' state)
+// length, payload. Requests ('S' start, 'A' attach, 'C' close stdin, 'W' resize, 'K' kill, 'Q' state, 'L' reopen log)
 // get one 'r' reply each, in order ("ok[ <json>]" / "err <message>"); 'I' (stdin bytes) has no reply.
 // The shim pushes 'o'/'e' output to attached connections and 'x' (the exit record JSON) to everyone.
 
@@ -215,6 +215,10 @@ export class ShimConnection extends EventEmitter {
 
   async closeStdin(): Promise<void> {
     await this.request('C');
+  }
+
+  async reopenLog(): Promise<void> {
+    await this.request('L');
   }
 
   async resize(height: number, width: number): Promise<void> {
