@@ -27,6 +27,7 @@ import { StatsCollector } from './stats.js';
 import { top, type TopResult } from './top.js';
 import { tarTree } from './tree-tar.js';
 import type { ContainerRecord, RestartPolicy } from './types.js';
+import { cgroupPathOf } from './types.js';
 import { resolveUser } from './user-resolve.js';
 
 export interface ContainerOpsDeps {
@@ -94,7 +95,7 @@ export class ContainerOps {
   }
 
   private cgroup(c: ContainerRecord): ReturnType<CgroupManager['open']> {
-    return this.d.cgroups.open(`/berth/${c.id}`);
+    return this.d.cgroups.open(cgroupPathOf(c));
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ import type { ContainerViews } from './container-views.js';
 import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
 import { resolveUser } from './user-resolve.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
-import type { ContainerConfig, ContainerRecord, HostConfig } from './types.js';
+import type { ContainerConfig, ContainerRecord, CriAttachment, HostConfig } from './types.js';
+import { cgroupPathOf } from './types.js';
 import { signalNumber } from './signals.js';
 import { readLogs, type LogEntry } from './log-reader.js';
 
@@ -68,6 +69,8 @@ export interface ContainerServiceDeps {
 
 export interface CreateRequest {
   name?: string;
+  /** Set by the CRI layer only (never from the Docker API). */
+  cri?: CriAttachment;
   body: Partial<ContainerConfig> & { HostConfig?: HostConfig; NetworkingConfig?: ContainerRecord['networkingConfig'] };
 }
 
@@ -293,6 +296,7 @@ export class ContainerService {
       hasBeenStarted: false,
       manuallyStopped: false,
       driver: this.d.layers.driver,
+      ...(req.cri ? { cri: req.cri } : {}),
     };
 
     // The name is reserved atomically by the UNIQUE column; generated names retry.
@@ -482,7 +486,7 @@ export class ContainerService {
         resources,
         devices: devices.devices,
         deviceRules: devices.rules,
-        cgroupsPath: `/berth/${c.id}`,
+        cgroupsPath: cgroupPathOf(c),
         cgroupV2: this.d.cgroups.version === '2',
         initPath: this.d.initPath,
       });
@@ -509,8 +513,7 @@ export class ContainerService {
         bundleDir: dir,
         spec,
         rootfs,
-        logPath: this.logPath(c),
-        logOpts: limits,
+        ...(c.cri?.logPath ? { logPath: c.cri.logPath, logFormat: 'cri' as const } : { logPath: this.logPath(c), logOpts: limits }),
         tty: c.config.Tty,
         openStdin: c.config.OpenStdin,
         stdinOnce: c.config.StdinOnce,
@@ -666,7 +669,7 @@ export class ContainerService {
 
   private async oomKilled(c: ContainerRecord): Promise<boolean> {
     try {
-      return (await this.d.cgroups.open(`/berth/${c.id}`).oomKillCount()) > 0;
+      return (await this.d.cgroups.open(cgroupPathOf(c)).oomKillCount()) > 0;
     } catch {
       return false;
     }
@@ -1036,6 +1039,21 @@ export class ContainerService {
     this.save(c);
   }
 
+  /** The CRI layer's data on a CRI container or sandbox (pod IPs once its network is up). */
+  setCriData(id: string, data: Record<string, unknown>): void {
+    const c = this.records.get(id);
+    if (!c?.cri) throw new NotFoundError(`No such container: ${id}`);
+    c.cri = { ...c.cri, data: { ...c.cri.data, ...data } };
+    this.save(c);
+  }
+
+  /** The CRI layer reopens a CRI container's log (the kubelet rotated it). */
+  async reopenLog(id: string): Promise<void> {
+    const c = this.get(id);
+    if (!c.state.Running) throw new ConflictError(`container ${id} is not running`);
+    await this.d.executor.reopenLog(id);
+  }
+
   /** Saves a record another containers module changed (ContainerOps: rename, update, health state). */
   persist(c: ContainerRecord): void {
     this.save(c);
@@ -1047,7 +1065,7 @@ export class ContainerService {
   }
 
   private async unpauseCgroup(c: ContainerRecord): Promise<void> {
-    await this.d.cgroups.open(`/berth/${c.id}`).thaw();
+    await this.d.cgroups.open(cgroupPathOf(c)).thaw();
     this.setPaused(c, false);
   }
 }

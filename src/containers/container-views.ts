@@ -22,6 +22,7 @@ import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
 import { ConfinedRoot, rootfsReader } from './confined-root.js';
 import type { ContainerRecord } from './types.js';
+import { cgroupPathOf } from './types.js';
 
 const MS_REMOUNT = 32;
 const MS_REC = 16384;
@@ -93,7 +94,7 @@ export class ContainerViews {
   async live(c: ContainerRecord): Promise<RootView | undefined> {
     const pid = c.state.Pid;
     if (!c.state.Running || !pid) return undefined;
-    const cg = this.d.cgroups.open(`/berth/${c.id}`);
+    const cg = this.d.cgroups.open(cgroupPathOf(c));
     const member = async (): Promise<boolean> => (await cg.pids().catch(() => [] as number[])).includes(pid);
     if (!(await member())) return undefined;
     let root: ConfinedRoot;

@@ -11,6 +11,7 @@ import type { CgroupManager, CgroupStats } from '../runtime/cgroups/index.js';
 import { readSystemCpu } from '../runtime/cgroups/index.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { ContainerRecord } from './types.js';
+import { cgroupPathOf } from './types.js';
 
 export interface NetworkStats {
   rx_bytes: number;
@@ -95,7 +96,7 @@ export class StatsCollector {
   async sample(c: ContainerRecord): Promise<StatsSample> {
     const readNano = nowNano();
     const [cg, sys, net] = await Promise.all([
-      this.cgroups.open(`/berth/${c.id}`).stats(),
+      this.cgroups.open(cgroupPathOf(c)).stats(),
       readSystemCpu(),
       c.state.Pid > 0 && (c.hostConfig.NetworkMode ?? 'bridge') !== 'host'
         ? readFile(`/proc/${c.state.Pid}/net/dev`, 'utf8').then(parseNetDev, () => undefined)

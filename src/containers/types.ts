@@ -126,4 +126,22 @@ export interface ContainerRecord {
   /** The shim's pid and start time, to re-adopt it after a daemon restart. */
   shim?: { pid: number; startTime: string };
   driver: string;
+  /** CRI containers and pod sandboxes: what the CRI layer (src/cri) keeps about them; absent for Docker's. */
+  cri?: CriAttachment;
+}
+
+/** Set once at create by src/cri; the container service only reads logPath from it. */
+export interface CriAttachment {
+  kind: 'sandbox' | 'container';
+  /** The kubelet's log file, written in the CRI format (empty: json-file in the container directory). */
+  logPath: string;
+  /** CRI-owned data (metadata, annotations, pod config), opaque to the container service. */
+  data: Record<string, unknown>;
+}
+
+/** The container's cgroup: <CgroupParent>/<id> when a parent is set (kubelet pods, --cgroup-parent), else /berth/<id>. */
+export function cgroupPathOf(c: { id: string; hostConfig: HostConfig }): string {
+  const parent = typeof c.hostConfig.CgroupParent === 'string' ? c.hostConfig.CgroupParent.replace(/\/+$/, '') : '';
+  if (parent === '') return `/berth/${c.id}`;
+  return `${parent.startsWith('/') ? '' : '/'}${parent}/${c.id}`;
 }

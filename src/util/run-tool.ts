@@ -15,11 +15,11 @@ export function runTool(
   log: Logger,
   cmd: string,
   args: readonly string[],
-  options: { input?: string | Buffer; allowFailure?: boolean } = {},
+  options: { input?: string | Buffer; allowFailure?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ToolResult & { code: number }> {
   log.debug({ cmd, args }, 'run tool');
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
