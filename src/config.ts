@@ -21,6 +21,10 @@ export interface DaemonConfig {
   maxConcurrentDownloads: number;
   maxConcurrentUploads: number;
   logOpts: Record<string, string>;
+  /** CRI gRPC endpoint (unix://…); '' = off (--no-cri); default <exec-root>/cri.sock. */
+  criSocket: string;
+  cniConfDir: string;
+  cniBinDirs: string[];
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -47,6 +51,9 @@ function defaults(): DaemonConfig {
     maxConcurrentUploads: 5,
     // Bounded by default, unlike dockerd: a chatty container never fills the disk.
     logOpts: { 'max-size': '20m', 'max-file': '5' },
+    criSocket: '',
+    cniConfDir: '/etc/cni/net.d',
+    cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
   };
 }
 
@@ -89,6 +96,9 @@ function applyFile(cfg: DaemonConfig, json: Record<string, unknown>): void {
       case 'insecure-registries': cfg.insecureRegistries = asStringArray(key, value); break;
       case 'max-concurrent-downloads': cfg.maxConcurrentDownloads = Number(value); break;
       case 'max-concurrent-uploads': cfg.maxConcurrentUploads = Number(value); break;
+      case 'cri-socket': cfg.criSocket = asString(key, value); break;
+      case 'cni-conf-dir': cfg.cniConfDir = asString(key, value); break;
+      case 'cni-bin-dir': cfg.cniBinDirs = asStringArray(key, value); break;
       case 'log-opts': {
         if (typeof value !== 'object' || value === null) throw new InvalidParameterError('daemon.json: "log-opts" must be an object');
         cfg.logOpts = { ...cfg.logOpts, ...(value as Record<string, string>) };
@@ -120,6 +130,8 @@ export function loadConfig(argv: readonly string[]): DaemonConfig {
       'log-level': { type: 'string', short: 'l' },
       debug: { type: 'boolean', short: 'D' },
       pidfile: { type: 'string', short: 'p' },
+      'cri-socket': { type: 'string' },
+      'no-cri': { type: 'boolean' },
     },
     strict: true,
   });
@@ -152,5 +164,8 @@ export function loadConfig(argv: readonly string[]): DaemonConfig {
   if (values.debug) cfg.logLevel = 'debug';
   if (values.pidfile !== undefined) cfg.pidfile = values.pidfile;
   if (cfg.pidfile === '') cfg.pidfile = `${cfg.execRoot}/berthd.pid`;
+  if (values['cri-socket'] !== undefined) cfg.criSocket = values['cri-socket'];
+  if (cfg.criSocket === '') cfg.criSocket = `unix://${cfg.execRoot}/cri.sock`;
+  if (values['no-cri']) cfg.criSocket = '';
   return cfg;
 }

@@ -31,6 +31,7 @@ import { ContainerViews } from './containers/container-views.js';
 import { secureDataRoot } from './storage/data-root.js';
 import type { ContainerRecord } from './containers/types.js';
 import { fileURLToPath } from 'node:url';
+import { startCri } from './cri/index.js';
 
 /** berth-shim and berth-init, built from native/ by npm install. */
 const SHIM_PATH = fileURLToPath(new URL('../native/build/berth-shim', import.meta.url));
@@ -52,6 +53,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let containers: ContainerService | undefined;
   let containerOps: ContainerOps | undefined;
   let registry: RegistryService | undefined;
+  let cri: { close(): Promise<void> } | undefined;
   try {
     secureDataRoot(config.dataRoot, log);
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
@@ -128,12 +130,19 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     containerOps = new ContainerOps({ dataRoot: config.dataRoot, execRoot: config.execRoot, containers, execs, images: images.service, network: networks, cgroups, events, log: log.child({ sub: 'containers' }) });
     const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry };
 
+    if (config.criSocket !== '') {
+      cri = await startCri(
+        { endpoint: config.criSocket, dataRoot: config.dataRoot, cniConfDir: config.cniConfDir, cniBinDirs: config.cniBinDirs, initPath: INIT_PATH },
+        { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log },
+      );
+    }
     api = await createApiServer(services, log);
     await api.listen(config.hosts);
     writeFileSync(config.pidfile, `${process.pid}\n`);
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');
     void containers.startRestartPolicyContainers();
   } catch (e) {
+    await cri?.close();
     await api?.close(0);
     await networks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
     db?.close();
@@ -147,11 +156,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const openContainers = containers;
   const openContainerOps = containerOps;
   const openRegistry = registry;
+  const openCri = cri;
   return {
     async stop() {
       log.info('berthd shutting down');
       openContainers?.shutdown();
       openContainerOps?.shutdown();
+      await openCri?.close().catch((err: unknown) => log.error({ err }, 'CRI server shutdown failed'));
       await openApi.close(10_000);
       await openRegistry?.close().catch((err: unknown) => log.error({ err }, 'registry shutdown failed'));
       await openNetworks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));

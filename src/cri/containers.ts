@@ -1,0 +1,353 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
+import type { ContainerService } from '../containers/container-service.js';
+import type { ContainerRecord, HostConfig } from '../containers/types.js';
+import type { Logger } from '../util/logger.js';
+import { nowNano } from '../util/time.js';
+import type { CriImageService } from './image-service.js';
+import { labelsMatch, msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
+import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
+
+export interface ContainerData {
+  sandboxId: string;
+  metadata: Msg;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  image: string;
+  createdAt: string;
+  logPath: string;
+  mounts: Msg[];
+}
+
+export function containerData(c: ContainerRecord): ContainerData {
+  return (c.cri?.data ?? {}) as unknown as ContainerData;
+}
+
+const PROPAGATION: Record<string, string> = {
+  PROPAGATION_PRIVATE: 'rprivate',
+  PROPAGATION_HOST_TO_CONTAINER: 'rslave',
+  PROPAGATION_BIDIRECTIONAL: 'rshared',
+};
+
+/** CRI's capability names come with or without CAP_; Docker's CapAdd takes either, "ALL" included. */
+function caps(v: unknown): string[] {
+  return strList(v).map((c) => (c.toUpperCase() === 'ALL' ? 'ALL' : c.toUpperCase().replace(/^CAP_/, '')));
+}
+
+/** CRI state of a Berth container. */
+export function criState(c: ContainerRecord): string {
+  if (c.state.Running || c.state.Restarting) return 'CONTAINER_RUNNING';
+  if (c.state.Status === 'created') return 'CONTAINER_CREATED';
+  return 'CONTAINER_EXITED';
+}
+
+/** The seccomp choice as SecurityOpt: null/unset means unconfined (containerd's default), as does Unconfined. */
+function seccompOpt(sc: Msg): string[] {
+  const s = msg(sc.seccomp);
+  const type = sc.seccomp ? str(s.profile_type) : '';
+  if (type === 'RuntimeDefault') return [];
+  if (type === 'Localhost') {
+    const ref = str(s.localhost_ref);
+    if (!isAbsolute(ref)) throw new InvalidParameterError(`seccomp profile path must be absolute: "${ref}"`);
+    let text: string;
+    try {
+      text = readFileSync(ref, 'utf8');
+    } catch (e) {
+      throw new InvalidParameterError(`failed to load seccomp profile "${ref}": ${(e as Error).message}`);
+    }
+    return [`seccomp=${text}`];
+  }
+  if (type === 'Unconfined') return ['seccomp=unconfined'];
+  const legacy = str(sc.seccomp_profile_path);
+  if (legacy === 'runtime/default' || legacy === 'docker/default') return [];
+  if (legacy.startsWith('localhost/')) return seccompOpt({ seccomp: { profile_type: 'Localhost', localhost_ref: legacy.slice('localhost/'.length) } });
+  return ['seccomp=unconfined'];
+}
+
+/** AppArmor: the hosts Berth runs on have no AppArmor; RuntimeDefault/Unconfined are accepted, a named profile is not. */
+function checkAppArmor(sc: Msg): void {
+  const a = msg(sc.apparmor);
+  const type = sc.apparmor ? str(a.profile_type) : '';
+  const legacy = str(sc.apparmor_profile);
+  const named = type === 'Localhost' ? str(a.localhost_ref) : legacy.startsWith('localhost/') ? legacy.slice(10) : '';
+  if (named !== '' && !existsSync('/sys/kernel/security/apparmor')) {
+    throw new InvalidParameterError(`apparmor is not enabled on this host: cannot apply profile "${named}"`);
+  }
+}
+
+/**
+ * CRI containers: a CreateContainer request becomes a Docker-shaped create of the container service (one
+ * lifecycle, one executor, one set of spec rules for both front doors), joined to its pod's namespaces by
+ * the container: modes, logging in the CRI format at the kubelet's path.
+ */
+export class CriContainers {
+  constructor(
+    private readonly containers: ContainerService,
+    private readonly sandboxes: SandboxService,
+    private readonly images: CriImageService,
+    private readonly log: Logger,
+  ) {}
+
+  find(id: string): ContainerRecord | undefined {
+    if (id === '') return undefined;
+    const all = this.list();
+    const exact = all.find((c) => c.id === id);
+    if (exact) return exact;
+    const matches = all.filter((c) => c.id.startsWith(id));
+    return matches.length === 1 ? matches[0] : undefined;
+  }
+
+  get(id: string): ContainerRecord {
+    const c = this.find(id);
+    if (!c) throw new NotFoundError(`container "${id}" not found`);
+    return c;
+  }
+
+  list(): ContainerRecord[] {
+    return this.containers.all().filter((c) => c.cri?.kind === 'container');
+  }
+
+  inSandbox(sandboxId: string): ContainerRecord[] {
+    return this.list().filter((c) => containerData(c).sandboxId === sandboxId);
+  }
+
+  async create(req: Msg): Promise<Msg> {
+    const sb = this.sandboxes.get(str(req.pod_sandbox_id));
+    if (!sb.state.Running) throw new ConflictError(`pod sandbox ${sb.id} is not ready`);
+    const sd = sandboxData(sb);
+    const config = msg(req.config);
+    const md = msg(config.metadata);
+    const name = str(md.name);
+    if (name === '') throw new InvalidParameterError('container config must include metadata.name');
+    const imageSpec = str(msg(config.image).image);
+    const image = this.images.find(imageSpec);
+    if (!image) throw new NotFoundError(`image "${imageSpec}" not found`);
+    const linux = msg(config.linux);
+    const sc = msg(linux.security_context);
+    const res = msg(linux.resources);
+    const nso = msg(sc.namespace_options);
+    const hostNet = sd.namespaces.network === 'NODE';
+
+    let pidMode = '';
+    const pid = str(nso.pid) || 'CONTAINER';
+    if (pid === 'NODE') pidMode = 'host';
+    else if (pid === 'POD') pidMode = `container:${sb.id}`;
+    else if (pid === 'TARGET') pidMode = `container:${this.get(str(nso.target_id)).id}`;
+
+    let user = '';
+    const runAsUser = config.linux && sc.run_as_user ? str(msg(sc.run_as_user).value) : '';
+    const runAsGroup = config.linux && sc.run_as_group ? str(msg(sc.run_as_group).value) : '';
+    if (runAsUser !== '') user = runAsUser;
+    else if (str(sc.run_as_username) !== '') user = str(sc.run_as_username);
+    if (runAsGroup !== '') {
+      if (user === '') throw new InvalidParameterError('run_as_group is set without run_as_user or run_as_username');
+      user = `${user}:${runAsGroup}`;
+    }
+    checkAppArmor(sc);
+
+    const binds: string[] = [];
+    const mounts = msgList(config.mounts);
+    for (const m of mounts) {
+      const src = str(m.host_path);
+      const dst = str(m.container_path);
+      if (!isAbsolute(src) || !isAbsolute(dst)) throw new InvalidParameterError(`mount paths must be absolute: "${src}" -> "${dst}"`);
+      const opts = [m.readonly === true ? 'ro' : 'rw', PROPAGATION[str(m.propagation)] ?? 'rprivate'];
+      binds.push(`${src}:${dst}:${opts.join(',')}`);
+    }
+    const devices = msgList(config.devices).map((d) => ({
+      PathOnHost: str(d.host_path),
+      PathInContainer: str(d.container_path) || str(d.host_path),
+      CgroupPermissions: str(d.permissions) || 'rwm',
+    }));
+
+    const privileged = sc.privileged === true;
+    const masked = strList(sc.masked_paths);
+    const readonlyPaths = strList(sc.readonly_paths);
+    const hc: HostConfig = {
+      NetworkMode: `container:${sb.id}`,
+      IpcMode: sd.namespaces.ipc === 'NODE' ? 'host' : `container:${sb.id}`,
+      UTSMode: hostNet ? 'host' : `container:${sb.id}`,
+      PidMode: pidMode,
+      Binds: binds,
+      Devices: devices,
+      Privileged: privileged,
+      CapAdd: caps(msg(sc.capabilities).add_capabilities),
+      CapDrop: caps(msg(sc.capabilities).drop_capabilities),
+      GroupAdd: strList(sc.supplemental_groups).map(String),
+      ReadonlyRootfs: sc.readonly_rootfs === true,
+      SecurityOpt: [...(sc.no_new_privs === true ? ['no-new-privileges'] : []), ...(privileged ? [] : seccompOpt(sc))],
+      ...(masked.length > 0 ? { MaskedPaths: masked } : {}),
+      ...(readonlyPaths.length > 0 ? { ReadonlyPaths: readonlyPaths } : {}),
+      ...(sd.cgroupParent ? { CgroupParent: sd.cgroupParent } : {}),
+      ...(num(res.cpu_period) > 0 ? { CpuPeriod: num(res.cpu_period) } : {}),
+      ...(num(res.cpu_quota) > 0 ? { CpuQuota: num(res.cpu_quota) } : {}),
+      ...(num(res.cpu_shares) > 0 ? { CpuShares: num(res.cpu_shares) } : {}),
+      ...(num(res.memory_limit_in_bytes) > 0 ? { Memory: num(res.memory_limit_in_bytes) } : {}),
+      ...(num(res.memory_swap_limit_in_bytes) > 0 ? { MemorySwap: num(res.memory_swap_limit_in_bytes) } : {}),
+      ...(num(res.oom_score_adj) !== 0 ? { OomScoreAdj: num(res.oom_score_adj) } : {}),
+      ...(str(res.cpuset_cpus) !== '' ? { CpusetCpus: str(res.cpuset_cpus) } : {}),
+      ...(str(res.cpuset_mems) !== '' ? { CpusetMems: str(res.cpuset_mems) } : {}),
+    };
+    if (hc.PidMode === '') delete hc.PidMode;
+
+    let logPath = '';
+    if (str(config.log_path) !== '' && sd.logDirectory !== '') logPath = join(sd.logDirectory, str(config.log_path));
+    else if (isAbsolute(str(config.log_path))) logPath = str(config.log_path);
+    if (logPath !== '') await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
+
+    const labels = strMap(config.labels);
+    const annotations = strMap(config.annotations);
+    const command = strList(config.command);
+    const args = strList(config.args);
+    const data: ContainerData = {
+      sandboxId: sb.id,
+      metadata: { name, attempt: num(md.attempt) },
+      labels,
+      annotations,
+      image: imageSpec,
+      createdAt: nowNano().toString(),
+      logPath,
+      mounts: mounts.map((m) => ({ ...m })),
+    };
+    const pod = sd.metadata;
+    const { Id: id } = await this.containers.create({
+      name: `k8s_${dockerSafe(name)}_${dockerSafe(String(pod.name))}_${dockerSafe(String(pod.namespace))}_${dockerSafe(String(pod.uid))}_${num(md.attempt)}`,
+      body: {
+        Image: image.id,
+        ...(hostNet ? {} : { Hostname: String(sb.config.Hostname) }),
+        ...(command.length > 0 ? { Entrypoint: command } : {}),
+        ...(args.length > 0 ? { Cmd: args } : {}),
+        Env: msgList(config.envs).map((e) => `${str(e.key)}=${str(e.value)}`),
+        WorkingDir: str(config.working_dir),
+        User: user,
+        Tty: config.tty === true,
+        OpenStdin: config.stdin === true,
+        StdinOnce: config.stdin_once === true,
+        AttachStdin: config.stdin === true,
+        Labels: {
+          ...labels,
+          [CRI_TYPE_LABEL]: 'container',
+          [CRI_SANDBOX_LABEL]: sb.id,
+          'io.kubernetes.container.name': name,
+          'io.kubernetes.pod.name': String(pod.name),
+          'io.kubernetes.pod.namespace': String(pod.namespace),
+          'io.kubernetes.pod.uid': String(pod.uid),
+        },
+        HostConfig: hc,
+      },
+      cri: { kind: 'container', logPath, data: data as unknown as Record<string, unknown> },
+    });
+    this.log.debug({ id, sandbox: sb.id, name }, 'CRI container created');
+    return { container_id: id };
+  }
+
+  async start(req: Msg): Promise<Msg> {
+    const c = this.get(str(req.container_id));
+    if (c.state.Status !== 'created') throw new ConflictError(`container ${c.id} is not in created state: ${criState(c)}`);
+    await this.containers.start(c.id);
+    return {};
+  }
+
+  async stop(req: Msg): Promise<Msg> {
+    const c = this.find(str(req.container_id));
+    if (!c) throw new NotFoundError(`container "${str(req.container_id)}" not found`);
+    await this.containers.stop(c.id, { timeout: num(req.timeout) });
+    return {};
+  }
+
+  async remove(req: Msg): Promise<Msg> {
+    const c = this.find(str(req.container_id));
+    if (!c) return {}; // RemoveContainer is idempotent
+    await this.containers.remove(c.id, { force: true });
+    return {};
+  }
+
+  /** Kills and removes (remove) or only stops (stop) every container of a pod. */
+  async stopAll(sandboxId: string): Promise<void> {
+    await Promise.all(this.inSandbox(sandboxId).filter((c) => c.state.Running).map((c) => this.containers.stop(c.id, { timeout: 0 })));
+  }
+
+  async removeAll(sandboxId: string): Promise<void> {
+    await Promise.all(this.inSandbox(sandboxId).map((c) => this.containers.remove(c.id, { force: true })));
+  }
+
+  private imageRef(c: ContainerRecord): string {
+    const img = this.images.find(c.imageId);
+    return img?.digests[0] ?? c.imageId;
+  }
+
+  listItem(c: ContainerRecord): Msg {
+    const d = containerData(c);
+    return {
+      id: c.id,
+      pod_sandbox_id: d.sandboxId,
+      metadata: d.metadata,
+      image: { image: d.image },
+      image_ref: this.imageRef(c),
+      image_id: c.imageId,
+      state: criState(c),
+      created_at: d.createdAt,
+      labels: d.labels,
+      annotations: d.annotations,
+    };
+  }
+
+  async listContainers(req: Msg): Promise<Msg> {
+    const f = msg(req.filter);
+    const id = str(f.id);
+    const sandbox = str(f.pod_sandbox_id);
+    const state = f.state ? str(msg(f.state).state) : '';
+    const selector = strMap(f.label_selector);
+    const containers = this.list()
+      .filter((c) => id === '' || c.id.startsWith(id))
+      .filter((c) => sandbox === '' || containerData(c).sandboxId.startsWith(sandbox))
+      .filter((c) => state === '' || criState(c) === state)
+      .filter((c) => labelsMatch(containerData(c).labels, selector))
+      .map((c) => this.listItem(c));
+    return { containers };
+  }
+
+  status(req: Msg): Msg {
+    const c = this.get(str(req.container_id));
+    const d = containerData(c);
+    const st = criState(c);
+    let reason = '';
+    if (st === 'CONTAINER_EXITED') reason = c.state.OOMKilled ? 'OOMKilled' : c.state.ExitCode === 0 ? 'Completed' : 'Error';
+    const status = {
+      id: c.id,
+      metadata: d.metadata,
+      state: st,
+      created_at: d.createdAt,
+      started_at: nanosOfTime(c.state.StartedAt),
+      finished_at: st === 'CONTAINER_EXITED' ? nanosOfTime(c.state.FinishedAt) : '0',
+      exit_code: c.state.ExitCode,
+      image: { image: d.image },
+      image_ref: this.imageRef(c),
+      image_id: c.imageId,
+      reason,
+      message: c.state.Error,
+      labels: d.labels,
+      annotations: d.annotations,
+      mounts: d.mounts,
+      log_path: d.logPath,
+      resources: {
+        linux: {
+          cpu_period: String(c.hostConfig.CpuPeriod ?? 0),
+          cpu_quota: String(c.hostConfig.CpuQuota ?? 0),
+          cpu_shares: String(c.hostConfig.CpuShares ?? 0),
+          memory_limit_in_bytes: String(c.hostConfig.Memory ?? 0),
+          oom_score_adj: String(c.hostConfig.OomScoreAdj ?? 0),
+          cpuset_cpus: String(c.hostConfig.CpusetCpus ?? ''),
+          cpuset_mems: String(c.hostConfig.CpusetMems ?? ''),
+        },
+      },
+    };
+    const info: Record<string, string> = {};
+    if (req.verbose === true) {
+      info.info = JSON.stringify({ sandboxID: d.sandboxId, pid: c.state.Pid, config: c.config, hostConfig: c.hostConfig, runtimeSpec: { cgroupParent: c.hostConfig.CgroupParent ?? '' } });
+    }
+    return { status, info };
+  }
+}

@@ -1,0 +1,75 @@
+import { join } from 'node:path';
+import type { ContainerService } from '../containers/container-service.js';
+import type { ContainerOps } from '../containers/container-ops.js';
+import type { ExecService } from '../containers/exec-service.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { ImageService } from '../images/image-service.js';
+import type { RegistryService } from '../registry/registry-service.js';
+import type { CgroupManager } from '../runtime/cgroups/index.js';
+import type { LayerStore } from '../storage/layer-store.js';
+import { NotImplementedError } from '../errors.js';
+import type { Logger } from '../util/logger.js';
+import { CniManager } from './cni.js';
+import { CriContainers } from './containers.js';
+import { CriGrpcServer } from './grpc-server.js';
+import { CriImageService } from './image-service.js';
+import { runtimeHandlers } from './runtime-service.js';
+import { SandboxService } from './sandboxes.js';
+import { CriStats } from './stats.js';
+
+export interface CriOptions {
+  /** unix:///run/berth/cri.sock */
+  endpoint: string;
+  dataRoot: string;
+  cniConfDir: string;
+  cniBinDirs: string[];
+  initPath: string;
+}
+
+export interface CriDeps {
+  containers: ContainerService;
+  containerOps: ContainerOps;
+  execs: ExecService;
+  events: EventBus;
+  images: ImageService;
+  layers: LayerStore;
+  registry: RegistryService;
+  cgroups: CgroupManager;
+  log: Logger;
+}
+
+/** The CRI front door: builds the CRI services over the daemon's own and serves them on the CRI socket. */
+export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Promise<void> }> {
+  const log = d.log.child({ sub: 'cri' });
+  const cni = new CniManager({ confDir: o.cniConfDir, binDirs: o.cniBinDirs, cacheDir: join(o.dataRoot, 'cri', 'cni-results'), writeDefault: true }, log);
+  const images = new CriImageService(d.images, d.layers, d.registry, join(o.dataRoot, 'layers'), log);
+  const sandboxes = new SandboxService(d.containers, d.images, cni, o.initPath, log);
+  const criContainers = new CriContainers(d.containers, sandboxes, images, log);
+  const stats = new CriStats(d.cgroups, o.dataRoot);
+  const server = new CriGrpcServer(
+    {
+      runtime: runtimeHandlers({
+        containers: d.containers,
+        containerOps: d.containerOps,
+        execs: d.execs,
+        events: d.events,
+        cni,
+        sandboxes,
+        criContainers,
+        stats,
+        streamUrl: () => Promise.reject(new NotImplementedError('the CRI streaming server is not available')),
+        log,
+      }),
+      image: {
+        ListImages: (req) => images.listImages(req),
+        ImageStatus: (req) => images.imageStatus(req),
+        PullImage: (req) => images.pullImage(req),
+        RemoveImage: (req) => images.removeImage(req),
+        ImageFsInfo: () => images.imageFsInfo(),
+      },
+    },
+    log,
+  );
+  await server.listen(o.endpoint);
+  return { close: () => server.close() };
+}

@@ -1,0 +1,269 @@
+import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
+import type { ContainerService } from '../containers/container-service.js';
+import type { ContainerRecord, HostConfig } from '../containers/types.js';
+import type { ImageService } from '../images/image-service.js';
+import type { Logger } from '../util/logger.js';
+import { nowNano } from '../util/time.js';
+import type { CniManager, PortMapping } from './cni.js';
+import { labelsMatch, msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
+import { ensurePauseImage } from './pause-image.js';
+
+/** Docker labels that mark CRI objects (docker ps --filter label=io.berth.cri.type=container). */
+export const CRI_TYPE_LABEL = 'io.berth.cri.type';
+export const CRI_SANDBOX_LABEL = 'io.berth.cri.sandbox-id';
+
+/** CRI NamespaceMode names as the proto-loader delivers them. */
+export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+
+export interface SandboxData {
+  metadata: Msg;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  hostname: string;
+  logDirectory: string;
+  runtimeHandler: string;
+  namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string };
+  cgroupParent: string;
+  createdAt: string;
+  ips?: string[];
+  /** CNI set up and not torn down yet. */
+  networkUp?: boolean;
+}
+
+/** Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: anything else in a pod or container name becomes '-'. */
+export function dockerSafe(s: string): string {
+  return s.replace(/[^a-zA-Z0-9_.-]/g, '-');
+}
+
+function nsMode(v: unknown): NamespaceMode {
+  return v === 'CONTAINER' || v === 'NODE' || v === 'TARGET' ? v : 'POD';
+}
+
+export function sandboxData(c: ContainerRecord): SandboxData {
+  return (c.cri?.data ?? {}) as unknown as SandboxData;
+}
+
+/**
+ * Pod sandboxes. Each pod has a holder process — `/pause --pause` (berth-init) in Berth's local pause
+ * image — run as an ordinary Berth container with network mode "none": its network namespace (a persistent
+ * netns file of the network service) is what CNI configures, its IPC/UTS (and, with a shared process namespace,
+ * PID) namespaces are the pod's, and the app containers join them by the container: modes. A holder process
+ * is needed because a PID namespace dies with its init and a UTS/IPC namespace has no file to keep it without
+ * one; a pause process keeps all of them with the same code path Docker's container: modes already use.
+ */
+export class SandboxService {
+  private pauseImage: Promise<string> | undefined;
+
+  constructor(
+    private readonly containers: ContainerService,
+    private readonly images: ImageService,
+    private readonly cni: CniManager,
+    private readonly initPath: string,
+    private readonly log: Logger,
+  ) {}
+
+  private pause(): Promise<string> {
+    this.pauseImage ??= ensurePauseImage(this.images, this.initPath).catch((e: unknown) => {
+      this.pauseImage = undefined;
+      throw e;
+    });
+    return this.pauseImage;
+  }
+
+  /** A sandbox by full ID or unique prefix (CRI objects only: Docker containers are not sandboxes). */
+  find(id: string): ContainerRecord | undefined {
+    if (id === '') return undefined;
+    const all = this.containers.all().filter((c) => c.cri?.kind === 'sandbox');
+    const exact = all.find((c) => c.id === id);
+    if (exact) return exact;
+    const matches = all.filter((c) => c.id.startsWith(id));
+    return matches.length === 1 ? matches[0] : undefined;
+  }
+
+  get(id: string): ContainerRecord {
+    const c = this.find(id);
+    if (!c) throw new NotFoundError(`pod sandbox "${id}" not found`);
+    return c;
+  }
+
+  list(): ContainerRecord[] {
+    return this.containers.all().filter((c) => c.cri?.kind === 'sandbox');
+  }
+
+  ready(c: ContainerRecord): boolean {
+    return c.state.Running && sandboxData(c).networkUp !== false;
+  }
+
+  async run(req: Msg): Promise<Msg> {
+    const config = msg(req.config);
+    const md = msg(config.metadata);
+    const name = str(md.name);
+    const namespace = str(md.namespace);
+    const uid = str(md.uid);
+    if (name === '') throw new InvalidParameterError('sandbox config must include metadata.name');
+    const attempt = num(md.attempt);
+    const linux = msg(config.linux);
+    const sc = msg(linux.security_context);
+    const nso = msg(sc.namespace_options);
+    const namespaces = { network: nsMode(nso.network), pid: nsMode(nso.pid), ipc: nsMode(nso.ipc), targetId: str(nso.target_id) };
+    const hostNet = namespaces.network === 'NODE';
+    const dns = msg(config.dns_config);
+    const labels = strMap(config.labels);
+    const annotations = strMap(config.annotations);
+    const hostname = str(config.hostname);
+    const cgroupParent = str(linux.cgroup_parent);
+    const image = await this.pause();
+
+    const hc: HostConfig = {
+      NetworkMode: hostNet ? 'host' : 'none',
+      IpcMode: namespaces.ipc === 'NODE' ? 'host' : 'shareable',
+      PidMode: namespaces.pid === 'NODE' ? 'host' : '',
+      ...(hostNet ? { UTSMode: 'host' } : {}),
+      Dns: strList(dns.servers),
+      DnsSearch: strList(dns.searches),
+      DnsOptions: strList(dns.options),
+      Sysctls: strMap(linux.sysctls),
+      ...(cgroupParent !== '' ? { CgroupParent: cgroupParent } : {}),
+      // the holder needs no privileges at all
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ...(sc.readonly_rootfs === true ? { ReadonlyRootfs: true } : {}),
+    };
+    const data: SandboxData = {
+      metadata: { name, uid, namespace, attempt },
+      labels,
+      annotations,
+      hostname,
+      logDirectory: str(config.log_directory),
+      runtimeHandler: str(req.runtime_handler),
+      namespaces,
+      cgroupParent,
+      createdAt: nowNano().toString(),
+      networkUp: false,
+    };
+    const { Id: id } = await this.containers.create({
+      name: `k8s_POD_${dockerSafe(name)}_${dockerSafe(namespace)}_${dockerSafe(uid)}_${attempt}`,
+      body: {
+        Image: image,
+        ...(hostNet ? {} : { Hostname: hostname || name }),
+        Labels: {
+          ...labels,
+          [CRI_TYPE_LABEL]: 'sandbox',
+          'io.kubernetes.pod.name': name,
+          'io.kubernetes.pod.namespace': namespace,
+          'io.kubernetes.pod.uid': uid,
+        },
+        HostConfig: hc,
+      },
+      cri: { kind: 'sandbox', logPath: '', data: data as unknown as Record<string, unknown> },
+    });
+    try {
+      await this.containers.start(id);
+      if (!hostNet) {
+        const c = this.containers.get(id);
+        const netns = String((c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '');
+        const ports: PortMapping[] = msgList(config.port_mappings)
+          .filter((p) => num(p.host_port) > 0)
+          .map((p) => ({
+            hostPort: num(p.host_port),
+            containerPort: num(p.container_port),
+            protocol: (str(p.protocol) || 'TCP').toLowerCase() as PortMapping['protocol'],
+            ...(str(p.host_ip) !== '' ? { hostIP: str(p.host_ip) } : {}),
+          }));
+        const r = await this.cni.setUp({
+          containerId: id,
+          netns,
+          ifName: 'eth0',
+          args: { K8S_POD_NAMESPACE: namespace, K8S_POD_NAME: name, K8S_POD_INFRA_CONTAINER_ID: id, K8S_POD_UID: uid },
+          portMappings: ports,
+        });
+        this.containers.setCriData(id, { ips: r.ips, networkUp: true });
+      } else {
+        this.containers.setCriData(id, { networkUp: true });
+      }
+    } catch (e) {
+      await this.containers.remove(id, { force: true }).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'removing a sandbox that failed to start'));
+      throw e;
+    }
+    this.log.info({ id, pod: `${namespace}/${name}` }, 'pod sandbox running');
+    return { pod_sandbox_id: id };
+  }
+
+  /** Stops the pod: its containers first (kill), then its network, then the holder. Idempotent. */
+  async stop(id: string, stopContainers: (sandboxId: string) => Promise<void>): Promise<void> {
+    const c = this.find(id);
+    if (!c) return; // containerd answers success for an unknown sandbox on stop
+    await stopContainers(c.id);
+    if (sandboxData(c).networkUp) {
+      const netns = String((c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '');
+      await this.cni.tearDown(c.id, netns);
+      this.containers.setCriData(c.id, { networkUp: false });
+    }
+    if (c.state.Running) await this.containers.stop(c.id, { timeout: 0 });
+  }
+
+  async remove(id: string, removeContainers: (sandboxId: string) => Promise<void>): Promise<void> {
+    const c = this.find(id);
+    if (!c) return;
+    await this.stop(c.id, removeContainers);
+    await this.containers.remove(c.id, { force: true });
+  }
+
+  status(c: ContainerRecord, verbose: boolean): Msg {
+    const d = sandboxData(c);
+    const [ip = '', ...more] = d.ips ?? [];
+    const status = {
+      id: c.id,
+      metadata: d.metadata,
+      state: this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+      created_at: d.createdAt,
+      network: { ip, additional_ips: more.map((x) => ({ ip: x })) },
+      linux: { namespaces: { options: { network: d.namespaces.network, pid: d.namespaces.pid, ipc: d.namespaces.ipc, target_id: d.namespaces.targetId } } },
+      labels: d.labels,
+      annotations: d.annotations,
+      runtime_handler: d.runtimeHandler,
+    };
+    const info: Record<string, string> = {};
+    if (verbose) {
+      info.info = JSON.stringify({
+        pid: c.state.Pid,
+        image: c.imageId,
+        netns: (c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '',
+        cgroupParent: d.cgroupParent,
+        startedAt: c.state.StartedAt,
+      });
+    }
+    return { status, info, containers_statuses: [], timestamp: nowNano().toString() };
+  }
+
+  listItem(c: ContainerRecord): Msg {
+    const d = sandboxData(c);
+    return {
+      id: c.id,
+      metadata: d.metadata,
+      state: this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+      created_at: d.createdAt,
+      labels: d.labels,
+      annotations: d.annotations,
+      runtime_handler: d.runtimeHandler,
+    };
+  }
+
+  async listSandboxes(req: Msg): Promise<Msg> {
+    const f = msg(req.filter);
+    const id = str(f.id);
+    const state = msg(f.state);
+    const selector = strMap(f.label_selector);
+    const items = this.list()
+      .filter((c) => id === '' || c.id.startsWith(id))
+      .filter((c) => !f.state || str(state.state) === (this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY'))
+      .filter((c) => labelsMatch(sandboxData(c).labels, selector))
+      .map((c) => this.listItem(c));
+    return { items };
+  }
+
+  /** The started time of the holder, for status (nanoseconds). */
+  startedAt(c: ContainerRecord): string {
+    return nanosOfTime(c.state.StartedAt);
+  }
+}
