@@ -11,5 +11,15 @@ mkdir -p "$BIN"
 export GOBIN="$BIN" GOFLAGS="${GOFLAGS:--buildvcs=false}"
 export GOCACHE="${GOCACHE:-$CACHE/go-build}" GOMODCACHE="${GOMODCACHE:-$CACHE/go-mod}"
 go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION" >&2
-go install "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" >&2
+# critest is a Ginkgo test binary (cmd/critest has only _test.go files): compiled with `go test -c` inside the
+# module as the proxy served it (a writable copy: the module cache is read-only).
+go mod download "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" >&2
+SRC="$CACHE/src/cri-tools-$CRI_TOOLS_VERSION"
+if [[ ! -d "$SRC" ]]; then
+  mkdir -p "$CACHE/src"
+  cp -r "$(go list -m -f '{{.Dir}}' "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION")" "$SRC.tmp"
+  chmod -R u+w "$SRC.tmp"
+  mv "$SRC.tmp" "$SRC"
+fi
+(cd "$SRC" && GOFLAGS="$GOFLAGS -mod=mod" go test -c -o "$BIN/critest" ./cmd/critest) >&2
 echo "$BIN"
