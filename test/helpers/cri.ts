@@ -1,0 +1,104 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { runCommand, type CliResult } from './daemon.js';
+
+const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-cri-tools.sh', import.meta.url));
+
+/** crictl and critest from scripts/build-cri-tools.sh (built on first use; CI builds them in .ci/run). */
+export function criToolsBin(): string {
+  return execFileSync('bash', [BUILD_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 20 * 60_000 }).trim();
+}
+
+/** A CNI network of the test's own: a bridge and a /24 no other test uses, host-local state in the test dir. */
+export interface TestCniNetwork {
+  confDir: string;
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  dataDir: string;
+}
+
+export function writeTestConflist(dir: string): TestCniNetwork {
+  const confDir = join(dir, 'cni');
+  const dataDir = join(dir, 'cni-ipam');
+  mkdirSync(confDir, { recursive: true });
+  const tag = randomBytes(3).toString('hex');
+  const bridge = `bcri${tag}`;
+  const third = randomBytes(1)[0] ?? 7;
+  const subnet = `10.213.${third}.0/24`;
+  const gateway = `10.213.${third}.1`;
+  writeFileSync(
+    join(confDir, '10-test.conflist'),
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: `test-${tag}`,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge,
+          isGateway: true,
+          ipMasq: true,
+          hairpinMode: true,
+          ipam: { type: 'host-local', dataDir, ranges: [[{ subnet, gateway }]], routes: [{ dst: '0.0.0.0/0' }] },
+        },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    }),
+  );
+  return { confDir, bridge, subnet, gateway, dataDir };
+}
+
+/** Removes the bridge the CNI bridge plugin created (it never deletes it itself). */
+export async function removeTestCniNetwork(n: TestCniNetwork): Promise<void> {
+  if ((await runCommand('ip', ['link', 'show', n.bridge])).code === 0) await runCommand('ip', ['link', 'del', n.bridge]);
+}
+
+/** crictl against one daemon's CRI socket. */
+export class Crictl {
+  constructor(
+    readonly bin: string,
+    readonly socket: string,
+  ) {}
+
+  run(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+    return runCommand(join(this.bin, 'crictl'), ['--runtime-endpoint', `unix://${this.socket}`, '--image-endpoint', `unix://${this.socket}`, '--timeout', '60s', ...args], {
+      ...options,
+      env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' },
+    });
+  }
+
+  /** Runs crictl and returns stdout; a failure throws with stderr. */
+  async ok(args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.run(args, options);
+    if (r.code !== 0) throw new Error(`crictl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+}
+
+export function criToolsPresent(bin: string): boolean {
+  return existsSync(join(bin, 'crictl')) && existsSync(join(bin, 'critest'));
+}
+
+const PROTO = fileURLToPath(new URL('../../api-spec/cri-api-v0.37.0.proto', import.meta.url));
+type Rpc = (req: unknown, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+
+/** One unary CRI call straight over gRPC (for what crictl does not show: exact exit codes, error codes). */
+export async function criCall(socket: string, method: string, req: Record<string, unknown>, service: 'RuntimeService' | 'ImageService' = 'RuntimeService'): Promise<Record<string, unknown>> {
+  const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: Record<string, new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client> } };
+  const Ctor = pkg.runtime.v1[service];
+  if (!Ctor) throw new Error(`no service ${service}`);
+  const client = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure());
+  try {
+    const fn = (client as unknown as Record<string, Rpc>)[method];
+    if (!fn) throw new Error(`no method ${method}`);
+    return await new Promise((resolve, reject) => fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
+  } finally {
+    client.close();
+  }
+}

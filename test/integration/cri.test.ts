@@ -1,0 +1,177 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { Crictl, criCall, criToolsBin, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { waitFor } from '../helpers/wait.js';
+
+let d: TestDaemon;
+let reg: TestRegistry;
+let net: TestCniNetwork;
+let crictl: Crictl;
+let image: string;
+
+beforeAll(async () => {
+  const bin = criToolsBin();
+  reg = await startRegistry({ auth: 'none' });
+  d = await startDaemon({ config: {} });
+  net = writeTestConflist(d.dir);
+  // the CNI directory is read per pod: pointing the daemon at it needs a restart with the key set
+  await d.signal('SIGTERM');
+  writeFileSync(join(d.dir, 'daemon.json'), JSON.stringify({ 'cni-conf-dir': net.confDir }));
+  await d.launch();
+  crictl = new Crictl(bin, join(d.execRoot, 'cri.sock'));
+  const tar = await busyboxImageTar();
+  image = `${reg.host}/cri/busybox:1`;
+  for (const args of [['load', '-i', tar], ['tag', 'busybox:latest', image], ['push', image], ['rmi', image, 'busybox:latest']]) {
+    const r = await d.docker(args, { timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+  }
+}, 20 * 60_000);
+
+afterAll(async () => {
+  if (crictl) {
+    const pods = (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '');
+    for (const p of pods) await crictl.run(['rmp', '-f', p]);
+  }
+  await d?.stop();
+  await reg?.stop();
+  if (net) await removeTestCniNetwork(net);
+});
+
+function podConfig(name: string, extra: Record<string, unknown> = {}): string {
+  const file = join(d.dir, `${name}-pod.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      metadata: { name, namespace: 'cri-test', uid: `uid-${name}`, attempt: 0 },
+      hostname: `${name}-host`,
+      log_directory: join(d.dir, 'pod-logs', name),
+      dns_config: { servers: ['10.10.10.10'], searches: ['example.test'], options: ['ndots:3'] },
+      linux: {},
+      ...extra,
+    }),
+  );
+  return file;
+}
+
+function containerConfig(pod: string, name: string, command: string[], extra: Record<string, unknown> = {}): string {
+  const file = join(d.dir, `${pod}-${name}-ctr.json`);
+  writeFileSync(file, JSON.stringify({ metadata: { name }, image: { image }, command, log_path: `${name}.log`, linux: {}, ...extra }));
+  return file;
+}
+
+describe('CRI runtime info (crictl)', () => {
+  it('answers version, status conditions and the cgroup driver', async () => {
+    const v = await crictl.ok(['version']);
+    expect(v).toMatch(/RuntimeName:\s+berth/);
+    expect(v).toMatch(/RuntimeApiVersion:\s+v1/);
+    const info = JSON.parse(await crictl.ok(['info'])) as { status: { conditions: { type: string; status: boolean }[] } };
+    expect(info.status.conditions).toEqual(
+      expect.arrayContaining([expect.objectContaining({ type: 'RuntimeReady', status: true }), expect.objectContaining({ type: 'NetworkReady', status: true })]),
+    );
+    const rc = await crictl.ok(['runtime-config']);
+    expect(rc).toMatch(/cgroupfs/i);
+  });
+});
+
+describe('CRI images share the Docker image store', () => {
+  it('pulls with crictl, shows in crictl and docker images, and removes with crictl rmi', async () => {
+    await crictl.ok(['pull', image], { timeoutMs: 120_000 });
+    const list = await crictl.ok(['images', '-o', 'json']);
+    const imgs = (JSON.parse(list) as { images: { repoTags: string[]; id: string }[] }).images;
+    const found = imgs.find((i) => i.repoTags.includes(image));
+    expect(found?.id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const docker = await d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}']);
+    expect(docker.stdout.split('\n')).toContain(image);
+    const status = JSON.parse(await crictl.ok(['inspecti', image])) as { status: { id: string; size: string } };
+    expect(status.status.id).toBe(found?.id);
+    // a Docker pull is visible to the CRI side too: remove with crictl, pull back with docker
+    await crictl.ok(['rmi', image]);
+    expect((await d.docker(['images', '-q', image])).stdout.trim()).toBe('');
+    expect((await d.docker(['pull', '-q', image], { timeoutMs: 120_000 })).code).toBe(0);
+    expect(await crictl.ok(['images', '-q', image])).toContain(found?.id.slice('sha256:'.length, 'sha256:'.length + 13) ?? 'x');
+  });
+
+  it('answers ImageFsInfo', async () => {
+    const fs = JSON.parse(await crictl.ok(['imagefsinfo', '-o', 'json'])) as { status: { imageFilesystems: { usedBytes: { value: string } }[] } };
+    expect(Number(fs.status.imageFilesystems[0]?.usedBytes.value)).toBeGreaterThan(0);
+  });
+});
+
+describe('pods and containers by hand (crictl runp, create, start, exec, logs, stats, stopp, rmp)', () => {
+  it('runs a pod with CNI networking and DNS config, a container that logs in the CRI format, and tears it all down', async () => {
+    const pod = (await crictl.ok(['runp', podConfig('web')])).trim();
+    expect(pod).toMatch(/^[0-9a-f]{64}$/);
+    const podStatus = JSON.parse(await crictl.ok(['inspectp', pod])) as { status: { state: string; network: { ip: string } }; info: { netns: string } };
+    expect(podStatus.status.state).toBe('SANDBOX_READY');
+    const prefix = net.subnet.replace(/0\/24$/, '');
+    expect(podStatus.status.network.ip.startsWith(prefix)).toBe(true);
+    const netns = podStatus.info.netns;
+    expect(existsSync(netns)).toBe(true);
+
+    const ctr = (await crictl.ok(['create', pod, containerConfig('web', 'app', ['sh', '-c', 'echo hello; echo oops >&2; exec sleep 1000']), podConfig('web')])).trim();
+    await crictl.ok(['start', ctr]);
+    const exec = await crictl.ok(['exec', '-s', ctr, 'sh', '-c', 'hostname; cat /etc/resolv.conf; ip -o -4 addr show eth0']);
+    expect(exec).toContain('web-host');
+    expect(exec).toContain('nameserver 10.10.10.10');
+    expect(exec).toContain('search example.test');
+    expect(exec).toContain('options ndots:3');
+    expect(exec).toContain(`inet ${podStatus.status.network.ip}/24`);
+    const failing = await crictl.run(['exec', '-s', ctr, 'sh', '-c', 'exit 3']);
+    expect(failing.code).not.toBe(0);
+    const sync = await criCall(join(d.execRoot, 'cri.sock'), 'ExecSync', { container_id: ctr, cmd: ['sh', '-c', 'echo out; echo err >&2; exit 3'], timeout: 10 });
+    expect(sync).toMatchObject({ exit_code: 3 });
+    expect(Buffer.from(sync.stdout as Uint8Array).toString()).toBe('out\n');
+    expect(Buffer.from(sync.stderr as Uint8Array).toString()).toBe('err\n');
+
+    const logFile = join(d.dir, 'pod-logs', 'web', 'app.log');
+    await waitFor(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes('oops'), 10_000);
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n');
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z stdout F hello$/);
+    expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/Z stderr F oops$/)]));
+    const logs = await crictl.run(['logs', ctr]);
+    expect(logs.stdout).toContain('hello');
+    expect(logs.stderr).toContain('oops');
+
+    const stats = JSON.parse(await crictl.ok(['stats', '-o', 'json', ctr])) as { stats: { attributes: { id: string }; memory: { workingSetBytes: { value: string } } }[] };
+    expect(stats.stats[0]?.attributes.id).toBe(ctr);
+    expect(Number(stats.stats[0]?.memory.workingSetBytes.value)).toBeGreaterThan(0);
+
+    // visible to docker ps, labelled, as the Docker side sees it
+    const ps = await d.docker(['ps', '--filter', 'label=io.berth.cri.type=container', '--format', '{{.ID}} {{.Names}}']);
+    expect(ps.stdout).toContain(`${ctr.slice(0, 12)} k8s_app_web_cri-test_uid-web_0`);
+
+    await crictl.ok(['stopp', pod]);
+    const stopped = JSON.parse(await crictl.ok(['inspect', ctr])) as { status: { state: string; exitCode: number } };
+    expect(stopped.status.state).toBe('CONTAINER_EXITED');
+    expect(JSON.parse(await crictl.ok(['inspectp', pod])).status.state).toBe('SANDBOX_NOTREADY');
+    await crictl.ok(['stopp', pod]); // idempotent
+    await crictl.ok(['rmp', pod]);
+    expect(await crictl.ok(['pods', '-q'])).not.toContain(pod);
+    expect(await crictl.ok(['ps', '-a', '-q'])).not.toContain(ctr);
+    expect((await d.docker(['ps', '-a', '-q', '--no-trunc'])).stdout).not.toContain(pod);
+    await waitFor(() => !existsSync(netns), 10_000);
+  });
+
+  it('publishes a pod port through the portmap plugin', async () => {
+    const hostPort = await freePort();
+    const pod = (await crictl.ok(['runp', podConfig('ports', { port_mappings: [{ protocol: 0, container_port: 8080, host_port: hostPort }] })])).trim();
+    const ctr = (await crictl.ok(['create', pod, containerConfig('ports', 'httpd', ['sh', '-c', 'mkdir -p /www && echo pod-says-hi > /www/index.html && exec httpd -f -p 8080 -h /www']), podConfig('ports')])).trim();
+    await crictl.ok(['start', ctr]);
+    const ip = (JSON.parse(await crictl.ok(['inspectp', pod])) as { status: { network: { ip: string } } }).status.network.ip;
+    const get = async (url: string): Promise<string> => {
+      const r = await request(url, { headersTimeout: 3000, bodyTimeout: 3000 });
+      return r.body.text();
+    };
+    await waitFor(async () => (await get(`http://${ip}:8080/`).catch(() => '')).includes('pod-says-hi'), 15_000);
+    // the host port, reached from the host through its bridge address (portmap's DNAT in OUTPUT)
+    expect(await get(`http://${net.gateway}:${hostPort}/`)).toContain('pod-says-hi');
+    await crictl.ok(['rmp', '-f', pod]);
+    const rules = await runCommand('iptables', ['-t', 'nat', '-S']);
+    expect(rules.stdout).not.toContain(`--dport ${hostPort} `);
+  });
+});
