@@ -30,6 +30,8 @@ import { ContainerOps } from './containers/container-ops.js';
 import { ContainerViews } from './containers/container-views.js';
 import { secureDataRoot } from './storage/data-root.js';
 import type { ContainerRecord } from './containers/types.js';
+import { BuildService } from './build/builder.js';
+import { BuildCacheRepo } from './build/build-cache.js';
 import { fileURLToPath } from 'node:url';
 import { startCri } from './cri/index.js';
 
@@ -128,7 +130,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     await networks.restore(liveIds);
     const execs = new ExecService(containers, executor, images.layers, events, config.dataRoot);
     containerOps = new ContainerOps({ dataRoot: config.dataRoot, execRoot: config.execRoot, containers, execs, images: images.service, network: networks, cgroups, events, log: log.child({ sub: 'containers' }) });
-    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry };
+    const build = new BuildService({
+      dataRoot: config.dataRoot,
+      execRoot: config.execRoot,
+      images: images.service,
+      containers,
+      registry,
+      cache: new BuildCacheRepo(db),
+      log: log.child({ sub: 'build' }),
+    });
+    diskUsage.setDiskUsageProviders({ buildCache: () => build.diskUsage() });
+    const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry, build };
 
     if (config.criSocket !== '') {
       cri = await startCri(

@@ -8,6 +8,7 @@ import type { ContainerService } from '../containers/container-service.js';
 import type { ExecService } from '../containers/exec-service.js';
 import type { ContainerOps } from '../containers/container-ops.js';
 import type { RegistryService } from '../registry/registry-service.js';
+import type { BuildService } from '../build/builder.js';
 
 /** What the routes may call: one service per area, wired by daemon.ts. */
 export interface Services {
@@ -21,4 +22,5 @@ export interface Services {
   execs: ExecService;
   containerOps: ContainerOps;
   registry: RegistryService;
+  build: BuildService;
 }

@@ -18,9 +18,11 @@ export function mergeImageConfig(user: Partial<ContainerConfig>, image: Containe
   const keys = new Set(env.map(envKey));
   for (const e of img.Env ?? []) if (!keys.has(envKey(e))) env.push(e);
 
-  let entrypoint = user.Entrypoint && user.Entrypoint.length > 0 ? user.Entrypoint : null;
+  // `--entrypoint ""` (Entrypoint [""]) clears the image's entrypoint, as dockerd does.
+  const clearEntrypoint = user.Entrypoint?.length === 1 && user.Entrypoint[0] === '';
+  let entrypoint = !clearEntrypoint && user.Entrypoint && user.Entrypoint.length > 0 ? user.Entrypoint : null;
   let cmd = user.Cmd && user.Cmd.length > 0 ? user.Cmd : null;
-  if (!entrypoint) {
+  if (!entrypoint && !clearEntrypoint) {
     entrypoint = img.Entrypoint && img.Entrypoint.length > 0 ? img.Entrypoint : null;
     if (!cmd) cmd = img.Cmd && img.Cmd.length > 0 ? img.Cmd : null;
   }

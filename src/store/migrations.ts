@@ -1,7 +1,8 @@
 /**
  * Versioned schema migrations, applied in order at start-up inside one transaction each.
  * Append only: never edit a migration that has shipped; add a new one.
- * Versions by subsystem: 1 system, 2 events, 3 images, 4 containers, 5 volumes, 6 networks; then next free number.
+ * Versions by subsystem: 1 system, 2 events, 3 images, 4 containers, 5 volumes, 6 networks, 7 build cache; then next
+ * free number.
  */
 export interface Migration {
   version: number;
@@ -123,6 +124,23 @@ export const MIGRATIONS: Migration[] = [
         container_id TEXT PRIMARY KEY,
         body TEXT NOT NULL
       );
+    `,
+  },
+  {
+    version: 7,
+    name: 'build cache',
+    sql: `
+      CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        description TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_nano INTEGER NOT NULL,
+        last_used_nano INTEGER NOT NULL,
+        usage_count INTEGER NOT NULL DEFAULT 1
+      );
+      CREATE INDEX build_cache_image ON build_cache (image_id);
     `,
   },
 ];

@@ -9,6 +9,7 @@ import { containerRoutes } from './containers.js';
 import { containerOpsRoutes } from './containers-ops.js';
 import { registryRoutes } from './registry.js';
 import { pluginRoutes, swarmRoutes } from './swarm.js';
+import { buildRoutes } from './build.js';
 
 /** Every routes file, one per API area. */
 export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -22,4 +23,5 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   registryRoutes(app, services);
   swarmRoutes(app);
   pluginRoutes(app);
+  buildRoutes(app, services);
 }

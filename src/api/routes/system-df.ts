@@ -20,7 +20,4 @@ export function systemDfRoutes(app: FastifyInstance, { diskUsage }: Services): v
     }
     return diskUsage.usage(types);
   });
-
-  // Berth has no build cache yet (no builder): `docker system prune` / `builder prune` find nothing to remove.
-  app.post('/build/prune', async () => ({ CachesDeleted: [], SpaceReclaimed: 0 }));
 }
