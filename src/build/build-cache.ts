@@ -41,33 +41,32 @@ export class BuildCacheRepo {
   private readonly allStmt;
 
   constructor(readonly db: Db) {
-    this.getStmt = db.prepare<[string], BuildCacheRow>('SELECT * FROM build_cache WHERE key = ?').safeIntegers(true);
+    this.getStmt = db.prepare<[string], BuildCacheRow>('SELECT * FROM build_cache WHERE key = ? ORDER BY created_nano DESC').safeIntegers(true);
     this.putStmt = db.prepare(
       `INSERT INTO build_cache (key, parent, image_id, description, size, created_nano, last_used_nano, usage_count)
        VALUES (@key, @parent, @image_id, @description, @size, @created_nano, @last_used_nano, 1)
-       ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id, description = excluded.description, size = excluded.size,
-         created_nano = excluded.created_nano, last_used_nano = excluded.last_used_nano, usage_count = 1`,
+       ON CONFLICT(key, image_id) DO UPDATE SET last_used_nano = excluded.last_used_nano`,
     );
-    this.touchStmt = db.prepare('UPDATE build_cache SET last_used_nano = ?, usage_count = usage_count + 1 WHERE key = ?');
-    this.deleteStmt = db.prepare('DELETE FROM build_cache WHERE key = ?');
+    this.touchStmt = db.prepare('UPDATE build_cache SET last_used_nano = ?, usage_count = usage_count + 1 WHERE key = ? AND image_id = ?');
+    this.deleteStmt = db.prepare('DELETE FROM build_cache WHERE key = ? AND image_id = ?');
     this.allStmt = db.prepare<[], BuildCacheRow>('SELECT * FROM build_cache ORDER BY created_nano').safeIntegers(true);
   }
 
-  get(key: string): BuildCacheRow | undefined {
-    const r = this.getStmt.get(key);
-    return r ? { ...r, size: Number(r.size), usage_count: Number(r.usage_count) } : undefined;
+  /** The images recorded for a key, newest first (a --no-cache build adds one beside the older). */
+  get(key: string): BuildCacheRow[] {
+    return this.getStmt.all(key).map((r) => ({ ...r, size: Number(r.size), usage_count: Number(r.usage_count) }));
   }
 
   put(row: Omit<BuildCacheRow, 'usage_count'>): void {
     this.putStmt.run(row);
   }
 
-  touch(key: string, nowNano: bigint): void {
-    this.touchStmt.run(nowNano, key);
+  touch(key: string, imageId: string, nowNano: bigint): void {
+    this.touchStmt.run(nowNano, key, imageId);
   }
 
-  delete(key: string): void {
-    this.deleteStmt.run(key);
+  delete(key: string, imageId: string): void {
+    this.deleteStmt.run(key, imageId);
   }
 
   all(): BuildCacheRow[] {

@@ -240,15 +240,16 @@ export class BuildService {
   // ---- cache -------------------------------------------------------------------------------------------
 
   probe(key: string, cacheFrom: Set<string> | undefined): string | undefined {
-    const row = this.d.cache.get(key);
-    if (!row) return undefined;
-    if (!this.d.images.get(row.image_id)) {
-      this.d.cache.delete(key);
-      return undefined;
+    for (const row of this.d.cache.get(key)) {
+      if (!this.d.images.get(row.image_id)) {
+        this.d.cache.delete(key, row.image_id);
+        continue;
+      }
+      if (cacheFrom && !cacheFrom.has(row.image_id)) continue;
+      this.d.cache.touch(key, row.image_id, nowNano());
+      return row.image_id;
     }
-    if (cacheFrom && !cacheFrom.has(row.image_id)) return undefined;
-    this.d.cache.touch(key, nowNano());
-    return row.image_id;
+    return undefined;
   }
 
   record(key: string, parent: string, imageId: string, description: string, size: number): void {
@@ -290,7 +291,7 @@ export class BuildService {
         kept += r.size;
         continue;
       }
-      this.d.cache.delete(r.key);
+      this.d.cache.delete(r.key, r.image_id);
       deleted.push(r.key.slice(0, 25));
       const img = this.d.images.get(r.image_id);
       if (img && img.tags.length === 0 && img.digests.length === 0) {

@@ -131,14 +131,15 @@ export const MIGRATIONS: Migration[] = [
     name: 'build cache',
     sql: `
       CREATE TABLE build_cache (
-        key TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
         parent TEXT NOT NULL,
         image_id TEXT NOT NULL,
         description TEXT NOT NULL,
         size INTEGER NOT NULL,
         created_nano INTEGER NOT NULL,
         last_used_nano INTEGER NOT NULL,
-        usage_count INTEGER NOT NULL DEFAULT 1
+        usage_count INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (key, image_id)
       );
       CREATE INDEX build_cache_image ON build_cache (image_id);
     `,
