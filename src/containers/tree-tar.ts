@@ -2,12 +2,12 @@
 // commit layers). Every child is looked up through its parent's fd and opened with O_NOFOLLOW, so a tree that
 // changes while it is read can never make the walk leave it.
 
-import { closeSync, constants as C, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import { closeSync, read, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { promisify } from 'node:util';
 import { errorMessage } from '../errors.js';
 import { nativeAddon } from '../storage/native.js';
 import { splitDevNumber } from '../runtime/cgroups/index.js';
-import { fdPath, lstatOrUndefined, openChildDir } from './confined-root.js';
+import { fdPath, lstatOrUndefined, openChildDir, openRegular } from './confined-root.js';
 import { TAR_END, tarHeader, tarPadding, type TarWriteHeader, type TarWriteType } from './tar-writer.js';
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
@@ -54,23 +54,20 @@ function mtimeOf(st: Stats): number {
   return Math.floor(st.mtimeMs / 1000);
 }
 
-/** Streams one regular file's content; exactly `size` bytes (zero-padded if it shrank meanwhile). */
-async function* fileContent(path: string, size: number): AsyncGenerator<Buffer> {
-  const fh = await openFile(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-  try {
-    let left = size;
-    while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) {
-        yield Buffer.alloc(left);
-        break;
-      }
-      left -= bytesRead;
-      yield buf.subarray(0, bytesRead);
+const readAt = promisify(read);
+
+/** Streams one regular file's content from its open fd; exactly `size` bytes (zero-padded if it shrank meanwhile). */
+async function* fileContent(fd: number, size: number): AsyncGenerator<Buffer> {
+  let left = size;
+  while (left > 0) {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
+    const { bytesRead } = await readAt(fd, buf, 0, buf.length, null);
+    if (bytesRead === 0) {
+      yield Buffer.alloc(left);
+      break;
     }
-  } finally {
-    await fh.close();
+    left -= bytesRead;
+    yield buf.subarray(0, bytesRead);
   }
 }
 
@@ -157,35 +154,37 @@ class TreeWalker {
         yield tarHeader(h);
         return;
       case 'file': {
+        const key = `${st.dev}:${st.ino}`;
         if (st.nlink > 1) {
-          const key = `${st.dev}:${st.ino}`;
           const first = this.links.get(key);
           if (first !== undefined) {
             yield tarHeader({ ...h, type: 'link', linkname: first });
             return;
           }
-          this.links.set(key, archiveName);
         }
-        // Header and content must agree: read the size from the open file, not the earlier lstat.
-        let size = st.size;
-        let body: AsyncGenerator<Buffer>;
+        // Checked and read through one descriptor (O_PATH + fstat, then reopened): a file swapped for a device node
+        // or a symlink after the lstat is never opened, and header and content agree on the size.
+        let file: { fd: number; st: Stats } | undefined;
         try {
-          const fh = await openFile(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-          try {
-            const fst = await fh.stat();
-            if (!fst.isFile()) return;
-            size = fst.size;
-          } finally {
-            await fh.close();
-          }
-          body = fileContent(path, size);
+          file = openRegular(dirFd, name);
         } catch (e) {
           this.o.onSkip?.(containerPath, errorMessage(e));
           return;
         }
-        yield tarHeader({ ...h, size });
-        yield* body;
-        yield tarPadding(size);
+        if (!file) {
+          this.o.onSkip?.(containerPath, 'no longer a regular file');
+          return;
+        }
+        if (st.nlink > 1) this.links.set(key, archiveName);
+        try {
+          const f = file.st;
+          const size = f.size;
+          yield tarHeader({ ...h, mode: f.mode & 0o7777, uid: f.uid, gid: f.gid, mtime: mtimeOf(f), size });
+          yield* fileContent(file.fd, size);
+          yield tarPadding(size);
+        } finally {
+          closeSync(file.fd);
+        }
         return;
       }
       default:
