@@ -4,7 +4,8 @@
  * CRI containers get the kubelet's format instead: "<RFC3339Nano> <stdout|stderr> <F|P> <line>\n",
  * P for a partial line (no '\n' in the output yet), F for the line's last part; the kubelet rotates
  * those files itself and asks for a reopen. */
-#include "shim.h"
+#include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

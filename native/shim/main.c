@@ -6,7 +6,14 @@
  * and waiting for start, or "err <exit-code> <message>". stdin/stdout are /dev/null, stderr
  * is the shim's own diagnostic log. The shim re-executes itself from a sealed memfd so no
  * process can write the host binary through /proc/<pid>/exe. */
-#include "shim.h"
+#include "child.h"
+#include "ns.h"
+#include "plan.h"
+#include "server.h"
+#include "spawner.h"
+#include "sync.h"
+#include "util.h"
+
 
 #define OUTPUT_PIPE_SIZE (256 * 1024)
 
@@ -69,26 +76,27 @@ static int running_sealed(void)
 	return seals >= 0 && (seals & SHIM_SEALS) == SHIM_SEALS;
 }
 
-static void ensure_sealed(char **argv)
+/* Re-executes the shim from a sealed memfd copy unless it already runs from one; returns only on failure. */
+static int ensure_sealed(char **argv, struct berth_err *err)
 {
 	if (running_sealed())
-		return;
+		return 0;
 	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	int m = memfd_create("berth-shim", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	struct stat st;
 	if (exe < 0 || m < 0 || fstat(exe, &st) < 0)
-		die_log("sealed copy: %s", strerror(errno));
+		return berth_fail(err, errno, "sealed copy");
 	off_t off = 0;
 	while (off < st.st_size) {
 		ssize_t n = sendfile(m, exe, &off, (size_t)(st.st_size - off));
 		if (n <= 0)
-			die_log("sealed copy: %s", strerror(errno));
+			return berth_fail(err, n < 0 ? errno : EIO, "sealed copy");
 	}
 	close(exe);
 	if (fcntl(m, F_ADD_SEALS, SHIM_SEALS) < 0)
-		die_log("seal: %s", strerror(errno));
+		return berth_fail(err, errno, "seal");
 	fexecve(m, argv, environ);
-	die_log("fexecve sealed copy: %s", strerror(errno));
+	return berth_fail(err, errno, "fexecve sealed copy");
 }
 
 static int write_str_file(const char *path, const char *s)
@@ -153,26 +161,6 @@ static void write_state(struct plan *p, pid_t init)
 		shim_log("write state file: %s", strerror(errno));
 }
 
-static int recv_sync(int fd, struct sync_error *e, int *passed_fd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {.iov_base = e, .iov_len = sizeof(*e)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-	ssize_t r;
-	do
-		r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0)
-		return (int)r;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
-	return (int)r;
-}
-
 /* The shim proper, from the report pipe on (fd 3 when valid) to the end of the container's life. */
 static int shim_run(const char *mode, const char *plan_path)
 {
@@ -187,8 +175,9 @@ static int shim_run(const char *mode, const char *plan_path)
 
 	static struct plan p;
 	char err[512];
-	if (plan_load(plan_path, &p, err, sizeof(err)) < 0)
-		setup_failed(NULL, 0, 128, err);
+	struct berth_err e;
+	if (plan_load(plan_path, &p, &e) < 0)
+		setup_failed(NULL, 0, e.code, e.msg);
 	if ((p.mode == MODE_EXEC) != !strcmp(mode, "exec"))
 		setup_failed(&p, 0, 128, "plan mode does not match the command line");
 
@@ -220,7 +209,6 @@ static int shim_run(const char *mode, const char *plan_path)
 		setup_failed(&p, 0, 128, "create sync socket");
 
 	/* exec: pin the container's init (checked by its start time) before anything is joined */
-	struct berth_err e;
 	struct ns_proc nsp = {.pid = 0, .pidfd = -1, .procfd = -1};
 	if (p.ns_proc.pid && ns_proc_open(&p.ns_proc, &nsp, &e) < 0)
 		setup_failed(&p, 0, e.code, e.msg);
@@ -329,25 +317,23 @@ static int shim_run(const char *mode, const char *plan_path)
 		if (p.gid_map && write_str_file(path, p.gid_map) < 0)
 			setup_failed(&p, pid, 128, "write gid_map");
 	}
-	char go = SYNC_GO;
-	if (write(sv[0], &go, 1) != 1)
+	if (sync_send(sv[0], SYNC_GO) < 0)
 		setup_failed(&p, pid, 128, "container init vanished before setup");
 
 	int pty = -1;
 	for (;;) {
-		struct sync_error e;
-		memset(&e, 0, sizeof(e));
+		struct sync_error m;
+		memset(&m, 0, sizeof(m));
 		int passed = -1;
-		int r = recv_sync(sv[0], &e, &passed);
+		int r = sync_recv(sv[0], &m, &passed);
 		if (r <= 0)
 			setup_failed(&p, pid, 128, "container init exited during setup");
-		if (e.tag == SYNC_PTY && passed >= 0) {
+		if (m.tag == SYNC_PTY && passed >= 0) {
 			pty = passed;
-		} else if (e.tag == SYNC_READY) {
+		} else if (m.tag == SYNC_READY) {
 			break;
-		} else if (e.tag == SYNC_ERROR) {
-			e.msg[sizeof(e.msg) - 1] = '\0';
-			setup_failed(&p, pid, e.exit_code ? e.exit_code : 128, e.msg);
+		} else if (m.tag == SYNC_ERROR) {
+			setup_failed(&p, pid, m.exit_code ? m.exit_code : 128, m.msg);
 		}
 	}
 
@@ -381,14 +367,17 @@ int main(int argc, char **argv)
 		puts("berth-shim 1");
 		return 0;
 	}
-	if (argc == 2 && !strcmp(argv[1], "spawner")) {
-		ensure_sealed(argv);
-		return spawner_main(shim_run);
-	}
-	if (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec"))) {
+	struct berth_err err;
+	int spawner = argc == 2 && !strcmp(argv[1], "spawner");
+	if (!spawner && (argc != 3 || (strcmp(argv[1], "create") && strcmp(argv[1], "exec")))) {
 		fprintf(stderr, "usage: berth-shim create|exec <plan-file> | spawner\n");
 		return 2;
 	}
-	ensure_sealed(argv);
+	if (ensure_sealed(argv, &err) < 0) {
+		shim_log("fatal: %s", err.msg);
+		return 1;
+	}
+	if (spawner)
+		return spawner_main(shim_run);
 	return shim_run(argv[1], argv[2]);
 }

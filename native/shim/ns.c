@@ -1,7 +1,9 @@
 /* Joining namespaces: by path for the spec's joins (create), and for exec from the container's init,
  * pinned by a pidfd (and its /proc directory) opened before its start time is checked, so an init that
  * exited and left its pid to another process is refused instead of joined. */
-#include "shim.h"
+#include "ns.h"
+#include "util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>

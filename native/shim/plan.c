@@ -1,7 +1,9 @@
 /* Launch plan parser. Format: a sequence of records `<key> <decimal length>\n<bytes>\n`.
  * Values are binary-safe; compound values separate fields with NUL bytes. The first record
  * is `berth-plan 1`. Unknown keys are errors: the daemon and the shim ship together. */
-#include "shim.h"
+#include "plan.h"
+#include "util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +100,7 @@ static int nstype(const char *name)
 		field = v_;                                             \
 	} while (0)
 
-int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
+int plan_load(const char *path, struct plan *p, struct berth_err *err)
 {
 	memset(p, 0, sizeof(*p));
 	p->umask = 022;
@@ -106,12 +108,12 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 	p->log_max_file = 1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "open plan %s: %s", path, strerror(errno));
+		berth_fail(err, errno, "open plan %s", path);
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || st.st_size > PLAN_MAX) {
-		snprintf(err, errlen, "plan %s: too large or unreadable", path);
+		berth_fail(err, 0, "plan %s: too large or unreadable", path);
 		close(fd);
 		return -1;
 	}
@@ -128,7 +130,7 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 	}
 	close(fd);
 	if (got != size) {
-		snprintf(err, errlen, "plan %s: short read", path);
+		berth_fail(err, 0, "plan %s: short read", path);
 		return -1;
 	}
 	buf[size] = '\0';
@@ -302,15 +304,15 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 			goto bad;
 	}
 	if (first || !p->mode || !p->socket || !p->exit_file || p->args.n == 0) {
-		snprintf(err, errlen, "plan %s: missing mode, socket, exit_file or arg", path);
+		berth_fail(err, 0, "plan %s: missing mode, socket, exit_file or arg", path);
 		return -1;
 	}
 	if (p->ns_proc.flags && !p->ns_proc.pid) {
-		snprintf(err, errlen, "plan %s: ns_join_proc without ns_proc", path);
+		berth_fail(err, 0, "plan %s: ns_join_proc without ns_proc", path);
 		return -1;
 	}
 	if (p->mode == MODE_CREATE && (!p->rootfs || !p->rootfs_kind)) {
-		snprintf(err, errlen, "plan %s: create needs rootfs and rootfs_kind", path);
+		berth_fail(err, 0, "plan %s: create needs rootfs and rootfs_kind", path);
 		return -1;
 	}
 	p->ngroups = p->groups_s.n;
@@ -318,13 +320,13 @@ int plan_load(const char *path, struct plan *p, char *err, size_t errlen)
 	for (int i = 0; i < p->ngroups; i++) {
 		unsigned long long g;
 		if (parse_ull(p->groups_s.v[i], &g, 10)) {
-			snprintf(err, errlen, "plan %s: bad group", path);
+			berth_fail(err, 0, "plan %s: bad group", path);
 			return -1;
 		}
 		p->groups[i] = (gid_t)g;
 	}
 	return 0;
 bad:
-	snprintf(err, errlen, "plan %s: malformed record near offset %zu (key %s)", path, pos, key ? key : "?");
+	berth_fail(err, 0, "plan %s: malformed record near offset %zu (key %s)", path, pos, key ? key : "?");
 	return -1;
 }

@@ -3,7 +3,9 @@
  * masked paths. Every path inside the root is resolved with openat2(RESOLVE_IN_ROOT), and
  * mounts target /proc/self/fd/N of the resolved fd, so a symlink in the image can never
  * send a mount outside the root. */
-#include "shim.h"
+#include "rootfs.h"
+#include "util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -198,58 +200,59 @@ static int make_target(int rootfd, const char *dest, int isdir)
 	return open_in_root(rootfd, dest, O_PATH);
 }
 
-static void do_mount(int rootfd, struct mount_ent *m)
+static int do_mount(int rootfd, struct mount_ent *m, struct berth_err *err)
 {
 	char fdp[64];
 	int isdir = 1;
 	if ((m->flags & MS_BIND) && !(m->flags & MS_REMOUNT)) {
 		struct stat st;
 		if (stat(m->src, &st) < 0)
-			child_fail(128, errno, "mount %s to %s: stat source", m->src, m->dest);
+			return berth_fail(err, errno, "mount %s to %s: stat source", m->src, m->dest);
 		isdir = S_ISDIR(st.st_mode);
 	}
 	int fd;
 	if (m->flags & MS_REMOUNT) {
 		fd = open_in_root(rootfd, m->dest, O_PATH);
 		if (fd < 0)
-			child_fail(128, errno, "remount %s", m->dest);
+			return berth_fail(err, errno, "remount %s", m->dest);
 		FDPATH(fdp, fd);
 		if (mount(NULL, fdp, NULL, m->flags, *m->data ? m->data : NULL) < 0)
-			child_fail(128, errno, "remount %s", m->dest);
+			return berth_fail(err, errno, "remount %s", m->dest);
 		close(fd);
-		return;
+		return 0;
 	}
 	fd = make_target(rootfd, m->dest, isdir);
 	if (fd < 0)
-		child_fail(128, errno, "create mount point %s", m->dest);
+		return berth_fail(err, errno, "create mount point %s", m->dest);
 	FDPATH(fdp, fd);
 	if (m->flags & MS_BIND) {
 		if (mount(m->src, fdp, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
-			child_fail(128, errno, "bind mount %s to %s", m->src, m->dest);
+			return berth_fail(err, errno, "bind mount %s to %s", m->src, m->dest);
 		unsigned long rest = m->flags & ~(MS_BIND | MS_REC);
 		if (rest) {
 			close(fd);
 			fd = open_in_root(rootfd, m->dest, O_PATH);
 			if (fd < 0)
-				child_fail(128, errno, "reopen %s", m->dest);
+				return berth_fail(err, errno, "reopen %s", m->dest);
 			FDPATH(fdp, fd);
 			if (mount(NULL, fdp, NULL, MS_REMOUNT | MS_BIND | rest, NULL) < 0)
-				child_fail(128, errno, "remount bind %s", m->dest);
+				return berth_fail(err, errno, "remount bind %s", m->dest);
 		}
 	} else {
 		if (mount(m->src, fdp, m->type, m->flags, *m->data ? m->data : NULL) < 0)
-			child_fail(128, errno, "mount %s (%s) on %s", m->src, m->type, m->dest);
+			return berth_fail(err, errno, "mount %s (%s) on %s", m->src, m->type, m->dest);
 	}
 	if (m->pflags) {
 		close(fd);
 		fd = open_in_root(rootfd, m->dest, O_PATH);
 		if (fd < 0)
-			child_fail(128, errno, "reopen %s", m->dest);
+			return berth_fail(err, errno, "reopen %s", m->dest);
 		FDPATH(fdp, fd);
 		if (mount(NULL, fdp, NULL, m->pflags, NULL) < 0)
-			child_fail(128, errno, "set propagation of %s", m->dest);
+			return berth_fail(err, errno, "set propagation of %s", m->dest);
 	}
 	close(fd);
+	return 0;
 }
 
 /* Opens the parent directory of path inside the root (creating it); *base gets the last name. */
@@ -265,56 +268,58 @@ static int parent_in_root(int rootfd, const char *path, char **basecopy)
 	return pfd;
 }
 
-static void make_device(int rootfd, struct dev_ent *d)
+static int make_device(int rootfd, struct dev_ent *d, struct berth_err *err)
 {
 	char *base;
 	int pfd = parent_in_root(rootfd, d->path, &base);
 	if (pfd < 0 || !*base)
-		child_fail(128, errno, "create device %s: parent directory", d->path);
+		return berth_fail(err, errno, "create device %s: parent directory", d->path);
 	mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
 	unlinkat(pfd, base, 0);
 	if (mknodat(pfd, base, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
 		if (errno != EPERM)
-			child_fail(128, errno, "mknod %s", d->path);
+			return berth_fail(err, errno, "mknod %s", d->path);
 		/* no CAP_MKNOD here (user namespace): bind the host's node instead */
 		int f = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (f < 0)
-			child_fail(128, errno, "create %s", d->path);
+			return berth_fail(err, errno, "create %s", d->path);
 		close(f);
 		int t = openat(pfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		char fdp[64];
 		FDPATH(fdp, t);
 		if (t < 0 || mount(d->path, fdp, NULL, MS_BIND, NULL) < 0)
-			child_fail(128, errno, "bind device %s", d->path);
+			return berth_fail(err, errno, "bind device %s", d->path);
 		close(t);
 	} else {
 		if (fchownat(pfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
-			child_fail(128, errno, "chown %s", d->path);
+			return berth_fail(err, errno, "chown %s", d->path);
 		if (fchmodat(pfd, base, d->mode & 07777, 0) < 0)
-			child_fail(128, errno, "chmod %s", d->path);
+			return berth_fail(err, errno, "chmod %s", d->path);
 	}
 	close(pfd);
 	free(base);
+	return 0;
 }
 
-static void make_symlink(int rootfd, struct link_ent *l)
+static int make_symlink(int rootfd, struct link_ent *l, struct berth_err *err)
 {
 	char *base;
 	int pfd = parent_in_root(rootfd, l->path, &base);
 	if (pfd < 0 || !*base)
-		child_fail(128, errno, "symlink %s: parent directory", l->path);
+		return berth_fail(err, errno, "symlink %s: parent directory", l->path);
 	if (symlinkat(l->target, pfd, base) < 0 && errno != EEXIST)
-		child_fail(128, errno, "symlink %s -> %s", l->path, l->target);
+		return berth_fail(err, errno, "symlink %s -> %s", l->path, l->target);
 	close(pfd);
 	free(base);
+	return 0;
 }
 
-static void mount_rootfs(struct plan *p)
+static int mount_rootfs(struct plan *p, struct berth_err *err)
 {
 	if (p->rootfs_kind == ROOTFS_BIND) {
 		if (mount(p->bind_src, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-			child_fail(128, errno, "bind rootfs %s on %s", p->bind_src, p->rootfs);
-		return;
+			return berth_fail(err, errno, "bind rootfs %s on %s", p->bind_src, p->rootfs);
+		return 0;
 	}
 	size_t cap = 64 + (p->upper ? strlen(p->upper) : 0) + (p->work ? strlen(p->work) : 0) +
 		     (p->overlay_opts ? strlen(p->overlay_opts) : 0);
@@ -329,78 +334,67 @@ static void mount_rootfs(struct plan *p)
 	if (p->overlay_opts && *p->overlay_opts)
 		o += (size_t)snprintf(data + o, cap - o, ",%s", p->overlay_opts);
 	if (o >= (size_t)sysconf(_SC_PAGESIZE) - 1)
-		child_fail(128, E2BIG, "mount overlay on %s: options longer than a page; use mount_cwd with short lower names", p->rootfs);
+		return berth_fail(err, E2BIG, "mount overlay on %s: options longer than a page; use mount_cwd with short lower names", p->rootfs);
 	if (p->mount_cwd && chdir(p->mount_cwd) < 0)
-		child_fail(128, errno, "chdir to overlay mount dir %s", p->mount_cwd);
+		return berth_fail(err, errno, "chdir to overlay mount dir %s", p->mount_cwd);
 	if (mount("overlay", p->rootfs, "overlay", 0, data) < 0)
-		child_fail(128, errno, "mount overlay on %s (%s)", p->rootfs, data);
+		return berth_fail(err, errno, "mount overlay on %s (%s)", p->rootfs, data);
 	free(data);
 	if (chdir("/") < 0)
-		child_fail(128, errno, "chdir /");
+		return berth_fail(err, errno, "chdir /");
+	return 0;
 }
 
-void rootfs_prepare(struct plan *p)
+int rootfs_prepare(struct plan *p, struct berth_err *err)
 {
 	unsigned long prop = p->root_prop ? p->root_prop : (MS_REC | MS_PRIVATE);
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
-		child_fail(128, errno, "make / private");
-	mount_rootfs(p);
+		return berth_fail(err, errno, "make / private");
+	if (mount_rootfs(p, err) < 0)
+		return -1;
+	/* on failure below, fds stay open: the container init exits */
 	int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		child_fail(128, errno, "open rootfs %s", p->rootfs);
+		return berth_fail(err, errno, "open rootfs %s", p->rootfs);
 	for (int i = 0; i < p->nmounts; i++)
-		do_mount(rootfd, &p->mounts[i]);
+		if (do_mount(rootfd, &p->mounts[i], err) < 0)
+			return -1;
 	for (int i = 0; i < p->ndevs; i++)
-		make_device(rootfd, &p->devs[i]);
+		if (make_device(rootfd, &p->devs[i], err) < 0)
+			return -1;
 	for (int i = 0; i < p->nlinks; i++)
-		make_symlink(rootfd, &p->links[i]);
+		if (make_symlink(rootfd, &p->links[i], err) < 0)
+			return -1;
 	close(rootfd);
 	if (chdir(p->rootfs) < 0)
-		child_fail(128, errno, "chdir %s", p->rootfs);
+		return berth_fail(err, errno, "chdir %s", p->rootfs);
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		child_fail(128, errno, "pivot_root %s", p->rootfs);
+		return berth_fail(err, errno, "pivot_root %s", p->rootfs);
 	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
-		child_fail(128, errno, "make old root slave");
+		return berth_fail(err, errno, "make old root slave");
 	if (umount2(".", MNT_DETACH) < 0)
-		child_fail(128, errno, "unmount old root");
+		return berth_fail(err, errno, "unmount old root");
 	if (chdir("/") < 0)
-		child_fail(128, errno, "chdir / after pivot_root");
+		return berth_fail(err, errno, "chdir / after pivot_root");
+	return 0;
 }
 
-static void send_fd(int sock, int fd)
-{
-	char tag = SYNC_PTY;
-	struct iovec iov = {.iov_base = &tag, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(sock, &msg, 0) < 0)
-		child_fail(128, errno, "send pty master to shim");
-}
-
-/* The pty comes from the container's own devpts, so `tty` prints /dev/pts/N inside. */
-void rootfs_console(struct plan *p, int *slave_out)
+/* The pty comes from the container's own devpts, so `tty` prints /dev/pts/N inside. The caller passes the
+ * master to the shim and makes the slave the container's terminal. */
+int rootfs_console(struct plan *p, int *master_out, int *slave_out, struct berth_err *err)
 {
 	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
-		child_fail(128, errno, "open /dev/ptmx");
+		return berth_fail(err, errno, "open /dev/ptmx");
 	int unlock = 0;
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
-		child_fail(128, errno, "unlock pty");
+		return berth_fail(err, errno, "unlock pty");
 	int n;
 	if (ioctl(master, TIOCGPTN, &n) < 0)
-		child_fail(128, errno, "pty number");
+		return berth_fail(err, errno, "pty number");
 	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
 	if (slave < 0)
-		child_fail(128, errno, "open pty slave");
+		return berth_fail(err, errno, "open pty slave");
 	if (p->cons_h && p->cons_w) {
 		struct winsize ws = {.ws_row = p->cons_h, .ws_col = p->cons_w};
 		ioctl(master, TIOCSWINSZ, &ws);
@@ -411,24 +405,24 @@ void rootfs_console(struct plan *p, int *slave_out)
 		int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		int dev = rootfd < 0 ? -1 : open_no_symlinks(rootfd, "/dev", O_PATH | O_DIRECTORY);
 		if (dev < 0)
-			child_fail(128, errno, "create /dev/console: open /dev");
+			return berth_fail(err, errno, "create /dev/console: open /dev");
 		close(rootfd);
 		if (mknodat(dev, "console", S_IFREG | 0600, 0) < 0 && errno != EEXIST)
-			child_fail(128, errno, "create /dev/console");
+			return berth_fail(err, errno, "create /dev/console");
 		int t = openat(dev, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		struct stat st;
 		if (t < 0 || fstat(t, &st) < 0)
-			child_fail(128, errno, "open /dev/console");
+			return berth_fail(err, errno, "open /dev/console");
 		if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
-			child_fail(128, 0, "bind /dev/pts/%d on /dev/console: /dev/console is not a file or a character device", n);
+			return berth_fail(err, 0, "bind /dev/pts/%d on /dev/console: /dev/console is not a file or a character device", n);
 		if (bind_fd(slave, t) < 0)
-			child_fail(128, errno, "bind /dev/pts/%d on /dev/console", n);
+			return berth_fail(err, errno, "bind /dev/pts/%d on /dev/console", n);
 		close(t);
 		close(dev);
 	}
-	send_fd(child_sync_fd, master);
-	close(master);
+	*master_out = master;
 	*slave_out = slave;
+	return 0;
 }
 
 static unsigned long mnt_flags_of(const char *path)
@@ -446,95 +440,100 @@ static unsigned long mnt_flags_of(const char *path)
 	return f;
 }
 
-static void readonly_path(int rootfd, const char *path)
+static int readonly_path(int rootfd, const char *path, struct berth_err *err)
 {
 	char fdp[64];
 	int fd = open_in_root(rootfd, path, O_PATH);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return;
-		child_fail(128, errno, "readonly path %s", path);
+			return 0;
+		return berth_fail(err, errno, "readonly path %s", path);
 	}
 	FDPATH(fdp, fd);
 	if (mount(fdp, fdp, NULL, MS_BIND | MS_REC, NULL) < 0)
-		child_fail(128, errno, "bind readonly path %s", path);
+		return berth_fail(err, errno, "bind readonly path %s", path);
 	close(fd);
 	fd = open_in_root(rootfd, path, O_PATH);
 	if (fd < 0)
-		child_fail(128, errno, "reopen readonly path %s", path);
+		return berth_fail(err, errno, "reopen readonly path %s", path);
 	FDPATH(fdp, fd);
 	unsigned long keep = mnt_flags_of(fdp);
 	if (mount(NULL, fdp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
-		child_fail(128, errno, "remount readonly path %s", path);
+		return berth_fail(err, errno, "remount readonly path %s", path);
 	close(fd);
+	return 0;
 }
 
 /* The source of the file masks: the container's /dev/null, reached without symlinks and checked to be the
  * null device (1:3). A /dev shared with another container can have /dev/null replaced by a symlink after
  * the shim made the node; bound by path, that would mask /proc files with a file of the attacker's choice
  * (the CVE-2025-31133 pattern). */
-static int open_dev_null(int rootfd)
+static int open_dev_null(int rootfd, struct berth_err *err)
 {
 	int fd = open_no_symlinks(rootfd, "/dev/null", O_PATH);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
-		child_fail(128, errno, "mask: open /dev/null");
+		return berth_fail(err, errno, "mask: open /dev/null");
 	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
-		child_fail(128, 0, "mask: /dev/null is not the null device (1:3)");
+		return berth_fail(err, 0, "mask: /dev/null is not the null device (1:3)");
 	return fd;
 }
 
-static void mask_path(int rootfd, int *nullfd, const char *path)
+static int mask_path(int rootfd, int *nullfd, const char *path, struct berth_err *err)
 {
 	char fdp[64];
 	/* no symlink anywhere on the way: a masked path is what it names or the container does not start */
 	int fd = open_no_symlinks(rootfd, path, O_PATH);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return;
-		child_fail(128, errno, "masked path %s", path);
+			return 0;
+		return berth_fail(err, errno, "masked path %s", path);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0)
-		child_fail(128, errno, "stat masked path %s", path);
+		return berth_fail(err, errno, "stat masked path %s", path);
 	FDPATH(fdp, fd);
 	if (S_ISDIR(st.st_mode)) {
 		if (mount("tmpfs", fdp, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=1") < 0 &&
 		    mount("tmpfs", fdp, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=2") < 0)
-			child_fail(128, errno, "mask directory %s", path);
+			return berth_fail(err, errno, "mask directory %s", path);
 	} else {
-		if (*nullfd < 0)
-			*nullfd = open_dev_null(rootfd);
+		if (*nullfd < 0 && (*nullfd = open_dev_null(rootfd, err)) < 0)
+			return -1;
 		if (bind_fd(*nullfd, fd) < 0)
-			child_fail(128, errno, "mask %s", path);
+			return berth_fail(err, errno, "mask %s", path);
 	}
 	close(fd);
+	return 0;
 }
 
-void rootfs_finish(struct plan *p)
+int rootfs_finish(struct plan *p, struct berth_err *err)
 {
 	for (int i = 0; i < p->nsysctls; i++) {
 		char path[512];
 		snprintf(path, sizeof(path), "/proc/sys/%s", p->sysctls[i].key);
 		int fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write_all(fd, p->sysctls[i].val, strlen(p->sysctls[i].val)) < 0)
-			child_fail(128, errno, "write sysctl %s", p->sysctls[i].key);
+			return berth_fail(err, errno, "write sysctl %s", p->sysctls[i].key);
 		close(fd);
 	}
 	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		child_fail(128, errno, "open /");
+		return berth_fail(err, errno, "open /");
 	for (int i = 0; i < p->ro_paths.n; i++)
-		readonly_path(rootfd, p->ro_paths.v[i]);
+		if (readonly_path(rootfd, p->ro_paths.v[i], err) < 0)
+			return -1;
 	int nullfd = -1;
 	for (int i = 0; i < p->masked.n; i++)
-		mask_path(rootfd, &nullfd, p->masked.v[i]);
+		if (mask_path(rootfd, &nullfd, p->masked.v[i], err) < 0)
+			return -1;
 	if (nullfd >= 0)
 		close(nullfd);
 	close(rootfd);
 	if (p->rootfs_ro) {
 		unsigned long keep = mnt_flags_of("/");
 		if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
-			child_fail(128, errno, "remount root read-only");
+			return berth_fail(err, errno, "remount root read-only");
 	}
+	return 0;
 }

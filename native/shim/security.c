@@ -1,6 +1,8 @@
 /* Process confinement in the container init: rlimits, OOM score, capabilities with the
  * user switch, no_new_privs and the seccomp filter compiled by berthd. */
-#include "shim.h"
+#include "security.h"
+#include "util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +27,7 @@ static const char *rlimit_name(int r)
 	return r >= 0 && r < 16 ? names[r] : "RLIMIT_?";
 }
 
-void sec_rlimits(struct plan *p)
+int sec_rlimits(struct plan *p, struct berth_err *err)
 {
 	for (int i = 0; i < p->nrlimits; i++) {
 		struct rlim_ent *r = &p->rlimits[i];
@@ -35,29 +37,31 @@ void sec_rlimits(struct plan *p)
 			int e = errno;
 			struct rlimit cur;
 			if (e == EPERM && getrlimit(r->res, &cur) == 0)
-				child_fail(128, e, "setrlimit %s: cannot raise the hard limit above the host's %llu",
+				return berth_fail(err, e, "setrlimit %s: cannot raise the hard limit above the host's %llu",
 					   rlimit_name(r->res), (unsigned long long)cur.rlim_max);
-			child_fail(128, e, "setrlimit %s", rlimit_name(r->res));
+			return berth_fail(err, e, "setrlimit %s", rlimit_name(r->res));
 		}
 	}
+	return 0;
 }
 
-void sec_oom(struct plan *p)
+int sec_oom(struct plan *p, struct berth_err *err)
 {
 	if (!p->has_oom)
-		return;
+		return 0;
 	char buf[16];
 	int n = snprintf(buf, sizeof(buf), "%d", p->oom);
 	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write_all(fd, buf, (size_t)n) < 0)
-		child_fail(128, errno, "set oom_score_adj to %d", p->oom);
+		return berth_fail(err, errno, "set oom_score_adj to %d", p->oom);
 	close(fd);
+	return 0;
 }
 
-void sec_seccomp(struct plan *p)
+int sec_seccomp(struct plan *p, struct berth_err *err)
 {
 	if (!p->seccomp)
-		return;
+		return 0;
 	/* the plan buffer has no alignment guarantee */
 	struct sock_filter *f = xmalloc(p->seccomp_len);
 	memcpy(f, p->seccomp, p->seccomp_len);
@@ -67,38 +71,41 @@ void sec_seccomp(struct plan *p)
 		r = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
 	else
 		r = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+	/* f is not freed: nothing may run between the filter and execve that the filter could refuse */
 	if (r < 0)
-		child_fail(128, errno, "install seccomp filter");
+		return berth_fail(err, errno, "install seccomp filter");
+	return 0;
 }
 
-void sec_nnp(struct plan *p)
+int sec_nnp(struct plan *p, struct berth_err *err)
 {
 	if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fail(128, errno, "set no_new_privs");
+		return berth_fail(err, errno, "set no_new_privs");
+	return 0;
 }
 
-void sec_user_caps(struct plan *p)
+int sec_user_caps(struct plan *p, struct berth_err *err)
 {
 	if (p->has_caps) {
 		for (int c = 0; c <= p->last_cap && c < 64; c++) {
 			if (p->cap_bnd & (1ULL << c))
 				continue;
 			if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
-				child_fail(128, errno, "drop capability %d from the bounding set", c);
+				return berth_fail(err, errno, "drop capability %d from the bounding set", c);
 		}
 	}
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-		child_fail(128, errno, "set keepcaps");
+		return berth_fail(err, errno, "set keepcaps");
 	if (setgroups((size_t)p->ngroups, p->groups) < 0)
-		child_fail(128, errno, "setgroups");
+		return berth_fail(err, errno, "setgroups");
 	if (setresgid(p->gid, p->gid, p->gid) < 0)
-		child_fail(128, errno, "setgid %u", (unsigned)p->gid);
+		return berth_fail(err, errno, "setgid %u", (unsigned)p->gid);
 	if (setresuid(p->uid, p->uid, p->uid) < 0)
-		child_fail(128, errno, "setuid %u", (unsigned)p->uid);
+		return berth_fail(err, errno, "setuid %u", (unsigned)p->uid);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		child_fail(128, errno, "clear keepcaps");
+		return berth_fail(err, errno, "clear keepcaps");
 	if (!p->has_caps)
-		return;
+		return 0;
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[2];
 	data[0].effective = (uint32_t)p->cap_eff;
@@ -108,10 +115,11 @@ void sec_user_caps(struct plan *p)
 	data[0].inheritable = (uint32_t)p->cap_inh;
 	data[1].inheritable = (uint32_t)(p->cap_inh >> 32);
 	if (syscall(SYS_capset, &hdr, data) < 0)
-		child_fail(128, errno, "capset");
+		return berth_fail(err, errno, "capset");
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-		child_fail(128, errno, "clear ambient capabilities");
+		return berth_fail(err, errno, "clear ambient capabilities");
 	for (int c = 0; c <= p->last_cap && c < 64; c++)
 		if ((p->cap_amb & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
-			child_fail(128, errno, "raise ambient capability %d", c);
+			return berth_fail(err, errno, "raise ambient capability %d", c);
+	return 0;
 }

@@ -14,7 +14,10 @@
  * nothing grows; a client that makes no progress for CLIENT_STALL_MS while over the mark is disconnected,
  * so a hung daemon cannot hold a container forever. After the init exits, output is read regardless and a
  * client whose unsent output passes CLIENT_OUT_MAX is disconnected. */
-#include "shim.h"
+#include "server.h"
+#include "sync.h"
+#include "util.h"
+
 
 #include <dirent.h>
 #include <sched.h>
@@ -277,8 +280,7 @@ static void do_start(struct supervisor *s, struct client *c)
 	c->want_start = 1;
 	static int sent;
 	if (!sent) {
-		char t = SYNC_START;
-		if (write(s->sync_fd, &t, 1) != 1)
+		if (sync_send(s->sync_fd, SYNC_START) < 0)
 			shim_log("send start: %s", strerror(errno));
 		sent = 1;
 	}
@@ -456,11 +458,13 @@ static void reply_start_waiters(struct supervisor *s)
 static void read_sync(struct supervisor *s)
 {
 	struct sync_error e;
-	ssize_t r = recv(s->sync_fd, &e, sizeof(e), 0);
+	int passed = -1;
+	int r = sync_recv(s->sync_fd, &e, &passed);
+	if (passed >= 0)
+		close(passed);
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (r > 0 && e.tag == SYNC_ERROR) {
-		e.msg[sizeof(e.msg) - 1] = '\0';
 		snprintf(exit_error, sizeof(exit_error), "%s", e.msg);
 		have_error = 1;
 		shim_log("container init failed: %s", exit_error);
@@ -571,8 +575,10 @@ int supervise(struct supervisor *s, int listen_fd)
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sigfd < 0)
-		die_log("signalfd: %s", strerror(errno));
+	if (sigfd < 0) {
+		shim_log("fatal: signalfd: %s", strerror(errno));
+		return 1;
+	}
 	reap(s); /* a child may have exited before the signalfd existed */
 	long long drain_deadline = 0;
 	for (;;) {
@@ -623,7 +629,8 @@ int supervise(struct supervisor *s, int listen_fd)
 		if (poll(pf, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
-			die_log("poll: %s", strerror(errno));
+			shim_log("fatal: poll: %s", strerror(errno));
+			return 1;
 		}
 		if (i_sync >= 0 && pf[i_sync].revents)
 			read_sync(s);

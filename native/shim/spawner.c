@@ -9,7 +9,9 @@
  * Shims are the spawner's children (it reaps them); each makes itself a session leader, so neither the
  * spawner's death (EOF on stdin ends it once the pending reports are passed on) nor its signals reach the shims, which are then
  * re-parented like any orphan. */
-#include "shim.h"
+#include "spawner.h"
+#include "util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -193,8 +195,10 @@ int spawner_main(shim_run_fn run)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sigfd < 0)
-		die_log("spawner: signalfd: %s", strerror(errno));
+	if (sigfd < 0) {
+		shim_log("fatal: spawner: signalfd: %s", strerror(errno));
+		return 1;
+	}
 	for (;;) {
 		struct pollfd pf[MAX_PENDING + 2];
 		int n = 0;
@@ -213,7 +217,8 @@ int spawner_main(shim_run_fn run)
 		if (poll(pf, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			die_log("spawner: poll: %s", strerror(errno));
+			shim_log("fatal: spawner: poll: %s", strerror(errno));
+			return 1;
 		}
 		if (pf[0].revents) {
 			struct signalfd_siginfo si;

@@ -1,5 +1,6 @@
 /* Small helpers: diagnostics, I/O, time, JSON string escaping, atomic files. */
-#include "shim.h"
+#include "util.h"
+
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,22 +27,18 @@ void shim_log(const char *fmt, ...)
 	(void)!write(2, buf, len);
 }
 
-void die_log(const char *fmt, ...)
+/* Out of memory is not an error path: the shim cannot report or clean up without memory either. */
+__attribute__((noreturn)) static void oom(void)
 {
-	char buf[900];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	shim_log("fatal: %s", buf);
-	_exit(1);
+	shim_log("out of memory");
+	abort();
 }
 
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
 	if (!p)
-		die_log("out of memory");
+		oom();
 	return p;
 }
 
@@ -49,7 +46,7 @@ void *xrealloc(void *p, size_t n)
 {
 	p = realloc(p, n ? n : 1);
 	if (!p)
-		die_log("out of memory");
+		oom();
 	return p;
 }
 
