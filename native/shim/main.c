@@ -7,6 +7,7 @@
  * is the shim's own diagnostic log. The shim re-executes itself from a sealed memfd so no
  * process can write the host binary through /proc/<pid>/exe. */
 #include "child.h"
+#include "exitrec.h"
 #include "ns.h"
 #include "plan.h"
 #include "server.h"
@@ -131,14 +132,9 @@ static void setup_failed(struct plan *p, pid_t pid, int code, const char *msg)
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
 	}
-	char ts[64], esc[8192];
-	format_time_now(ts, sizeof(ts));
-	size_t el = json_escape(esc, msg, strlen(msg) > 1300 ? 1300 : strlen(msg));
-	char js[9000];
-	int n = snprintf(js, sizeof(js),
-			 "{\"exitCode\":%d,\"signal\":0,\"oomKilled\":null,\"finishedAt\":\"%s\",\"pid\":%d,\"error\":\"%.*s\"}\n",
-			 code, ts, (int)pid, (int)el, esc);
-	if (p && p->exit_file && write_file_atomic(p->exit_file, js, (size_t)n, 0644, 1) < 0)
+	struct exit_record rec;
+	exit_record_build(&rec, code, 0, pid, msg);
+	if (p && p->exit_file && exit_record_save(&rec, p->exit_file) < 0)
 		shim_log("write exit file: %s", strerror(errno));
 	char line[1500];
 	snprintf(line, sizeof(line), "err %d %s\n", code, msg);

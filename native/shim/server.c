@@ -15,9 +15,11 @@
  * so a hung daemon cannot hold a container forever. After the init exits, output is read regardless and a
  * client whose unsent output passes CLIENT_OUT_MAX is disconnected. */
 #include "server.h"
+
+#include "client.h"
+#include "exitrec.h"
 #include "sync.h"
 #include "util.h"
-
 
 #include <dirent.h>
 #include <sched.h>
@@ -40,29 +42,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CLIENTS 64
-#define FRAME_MAX (1024 * 1024)
-#define CLIENT_OUT_MAX (8 * 1024 * 1024)
-#define CLIENT_OUT_HWM (1024 * 1024)
-#define CLIENT_STALL_MS 2000
 #define READ_BUF (256 * 1024)
 #define STDIN_MAX (1024 * 1024)
 #define DRAIN_MS 5000
 #define FLUSH_MS 2000
 
-struct client {
-	int fd;
-	unsigned char *in;
-	size_t inlen;
-	char *out;
-	size_t outlen, outoff, outcap;
-	int att_out, att_err;
-	int want_start;
-	long long progress_ms; /* last time the client took bytes (or went over the mark) */
-};
-
-static struct client clients[MAX_CLIENTS];
-static int nclients;
+static struct client_set cl;
 static char *stdin_buf;
 static size_t stdin_len;
 static int stdin_close_pending;
@@ -70,13 +55,6 @@ static int started, exited, exit_status;
 static char exit_error[1100];
 static int have_error;
 static int sigfd = -1;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int server_listen(const char *path)
 {
@@ -104,139 +82,16 @@ int server_listen(const char *path)
 	return fd;
 }
 
-static void client_drop(int i)
-{
-	close(clients[i].fd);
-	free(clients[i].in);
-	free(clients[i].out);
-	clients[i] = clients[--nclients];
-}
-
-static int client_queue(struct client *c, char type, const void *data, size_t n)
-{
-	if (c->outlen - c->outoff + n + 5 > CLIENT_OUT_MAX)
-		return -1;
-	if (c->outoff == c->outlen) {
-		c->outoff = c->outlen = 0;
-		c->progress_ms = now_ms(); /* the stall clock starts when output starts waiting */
-	}
-	if (c->outlen + n + 5 > c->outcap) {
-		if (c->outoff) {
-			memmove(c->out, c->out + c->outoff, c->outlen - c->outoff);
-			c->outlen -= c->outoff;
-			c->outoff = 0;
-		}
-		if (c->outlen + n + 5 > c->outcap) {
-			c->outcap = (c->outlen + n + 5) * 2;
-			c->out = xrealloc(c->out, c->outcap);
-		}
-	}
-	unsigned char h[5] = {(unsigned char)type, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
-			      (unsigned char)(n >> 8), (unsigned char)n};
-	memcpy(c->out + c->outlen, h, 5);
-	memcpy(c->out + c->outlen + 5, data, n);
-	c->outlen += n + 5;
-	return 0;
-}
-
-/* Queues bytes that continue a frame already partly sent. */
-static int client_queue_raw(struct client *c, const void *data, size_t n)
-{
-	if (c->outlen - c->outoff + n > CLIENT_OUT_MAX)
-		return -1;
-	if (c->outoff == c->outlen) {
-		c->outoff = c->outlen = 0;
-		c->progress_ms = now_ms();
-	}
-	if (c->outlen + n > c->outcap) {
-		c->outcap = (c->outlen + n) * 2;
-		c->out = xrealloc(c->out, c->outcap);
-	}
-	memcpy(c->out + c->outlen, data, n);
-	c->outlen += n;
-	return 0;
-}
-
-static void reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reply(struct client *c, const char *fmt, ...)
-{
-	char buf[1400];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	client_queue(c, 'r', buf, (size_t)n);
-}
-
-static int client_pending(const struct client *c)
-{
-	return c->outoff < c->outlen;
-}
-
-static void broadcast_output(int stream, const char *data, size_t n)
-{
-	for (int i = 0; i < nclients; i++) {
-		struct client *c = &clients[i];
-		if (!(stream ? c->att_err : c->att_out))
-			continue;
-		if (!client_pending(c)) {
-			/* nothing queued: hand the frame to the socket directly, queue only what it does not take */
-			unsigned char h[5] = {(unsigned char)(stream ? 'e' : 'o'), (unsigned char)(n >> 24), (unsigned char)(n >> 16),
-					      (unsigned char)(n >> 8), (unsigned char)n};
-			struct iovec iov[2] = {{h, 5}, {(void *)data, n}};
-			ssize_t w = writev(c->fd, iov, 2);
-			if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				client_drop(i--);
-				continue;
-			}
-			if (w == (ssize_t)(n + 5))
-				continue;
-			if (w > 0)
-				c->progress_ms = now_ms();
-			size_t done = w > 0 ? (size_t)w : 0;
-			if (done < 5) {
-				if (client_queue(c, stream ? 'e' : 'o', data, n) < 0) {
-					client_drop(i--);
-					continue;
-				}
-				c->outoff = done; /* the queue starts with the whole frame; skip what went out */
-			} else if (client_queue_raw(c, data + (done - 5), n - (done - 5)) < 0) {
-				client_drop(i--);
-				continue;
-			}
-			continue;
-		}
-		if (client_queue(c, stream ? 'e' : 'o', data, n) < 0) {
-			shim_log("attach client too slow: disconnected");
-			client_drop(i--);
-		}
-	}
-}
-
 static const char *state_name(void)
 {
 	return exited ? "exited" : started ? "running" : "created";
 }
 
-static void exit_json(struct supervisor *s, char *out, size_t outlen)
+static void exit_record_of(struct supervisor *s, struct exit_record *r)
 {
-	char ts[64];
-	format_time_now(ts, sizeof(ts));
 	int code = WIFEXITED(exit_status) ? WEXITSTATUS(exit_status) : 128 + WTERMSIG(exit_status);
 	int sig = WIFSIGNALED(exit_status) ? WTERMSIG(exit_status) : 0;
-	int n = snprintf(out, outlen, "{\"exitCode\":%d,\"signal\":%d,\"oomKilled\":null,\"finishedAt\":\"%s\",\"pid\":%d,\"error\":",
-			 code, sig, ts, (int)s->init_pid);
-	if (have_error) {
-		char esc[sizeof(exit_error) * 6];
-		size_t el = json_escape(esc, exit_error, strlen(exit_error));
-		snprintf(out + n, outlen - (size_t)n, "\"%.*s\"}\n", (int)el, esc);
-	} else {
-		snprintf(out + n, outlen - (size_t)n, "null}\n");
-	}
+	exit_record_build(r, code, sig, s->init_pid, have_error ? exit_error : NULL);
 }
 
 static void kill_all(struct supervisor *s, int sig)
@@ -270,11 +125,11 @@ static void kill_all(struct supervisor *s, int sig)
 static void do_start(struct supervisor *s, struct client *c)
 {
 	if (exited) {
-		reply(c, "err container has already exited%s%s", have_error ? ": " : "", have_error ? exit_error : "");
+		client_reply(c, "err container has already exited%s%s", have_error ? ": " : "", have_error ? exit_error : "");
 		return;
 	}
 	if (started) {
-		reply(c, "ok {\"pid\":%d}", (int)s->init_pid);
+		client_reply(c, "ok {\"pid\":%d}", (int)s->init_pid);
 		return;
 	}
 	c->want_start = 1;
@@ -286,8 +141,9 @@ static void do_start(struct supervisor *s, struct client *c)
 	}
 }
 
-static void handle_frame(struct supervisor *s, struct client *c, char type, char *pl, size_t n)
+static void handle_frame(void *ctx, struct client *c, char type, char *pl, size_t n)
 {
+	struct supervisor *s = ctx;
 	char buf[64];
 	switch (type) {
 	case 'S':
@@ -297,11 +153,11 @@ static void handle_frame(struct supervisor *s, struct client *c, char type, char
 		int o = 0, e = 0;
 		snprintf(buf, sizeof(buf), "%.*s", (int)(n < 63 ? n : 63), pl);
 		if (sscanf(buf, "%d %d", &o, &e) != 2) {
-			reply(c, "err bad attach request");
+			client_reply(c, "err bad attach request");
 			break;
 		}
 		c->att_out = o, c->att_err = e;
-		reply(c, "ok");
+		client_reply(c, "ok");
 		break;
 	}
 	case 'I':
@@ -318,140 +174,70 @@ static void handle_frame(struct supervisor *s, struct client *c, char type, char
 	case 'C':
 		if (s->in_fd >= 0 && s->pty_master < 0)
 			stdin_close_pending = 1;
-		reply(c, "ok");
+		client_reply(c, "ok");
 		break;
 	case 'W': {
 		unsigned h, w;
 		snprintf(buf, sizeof(buf), "%.*s", (int)(n < 63 ? n : 63), pl);
 		if (sscanf(buf, "%u %u", &h, &w) != 2) {
-			reply(c, "err bad resize request");
+			client_reply(c, "err bad resize request");
 			break;
 		}
 		if (s->pty_master < 0) {
-			reply(c, "err the container has no TTY");
+			client_reply(c, "err the container has no TTY");
 			break;
 		}
 		struct winsize ws = {.ws_row = (unsigned short)h, .ws_col = (unsigned short)w};
 		if (ioctl(s->pty_master, TIOCSWINSZ, &ws) < 0)
-			reply(c, "err resize: %s", strerror(errno));
+			client_reply(c, "err resize: %s", strerror(errno));
 		else
-			reply(c, "ok");
+			client_reply(c, "ok");
 		break;
 	}
 	case 'K': {
 		int sig = 0, all = 0;
 		snprintf(buf, sizeof(buf), "%.*s", (int)(n < 63 ? n : 63), pl);
 		if (sscanf(buf, "%d %d", &sig, &all) != 2 || sig < 0 || sig >= NSIG) {
-			reply(c, "err bad kill request");
+			client_reply(c, "err bad kill request");
 			break;
 		}
 		if (exited) {
-			reply(c, "err process already finished");
+			client_reply(c, "err process already finished");
 			break;
 		}
 		if (all)
 			kill_all(s, sig);
 		else if (kill(s->init_pid, sig) < 0) {
-			reply(c, "err kill: %s", strerror(errno));
+			client_reply(c, "err kill: %s", strerror(errno));
 			break;
 		}
-		reply(c, "ok");
+		client_reply(c, "ok");
 		break;
 	}
 	case 'L':
 		if (logw_reopen(s->log) < 0)
-			reply(c, "err reopen log: %s", strerror(errno));
+			client_reply(c, "err reopen log: %s", strerror(errno));
 		else
-			reply(c, "ok");
+			client_reply(c, "ok");
 		break;
 	case 'Q':
-		reply(c, "ok {\"state\":\"%s\",\"pid\":%d}", state_name(), (int)s->init_pid);
+		client_reply(c, "ok {\"state\":\"%s\",\"pid\":%d}", state_name(), (int)s->init_pid);
 		break;
 	default:
-		reply(c, "err unknown request %c", type);
+		client_reply(c, "err unknown request %c", type);
 	}
-}
-
-static void client_read(struct supervisor *s, int i)
-{
-	struct client *c = &clients[i];
-	if (!c->in)
-		c->in = xmalloc(FRAME_MAX + 5);
-	ssize_t r = read(c->fd, c->in + c->inlen, FRAME_MAX + 5 - c->inlen);
-	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-		client_drop(i);
-		return;
-	}
-	if (r < 0)
-		return;
-	c->inlen += (size_t)r;
-	size_t off = 0;
-	while (c->inlen - off >= 5) {
-		unsigned char *h = c->in + off;
-		size_t n = ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) | h[4];
-		if (n > FRAME_MAX) {
-			client_drop(i);
-			return;
-		}
-		if (c->inlen - off < n + 5)
-			break;
-		handle_frame(s, c, (char)h[0], (char *)h + 5, n);
-		off += n + 5;
-	}
-	memmove(c->in, c->in + off, c->inlen - off);
-	c->inlen -= off;
-}
-
-static int client_write(int i)
-{
-	struct client *c = &clients[i];
-	while (c->outoff < c->outlen) {
-		ssize_t w = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
-		if (w < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			client_drop(i);
-			return -1;
-		}
-		c->outoff += (size_t)w;
-		c->progress_ms = now_ms();
-	}
-	return 0;
-}
-
-/* Whether an attached client is too far behind for more output to be read now; drops clients that
- * have been stuck over the mark for CLIENT_STALL_MS. Returns the ms until the next stall check, or -1. */
-static int output_blocked(long long now, int *wait_ms)
-{
-	int blocked = 0;
-	*wait_ms = -1;
-	for (int i = nclients - 1; i >= 0; i--) {
-		struct client *c = &clients[i];
-		if (c->outlen - c->outoff <= CLIENT_OUT_HWM)
-			continue;
-		if (now - c->progress_ms >= CLIENT_STALL_MS) {
-			shim_log("attach client made no progress for %d s: disconnected", CLIENT_STALL_MS / 1000);
-			client_drop(i);
-			continue;
-		}
-		int left = (int)(c->progress_ms + CLIENT_STALL_MS - now);
-		if (*wait_ms < 0 || left < *wait_ms)
-			*wait_ms = left;
-		blocked = 1;
-	}
-	return blocked;
 }
 
 static void reply_start_waiters(struct supervisor *s)
 {
-	for (int i = 0; i < nclients; i++) {
-		if (!clients[i].want_start)
+	for (int i = 0; i < cl.n; i++) {
+		if (!cl.c[i].want_start)
 			continue;
-		clients[i].want_start = 0;
+		cl.c[i].want_start = 0;
 		if (have_error)
-			reply(&clients[i], "err %s", exit_error);
+			client_reply(&cl.c[i], "err %s", exit_error);
 		else
-			reply(&clients[i], "ok {\"pid\":%d}", (int)s->init_pid);
+			client_reply(&cl.c[i], "ok {\"pid\":%d}", (int)s->init_pid);
 	}
 }
 
@@ -510,7 +296,7 @@ static void read_output(struct supervisor *s, int *fdp, int stream)
 		return;
 	}
 	logw_data(s->log, stream, buf, (size_t)r);
-	broadcast_output(stream, buf, (size_t)r);
+	clients_broadcast(&cl, stream, buf, (size_t)r);
 }
 
 static void write_stdin(struct supervisor *s)
@@ -533,40 +319,18 @@ static void write_stdin(struct supervisor *s)
 static void finish(struct supervisor *s, int listen_fd)
 {
 	logw_flush(s->log);
-	char js[8192];
-	exit_json(s, js, sizeof(js));
-	if (write_file_atomic(s->p->exit_file, js, strlen(js), 0644, 1) < 0)
+	static struct exit_record rec;
+	exit_record_of(s, &rec);
+	if (exit_record_save(&rec, s->p->exit_file) < 0)
 		shim_log("write exit file %s: %s", s->p->exit_file, strerror(errno));
 	if (listen_fd >= 0) {
 		close(listen_fd);
 		unlink(s->p->socket);
 	}
-	size_t jl = strlen(js);
-	if (jl && js[jl - 1] == '\n')
-		jl--;
 	reply_start_waiters(s);
-	for (int i = 0; i < nclients; i++)
-		client_queue(&clients[i], 'x', js, jl);
-	long long deadline = now_ms() + FLUSH_MS;
-	while (nclients > 0 && now_ms() < deadline) {
-		struct pollfd pf[MAX_CLIENTS];
-		int n = 0;
-		for (int i = 0; i < nclients; i++) {
-			if (clients[i].outoff == clients[i].outlen) {
-				client_drop(i--);
-				continue;
-			}
-			pf[n].fd = clients[i].fd;
-			pf[n].events = POLLOUT;
-			n++;
-		}
-		if (!n)
-			break;
-		if (poll(pf, (nfds_t)n, (int)(deadline - now_ms())) <= 0)
-			break;
-		for (int i = nclients - 1; i >= 0; i--)
-			client_write(i);
-	}
+	for (int i = 0; i < cl.n; i++)
+		client_queue(&cl.c[i], 'x', rec.json, rec.len);
+	clients_flush(&cl, FLUSH_MS);
 }
 
 int supervise(struct supervisor *s, int listen_fd)
@@ -591,7 +355,7 @@ int supervise(struct supervisor *s, int listen_fd)
 		int i_listen = -1, i_sync = -1, i_out = -1, i_err = -1, i_in = -1, i_sig;
 		pf[n] = (struct pollfd){sigfd, POLLIN, 0};
 		i_sig = n++;
-		if (nclients < MAX_CLIENTS) {
+		if (cl.n < MAX_CLIENTS) {
 			pf[n] = (struct pollfd){listen_fd, POLLIN, 0};
 			i_listen = n++;
 		}
@@ -600,7 +364,7 @@ int supervise(struct supervisor *s, int listen_fd)
 			i_sync = n++;
 		}
 		int stall_wait = -1;
-		int blocked = !exited && output_blocked(now_ms(), &stall_wait);
+		int blocked = !exited && clients_output_blocked(&cl, now_ms(), &stall_wait);
 		if (s->out_fd >= 0 && started && !blocked) {
 			pf[n] = (struct pollfd){s->out_fd, POLLIN, 0};
 			i_out = n++;
@@ -614,12 +378,12 @@ int supervise(struct supervisor *s, int listen_fd)
 			i_in = n++;
 		}
 		int cbase = n;
-		int ncl = nclients;
+		int ncl = cl.n;
 		for (int i = 0; i < ncl; i++) {
 			short ev = stdin_len > STDIN_MAX ? 0 : POLLIN;
-			if (clients[i].outoff < clients[i].outlen)
+			if (cl.c[i].outoff < cl.c[i].outlen)
 				ev |= POLLOUT;
-			pf[n++] = (struct pollfd){clients[i].fd, ev, 0};
+			pf[n++] = (struct pollfd){cl.c[i].fd, ev, 0};
 		}
 		int timeout = exited ? (int)(drain_deadline - now_ms()) : -1;
 		if (exited && timeout < 0)
@@ -645,20 +409,20 @@ int supervise(struct supervisor *s, int listen_fd)
 		/* clients, highest index first: client_drop moves the last one into the hole */
 		for (int i = ncl - 1; i >= 0; i--) {
 			short re = pf[cbase + i].revents;
-			if (!re || i >= nclients || clients[i].fd != pf[cbase + i].fd)
+			if (!re || i >= cl.n || cl.c[i].fd != pf[cbase + i].fd)
 				continue;
 			if (re & POLLOUT) {
-				if (client_write(i) < 0)
+				if (client_write(&cl, i) < 0)
 					continue;
 			}
 			if (re & (POLLIN | POLLHUP | POLLERR))
-				client_read(s, i);
+				client_read(&cl, i, handle_frame, s);
 		}
 		if (i_listen >= 0 && (pf[i_listen].revents & POLLIN)) {
 			int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (fd >= 0) {
-				memset(&clients[nclients], 0, sizeof(clients[0]));
-				clients[nclients++].fd = fd;
+				memset(&cl.c[cl.n], 0, sizeof(cl.c[0]));
+				cl.c[cl.n++].fd = fd;
 			}
 		}
 		if (stdin_len || stdin_close_pending)

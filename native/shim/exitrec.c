@@ -1,0 +1,35 @@
+/* The exit record: see exitrec.h. */
+#include "exitrec.h"
+
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void exit_record_build(struct exit_record *r, int code, int sig, pid_t pid, const char *error)
+{
+	char ts[64];
+	format_time_now(ts, sizeof(ts));
+	size_t cap = sizeof(r->json);
+	int n = snprintf(r->json, cap, "{\"exitCode\":%d,\"signal\":%d,\"oomKilled\":null,\"finishedAt\":\"%s\",\"pid\":%d,\"error\":",
+			 code, sig, ts, (int)pid);
+	size_t o = (size_t)n;
+	if (error) {
+		size_t el = strlen(error);
+		r->json[o++] = '"';
+		o += json_escape(r->json + o, error, el > EXIT_ERROR_MAX ? EXIT_ERROR_MAX : el);
+		r->json[o++] = '"';
+	} else {
+		memcpy(r->json + o, "null", 4);
+		o += 4;
+	}
+	r->json[o++] = '}';
+	r->len = o;
+	r->json[o++] = '\n';
+	r->json[o] = '\0';
+}
+
+int exit_record_save(const struct exit_record *r, const char *path)
+{
+	return write_file_atomic(path, r->json, r->len + 1, 0644, 1);
+}
