@@ -8,7 +8,7 @@ import { ConflictError, InvalidParameterError, NotFoundError, errorMessage } fro
 import type { EventBus } from '../events/event-bus.js';
 import type { ContainerConfigJson } from '../images/image-config.js';
 import type { ImageService } from '../images/image-service.js';
-import type { NetworkService } from '../network/network-service.js';
+import type { ContainerNetwork } from '../network/container-network.js';
 import type { CgroupManager, HostConfigResources } from '../runtime/cgroups/index.js';
 import { hostConfigToLinuxResources, mergeResourcesUpdate, verifyResources } from '../runtime/cgroups/index.js';
 import { Filters, labelTermHolds } from '../util/filters.js';
@@ -36,7 +36,7 @@ export interface ContainerOpsDeps {
   containers: ContainerService;
   execs: ExecService;
   images: ImageService;
-  network: NetworkService;
+  network: ContainerNetwork;
   cgroups: CgroupManager;
   events: EventBus;
   log: Logger;

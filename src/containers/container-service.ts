@@ -14,7 +14,7 @@ import {
 import type { EventBus } from '../events/event-bus.js';
 import type { ImageService } from '../images/image-service.js';
 import type { LayerStore } from '../storage/layer-store.js';
-import type { NetworkService } from '../network/network-service.js';
+import type { ContainerNetwork } from '../network/container-network.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import {
   prepareContainerMounts,
@@ -55,7 +55,7 @@ export interface ContainerServiceDeps {
   images: ImageService;
   layers: LayerStore;
   volumes: VolumeService;
-  network: NetworkService;
+  network: ContainerNetwork;
   executor: Executor;
   cgroups: CgroupManager;
   /** Read-only views of container filesystems (the image's root for copy-up at create). */

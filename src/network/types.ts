@@ -1,4 +1,10 @@
-import type { PublishedPort, WantedPort, PortBindingMap } from './port-spec.js';
+import type { PublishedPort, WantedPort, PortBindingMap } from './ports/port-spec.js';
+import type { Logger } from '../util/logger.js';
+import type { EventBus } from '../events/event-bus.js';
+import type { AddressPool } from './ipam.js';
+import type { Upstream } from './dns-server.js';
+import type { NetworkState } from './state.js';
+import type { Plumbing } from './plumbing.js';
 
 /** Shapes of the network service: persisted records and the Docker API objects built from them. */
 
@@ -77,7 +83,7 @@ export interface SandboxRecord {
   nextIf: number;
 }
 
-/** What the containers service asks for one container (see network-service.ts header). */
+/** What the containers service asks for one container (see container-network.ts). */
 export interface EndpointRequest {
   aliases?: string[];
   ipv4Address?: string;
@@ -165,4 +171,38 @@ export interface ContainerDirectory {
   attachStopped?(containerId: string, networkName: string, config: EndpointRequest): void;
   /** Forgets an attachment of a stopped container (network disconnect). */
   detachStopped?(containerId: string, networkName: string): boolean;
+}
+
+export interface NetworkServiceOptions {
+  execRoot: string;
+  /** daemon.json bip, e.g. "172.20.0.1/16" */
+  bip?: string;
+  defaultAddressPools?: AddressPool[];
+  /** daemon.json iptables (default true) */
+  iptables: boolean;
+  /** daemon.json dns: upstreams of the embedded DNS and default-bridge resolv.conf */
+  dns?: string[];
+  /** Tags Berth's links (ifalias) and firewall chains; one per daemon data root. */
+  daemonId: string;
+  /** The host's resolv.conf path (tests point it elsewhere). */
+  hostResolvConf?: string;
+  /** Embedded DNS upstreams; default: the host's resolvers on port 53. Tests inject a fake server. */
+  dnsUpstreams?: () => Upstream[];
+  /** Embedded DNS port (53). */
+  dnsPort?: number;
+  /** Preferred name of the default bridge device. */
+  defaultBridgeName?: string;
+}
+
+/** What the parts of the network service share (built once by NetworkService). */
+export interface NetworkContext {
+  state: NetworkState;
+  plumbing: Plumbing;
+  events: EventBus;
+  log: Logger;
+  opts: NetworkServiceOptions;
+  /** ifalias that marks links as this daemon's */
+  owner: string;
+  /** Resolves once no released sandbox has devices left: plumbing waits for it. */
+  settled(): Promise<void>;
 }

@@ -126,7 +126,7 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
       await docker(['run', '-d', '--init', '--name', name, '--network', network, ...args, 'busybox', 'sh', '-c', script]);
       const ip = await ipOf(name, network);
       // The host reaches every container address directly (not forwarded): proof the server is up.
-      for (const p of ports) await waitFor(async () => (await httpGet(ip, p).catch(() => '')).trim() === name, 15_000);
+      for (const p of ports) await waitFor(async () => (await httpGet(ip, p).catch(() => '')).trim() === name, 40_000);
       return ip;
     };
     const lanGet = (url: string): Promise<{ code: number; out: string }> => inNetns(lan.path, ['busybox', 'wget', '-q', '-O', '-', url], 3);

@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
-import type { Logger } from '../util/logger.js';
+import type { Logger } from '../../util/logger.js';
 
 /**
  * Berth's userland proxy: one listener per published port (TCP server or UDP socket) on the host,

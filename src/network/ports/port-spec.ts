@@ -1,5 +1,5 @@
-import { InvalidParameterError } from '../errors.js';
-import { parseIp } from './ipam.js';
+import { InvalidParameterError } from '../../errors.js';
+import { parseIp } from '../ipam.js';
 
 /** Docker's port-binding shapes: `"80/tcp": [{HostIp, HostPort}]`, ephemeral ports, host port ranges. */
 
@@ -108,9 +108,17 @@ export function portMap(published: readonly PublishedPort[], exposed: readonly s
   return map;
 }
 
+/** One entry of a container's Ports in docker ps. */
+export interface PortListEntry {
+  IP?: string;
+  PrivatePort: number;
+  PublicPort?: number;
+  Type: string;
+}
+
 /** The `Ports` array of GET /containers/json. */
-export function portList(published: readonly PublishedPort[], exposed: readonly string[]): { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] {
-  const out: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] = [];
+export function portList(published: readonly PublishedPort[], exposed: readonly string[]): PortListEntry[] {
+  const out: PortListEntry[] = [];
   const seen = new Set<string>();
   for (const p of published) {
     seen.add(`${p.containerPort}/${p.proto}`);

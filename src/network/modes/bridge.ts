@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import { BerthError, ConflictError, ForbiddenError, InvalidParameterError, errorMessage } from '../../errors.js';
+import { allocateAddress, ipToString, isValidMac, macForIp, parseCidr, parseIp, type SubnetPlan } from '../ipam.js';
+import type { EndpointPlumbing } from '../plumbing.js';
+import type { PortPublisher } from '../ports/publisher.js';
+import { wantedPorts } from '../ports/port-spec.js';
+import type { SandboxFiles } from '../sandbox-files.js';
+import { randomId } from '../state.js';
+import type { EndpointRecord, EndpointRequest, NetworkContext, NetworkRecord, SandboxRecord, SandboxRequest } from '../types.js';
+
+/**
+ * Bridge networks (the default bridge and user networks): a namespace per sandbox with one veth per
+ * network (eth0, eth1… in attachment order), addresses from the network's IPAM, the default route through
+ * the first network with a way out (internal ones give none), ports published there; live connect and
+ * disconnect of running containers.
+ */
+export class BridgeMode {
+  constructor(
+    private readonly ctx: NetworkContext,
+    private readonly ports: PortPublisher,
+    private readonly files: SandboxFiles,
+  ) {}
+
+  /** Path of the namespace of a bridge-mode sandbox. */
+  netnsPath(containerId: string): string {
+    return join(this.ctx.opts.execRoot, 'netns', containerId);
+  }
+
+  /**
+   * Attaches the sandbox to its network (`mode`: 'bridge' or a network name/ID) and the other requested
+   * endpoints, makes the namespace with every veth in it, and publishes the ports.
+   */
+  async create(sb: SandboxRecord, mode: string, req: SandboxRequest): Promise<void> {
+    const { state } = this.ctx;
+    const requested = { ...(req.endpoints ?? {}) };
+    const primaryRef = mode === 'bridge' ? 'bridge' : mode;
+    const primary = state.findNetwork(primaryRef);
+    const list: [NetworkRecord, EndpointRequest][] = [];
+    let primaryCfg: EndpointRequest = {};
+    for (const [ref, cfg] of Object.entries(requested)) {
+      const n = state.findNetwork(ref);
+      if (n.Id === primary.Id) primaryCfg = cfg;
+      else list.push([n, cfg]);
+    }
+    list.unshift([primary, primaryCfg]);
+    const plumbing: EndpointPlumbing[] = [];
+    for (const [n, cfg] of list) {
+      if (n.Driver !== 'bridge') throw new InvalidParameterError(`container cannot be connected to network ${n.Name} together with others`);
+      plumbing.push(this.allocate(sb, n, cfg).plumbing);
+    }
+    // Namespace and every endpoint at once (two processes, see Plumbing.createNetns).
+    await this.ctx.settled();
+    await this.ctx.plumbing.createNetns(sb.netnsPath!, plumbing);
+    sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
+    await this.ports.publish(sb);
+  }
+
+  /** Connects a running sandbox to network `n` (docker network connect). */
+  async connect(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest): Promise<void> {
+    if (n.Driver !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
+    if (sb.mode !== 'bridge') {
+      throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
+    }
+    const ep = await this.attach(sb, n, cfg);
+    if (sb.published.length === 0 && sb.wanted.length > 0 && this.ctx.state.gatewayEndpoint(sb) === ep) await this.ports.publish(sb);
+    this.files.write(sb, true);
+    this.ctx.state.putSandbox(sb);
+  }
+
+  /** Disconnects a running sandbox from network `n`; the default route and ports move to the next gateway. */
+  async disconnect(sb: SandboxRecord, n: NetworkRecord): Promise<void> {
+    const { state, plumbing } = this.ctx;
+    const ep = state.endpoint(n.Id, sb.containerId);
+    if (!ep) throw new ForbiddenError(`container ${sb.containerId} is not connected to network ${n.Name}`);
+    if (sb.mode !== 'bridge') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
+    const wasGateway = state.gatewayEndpoint(sb) === ep;
+    if (sb.netnsPath && ep.ifName) await plumbing.deleteInNetns(sb.netnsPath, ep.ifName);
+    if (ep.hostIfName) await plumbing.deleteLink(ep.hostIfName);
+    state.dropEndpoint(ep);
+    sb.order = sb.order.filter((x) => x !== n.Id);
+    if (wasGateway) {
+      const next = state.gatewayEndpoint(sb);
+      if (next && sb.netnsPath) {
+        await plumbing.setDefaultRoute(sb.netnsPath, next.gateway, next.ifName);
+        this.ports.retarget(sb.containerId, next.ip);
+      } else {
+        // Only internal networks left: no way out, nothing published (the route left with the device).
+        await this.ports.close(sb.containerId);
+        sb.published = [];
+      }
+    }
+    this.files.write(sb, true);
+    state.putSandbox(sb);
+  }
+
+  /** Allocates an address on `n` and plugs a veth into the existing namespace of the sandbox (eth<n>). */
+  async attach(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest): Promise<EndpointRecord> {
+    const { state } = this.ctx;
+    const { ep, plumbing } = this.allocate(sb, n, cfg);
+    try {
+      await this.ctx.plumbing.addEndpoint(plumbing);
+    } catch (e) {
+      state.dropEndpoint(ep);
+      sb.order = sb.order.filter((x) => x !== n.Id);
+      state.putSandbox(sb);
+      throw e;
+    }
+    return ep;
+  }
+
+  /** The endpoint record of `sb` on `n` (address allocated, saved) and what plugging it in takes. */
+  allocate(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest): { ep: EndpointRecord; plumbing: EndpointPlumbing } {
+    const { state } = this.ctx;
+    if (state.endpoint(n.Id, sb.containerId)) {
+      throw new ForbiddenError(`endpoint with name ${sb.name} already exists in network ${n.Name}`);
+    }
+    const userNet = !state.isDefaultBridge(n);
+    const aliases = (cfg.aliases ?? []).filter((a) => a !== '');
+    if (!userNet && aliases.length > 0) {
+      throw new InvalidParameterError('network-scoped alias is supported only for containers in user defined networks');
+    }
+    if (!userNet && cfg.ipv4Address) {
+      throw new InvalidParameterError('user specified IP address is supported on user defined networks only');
+    }
+    const c = n.IPAM.Config[0];
+    if (!c || !n.bridge) throw new BerthError(`network ${n.Name} has no IPv4 configuration`);
+    const subnet = parseCidr(c.Subnet)!;
+    const plan: SubnetPlan = { subnet, gateway: parseIp(c.Gateway)!, ipRange: c.IPRange ? parseCidr(c.IPRange) : undefined };
+    const used = new Set<number>();
+    for (const e of state.endpointsOf(n.Id)) if (e.ip) used.add(parseIp(e.ip)!);
+    for (const aux of Object.values(c.AuxiliaryAddresses ?? {})) {
+      const ip = parseIp(aux);
+      if (ip !== undefined) used.add(ip);
+    }
+    const ipNum = allocateAddress(plan, used, cfg.ipv4Address);
+    const ip = ipToString(ipNum);
+    if (cfg.macAddress && !isValidMac(cfg.macAddress)) throw new InvalidParameterError(`invalid MAC address: ${cfg.macAddress}`);
+    const endpointId = randomId();
+    // The default route goes through the first endpoint on a network with a way out.
+    const routes = !n.Internal && state.gatewayEndpoint(sb) === undefined;
+    const ep: EndpointRecord = {
+      networkId: n.Id,
+      containerId: sb.containerId,
+      endpointId,
+      ifName: `eth${sb.nextIf}`,
+      hostIfName: `bv${endpointId.slice(0, 11)}`,
+      ip,
+      prefixLen: subnet.prefix,
+      gateway: c.Gateway,
+      mac: (cfg.macAddress ?? macForIp(ipNum)).toLowerCase(),
+      aliases,
+      links: cfg.links ?? [],
+    };
+    if (cfg.ipv4Address) ep.ipv4Requested = cfg.ipv4Address;
+    // The record first: the unique index on (network, ip) is the final word on conflicts.
+    try {
+      state.addEndpoint(ep);
+    } catch (e) {
+      if (/UNIQUE/.test(errorMessage(e))) throw new ConflictError('Address already in use');
+      throw e;
+    }
+    sb.nextIf += 1;
+    sb.order.push(n.Id);
+    state.putSandbox(sb);
+    const plumbing: EndpointPlumbing = {
+      netnsPath: sb.netnsPath!,
+      bridge: n.bridge,
+      hostIfName: ep.hostIfName,
+      ifName: ep.ifName,
+      address: ip,
+      prefixLen: subnet.prefix,
+      mac: ep.mac,
+      mtu: n.mtu,
+      defaultGateway: routes ? c.Gateway : undefined,
+      owner: this.ctx.owner,
+    };
+    return { ep, plumbing };
+  }
+}
