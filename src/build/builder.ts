@@ -13,7 +13,7 @@ import { ArchiveExtractor } from '../containers/archive.js';
 import { ConfinedRoot, fdPath, type Resolved } from '../containers/confined-root.js';
 import type { ContainerService } from '../containers/container-service.js';
 import { tarTree } from '../containers/tree-tar.js';
-import { readLayeredFile } from '../containers/user-resolve.js';
+import { readAccountFile } from '../containers/user-resolve.js';
 import type { ContainerConfigJson, HistoryJson, ImageConfigJson } from '../images/image-config.js';
 import type { ImageRecord, ImageService } from '../images/image-service.js';
 import { familiarString, parseReference, withDefaultTag, type ImageReference } from '../images/reference.js';
@@ -932,7 +932,7 @@ class BuildRun {
     const dirs = state.chainId ? this.d.images.layers.lowerDirs(state.chainId) : [];
     const lookup = async (file: string, name: string, what: string): Promise<number> => {
       if (/^\d+$/.test(name)) return Number(name);
-      const text = (await readLayeredFile(dirs, file)) ?? '';
+      const text = (await readAccountFile(dirs, file)) ?? '';
       for (const line of text.split('\n')) {
         const f = line.split(':');
         if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);

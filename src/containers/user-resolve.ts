@@ -1,21 +1,15 @@
-import { readFile, lstat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readLayeredFile } from './layered-root.js';
 import { NotFoundError } from '../errors.js';
 
-/** Reads a file through a stack of layer directories (top first), honouring overlay whiteouts. */
-export async function readLayeredFile(dirs: readonly string[], relPath: string): Promise<string | undefined> {
-  for (const dir of dirs) {
-    const p = join(dir, relPath);
-    try {
-      const st = await lstat(p);
-      if (st.isCharacterDevice() && st.rdev === 0) return undefined; // whiteout
-      if (!st.isFile()) return undefined;
-      return await readFile(p, 'utf8');
-    } catch {
-      // not in this layer
-    }
-  }
-  return undefined;
+/** Larger passwd/group files are refused (an image could make berthd read gigabytes). */
+export const MAX_ACCOUNT_FILE = 4 * 1024 * 1024;
+
+/**
+ * A file of the container's root read through its layer directories (top first), resolved inside the root
+ * (see layered-root.ts): never a host file through a symlink, never a device.
+ */
+export async function readAccountFile(dirs: readonly string[], path: string): Promise<string | undefined> {
+  return readLayeredFile(dirs, path, MAX_ACCOUNT_FILE)?.toString('utf8');
 }
 
 export interface ResolvedUser {
@@ -56,8 +50,8 @@ const NUMERIC = /^\d+$/;
  */
 export async function resolveUser(dirs: readonly string[], spec: string, groupAdd: readonly string[] = []): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = spec.split(':', 2);
-  const passwd = parsePasswd(await readLayeredFile(dirs, 'etc/passwd'));
-  const groups = parseGroup(await readLayeredFile(dirs, 'etc/group'));
+  const passwd = parsePasswd(await readAccountFile(dirs, '/etc/passwd'));
+  const groups = parseGroup(await readAccountFile(dirs, '/etc/group'));
 
   let uid = 0;
   let gid = 0;
