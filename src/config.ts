@@ -20,6 +20,9 @@ export interface DaemonConfig {
   insecureRegistries: string[];
   maxConcurrentDownloads: number;
   maxConcurrentUploads: number;
+  /** daemon.json log-driver (json-file when unset). */
+  logDriver: string;
+  /** daemon.json log-opts only; Berth's own bounds for logs are applied internally (containers/log-options). */
   logOpts: Record<string, string>;
   /** CRI gRPC endpoint (unix://…); '' = off (--no-cri); default <exec-root>/cri.sock. */
   criSocket: string;
@@ -49,8 +52,8 @@ function defaults(): DaemonConfig {
     insecureRegistries: [],
     maxConcurrentDownloads: 3,
     maxConcurrentUploads: 5,
-    // Bounded by default, unlike dockerd: a chatty container never fills the disk.
-    logOpts: { 'max-size': '20m', 'max-file': '5' },
+    logDriver: 'json-file',
+    logOpts: {},
     criSocket: '',
     cniConfDir: '/etc/cni/net.d',
     cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
@@ -99,6 +102,7 @@ function applyFile(cfg: DaemonConfig, json: Record<string, unknown>): void {
       case 'cri-socket': cfg.criSocket = asString(key, value); break;
       case 'cni-conf-dir': cfg.cniConfDir = asString(key, value); break;
       case 'cni-bin-dir': cfg.cniBinDirs = asStringArray(key, value); break;
+      case 'log-driver': cfg.logDriver = asString(key, value); break;
       case 'log-opts': {
         if (typeof value !== 'object' || value === null) throw new InvalidParameterError('daemon.json: "log-opts" must be an object');
         cfg.logOpts = { ...cfg.logOpts, ...(value as Record<string, string>) };

@@ -32,6 +32,7 @@ import { secureDataRoot } from './storage/data-root.js';
 import type { ContainerRecord } from './containers/types.js';
 import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
+import { validateLogOpts } from './containers/log-options.js';
 import { fileURLToPath } from 'node:url';
 import { startCri } from './cri/index.js';
 
@@ -45,6 +46,7 @@ export interface Daemon {
 
 /** The composition root: builds stores and services, hands them to the API, and tears them down in reverse. */
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
+  validateLogOpts(config.logDriver, config.logOpts);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o711 });
   mkdirSync(config.execRoot, { recursive: true, mode: 0o711 });
   const releaseLock = acquireDataRootLock(join(config.dataRoot, 'berthd.lock'), config.dataRoot);
@@ -99,7 +101,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       views: new ContainerViews({ dataRoot: config.dataRoot, execRoot: config.execRoot, layers: images.layers, cgroups, log: log.child({ sub: 'containers' }) }),
       events,
       log: log.child({ sub: 'containers' }),
-      logOpts: config.logOpts,
+      logConfig: { type: config.logDriver, opts: config.logOpts },
       initPath: INIT_PATH,
     });
     const containerSvc = containers;

@@ -1,6 +1,8 @@
 /* The container log in Docker's json-file format, written by the shim so a container never
  * blocks on a dead daemon. Lines split at '\n'; a line longer than 16 KiB becomes partial
- * entries without '\n' (Docker's copier); rotation by size into <log>.1 .. <log>.(max_file-1).
+ * entries without '\n' (Docker's copier); rotation by size into <log>.1 .. <log>.(max_file-1),
+ * or with compress into <log>.1.gz .. (gzip'd by a background thread, as dockerd does); the
+ * json-file "attrs" (labels, env, tag) go into every entry between "stream" and "time".
  * CRI containers get the kubelet's format instead: "<RFC3339Nano> <stdout|stderr> <F|P> <line>\n",
  * P for a partial line (no '\n' in the output yet), F for the line's last part; the kubelet rotates
  * those files itself and asks for a reopen. */
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define LINE_MAX_BYTES 16384
 /* Encoded entries are gathered and written once per logw_data call (one read of container output),
@@ -31,6 +34,11 @@ struct logw {
 	int max_file;
 	int cri;
 	int final; /* set while the last output is flushed: an unterminated last line counts as full (F) */
+	int compress;
+	char *attrs; /* ",\"attrs\":{...}" ready to copy, or NULL */
+	size_t attrs_len;
+	pthread_t gz_thread; /* the compression of the last rotated file */
+	int gz_running;
 	struct linebuf {
 		char buf[LINE_MAX_BYTES];
 		size_t len;
@@ -55,7 +63,7 @@ static int log_open(struct logw *l)
 	return 0;
 }
 
-struct logw *logw_open(const char *path, long long max_size, int max_file, int cri)
+struct logw *logw_open(const char *path, long long max_size, int max_file, int cri, int compress, const char *attrs)
 {
 	struct logw *l = xmalloc(sizeof(*l));
 	memset(l, 0, sizeof(*l));
@@ -63,7 +71,13 @@ struct logw *logw_open(const char *path, long long max_size, int max_file, int c
 	l->max_size = max_size;
 	l->max_file = max_file < 1 ? 1 : max_file;
 	l->cri = cri;
-	l->out = xmalloc(OUT_BUF + ENTRY_MAX);
+	l->compress = compress && l->max_file > 1 && !cri;
+	if (attrs && *attrs && !cri) {
+		size_t n = strlen(attrs);
+		l->attrs = xmalloc(n + 16);
+		l->attrs_len = (size_t)snprintf(l->attrs, n + 16, "\"attrs\":%s,", attrs);
+	}
+	l->out = xmalloc(OUT_BUF + ENTRY_MAX + l->attrs_len);
 	l->ts_sec = (time_t)-1;
 	log_open(l);
 	return l;
@@ -95,8 +109,93 @@ static void close_in_background(int fd)
 	close(fd);
 }
 
+/* gzip <src> into <src>.gz (through a temporary name), then remove <src>. */
+static void *gzip_thread(void *arg)
+{
+	char *src = arg;
+	size_t n = strlen(src) + 16;
+	char *tmp = xmalloc(n), *dst = xmalloc(n);
+	snprintf(tmp, n, "%s.gz.tmp", src);
+	snprintf(dst, n, "%s.gz", src);
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	gzFile gz = out >= 0 ? gzdopen(out, "wb") : NULL;
+	int ok = in >= 0 && gz != NULL;
+	if (ok) {
+		char buf[65536];
+		ssize_t r;
+		while ((r = read(in, buf, sizeof(buf))) > 0) {
+			if (gzwrite(gz, buf, (unsigned)r) != (int)r) {
+				ok = 0;
+				break;
+			}
+		}
+		if (r < 0)
+			ok = 0;
+	}
+	if (gz) {
+		if (gzclose(gz) != Z_OK)
+			ok = 0;
+	} else if (out >= 0)
+		close(out);
+	if (in >= 0)
+		close(in);
+	if (ok && rename(tmp, dst) == 0)
+		unlink(src);
+	else {
+		shim_log("compress %s: %s", src, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	free(dst);
+	free(src);
+	return NULL;
+}
+
+static void gz_wait(struct logw *l)
+{
+	if (l->gz_running) {
+		pthread_join(l->gz_thread, NULL);
+		l->gz_running = 0;
+	}
+}
+
+/* Rotation with compression: <log>.N.gz shift up (the oldest is dropped), <log> becomes <log>.1 and is
+ * compressed in the background; the previous compression is finished first. */
+static void rotate_compressed(struct logw *l)
+{
+	size_t pl = strlen(l->path) + 24;
+	char *a = xmalloc(pl), *b = xmalloc(pl);
+	if (l->fd >= 0)
+		close(l->fd);
+	gz_wait(l);
+	snprintf(a, pl, "%s.%d.gz", l->path, l->max_file - 1);
+	int victim = open(a, O_RDONLY | O_CLOEXEC);
+	for (int i = l->max_file - 1; i > 1; i--) {
+		snprintf(a, pl, "%s.%d.gz", l->path, i - 1);
+		snprintf(b, pl, "%s.%d.gz", l->path, i);
+		if (rename(a, b) < 0 && errno != ENOENT)
+			shim_log("rotate %s: %s", a, strerror(errno));
+	}
+	snprintf(b, pl, "%s.1", l->path);
+	if (rename(l->path, b) < 0)
+		shim_log("rotate %s: %s", l->path, strerror(errno));
+	close_in_background(victim);
+	if (pthread_create(&l->gz_thread, NULL, gzip_thread, xstrdup(b)) == 0)
+		l->gz_running = 1;
+	else
+		shim_log("compress %s: cannot start a thread", b);
+	free(a);
+	free(b);
+	log_open(l);
+}
+
 static void rotate(struct logw *l)
 {
+	if (l->compress) {
+		rotate_compressed(l);
+		return;
+	}
 	size_t pl = strlen(l->path) + 16;
 	char *a = xmalloc(pl), *b = xmalloc(pl);
 	if (l->fd >= 0)
@@ -172,7 +271,7 @@ static void emit(struct logw *l, int stream, const char *data, size_t n)
 	}
 	if (l->fd < 0)
 		return;
-	if (l->outlen + ENTRY_MAX > OUT_BUF + ENTRY_MAX)
+	if (l->outlen + ENTRY_MAX + l->attrs_len > OUT_BUF + ENTRY_MAX + l->attrs_len)
 		out_flush(l);
 	char *o = l->out + l->outlen, *start = o;
 	if (l->cri) {
@@ -193,9 +292,15 @@ static void emit(struct logw *l, int stream, const char *data, size_t n)
 	memcpy(o, "{\"log\":\"", 8);
 	o += 8;
 	o += json_escape(o, data, n);
-	const char *mid = stream ? "\",\"stream\":\"stderr\",\"time\":\"" : "\",\"stream\":\"stdout\",\"time\":\"";
-	memcpy(o, mid, 28);
-	o += 28;
+	const char *mid = stream ? "\",\"stream\":\"stderr\"," : "\",\"stream\":\"stdout\",";
+	memcpy(o, mid, 20);
+	o += 20;
+	if (l->attrs) {
+		memcpy(o, l->attrs, l->attrs_len);
+		o += l->attrs_len;
+	}
+	memcpy(o, "\"time\":\"", 8);
+	o += 8;
 	o += log_time(l, o);
 	memcpy(o, "\"}\n", 3);
 	o += 3;
@@ -248,6 +353,7 @@ void logw_flush(struct logw *l)
 	if (!l)
 		return;
 	l->final = 1;
+	gz_wait(l);
 	for (int i = 0; i < 2; i++) {
 		if (l->s[i].len) {
 			emit(l, i, l->s[i].buf, l->s[i].len);

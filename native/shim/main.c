@@ -344,7 +344,7 @@ static int shim_run(const char *mode, const char *plan_path)
 		fcntl(s.in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	if (p.log_path && *p.log_path)
-		s.log = logw_open(p.log_path, p.log_max_size, p.log_max_file, p.log_cri);
+		s.log = logw_open(p.log_path, p.log_max_size, p.log_max_file, p.log_cri, p.log_compress, p.log_attrs);
 	int lfd = server_listen(p.socket);
 	if (lfd < 0) {
 		snprintf(err, sizeof(err), "listen on %s: %s", p.socket, strerror(errno));

@@ -180,6 +180,8 @@ int plan_load(const char *path, struct plan *p, struct berth_err *err)
 		else if (!strcmp(key, "log_max_size")) { long long v; if (parse_ll(val, &v)) goto bad; p->log_max_size = v; }
 		else if (!strcmp(key, "log_max_file")) NUM(p->log_max_file, 10);
 		else if (!strcmp(key, "log_format")) p->log_cri = !strcmp(val, "cri");
+		else if (!strcmp(key, "log_compress")) NUM(p->log_compress, 10);
+		else if (!strcmp(key, "log_attrs")) p->log_attrs = val;
 		else if (!strcmp(key, "tty")) NUM(p->tty, 10);
 		else if (!strcmp(key, "stdin")) NUM(p->open_stdin, 10);
 		else if (!strcmp(key, "console")) {

@@ -63,6 +63,8 @@ struct plan {
 	long long log_max_size;
 	int log_max_file;
 	int log_cri; /* 1: the CRI format ("<time> <stream> <F|P> <line>") instead of json-file */
+	int log_compress;
+	char *log_attrs; /* a JSON object written as "attrs" in every entry, or NULL */
 	int tty, open_stdin;
 	unsigned short cons_h, cons_w;
 	unsigned long clone_flags;

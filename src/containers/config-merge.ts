@@ -26,6 +26,8 @@ export function mergeImageConfig(user: Partial<ContainerConfig>, image: Containe
     entrypoint = img.Entrypoint && img.Entrypoint.length > 0 ? img.Entrypoint : null;
     if (!cmd) cmd = img.Cmd && img.Cmd.length > 0 ? img.Cmd : null;
   }
+  // `--entrypoint ""` sends [""]: the image's entrypoint (and its Cmd) are reset, as dockerd's mergeAndVerifyConfig.
+  if (entrypoint?.length === 1 && entrypoint[0] === '') entrypoint = null;
   if (!entrypoint && !cmd) throw new InvalidParameterError('No command specified');
 
   const exposed = { ...(img.ExposedPorts ?? {}), ...(user.ExposedPorts ?? {}) };

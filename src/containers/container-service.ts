@@ -9,6 +9,7 @@ import {
   ConflictError,
   InvalidParameterError,
   NotFoundError,
+  NotImplementedError,
   errorMessage,
 } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -36,7 +37,7 @@ import { generateContainerName, validateContainerName } from './names.js';
 import { inspectEntry, listEntry, ZERO_TIME } from './presenters.js';
 import { RestartBackoff, validateRestartPolicy } from './restart-policy.js';
 import { buildSpec, containerCapabilities, parseSecurityOpts } from './spec-builder.js';
-import { logLimits, resolveLogConfig } from './log-options.js';
+import { logAttributes, logLimits, resolveLogConfig } from './log-options.js';
 import type { ContainerViews } from './container-views.js';
 import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
 import { resolveUser } from './user-resolve.js';
@@ -62,8 +63,8 @@ export interface ContainerServiceDeps {
   views: ContainerViews;
   events: EventBus;
   log: Logger;
-  /** daemon.json log-opts, applied to every container's json-file log. */
-  logOpts: Record<string, string>;
+  /** daemon.json log-driver and log-opts (only what daemon.json sets: they show in each container's LogConfig). */
+  logConfig: { type: string; opts: Record<string, string> };
   initPath: string;
 }
 
@@ -260,7 +261,9 @@ export class ContainerService {
     const verified = verifyResources(hc as Parameters<typeof verifyResources>[0], await this.d.cgroups.sysInfo(), { numCpus: os.cpus().length });
     Object.assign(hc, adaptResources(verified.resources));
     warnings.push(...verified.warnings);
-    const logConfig = resolveLogConfig(hc.LogConfig, this.d.logOpts);
+    const logConfig = resolveLogConfig(hc.LogConfig, this.d.logConfig);
+    hc.Runtime = resolveRuntime(hc.Runtime);
+    const networkingConfig = migrateContainerMac(body, hc.NetworkMode, warnings);
     if (hc.OomScoreAdj !== undefined && (hc.OomScoreAdj < -1000 || hc.OomScoreAdj > 1000)) {
       throw new InvalidParameterError(`Invalid value ${hc.OomScoreAdj}, range for oom score adj is [-1000, 1000]`);
     }
@@ -287,7 +290,7 @@ export class ContainerService {
         LogConfig: logConfig,
         ...(hc.NetworkMode === undefined || hc.NetworkMode === '' || hc.NetworkMode === 'default' ? { NetworkMode: 'bridge' } : {}),
       },
-      networkingConfig: body.NetworkingConfig ?? {},
+      networkingConfig,
       state: emptyState(),
       restartCount: 0,
       mounts: [],
@@ -513,7 +516,26 @@ export class ContainerService {
         bundleDir: dir,
         spec,
         rootfs,
-        ...(c.cri?.logPath ? { logPath: c.cri.logPath, logFormat: 'cri' as const } : { logPath: this.logPath(c), logOpts: limits }),
+        ...(c.cri?.logPath
+          ? { logPath: c.cri.logPath, logFormat: 'cri' as const }
+          : limits.enabled
+            ? {
+                logPath: this.logPath(c),
+                logOpts: {
+                  maxSize: limits.maxSize,
+                  maxFile: limits.maxFile,
+                  compress: limits.compress,
+                  attrs: logAttributes(hc.LogConfig ?? { Type: 'json-file', Config: {} }, {
+                    id: c.id,
+                    name: c.name,
+                    imageId: c.imageId,
+                    imageName: c.config.Image,
+                    labels: c.config.Labels ?? {},
+                    env: c.config.Env ?? [],
+                  }),
+                },
+              }
+            : {}),
         tty: c.config.Tty,
         openStdin: c.config.OpenStdin,
         stdinOnce: c.config.StdinOnce,
@@ -733,7 +755,11 @@ export class ContainerService {
       c.manuallyStopped = true;
       this.save(c);
     }
+    const stopped = this.liveOf(c.id).stopped;
     await this.signal(c, sig);
+    // As dockerd's Kill: a SIGKILL returns once the container is seen stopped (bounded), so an inspect right after
+    // the kill shows it exited with 137 (docker-py KillTest.test_kill).
+    if (sig === 9 && stopped) await Promise.race([stopped, sleep(10_000)]);
   }
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
@@ -837,6 +863,8 @@ export class ContainerService {
     o: { stdout: boolean; stderr: boolean; since?: string; until?: string; tail?: string; follow: boolean; signal: AbortSignal },
   ): { c: ContainerRecord; entries: AsyncGenerator<LogEntry> } {
     const c = this.get(ref);
+    const limits = logLimits(c.hostConfig.LogConfig ?? { Type: 'json-file', Config: {} });
+    if (!limits.enabled) throw new NotImplementedError('configured logging driver does not support reading');
     if (!o.stdout && !o.stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
     let tail: number | undefined;
     if (o.tail !== undefined && o.tail !== '' && o.tail !== 'all') {
@@ -857,7 +885,7 @@ export class ContainerService {
       follow,
       ...(l.stopped ? { stopped: l.stopped } : {}),
       signal: o.signal,
-      maxFile: logLimits(c.hostConfig.LogConfig ?? { Type: 'json-file', Config: {} }).maxFile,
+      maxFile: limits.maxFile,
     });
     return { c, entries };
   }
@@ -1072,4 +1100,41 @@ export class ContainerService {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The runtimes a container may name: Berth's shim runs every container, reported as dockerd's default "runc". */
+const RUNTIMES = new Set(['runc', 'io.containerd.runc.v2']);
+
+export function resolveRuntime(requested: string | undefined): string {
+  if (requested === undefined || requested === '') return 'runc';
+  if (!RUNTIMES.has(requested)) throw new InvalidParameterError(`unknown or invalid runtime name: ${requested}`);
+  return requested;
+}
+
+/**
+ * The container-wide Config.MacAddress (deprecated in API 1.44, still what docker-py sends) applies to the endpoint
+ * of the container's own network, as dockerd migrates it; an endpoint MAC that disagrees is refused.
+ */
+export function migrateContainerMac(
+  body: { MacAddress?: string; NetworkingConfig?: ContainerRecord['networkingConfig'] },
+  networkMode: string | undefined,
+  warnings: string[],
+): ContainerRecord['networkingConfig'] {
+  const nc = body.NetworkingConfig ?? {};
+  const mac = body.MacAddress;
+  if (!mac) return nc;
+  const mode = networkMode === undefined || networkMode === '' || networkMode === 'default' ? 'bridge' : networkMode;
+  if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+    throw new InvalidParameterError('conflicting options: mac-address and the network mode');
+  }
+  const endpoints = { ...(nc.EndpointsConfig ?? {}) };
+  const key = endpoints[mode] !== undefined ? mode : endpoints.default !== undefined ? 'default' : mode;
+  const ep = endpoints[key] ?? {};
+  const epMac = typeof ep.MacAddress === 'string' ? ep.MacAddress : '';
+  if (epMac !== '' && epMac.toLowerCase() !== mac.toLowerCase()) {
+    throw new InvalidParameterError('the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty');
+  }
+  endpoints[key] = { ...ep, MacAddress: mac };
+  warnings.push('The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead.');
+  return { ...nc, EndpointsConfig: endpoints };
 }

@@ -1,4 +1,6 @@
-import { close, fstatSync, openSync, read } from 'node:fs';
+import { close, fstatSync, openSync, read, readFile } from 'node:fs';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import { stat } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
 import { watch, type FSWatcher } from 'node:fs';
@@ -193,6 +195,38 @@ function openLogFile(path: string): LogFile | undefined {
   };
 }
 
+const gunzipAsync = promisify(gunzip);
+
+/** A compressed rotated file: opened at once like the others, decompressed on the first read. */
+function openGzipLogFile(path: string): LogFile | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  let closed = false;
+  let data: Promise<Buffer> | undefined;
+  const load = (): Promise<Buffer> =>
+    (data ??= new Promise<Buffer>((resolve, reject) => readFile(fd, (err, b) => (err ? reject(err) : resolve(b)))).then((b) =>
+      gunzipAsync(b).catch(() => Buffer.alloc(0)),
+    ));
+  return {
+    ino: fstatSync(fd).ino,
+    read: async (buf, offset, length, position) => {
+      const d = await load();
+      const n = Math.max(0, Math.min(length, d.length - position));
+      d.copy(buf, offset, position, position + n);
+      return { bytesRead: n };
+    },
+    close: () => {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise((resolve) => close(fd, () => resolve()));
+    },
+  };
+}
+
 /** Reads the next chunk of one file from `pos`: its whole lines, or undefined at the current end. */
 async function readLines(fh: LogFile, pos: { at: number }, splitter: LineSplitter): Promise<Buffer[] | undefined> {
   // a fresh buffer per read (lines are views into it), the unterminated rest copied in front
@@ -222,7 +256,9 @@ async function* readFrom(fh: LogFile, pos: { at: number }, splitter: LineSplitte
  */
 export function readLogs(path: string, o: LogReadOptions): AsyncGenerator<LogEntry> {
   const files: [string, LogFile | undefined][] = [];
-  for (let i = o.maxFile - 1; i >= 1; i--) files.push([`${path}.${i}`, openLogFile(`${path}.${i}`)]);
+  // A rotated file is <log>.N, or <log>.N.gz with the compress option (the newest may still be <log>.1 while
+  // the shim compresses it).
+  for (let i = o.maxFile - 1; i >= 1; i--) files.push([`${path}.${i}`, openGzipLogFile(`${path}.${i}.gz`) ?? openLogFile(`${path}.${i}`)]);
   files.push([path, openLogFile(path)]);
   return readOpenedLogs(path, files, o);
 }

@@ -52,7 +52,7 @@ export interface ContainerCreateOptions {
   spec: OciSpec;
   rootfs: RootfsSource;
   logPath?: string;
-  logOpts?: { maxSize?: number; maxFile?: number };
+  logOpts?: { maxSize?: number; maxFile?: number; compress?: boolean; attrs?: Record<string, string> };
   /** 'cri': the kubelet's log format at logPath (CRI containers); json-file otherwise. */
   logFormat?: 'json-file' | 'cri';
   tty: boolean;
@@ -214,6 +214,8 @@ export class Executor {
         ...(o.logOpts?.maxSize !== undefined ? { logMaxSize: o.logOpts.maxSize } : {}),
         ...(o.logOpts?.maxFile !== undefined ? { logMaxFile: o.logOpts.maxFile } : {}),
         ...(o.logFormat === 'cri' ? { logFormat: 'cri' as const } : {}),
+        ...(o.logOpts?.compress ? { logCompress: true } : {}),
+        ...(o.logOpts?.attrs ? { logAttrs: o.logOpts.attrs } : {}),
         tty: o.tty,
         openStdin: o.openStdin,
         ...(o.consoleSize ? { consoleSize: o.consoleSize } : {}),

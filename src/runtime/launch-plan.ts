@@ -5,7 +5,8 @@
 // as numbers, capability masks, device list, namespace flags); the C side only performs it.
 //
 // Keys (repeatable ones marked *): mode, id, socket, exit_file, state_file, log_path, log_max_size,
-// log_max_file, log_format (cri), tty, stdin, console "<rows> <cols>", clone_flags, ns_join* "<mnt|uts|ipc|net|pid|cgroup|user>:<path>",
+// log_max_file, log_format (cri), log_compress, log_attrs (a JSON object, written into every entry), tty, stdin,
+// console "<rows> <cols>", clone_flags, ns_join* "<mnt|uts|ipc|net|pid|cgroup|user>:<path>",
 // ns_proc "<pid> <start time in ticks>", ns_join_proc* "<mnt|uts|ipc|net|pid|cgroup|user>" (namespaces of ns_proc),
 // cgroup_procs*, uid_map, gid_map, rootfs_kind overlay|bind, rootfs, lower*, upper, work, mount_cwd,
 // overlay_opts, bind_src, rootfs_ro, root_propagation, mount* "type\0src\0dest\0flags\0pflags\0data",
@@ -52,6 +53,10 @@ export interface PlanExtras {
   logMaxSize?: number;
   logMaxFile?: number;
   logFormat?: 'cri';
+  /** Rotated files are gzip-compressed (<log>.N.gz). */
+  logCompress?: boolean;
+  /** json-file extra attributes (labels, env, tag). */
+  logAttrs?: Record<string, string>;
   tty: boolean;
   openStdin: boolean;
   consoleSize?: { height: number; width: number };
@@ -291,6 +296,12 @@ function deviceRecord(d: LinuxDevice): PlanRecord {
   return ['device', fields(checkPath('device path', d.path), t, d.major, d.minor, d.fileMode ?? 0o666, d.uid ?? 0, d.gid ?? 0)];
 }
 
+/** As Go's encoding/json writes a map[string]string: keys sorted, <, > and & escaped. */
+export function logAttrsJson(attrs: Record<string, string>): string {
+  const sorted = Object.fromEntries(Object.entries(attrs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return JSON.stringify(sorted).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+}
+
 function hex(n: bigint): string {
   return n.toString(16);
 }
@@ -313,6 +324,8 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
     if (extras.logMaxSize !== undefined && extras.logMaxSize > 0) add('log_max_size', Math.floor(extras.logMaxSize));
     if (extras.logMaxFile !== undefined && extras.logMaxFile > 0) add('log_max_file', Math.floor(extras.logMaxFile));
     if (extras.logFormat === 'cri') add('log_format', 'cri');
+    if (extras.logCompress) add('log_compress', 1);
+    if (extras.logAttrs && Object.keys(extras.logAttrs).length > 0) add('log_attrs', logAttrsJson(extras.logAttrs));
   }
   add('tty', extras.tty ? 1 : 0);
   add('stdin', extras.openStdin ? 1 : 0);

@@ -1,4 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +126,50 @@ print(json.dumps(res))
       }
     }
 
+    /** Starts a TTY exec on a raw hijacked socket, types `keys` once `READY` shows, resolves when the daemon ends the stream. */
+    function rawExecDetach(execId: string, keys: Buffer): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const sock = createConnection(d.socket);
+        const body = JSON.stringify({ Detach: false, Tty: true });
+        let seen = '';
+        let typed = false;
+        const timer = setTimeout(() => {
+          sock.destroy();
+          reject(new Error(`the daemon did not end the stream on the detach keys; got ${JSON.stringify(seen)}`));
+        }, 15_000);
+        sock.on('data', (b: Buffer) => {
+          seen += b.toString('latin1');
+          if (!typed && seen.includes('READY')) {
+            typed = true;
+            sock.write(keys);
+          }
+        });
+        sock.on('end', () => {
+          clearTimeout(timer);
+          sock.end();
+          resolve(seen);
+        });
+        sock.on('error', reject);
+        sock.write(
+          `POST /v1.50/exec/${execId}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+      });
+    }
+
+    it('the daemon itself ends a TTY exec stream on the exec\'s DetachKeys (docker-py/dockerode sockets)', async () => {
+      const before = await runningSleeps();
+      for (const [keysSpec, typed] of [[undefined, Buffer.from([0x10, 0x11])], ['ctrl-x,x', Buffer.from([0x18, 0x78])]] as const) {
+        const create = await d.request('POST', `/containers/${id}/exec`, {
+          body: { Cmd: ['sh', '-c', 'echo READY; exec sleep 300'], Tty: true, AttachStdin: true, AttachStdout: true, ...(keysSpec ? { DetachKeys: keysSpec } : {}) },
+        });
+        const seen = await rawExecDetach(create.json<{ Id: string }>().Id, typed);
+        expect(seen).toMatch(/^HTTP\/1.1 101 UPGRADED/);
+        expect((await d.request('GET', `/exec/${create.json<{ Id: string }>().Id}/json`)).json()).toMatchObject({ Running: true });
+      }
+      expect(await runningSleeps()).toBe(before + 2);
+    });
+
     async function runningSleeps(): Promise<number> {
       const top = await d.docker(['top', id]);
       return top.stdout.split('\n').filter((l) => l.includes('sleep 300')).length;
@@ -153,6 +199,144 @@ print(json.dumps(res))
       const r = await d.request('POST', `/containers/${id}/exec`, { body: { Cmd: ['true'], DetachKeys: 'ctrl-' } });
       expect(r.status).toBe(400);
       expect(r.json()).toEqual({ message: 'Invalid escape keys (ctrl-) provided' });
+    });
+  });
+
+  async function inspect<T = Record<string, unknown>>(id: string): Promise<T> {
+    const r = await d.request('GET', `/containers/${id}/json`);
+    return r.json<T>();
+  }
+
+  describe('inspect shapes', () => {
+    it('reports HostConfig.Runtime "runc" and refuses unknown runtimes as dockerd', async () => {
+      const r = await d.docker(['create', 'busybox', 'true']);
+      const id = r.stdout.trim();
+      try {
+        expect((await inspect<{ HostConfig: { Runtime: string } }>(id)).HostConfig.Runtime).toBe('runc');
+      } finally {
+        await d.docker(['rm', id]);
+      }
+      const bad = await d.docker(['run', '--rm', '--runtime', 'runsc', 'busybox', 'true']);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain('unknown or invalid runtime name: runsc');
+      const info = await d.docker(['info', '--format', '{{.DefaultRuntime}}']);
+      expect(info.stdout.trim()).toBe('runc');
+    });
+
+    it('keeps a container-wide mac_address (docker-py create_container(mac_address=…)) and applies it', async () => {
+      const out = await dockerPy(`
+c2 = c.create_container('busybox', ['sleep', '60'], mac_address='02:42:ac:11:00:0a')
+c.start(c2)
+info = c.inspect_container(c2)
+c.remove_container(c2, force=True)
+print(json.dumps([info['Config'].get('MacAddress'), info['NetworkSettings']['MacAddress']]))
+`);
+      expect(JSON.parse(out)).toEqual(['02:42:ac:11:00:0a', '02:42:ac:11:00:0a']);
+    });
+
+    it('shows a killed container exited with 137 as soon as kill returns (docker-py KillTest.test_kill)', async () => {
+      const out = await dockerPy(`
+c2 = c.create_container('busybox', ['sleep', '9999'])
+c.start(c2)
+c.kill(c2)
+st = c.inspect_container(c2)['State']
+c.remove_container(c2)
+print(json.dumps([st['Running'], st['ExitCode'], st['Status']]))
+`);
+      expect(JSON.parse(out)).toEqual([false, 137, 'exited']);
+    });
+
+    it('resets the image entrypoint with --entrypoint ""', async () => {
+      const img = 'compat-entrypoint:1';
+      const base = await d.docker(['create', 'busybox', 'true']);
+      await d.docker(['commit', '--change', 'ENTRYPOINT ["/bin/false"]', base.stdout.trim(), img]);
+      await d.docker(['rm', base.stdout.trim()]);
+      try {
+        const r = await d.docker(['run', '--rm', '--entrypoint', '', img, 'sh', '-c', 'echo ok']);
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toBe('ok\n');
+        const none = await d.docker(['run', '--rm', '--entrypoint', '', img]);
+        expect(none.stderr).toContain('No command specified');
+      } finally {
+        await d.docker(['rmi', img]);
+      }
+    });
+  });
+
+  describe('log configuration', () => {
+    it('reports LogConfig as the client gave it (docker-py log config tests) and refuses unknown drivers', async () => {
+      const out = await dockerPy(`
+from docker.types import LogConfig
+res = []
+for t, cfg in [('json-file', {'max-file': '100'}), ('', {'max-file': '100'}), ('json-file', None), ('none', None), ('local', None)]:
+    c2 = c.create_container('busybox', ['true'], host_config=c.create_host_config(log_config=LogConfig(type=t, config=cfg)))
+    res.append(c.inspect_container(c2)['HostConfig']['LogConfig'])
+    c.remove_container(c2)
+try:
+    c.create_container('busybox', ['true'], host_config=c.create_host_config(log_config=LogConfig(type='asdf', config={})))
+except docker.errors.APIError as e:
+    res.append([e.status_code, e.explanation])
+print(json.dumps(res))
+`);
+      expect(JSON.parse(out)).toEqual([
+        { Type: 'json-file', Config: { 'max-file': '100' } },
+        { Type: 'json-file', Config: { 'max-file': '100' } },
+        { Type: 'json-file', Config: {} },
+        { Type: 'none', Config: {} },
+        { Type: 'local', Config: {} },
+        [400, "logger: no log driver named 'asdf' is registered"],
+      ]);
+    });
+
+    it('runs with --log-driver none (docker logs refused as dockerd does) and local (logs readable)', async () => {
+      const none = await d.docker(['run', '-d', '--log-driver', 'none', 'busybox', 'sh', '-c', 'echo hidden; sleep 300']);
+      const noneId = none.stdout.trim();
+      try {
+        expect(none.code).toBe(0);
+        const logs = await d.docker(['logs', noneId]);
+        expect(logs.code).not.toBe(0);
+        expect(logs.stderr).toContain('configured logging driver does not support reading');
+        expect(existsSync(join(d.dataRoot, 'containers', noneId, `${noneId}-json.log`))).toBe(false);
+      } finally {
+        await d.docker(['rm', '-f', noneId]);
+      }
+      const local = await d.docker(['run', '--name', 'compat-local-log', '--log-driver', 'local', 'busybox', 'sh', '-c', 'echo one; echo two >&2']);
+      try {
+        expect(local.stdout).toBe('one\n');
+        const logs = await d.docker(['logs', 'compat-local-log']);
+        expect(logs.stdout).toBe('one\n');
+        expect(logs.stderr).toBe('two\n');
+      } finally {
+        await d.docker(['rm', '-f', 'compat-local-log']);
+      }
+    });
+
+    it('honours json-file compress, labels, env and tag: a rotated .gz log and attrs in every entry', async () => {
+      const r = await d.docker([
+        'run', '--name', 'compat-gz', '--label', 'team=blue', '-e', 'STAGE=test',
+        '--log-opt', 'max-size=2k', '--log-opt', 'max-file=3', '--log-opt', 'compress=true',
+        '--log-opt', 'labels=team', '--log-opt', 'env=STAGE', '--log-opt', 'tag={{.Name}}',
+        'busybox', 'sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo "line $i"; i=$((i+1)); done',
+      ]);
+      expect(r.code).toBe(0);
+      try {
+        const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'compat-gz'])).stdout.trim();
+        const dir = join(d.dataRoot, 'containers', id);
+        const files = readdirSync(dir).filter((f) => f.startsWith(`${id}-json.log`)).sort();
+        expect(files).toEqual([`${id}-json.log`, `${id}-json.log.1.gz`, `${id}-json.log.2.gz`]);
+        const rotated = gunzipSync(readFileSync(join(dir, `${id}-json.log.1.gz`))).toString().trim().split('\n');
+        const entry = JSON.parse(rotated[0] ?? '{}') as { log: string; stream: string; attrs: Record<string, string>; time: string };
+        expect(entry.attrs).toEqual({ STAGE: 'test', tag: 'compat-gz', team: 'blue' });
+        expect(entry.log).toMatch(/^line \d+\n$/);
+        // docker logs reads the compressed files too: the newest lines, in order, ending with the last
+        const logs = (await d.docker(['logs', 'compat-gz'])).stdout.trim().split('\n');
+        expect(logs.at(-1)).toBe('line 199');
+        const nums = logs.map((l) => Number(l.split(' ')[1]));
+        expect(nums).toEqual(nums.map((_, i) => (nums[0] ?? 0) + i));
+        expect(logs.length).toBeGreaterThan(rotated.length);
+      } finally {
+        await d.docker(['rm', '-f', 'compat-gz']);
+      }
     });
   });
 });

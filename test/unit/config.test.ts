@@ -27,7 +27,7 @@ describe('daemon configuration', () => {
     expect(c.dataRoot).toBe('/srv/flag');
     expect(c.logLevel).toBe('warn');
     expect(c.hosts).toEqual(['unix:///tmp/a.sock', 'unix:///tmp/b.sock']);
-    expect(c.logOpts).toEqual({ 'max-size': '1m', 'max-file': '5' });
+    expect(c.logOpts).toEqual({ 'max-size': '1m' });
   });
 
   it('refuses unknown keys, bad JSON, unknown flags and a missing named file', () => {

@@ -91,9 +91,10 @@ describe('small parsers', () => {
   it('resolves json-file options with daemon defaults', () => {
     expect(parseLogSize('10m')).toBe(10 * 1024 * 1024);
     expect(parseLogSize('1k')).toBe(1024);
-    expect(resolveLogConfig(undefined, { 'max-size': '20m', 'max-file': '5' })).toEqual({ Type: 'json-file', Config: { 'max-size': '20m', 'max-file': '5' } });
-    expect(() => resolveLogConfig({ Type: 'syslog', Config: {} }, {})).toThrow(/not supported/);
-    expect(() => resolveLogConfig({ Type: 'json-file', Config: { 'max-file': 'x' } }, {})).toThrow(/max-file/);
+    const d = { type: 'json-file', opts: { 'max-size': '20m', 'max-file': '5' } };
+    expect(resolveLogConfig(undefined, d)).toEqual({ Type: 'json-file', Config: { 'max-size': '20m', 'max-file': '5' } });
+    expect(() => resolveLogConfig({ Type: 'syslog', Config: {} }, d)).toThrow(/not supported/);
+    expect(() => resolveLogConfig({ Type: 'json-file', Config: { 'max-file': 'x' } }, d)).toThrow(/max-file/);
   });
   it('parses --security-opt', () => {
     expect(parseSecurityOpts(['no-new-privileges'])).toEqual({ seccomp: 'default', noNewPrivileges: true });
