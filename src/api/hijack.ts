@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { API_VERSION, BERTH_VERSION } from '../version.js';
 import { checkApiVersion, effectiveVersion, stripVersionPrefix } from './api-version.js';
 import { statusOf } from './error-handler.js';
@@ -26,8 +27,23 @@ export interface HijackConnection {
   socket: Duplex;
   /** Writes the 101 with the given media type; output may follow at once. */
   upgrade(contentType: string): void;
-  /** Writes a 101 Switching Protocols with these extra header lines (websocket). */
-  switchProtocols(headerLines: string[]): void;
+  /**
+   * Completes a websocket handshake (RFC 6455, through the `ws` library: masked client frames only,
+   * payloads capped at WEBSOCKET_MAX_PAYLOAD, close codes echoed). Call `checkWebSocketRequest` first.
+   */
+  acceptWebSocket(): WebSocket;
+}
+
+/** Go's x/net/websocket default (DefaultMaxPayloadBytes), which dockerd's attach/ws uses. */
+export const WEBSOCKET_MAX_PAYLOAD = 32 * 1024 * 1024;
+
+/** Refuses, as a 400 before anything is attached, a request the websocket handshake would reject. */
+export function checkWebSocketRequest(req: HijackRequest): void {
+  const key = req.headers['sec-websocket-key'];
+  const version = req.headers['sec-websocket-version'];
+  if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') throw new InvalidParameterError('attach/ws needs a websocket upgrade');
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) throw new InvalidParameterError('websocket: missing or invalid Sec-WebSocket-Key header');
+  if (version !== '13' && version !== '8') throw new InvalidParameterError('websocket: unsupported Sec-WebSocket-Version (13 or 8)');
 }
 
 export type HijackHandler = (req: HijackRequest, conn: HijackConnection) => Promise<void>;
@@ -43,6 +59,14 @@ const STANDARD_HEADERS =
 
 export class HijackRouter {
   private readonly routes: HijackRoute[] = [];
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: WEBSOCKET_MAX_PAYLOAD,
+    // stdin is bytes, as dockerd treats it: text frames are not held to UTF-8.
+    skipUTF8Validation: true,
+  });
 
   constructor(private readonly log: Logger) {}
 
@@ -92,9 +116,15 @@ export class HijackRouter {
         { params: (m?.slice(1) ?? []).map((p) => decodeURIComponent(p)), query, apiVersion: effectiveVersion(version), headers: req.headers, body },
         {
           socket,
-          switchProtocols(lines) {
+          acceptWebSocket: () => {
             upgraded = true;
-            socket.write(`HTTP/1.1 101 Switching Protocols\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
+            let accepted: WebSocket | undefined;
+            // Without verifyClient the handshake completes synchronously, or is answered with a 4xx by ws.
+            this.wss.handleUpgrade(req, socket, Buffer.alloc(0), (ws) => {
+              accepted = ws;
+            });
+            if (!accepted) throw new InvalidParameterError('websocket handshake refused');
+            return accepted;
           },
           upgrade(contentType) {
             upgraded = true;

@@ -1,16 +1,8 @@
 import { connect } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
-import { FrameDecoder, websocketAccept } from '../../src/api/websocket.js';
-
-/** A masked client frame, as a websocket client sends it. */
-function clientFrame(payload: Buffer, opcode = 0x2): Buffer {
-  const mask = randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] ?? 0)));
-  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, masked]);
-}
 
 describe('GET /containers/{id}/attach/ws', () => {
   let d: TestDaemon;
@@ -19,41 +11,58 @@ describe('GET /containers/{id}/attach/ws', () => {
     expect((await d.docker(['load', '-i', await busyboxImageTar()])).code).toBe(0);
   });
   afterAll(async () => {
-    await d.docker(['rm', '-f', 'wscat']);
+    await d.docker(['rm', '-f', 'wscat', 'wsecho']);
     await d.stop();
   });
 
   it('streams stdin and output over a websocket', async () => {
     expect((await d.docker(['run', '-d', '-i', '--name', 'wscat', 'busybox', 'cat'])).code).toBe(0);
-    const key = randomBytes(16).toString('base64');
-    const sock = connect(d.socket);
+    const ws = new WebSocket(`ws+unix://${d.socket}:/containers/wscat/attach/ws?stream=1&stdin=1&stdout=1`);
     const received: Buffer[] = [];
-    const decoder = new FrameDecoder();
-    let head = '';
-    let upgraded = false;
     const got = new Promise<string>((resolve, reject) => {
-      sock.on('error', reject);
-      sock.on('data', (chunk: Buffer) => {
-        let rest = chunk;
-        if (!upgraded) {
-          head += chunk.toString('latin1');
-          const end = head.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          upgraded = true;
-          expect(head).toMatch(/^HTTP\/1\.1 101/);
-          expect(head).toContain(`Sec-WebSocket-Accept: ${websocketAccept(key)}`);
-          rest = Buffer.from(head.slice(end + 4), 'latin1');
-          sock.write(clientFrame(Buffer.from('hello-ws\n')));
-        }
-        for (const f of decoder.push(rest)) received.push(f.payload);
-        if (Buffer.concat(received).toString().includes('hello-ws\n')) resolve(Buffer.concat(received).toString());
+      ws.on('error', reject);
+      ws.on('open', () => ws.send(Buffer.from('hello-ws\n')));
+      ws.on('message', (data: Buffer, isBinary) => {
+        expect(isBinary).toBe(true);
+        received.push(data);
+        const text = Buffer.concat(received).toString();
+        if (text.includes('hello-ws\n')) resolve(text);
       });
     });
-    sock.write(
-      `GET /containers/wscat/attach/ws?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    );
     expect(await got).toBe('hello-ws\n');
-    sock.destroy();
+    // A text frame is stdin too.
+    const more = new Promise<void>((resolve) => ws.on('message', () => Buffer.concat(received).toString().includes('text-frame') && resolve()));
+    ws.send('text-frame\n');
+    await more;
+    ws.terminate();
+  });
+
+  it('closes the websocket when the container exits', async () => {
+    expect((await d.docker(['create', '-i', '--name', 'wsecho', 'busybox', 'sh', '-c', 'read x; echo got-$x'])).code).toBe(0);
+    const ws = new WebSocket(`ws+unix://${d.socket}:/containers/wsecho/attach/ws?stream=1&stdin=1&stdout=1&stderr=1`);
+    const received: Buffer[] = [];
+    ws.on('message', (data: Buffer) => received.push(data));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    expect((await d.docker(['start', 'wsecho'])).code).toBe(0);
+    ws.send(Buffer.from('abc\n'));
+    await closed;
+    expect(Buffer.concat(received).toString()).toBe('got-abc\n');
+  });
+
+  it('answers an upgrade that is not a websocket handshake with 400', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = connect(d.socket);
+      let text = '';
+      sock.on('data', (c: Buffer) => (text += c.toString()));
+      sock.on('end', () => resolve(text));
+      sock.on('error', reject);
+      sock.write('GET /containers/wscat/attach/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    expect(answer).toContain('{"message":"attach/ws needs a websocket upgrade"}');
   });
 });

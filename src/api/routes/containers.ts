@@ -1,6 +1,5 @@
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
-import { encodeFrame, onWebsocketData, websocketAccept } from '../websocket.js';
+import { createWebSocketStream } from 'ws';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
@@ -12,7 +11,7 @@ import { InvalidParameterError, errorMessage } from '../../errors.js';
 import type { AttachHandle, OutputChunk } from '../../runtime/executor.js';
 import type { CreateRequest } from '../../containers/container-service.js';
 import type { WaitCondition } from '../../containers/waiters.js';
-import type { HijackConnection } from '../hijack.js';
+import { checkWebSocketRequest, type HijackConnection } from '../hijack.js';
 
 type IdParams = { id: string };
 
@@ -409,25 +408,16 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
 
   // The websocket form: raw output in binary frames, stdin from data frames (dockerd's attach/ws).
   app.hijack.add('GET', /^\/containers\/([^/]+)\/attach\/ws$/, async (req, conn) => {
-    const key = req.headers['sec-websocket-key'];
-    if (typeof key !== 'string' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-      throw new InvalidParameterError('attach/ws needs a websocket upgrade');
-    }
+    checkWebSocketRequest(req);
     const q = { stream: '1', stdout: '1', stderr: '1', stdin: '1', ...req.query };
     await serveAttach(req.params[0] ?? '', q, req.apiVersion, () => {
-      conn.switchProtocols(['Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${websocketAccept(key)}`]);
-      const socket = conn.socket;
-      const input = new PassThrough();
-      onWebsocketData(socket, (b) => input.write(b), () => input.end());
-      const sink: Sink = {
-        write: (b) => socket.write(encodeFrame(b)),
-        end: () => socket.end(encodeFrame(Buffer.alloc(0), 0x8)),
-        once: (ev, cb) => socket.once(ev, cb),
-        get destroyed() {
-          return socket.destroyed;
-        },
-      };
-      return { sink, input, close: () => sink.end(), raw: true };
+      const ws = conn.acceptWebSocket();
+      const stream = createWebSocketStream(ws);
+      // A protocol error (unmasked frame, oversized payload) is answered by ws with a close frame.
+      stream.on('error', (err) => app.log.debug({ err: errorMessage(err) }, 'attach websocket closed on error'));
+      // Once the websocket is closed nothing more can be sent: let the attach end.
+      ws.once('close', () => setImmediate(() => stream.destroy()));
+      return { sink: stream, input: stream, close: () => stream.end(), raw: true };
     });
   });
 
