@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -10,6 +10,7 @@ import { installErrorHandling } from './error-handler.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
 import { HijackRouter } from './hijack.js';
+import { listenUnixSocket } from './unix-listen.js';
 import type { Services } from './services.js';
 import { BerthError } from '../errors.js';
 
@@ -113,13 +114,8 @@ export async function createApiServer(services: Services, log: Logger): Promise<
       });
       app.server.emit('connection', socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    });
     const gid = await dockerGroupId();
-    chownSync(path, 0, gid ?? 0);
-    chmodSync(path, 0o660);
+    await listenUnixSocket(server, path, { uid: 0, gid: gid ?? 0 }, 0o660);
     listeners.push(server);
     log.info({ path }, 'API listening');
   }
