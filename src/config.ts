@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvalidParameterError } from './errors.js';
+import { DEFAULT_API_TIMEOUTS, type ApiTimeouts } from './api/timeouts.js';
 
 /** The daemon's settings: command-line flags over daemon.json over defaults (dockerd's key names). */
 export interface DaemonConfig {
@@ -28,6 +29,8 @@ export interface DaemonConfig {
   criSocket: string;
   cniConfDir: string;
   cniBinDirs: string[];
+  /** Berth's own: how long a client may take to send a request (slowloris); answers are never timed. */
+  apiTimeouts: ApiTimeouts;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
@@ -57,6 +60,7 @@ function defaults(): DaemonConfig {
     criSocket: '',
     cniConfDir: '/etc/cni/net.d',
     cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
+    apiTimeouts: { ...DEFAULT_API_TIMEOUTS },
   };
 }
 
@@ -78,6 +82,22 @@ function asLogLevel(v: string): DaemonConfig['logLevel'] {
     throw new InvalidParameterError(`unknown log level "${v}" (one of ${LOG_LEVELS.join(', ')})`);
   }
   return level as DaemonConfig['logLevel'];
+}
+
+/** `"api-timeouts": {"headers": 60, "request": 60, "body-idle": 300}`, in seconds (each > 0). */
+function asApiTimeouts(v: unknown, base: ApiTimeouts): ApiTimeouts {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidParameterError('daemon.json: "api-timeouts" must be an object');
+  const out = { ...base };
+  const fields = { headers: 'headersMs', request: 'requestMs', 'body-idle': 'bodyIdleMs' } as const;
+  for (const [k, seconds] of Object.entries(v)) {
+    const field = (fields as Record<string, keyof ApiTimeouts | undefined>)[k];
+    if (!field) throw new InvalidParameterError(`daemon.json: "api-timeouts" has no option "${k}" (headers, request, body-idle)`);
+    if (typeof seconds !== 'number' || !(seconds > 0) || seconds > 86_400) {
+      throw new InvalidParameterError(`daemon.json: "api-timeouts.${k}" must be a number of seconds above 0`);
+    }
+    out[field] = Math.round(seconds * 1000);
+  }
+  return out;
 }
 
 /** Applies the daemon.json keys Berth understands; unknown keys are refused as dockerd does. */
@@ -108,6 +128,7 @@ function applyFile(cfg: DaemonConfig, json: Record<string, unknown>): void {
         cfg.logOpts = { ...cfg.logOpts, ...(value as Record<string, string>) };
         break;
       }
+      case 'api-timeouts': cfg.apiTimeouts = asApiTimeouts(value, cfg.apiTimeouts); break;
       case 'default-address-pools': {
         if (!Array.isArray(value)) throw new InvalidParameterError('daemon.json: "default-address-pools" must be an array');
         cfg.defaultAddressPools = value.map((p: { base?: unknown; size?: unknown }) => ({

@@ -150,7 +150,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log },
       );
     }
-    api = await createApiServer(services, log);
+    api = await createApiServer(services, log, config.apiTimeouts);
     await api.listen(config.hosts);
     writeFileSync(config.pidfile, `${process.pid}\n`);
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');

@@ -8,6 +8,7 @@ import { statusOf } from './error-handler.js';
 import { InvalidParameterError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Query } from './query.js';
+import type { ApiTimeouts } from './timeouts.js';
 
 /**
  * Hijacked endpoints (attach, exec start): the client sends `Upgrade: tcp`, Node hands the raw socket
@@ -68,7 +69,10 @@ export class HijackRouter {
     skipUTF8Validation: true,
   });
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly timeouts: ApiTimeouts,
+  ) {}
 
   /** `pattern` is matched against the unversioned path; its groups become params. */
   add(method: string, pattern: RegExp, handler: HijackHandler): void {
@@ -111,7 +115,7 @@ export class HijackRouter {
       const m = route.pattern.exec(u.pathname);
       const query: Query = {};
       for (const [k, v] of u.searchParams) query[k] = v;
-      const body = await readBody(req, socket, head);
+      const body = await readBody(req, socket, head, this.timeouts.requestMs);
       await route.handler(
         { params: (m?.slice(1) ?? []).map((p) => decodeURIComponent(p)), query, apiVersion: effectiveVersion(version), headers: req.headers, body },
         {
@@ -140,36 +144,49 @@ export class HijackRouter {
   }
 }
 
+/** The JSON body of a hijacked request (exec start: a few fields) is never larger than this. */
+const MAX_HIJACK_BODY = 1024 * 1024;
+
 /** Reads a Content-Length JSON body that may be split between the upgrade head and the socket. */
-async function readBody(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<unknown> {
+async function readBody(req: IncomingMessage, socket: Duplex, head: Buffer, timeoutMs: number): Promise<unknown> {
   const length = Number(req.headers['content-length'] ?? 0);
   if (!length) {
     if (head.length > 0) socket.unshift(head);
     return undefined;
   }
+  if (!Number.isSafeInteger(length) || length < 0 || length > MAX_HIJACK_BODY) {
+    throw new InvalidParameterError(`request body too large: ${req.headers['content-length']} bytes (at most ${MAX_HIJACK_BODY})`);
+  }
   let buf = head;
-  while (buf.length < length) {
-    const chunk = await new Promise<Buffer | null>((resolve) => {
-      const onData = (c: Buffer): void => {
-        cleanup();
-        resolve(c);
-      };
-      const onEnd = (): void => {
-        cleanup();
-        resolve(null);
-      };
-      const cleanup = (): void => {
+  if (buf.length < length) {
+    // A body that does not arrive in time ends the connection, as for ordinary requests.
+    buf = await new Promise<Buffer>((resolve) => {
+      const chunks = [head];
+      let got = head.length;
+      const done = (): void => {
+        clearTimeout(timer);
         socket.off('data', onData);
-        socket.off('end', onEnd);
+        socket.off('end', done);
+        socket.off('close', done);
         socket.pause();
+        resolve(Buffer.concat(chunks));
       };
+      const onData = (c: Buffer): void => {
+        chunks.push(c);
+        got += c.length;
+        if (got >= length) done();
+      };
+      const timer = setTimeout(() => {
+        socket.destroy();
+        done();
+      }, timeoutMs);
       socket.on('data', onData);
-      socket.on('end', onEnd);
+      socket.once('end', done);
+      socket.once('close', done);
       socket.resume();
     });
-    if (chunk === null) break;
-    buf = Buffer.concat([buf, chunk]);
   }
+  if (buf.length < length) throw new InvalidParameterError('request body incomplete');
   if (buf.length > length) socket.unshift(buf.subarray(length));
   const text = buf.subarray(0, length).toString('utf8');
   if (text.trim() === '') return undefined;

@@ -11,6 +11,7 @@ import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
 import { HijackRouter } from './hijack.js';
 import { listenUnixSocket } from './unix-listen.js';
+import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
 import { BerthError } from '../errors.js';
 
@@ -39,20 +40,21 @@ export interface ApiServer {
   close(graceMs: number): Promise<void>;
 }
 
-export async function createApiServer(services: Services, log: Logger): Promise<ApiServer> {
+export async function createApiServer(services: Services, log: Logger, timeouts: ApiTimeouts = DEFAULT_API_TIMEOUTS): Promise<ApiServer> {
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ sub: 'api' }) as FastifyBaseLogger,
     disableRequestLogging: true,
     exposeHeadRoutes: false,
     bodyLimit: 64 * 1024 * 1024,
-    // Uploads (load, build, cp) and streams (logs -f, events) may run for hours.
+    // Uploads (load, build, cp) and streams (logs -f, events) may run for hours: Node's whole-request timeout
+    // and idle timeout stay off; headers are timed by Node, bodies by guardRequestBody (slowloris).
     requestTimeout: 0,
     connectionTimeout: 0,
     keepAliveTimeout: 30_000,
     forceCloseConnections: false,
     // docker-modem repeats every option in the query string (Labels, Env, HostConfig as JSON): Node's 16 KiB
     // header limit answers 431 where dockerd (Go's 1 MiB default) accepts the request.
-    http: { maxHeaderSize: 1024 * 1024 },
+    http: { maxHeaderSize: 1024 * 1024, ...httpServerTimeoutOptions(timeouts) },
     rewriteUrl(req) {
       const { url, version } = stripVersionPrefix(req.url ?? '/');
       (req as unknown as Record<symbol, string | undefined>)[RAW_VERSION] = version;
@@ -62,7 +64,7 @@ export async function createApiServer(services: Services, log: Logger): Promise<
 
   const shutdown = new AbortController();
   app.decorate('shutdownSignal', shutdown.signal);
-  const hijack = new HijackRouter(log.child({ sub: 'api' }));
+  const hijack = new HijackRouter(log.child({ sub: 'api' }), timeouts);
   app.decorate('hijack', hijack);
   hijack.install(app);
   app.decorateRequest('apiVersion', undefined);
@@ -80,6 +82,7 @@ export async function createApiServer(services: Services, log: Logger): Promise<
     active.set(socket, (active.get(socket) ?? 0) + 1);
     reply.raw.once('close', () => active.set(socket, (active.get(socket) ?? 1) - 1));
     reply.headers(standardHeaders);
+    guardRequestBody(request.raw, request.routeOptions.config.rawBody === true, timeouts, log);
     checkApiVersion(request.apiVersion);
   });
   // Docker clients compare Content-Type to "application/json" exactly, and dockerd ends JSON with a newline.
@@ -99,6 +102,9 @@ export async function createApiServer(services: Services, log: Logger): Promise<
   installBodyParsers(app);
   await registerRoutes(app, services);
   await app.ready();
+  // Connections reach the Fastify server from our own unix listeners, so Node's http server never emits
+  // 'listening' itself, and that is what starts its timer for headersTimeout: start it here.
+  app.server.emit('listening');
 
   const listeners: Server[] = [];
   const sockets = new Set<Socket>();

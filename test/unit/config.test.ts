@@ -30,6 +30,17 @@ describe('daemon configuration', () => {
     expect(c.logOpts).toEqual({ 'max-size': '1m' });
   });
 
+  it('reads api-timeouts in seconds over the defaults and refuses bad values', () => {
+    expect(loadConfig(['--config-file', file({})]).apiTimeouts).toEqual({ headersMs: 60_000, requestMs: 60_000, bodyIdleMs: 300_000 });
+    expect(loadConfig(['--config-file', file({ 'api-timeouts': { headers: 1.5, 'body-idle': 10 } })]).apiTimeouts).toEqual({
+      headersMs: 1500,
+      requestMs: 60_000,
+      bodyIdleMs: 10_000,
+    });
+    expect(() => loadConfig(['--config-file', file({ 'api-timeouts': { headers: 0 } })])).toThrow(/api-timeouts.headers/);
+    expect(() => loadConfig(['--config-file', file({ 'api-timeouts': { idle: 1 } })])).toThrow(/no option "idle"/);
+  });
+
   it('refuses unknown keys, bad JSON, unknown flags and a missing named file', () => {
     expect(() => loadConfig(['--config-file', file({ bogus: 1 })])).toThrow(/don't match any configuration option: bogus/);
     const bad = join(dir, 'bad.json');
