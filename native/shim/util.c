@@ -270,3 +270,16 @@ unsigned long long proc_start_time(pid_t pid)
 	close(fd);
 	return t;
 }
+
+/* Writes s to an existing file (cgroup, proc files); -1 with errno on failure. */
+int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = write_all(fd, s, strlen(s));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}

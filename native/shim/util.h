@@ -8,6 +8,8 @@
 /* A line on the shim's stderr (berthd points it at shim.log in the bundle). */
 void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int write_all(int fd, const void *buf, size_t n);
+/* Writes s to an existing file (cgroup, proc files); -1 with errno. */
+int write_str(const char *path, const char *s);
 /* RFC3339Nano in UTC with trailing zeros trimmed (Go's time.RFC3339Nano). */
 size_t format_time_now(char *out, size_t outlen);
 /* Appends s (n bytes) JSON-escaped the way Docker's jsonlog does (<>& escaped, invalid UTF-8 -> U+FFFD).
