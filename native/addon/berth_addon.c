@@ -1,11 +1,14 @@
 /*
  * berth_addon: the few syscalls berthd needs that Node does not offer:
- * mknod, the l*xattr family, mount and umount2, and attaching a cgroup v2
- * device filter (eBPF program bytes built by berthd). Each function throws a
+ * mknod, the l*xattr family, mount and umount2, a bind mount onto an open
+ * descriptor (the new mount API), and attaching a cgroup v2 device filter
+ * (eBPF program bytes built by berthd). Each function throws a
  * JS Error carrying errno/code/syscall on failure, like Node's fs does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +265,85 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return ret;
 }
 
+/* ---- bind mount onto a descriptor ------------------------------------------------------------------------- */
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+/* The generic syscall numbers (the same on x86_64 and aarch64). */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+struct berth_mount_attr {
+  uint64_t attr_set;
+  uint64_t attr_clr;
+  uint64_t propagation;
+  uint64_t userns_fd;
+};
+
+/*
+ * bindMountAt(source, targetFd, recursive, attrs): clones the mount tree at `source` (open_tree), sets the
+ * MOUNT_ATTR_* bits `attrs` on the detached copy (mount_setattr, recursively with `recursive`), then attaches it
+ * onto the inode `targetFd` holds (move_mount with MOVE_MOUNT_T_EMPTY_PATH). The target is never looked up by
+ * name again, so a symlink swapped in after the caller opened it (O_PATH|O_NOFOLLOW) cannot redirect the mount,
+ * and the read-only/nosuid/nodev bits are in force before the mount is visible.
+ */
+static napi_value js_bind_mount_at(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  uint32_t target_fd, attrs;
+  bool recursive;
+  if (get_args(env, info, 4, argv) || get_u32(env, argv[1], &target_fd) || get_u32(env, argv[3], &attrs)) return NULL;
+  if (napi_get_value_bool(env, argv[2], &recursive) != napi_ok) {
+    napi_throw_type_error(env, NULL, "recursive must be a boolean");
+    return NULL;
+  }
+  char *source = get_string(env, argv[0], MAX_PATH_ARG);
+  if (!source) return NULL;
+  napi_value ret = NULL;
+  unsigned int rec = recursive ? AT_RECURSIVE : 0;
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (tree < 0) {
+    ret = throw_errno(env, errno, "open_tree", source);
+    goto out;
+  }
+  if (attrs != 0) {
+    struct berth_mount_attr a;
+    memset(&a, 0, sizeof a);
+    a.attr_set = attrs;
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &a, sizeof a) != 0) {
+      ret = throw_errno(env, errno, "mount_setattr", source);
+      goto out;
+    }
+  }
+  if (syscall(SYS_move_mount, tree, "", (int)target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    ret = throw_errno(env, errno, "move_mount", source);
+    goto out;
+  }
+out:
+  if (tree >= 0) close(tree);
+  free(source);
+  return ret;
+}
+
 /* ---- cgroup v2 device filter ------------------------------------------------------------------------------- */
 
 /* Name given to Berth's programs so a later attach finds and replaces only its own. */
@@ -453,6 +535,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"bindMountAt", NULL, js_bind_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
     {"attachDeviceFilter", NULL, js_attach_device_filter, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -9,23 +9,23 @@
 // Nothing is ever mounted inside the container directory, so removing a container cannot reach a view.
 
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
+import { closeSync, constants as C, cpSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
 import type { LayerStore } from '../storage/layer-store.js';
-import { MNT_DETACH, MS_BIND, MS_RDONLY, nativeAddon } from '../storage/native.js';
+import { MNT_DETACH, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REMOUNT, nativeAddon } from '../storage/native.js';
 import { mountOverlay } from '../storage/overlay.js';
 import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
-import { ConfinedRoot, rootfsReader } from './confined-root.js';
+import { ConfinedRoot, O_PATH, rootfsReader } from './confined-root.js';
 import type { ContainerRecord } from './types.js';
 import { cgroupPathOf } from './types.js';
 
-const MS_REMOUNT = 32;
-const MS_REC = 16384;
+/** Every view is nosuid and nodev: berthd never runs or opens anything through it as a program or a device. */
+const VIEW_FLAGS = MS_NOSUID | MS_NODEV;
 /** Filesystems whose contents are not the container's files (never archived, never written). */
 const VIRTUAL_TYPES = new Set(['proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue']);
 
@@ -150,12 +150,13 @@ export class ContainerViews {
         // vfs: the container's whole tree is <dir>/fs (its first start copies the image there); a
         // never-started container reads the image's tree and gets its copy before a write
         nativeAddon().mount(this.vfsTree(c, writable), target, '', MS_BIND, '');
-        if (!writable || c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+        const ro = !writable || c.hostConfig.ReadonlyRootfs ? MS_RDONLY : 0;
+        nativeAddon().mount('', target, '', MS_REMOUNT | MS_BIND | VIEW_FLAGS | ro, '');
       } else if (writable) {
-        mountOverlay(target, { lower: this.lowerDirs(c), upper: join(dir, 'upper'), work: join(dir, 'work') });
-        if (c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_RDONLY, '');
+        mountOverlay(target, { lower: this.lowerDirs(c), upper: join(dir, 'upper'), work: join(dir, 'work') }, VIEW_FLAGS);
+        if (c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_RDONLY | VIEW_FLAGS, '');
       } else {
-        mountOverlay(target, { lower: [join(dir, 'upper'), ...this.lowerDirs(c)] });
+        mountOverlay(target, { lower: [join(dir, 'upper'), ...this.lowerDirs(c)] }, VIEW_FLAGS);
       }
     } catch (e) {
       rmdirSync(target);
@@ -177,7 +178,13 @@ export class ContainerViews {
     return fs;
   }
 
-  /** Binds the container's volumes and bind mounts at their destinations inside a mounted view. */
+  /**
+   * Binds the container's volumes and bind mounts at their destinations inside a mounted view. A destination may
+   * lie in a directory a running container shares (a volume, a bind): it is resolved inside the view, opened
+   * O_PATH|O_NOFOLLOW and the mount is attached to that descriptor, so a symlink swapped in for the name can
+   * never carry the mount onto a host path. Binds are nosuid and nodev, read-only unless the view is writable
+   * and the mount is too, all set before the mount is attached.
+   */
   private bindMounts(c: ContainerRecord, root: ConfinedRoot, writable: boolean): void {
     const native = nativeAddon();
     const mounts = c.mounts
@@ -195,8 +202,15 @@ export class ContainerViews {
           if (!writable) continue;
           mkdirSync(r.hostPath, 0o755);
         }
-        native.mount(m.Source, r.hostPath, '', MS_BIND | MS_REC, '');
-        if (!m.RW || !writable) native.mount('', r.hostPath, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+        const target = openSync(r.hostPath, O_PATH | C.O_NOFOLLOW);
+        try {
+          const st = fstatSync(target);
+          if (!st.isDirectory() && !st.isFile()) throw new Error('the mount point was replaced by something else than a directory or a file');
+          const attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (!m.RW || !writable ? MOUNT_ATTR_RDONLY : 0);
+          native.bindMountAt(m.Source, target, true, attrs);
+        } finally {
+          closeSync(target);
+        }
       } catch (e) {
         this.d.log.warn({ err: errorMessage(e), id: c.id, destination: m.Destination }, 'binding a mount into a container view failed');
       } finally {
@@ -240,7 +254,7 @@ export class ContainerViews {
   private readOnlyStack(lower: string[]): RootView {
     const target = this.newMountPoint();
     try {
-      mountOverlay(target, { lower });
+      mountOverlay(target, { lower }, VIEW_FLAGS);
     } catch (e) {
       rmdirSync(target);
       throw e;

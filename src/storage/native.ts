@@ -13,6 +13,12 @@ export interface BerthAddon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
   /**
+   * Binds the mount tree at `source` (recursively with `recursive`) onto the inode held by `targetFd` (an O_PATH
+   * descriptor of the mount point), with the MOUNT_ATTR_* bits `attrs` set before it becomes visible:
+   * open_tree + mount_setattr + move_mount. The target is never looked up by name (no symlink can redirect it).
+   */
+  bindMountAt(source: string, targetFd: number, recursive: boolean, attrs: number): void;
+  /**
    * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (struct bpf_insn bytes) and attaches it to the cgroup v2 directory
    * with BPF_F_ALLOW_MULTI, then detaches the Berth device programs attached there before; returns how many.
    */
@@ -25,6 +31,13 @@ export const S_IFBLK = 0o060000;
 export const MS_RDONLY = 1;
 export const MS_BIND = 4096;
 export const MNT_DETACH = 2;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_REMOUNT = 32;
+export const MS_REC = 16384;
+export const MOUNT_ATTR_RDONLY = 0x1;
+export const MOUNT_ATTR_NOSUID = 0x2;
+export const MOUNT_ATTR_NODEV = 0x4;
 
 let addon: BerthAddon | undefined;
 

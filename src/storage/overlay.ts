@@ -28,9 +28,10 @@ export function overlayOptions(layers: OverlayLayers): string {
  * Mounts a merged view at target (for tests, export and diff; containers mount inside their own namespace).
  * One lower and no upper is a read-only bind-like overlay; overlayfs needs two lowers without an upper, so a
  * single lower dir is bind-mounted read-only instead. Fails when the options exceed a page: use
- * LayerStore.shortLowerDirs() and chdir-relative names for very long chains.
+ * LayerStore.shortLowerDirs() and chdir-relative names for very long chains. `flags` adds mount flags (MS_NOSUID,
+ * MS_NODEV) to the mount.
  */
-export function mountOverlay(target: string, layers: OverlayLayers): void {
+export function mountOverlay(target: string, layers: OverlayLayers, flags = 0): void {
   mkdirSync(target, { recursive: true });
   const lower = layers.lower;
   if (lower.length === 0) throw new Error('an overlay needs at least one lower directory');
@@ -38,12 +39,12 @@ export function mountOverlay(target: string, layers: OverlayLayers): void {
   const native = nativeAddon();
   if (readOnly && lower.length === 1) {
     native.mount(lower[0] as string, target, '', MS_BIND, '');
-    native.mount('', target, '', MS_REMOUNT | MS_BIND | MS_RDONLY, '');
+    native.mount('', target, '', MS_REMOUNT | MS_BIND | MS_RDONLY | flags, '');
     return;
   }
   const data = overlayOptions(layers);
   if (data.length >= PAGE) throw new Error(`overlay mount options are ${data.length} bytes, over a page: use short lower dir names`);
-  native.mount('overlay', target, 'overlay', readOnly ? MS_RDONLY : 0, data);
+  native.mount('overlay', target, 'overlay', (readOnly ? MS_RDONLY : 0) | flags, data);
 }
 
 export function unmount(target: string): void {
