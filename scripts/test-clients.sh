@@ -50,7 +50,7 @@ trap cleanup EXIT
 
 [[ -f "$REPO/dist/main.js" ]] || (cd "$REPO" && npm run build) || exit 1
 node "$REPO/dist/main.js" --host "unix://$SOCK" --data-root "$WORK/data" --exec-root "$WORK/run" \
-  --config-file "$WORK/daemon.json" --log-level info >"$WORK/berthd.log" 2>&1 &
+  --config-file "$WORK/daemon.json" --log-level info --no-cri >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
 for _ in $(seq 200); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
 docker version --format 'berthd {{.Server.Version}} (API {{.Server.APIVersion}}) on {{.Client.Os}}' || { cat "$WORK/berthd.log"; exit 1; }

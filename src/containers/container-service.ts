@@ -184,6 +184,11 @@ export class ContainerService {
   }
 
   /** Where removed containers' directories wait for their deletion in the background. */
+  /** Staged volume subpaths of a running container: outside its directory, so removal never recurses into them. */
+  private subpathDir(id: string): string {
+    return join(this.d.dataRoot, 'volume-subpaths', id);
+  }
+
   private trashDir(): string {
     return join(this.d.dataRoot, 'containers-trash');
   }
@@ -432,8 +437,8 @@ export class ContainerService {
       marks[k] = Math.round((performance.now() - t0) * 10) / 10;
     };
     try {
-      const userMounts = await prepareContainerMounts(this.d.volumes, c.id, c.mounts, hc.Tmpfs ?? null);
-      cleanups.push(() => releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log));
+      const userMounts = await prepareContainerMounts(this.d.volumes, c.id, c.mounts, hc.Tmpfs ?? null, this.subpathDir(c.id));
+      cleanups.push(() => releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log, this.subpathDir(c.id)));
 
       // independent of the network sandbox: resolved while it is being set up
       const userP = resolveUser([join(dir, 'upper'), ...lowerDirs], c.config.User ?? '', (hc.GroupAdd ?? []) as string[]);
@@ -635,7 +640,7 @@ export class ContainerService {
     mark('shim');
     await this.d.network.releaseSandbox(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'releasing the network failed'));
     mark('network');
-    await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log);
+    await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log, this.subpathDir(c.id));
     mark('mounts');
     this.log.debug({ id: c.id, ms: marks }, 'exit timings');
     c.state = {
@@ -782,10 +787,17 @@ export class ContainerService {
 
   remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {
     const c = this.get(ref);
-    if (c.state.Running && !opts.force) {
-      throw new ConflictError(
-        `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`,
-      );
+    if (!opts.force) {
+      // dockerd's cleanupContainer: a paused, running or restarting container needs force (or a stop first).
+      if (c.state.Paused) {
+        throw new ConflictError(
+          `You cannot remove a paused container ${c.id}. Unpause and then stop the container before attempting removal or force remove`,
+        );
+      }
+      const state = c.state.Running ? 'running' : c.state.Restarting || c.state.Status === 'restarting' ? 'restarting' : undefined;
+      if (state) {
+        throw new ConflictError(`You cannot remove a ${state} container ${c.id}. Stop the container before attempting removal or force remove`);
+      }
     }
     // Like dockerd's rm, the answer comes once the network namespace and links are gone too (the network
     // service tears them down in the background; AutoRemove does not wait for that).
@@ -804,7 +816,7 @@ export class ContainerService {
       const st = await Promise.race([this.d.executor.waitExit(c.id), sleep(15_000).then(() => undefined)]);
       await this.d.executor.delete(c.id).catch(() => undefined);
       await this.d.network.releaseSandbox(c.id).catch(() => undefined);
-      await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log);
+      await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log, this.subpathDir(c.id));
       c.state = { ...c.state, Running: false, Status: 'exited', ExitCode: st?.exitCode ?? 137, FinishedAt: st?.finishedAt ?? rfc3339Nano(nowNano()) };
       this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(c.state.ExitCode) }));
       l.markStopped?.();

@@ -1,6 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { ConfinedRoot, O_PATH, fdPath } from '../containers/confined-root.js';
+import { MNT_DETACH, MS_BIND, nativeAddon } from '../storage/native.js';
 import type { Logger } from '../util/logger.js';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import type { VolumeService } from './volume-service.js';
@@ -286,7 +288,8 @@ export async function resolveContainerMounts(volumes: VolumeService, input: Reso
       }
       bound.add(p.destination);
       byDest.set(p.destination, cm);
-      copyData.set(p.destination, p.copyData);
+      // A subpath shows part of an existing volume: nothing is copied into it.
+      copyData.set(p.destination, p.copyData && !spec.VolumeOptions?.Subpath);
     }
 
     // 4. Config.Volumes (image VOLUME and `-v /path`): anonymous volumes where nothing is mounted yet.
@@ -359,6 +362,8 @@ export async function prepareContainerMounts(
   containerId: string,
   mounts: readonly ContainerMount[],
   tmpfs?: Readonly<Record<string, string>> | null,
+  /** Where volume subpaths are staged for this container (a root-only directory outside the container's). */
+  stagingDir?: string,
 ): Promise<OciMount[]> {
   const mounted: string[] = [];
   try {
@@ -380,11 +385,84 @@ export async function prepareContainerMounts(
         mounted.push(m.Name);
       }
     }
+    const oci = ociMounts(mounts, tmpfs);
+    if (stagingDir) {
+      for (const [i, m] of mounts.entries()) {
+        const sub = m.Type === 'volume' ? m.Spec.VolumeOptions?.Subpath : undefined;
+        if (!sub) continue;
+        const staged = stageSubpath(m.Source, sub, join(stagingDir, String(i)));
+        for (const o of oci) if (o.destination === m.Destination && o.type === 'bind') o.source = staged;
+      }
+    }
+    return oci;
   } catch (e) {
+    if (stagingDir) unstageSubpaths(stagingDir);
     for (const name of mounted) await volumes.unmount(name, containerId).catch(() => undefined);
     throw e;
   }
-  return ociMounts(mounts, tmpfs);
+}
+
+/**
+ * A volume Subpath (API 1.45) resolved inside the volume (symlinks stay in it, `..` stops at its root), opened,
+ * and bind-mounted by its descriptor onto `target` (in a root-only directory of the daemon): the container mounts
+ * that, so nothing it or another container does in the volume can redirect the mount elsewhere.
+ */
+function stageSubpath(volumeDir: string, sub: string, target: string): string {
+  const root = ConfinedRoot.open(volumeDir);
+  const missing = `cannot access path ${join(volumeDir, sub)}: no such file or directory`;
+  try {
+    const r = root.resolve(sub, true, missing);
+    let fd: number;
+    try {
+      if (!r.st) throw new InvalidParameterError(missing);
+      fd = r.st.isDirectory() ? root.openDir(r) : openSync(r.hostPath, O_PATH);
+    } finally {
+      r.close();
+    }
+    try {
+      const isDir = statSync(fdPath(fd)).isDirectory();
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      if (isDir) mkdirSync(target, { recursive: true, mode: 0o700 });
+      else writeFileSync(target, '', { mode: 0o600 });
+      nativeAddon().mount(fdPath(fd), target, '', MS_BIND, '');
+    } finally {
+      closeSync(fd);
+    }
+    return target;
+  } finally {
+    root.close();
+  }
+}
+
+/** Unmounts and removes a container's staged subpaths (each entry is a mount point, never recursed into). */
+export function unstageSubpaths(stagingDir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(stagingDir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const p = join(stagingDir, n);
+    try {
+      nativeAddon().umount2(p, MNT_DETACH);
+    } catch {
+      // not mounted (a failed stage)
+    }
+    removeEntry(p);
+  }
+  removeEntry(stagingDir);
+}
+
+/** rmdir or unlink, never recursive: a path still mounted fails (EBUSY) instead of deleting volume data. */
+function removeEntry(p: string): void {
+  try {
+    rmdirSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') unlinkSync(p);
+    else if (code !== 'ENOENT') throw e;
+  }
 }
 
 /** At container stop: drops the container's volume mount references and publishes `unmount`. */
@@ -393,7 +471,15 @@ export async function releaseContainerMounts(
   containerId: string,
   mounts: readonly ContainerMount[],
   log?: Logger,
+  stagingDir?: string,
 ): Promise<void> {
+  if (stagingDir) {
+    try {
+      unstageSubpaths(stagingDir);
+    } catch (e) {
+      log?.warn({ container: containerId, err: errorMessage(e) }, 'removing staged volume subpaths failed');
+    }
+  }
   for (const m of mounts) {
     if (m.Type !== 'volume' || !m.Name) continue;
     await volumes.unmount(m.Name, containerId).catch((e: unknown) => {

@@ -211,7 +211,11 @@ export function validateMountConfig(m: ApiMount, opts: ValidateOptions): void {
       const sub = m.VolumeOptions?.Subpath ?? '';
       if (sub !== '') {
         if (source === '') throw mountConfigError(m, 'must not set Subpath when using anonymous volumes');
-        throw mountConfigError(m, 'volume subpaths are not supported by Berth');
+        // Go's filepath.IsLocal: relative, and never climbing out.
+        const cleaned = posix.normalize(sub);
+        if (sub.startsWith('/') || cleaned === '..' || cleaned.startsWith('../')) {
+          throw mountConfigError(m, 'subpath must be a relative path within the volume');
+        }
       }
       break;
     }

@@ -339,4 +339,56 @@ print(json.dumps(res))
       }
     });
   });
+
+  describe('restart policy and volume subpaths', () => {
+    it('refuses to remove a restarting container without force (docker-py test_create_with_restart_policy)', async () => {
+      const out = await dockerPy(`
+c2 = c.create_container('busybox', ['sleep', '0'], host_config=c.create_host_config(restart_policy={"Name": "always", "MaximumRetryCount": 0}, network_mode="none"))
+c.start(c2)
+c.wait(c2)
+res = []
+try:
+    c.remove_container(c2)
+except docker.errors.APIError as e:
+    res.append([e.status_code, e.explanation])
+c.remove_container(c2, force=True)
+print(json.dumps(res))
+`);
+      const [[status, message]] = JSON.parse(out) as [[number, string]];
+      expect(status).toBe(409);
+      expect(message).toMatch(/^You cannot remove a (restarting|running) container [0-9a-f]{64}\. Stop the container before attempting removal or force remove$/);
+    });
+
+    it('mounts a volume Subpath (API 1.45), confined to the volume, and refuses bad ones', async () => {
+      const vol = 'compat-subpath';
+      await d.docker(['volume', 'create', vol]);
+      try {
+        const seed = await d.docker(['run', '--rm', '-v', `${vol}:/v`, 'busybox', 'sh', '-c', 'mkdir -p /v/a/b && echo inside > /v/a/b/f && ln -s /etc /v/escape && echo top > /v/top']);
+        expect(seed.code).toBe(0);
+        const r = await d.docker(['run', '--rm', '--mount', `type=volume,src=${vol},dst=/data,volume-subpath=a/b`, 'busybox', 'sh', '-c', 'cat /data/f; ls /data']);
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toBe('inside\nf\n');
+        const inspect = await d.request('POST', '/containers/create', {
+          body: { Image: 'busybox', Cmd: ['true'], HostConfig: { Mounts: [{ Type: 'volume', Source: vol, Target: '/d', VolumeOptions: { Subpath: 'a' } }] } },
+        });
+        expect(inspect.status).toBe(201);
+        await d.docker(['rm', inspect.json<{ Id: string }>().Id]);
+        // An absolute symlink in the volume resolves inside the volume: /etc there does not exist.
+        const esc = await d.docker(['run', '--rm', '--mount', `type=volume,src=${vol},dst=/data,volume-subpath=escape`, 'busybox', 'ls', '/data']);
+        expect(esc.code).not.toBe(0);
+        expect(esc.stderr).toContain('cannot access path');
+        const missing = await d.docker(['run', '--rm', '--mount', `type=volume,src=${vol},dst=/data,volume-subpath=nope`, 'busybox', 'true']);
+        expect(missing.stderr).toContain('cannot access path');
+        const climb = await d.docker(['run', '--rm', '--mount', `type=volume,src=${vol},dst=/data,volume-subpath=../x`, 'busybox', 'true']);
+        expect(climb.stderr).toContain('subpath must be a relative path within the volume');
+        expect(existsSync(join(d.dataRoot, 'volume-subpaths'))).toBe(true);
+        expect(readdirSync(join(d.dataRoot, 'volume-subpaths'))).toEqual([]);
+        // The volume's data is intact after all of it.
+        const after = await d.docker(['run', '--rm', '-v', `${vol}:/v`, 'busybox', 'cat', '/v/a/b/f', '/v/top']);
+        expect(after.stdout).toBe('inside\ntop\n');
+      } finally {
+        await d.docker(['volume', 'rm', '-f', vol]);
+      }
+    });
+  });
 });
