@@ -149,3 +149,25 @@ describe.runIf(HAVE_COMPOSE)('docker-compose v1 build:', () => {
     }
   });
 });
+
+describe('testcontainers GenericContainer.fromDockerfile', () => {
+  it('builds the image from a context directory and starts a container from it', async () => {
+    const dir = files(join(work, 'tc'), {
+      Dockerfile: 'FROM busybox\nARG GREETING\nRUN echo "$GREETING" > /greeting\nCMD ["sh", "-c", "cat /greeting; sleep 30"]\n',
+    });
+    // testcontainers reads its environment once, on first use: set it before the import.
+    process.env.DOCKER_HOST = `unix://${d.socket}`;
+    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+    process.env.TESTCONTAINERS_HOST_OVERRIDE = 'localhost';
+    process.env.DOCKER_CONFIG = d.env.DOCKER_CONFIG;
+    const tc = await import('testcontainers');
+    const image = await tc.GenericContainer.fromDockerfile(dir).withBuildArgs({ GREETING: 'hello-tc' }).build('berth-tc-build:1', { deleteOnExit: false });
+    const container = await image.withWaitStrategy(tc.Wait.forLogMessage('hello-tc')).start();
+    try {
+      const r = await container.exec(['cat', '/greeting']);
+      expect(r.output).toBe('hello-tc\n');
+    } finally {
+      await container.stop({ timeout: 0 });
+    }
+  });
+});
