@@ -20,7 +20,7 @@ export async function extractContext(body: Readable, dir: string): Promise<void>
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const d = await decompressStream(body);
   try {
-    await applyTar(readTar(new ByteReader(d.stream)), dir, 'naive');
+    await applyTar(readTar(new ByteReader(d.stream), { lenientEnd: true }), dir, 'naive');
   } catch (e) {
     d.stream.destroy();
     throw new InvalidParameterError(`failed to read the build context: ${(e as Error).message}`);

@@ -3,7 +3,7 @@
 // metadata instructions as history entries without layers), with dockerd's progress stream and build cache.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as C, createReadStream, createWriteStream, mkdirSync, openSync, readSync, rmSync, utimesSync } from 'node:fs';
+import { closeSync, constants as C, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readSync, rmdirSync, rmSync, utimesSync } from 'node:fs';
 import { lchown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -22,6 +22,7 @@ import { parsePlatform } from '../registry/platform.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import { detectCompression } from '../storage/decompress.js';
 import { LayerStore } from '../storage/layer-store.js';
+import { MNT_DETACH, nativeAddon } from '../storage/native.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import { BERTH_VERSION } from '../version.js';
@@ -181,6 +182,7 @@ export class BuildService {
   constructor(private readonly d: BuildServiceDeps) {
     this.log = d.log;
     this.workRoot = join(d.dataRoot, 'build');
+    unmountLeftovers(join(d.execRoot, 'build'), this.log);
     rmSync(this.workRoot, { recursive: true, force: true });
     mkdirSync(this.workRoot, { recursive: true, mode: 0o700 });
   }
@@ -1022,6 +1024,29 @@ class BuildRun {
     const r = root.resolve(`/${fname}`, false);
     const ck = entryChecksum(r.dirFd, r.name, this.memo);
     return { resolved: r, hash: `file:${ck.hash}`, downloaded: { path, ...(Number.isNaN(mtime) ? {} : { mtime }), name: fname } };
+  }
+}
+
+/** Step views a previous daemon left mounted when it stopped mid-build. */
+function unmountLeftovers(dir: string, log: Logger): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const p = join(dir, n);
+    try {
+      nativeAddon().umount2(p, MNT_DETACH);
+    } catch {
+      // not mounted
+    }
+    try {
+      rmdirSync(p);
+    } catch (e) {
+      log.warn({ err: errorMessage(e), path: p }, 'removing a leftover build view failed');
+    }
   }
 }
 

@@ -97,15 +97,20 @@ const TYPES: Record<string, TarEntryType> = {
  * error. After the end-of-archive marker the rest of the source is consumed, so a hash over `source` covers
  * every byte.
  */
-export async function* readTar(reader: ByteReader): AsyncGenerator<TarEntry> {
+export async function* readTar(reader: ByteReader, opts: { lenientEnd?: boolean } = {}): AsyncGenerator<TarEntry> {
+  let ended = false;
   let globalPax = new Map<string, Buffer>();
   let pax: Map<string, Buffer> | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
   let sawHeader = false;
   for (;;) {
+    if (ended) return;
     const block = await reader.read(BLOCK);
     if (block.length === 0 && !sawHeader) return; // an empty stream is an empty archive, as Go's archive/tar reads it
+    // lenientEnd: a stream that stops at a member boundary without the end-of-archive blocks ends the archive, as Go's
+    // archive/tar reads it (the docker CLI sends such a build context with `-f` outside the context)
+    if (block.length === 0 && opts.lenientEnd) return;
     if (block.length < BLOCK) throw new TarFormatError('unexpected EOF: the tar archive is truncated');
     if (block.every((b) => b === 0)) {
       await reader.drain();
@@ -188,8 +193,17 @@ export async function* readTar(reader: ByteReader): AsyncGenerator<TarEntry> {
     })();
     const drain = async (): Promise<void> => {
       const left = dataPadded - taken;
+      const dataLeft = Math.max(0, dataSize - taken);
       taken = dataPadded;
-      if (left > 0) await reader.skip(left, h.name);
+      if (left <= 0) return;
+      if (opts.lenientEnd) {
+        if (dataLeft > 0) await reader.skip(dataLeft, h.name);
+        const pad = await reader.read(left - dataLeft);
+        if (pad.length === 0) ended = true; // stopped right after the data: no padding, no end blocks
+        else if (pad.length < left - dataLeft) throw new TarFormatError('unexpected EOF: the tar archive is truncated');
+        return;
+      }
+      await reader.skip(left, h.name);
     };
     yield { header: h, body: type === 'file' ? body : (async function* () {})(), drain };
     await drain();

@@ -262,6 +262,17 @@ describe('docker build (classic builder)', () => {
     }
   });
 
+  it('reads a Dockerfile from outside the context (-f) and from stdin (-f -)', async () => {
+    const dir = context('outside', { 'f.txt': 'in-context\n' });
+    const df = join(work, 'Outside.Dockerfile');
+    writeFileSync(df, 'FROM busybox\nCOPY f.txt /f.txt\n');
+    await ok(['-f', df, '-t', 'outside:1'], dir);
+    expect(await run('outside:1', 'cat /f.txt')).toBe('in-context\n');
+    const r = await d.docker(['build', '-f', '-', '-t', 'outside:2', dir], { env: classic, input: 'FROM busybox\nCOPY f.txt /g.txt\n' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await run('outside:2', 'cat /g.txt')).toBe('in-context\n');
+  });
+
   it('prunes the build cache and accounts for it in docker system df', async () => {
     const dir = context('prune', { Dockerfile: 'FROM busybox\nRUN echo data > /f\n' });
     await ok([], dir);

@@ -1,0 +1,30 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ByteReader } from '../../../src/storage/byte-reader.js';
+import { readTar } from '../../../src/storage/tar-reader.js';
+import { layerTar } from '../../helpers/image-builder.js';
+
+async function names(buf: Buffer, lenientEnd: boolean): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of readTar(new ByteReader(Readable.from([buf])), { lenientEnd })) {
+    let body = '';
+    for await (const c of e.body) body += c.toString();
+    out.push(`${e.header.name}=${body}`);
+  }
+  return out;
+}
+
+describe('build context tar', () => {
+  it('accepts a stream that stops right after the last member\'s data (the docker CLI\'s -f outside the context)', async () => {
+    const full = await layerTar([
+      { path: 'a', type: 'file', content: 'one' },
+      { path: '.dockerignore', type: 'file', content: 'x'.repeat(47) },
+    ]);
+    // header a (512) + data (512) + header (512) + 47 bytes, no padding, no end blocks
+    const cut = full.subarray(0, 512 * 3 + 47);
+    expect(await names(cut, true)).toEqual(['a=one', `.dockerignore=${'x'.repeat(47)}`]);
+    await expect(names(cut, false)).rejects.toThrow(/truncated/);
+    // a cut inside the data is still an error
+    await expect(names(full.subarray(0, 512 * 3 + 20), true)).rejects.toThrow();
+  });
+});
