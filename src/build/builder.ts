@@ -333,6 +333,50 @@ export class BuildService {
   }
 }
 
+class DependencyFailed extends Error {}
+
+/** Output of concurrent stages in stage order: stage i streams live once stages 0..i-1 are finished. */
+class OrderedOutput {
+  private head = 0;
+  private readonly buffers: Record<string, unknown>[][];
+  private readonly done: boolean[];
+  private readonly failed: boolean[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly emit: BuildEmit,
+    n: number,
+  ) {
+    this.buffers = Array.from({ length: n }, () => []);
+    this.done = Array.from({ length: n }, () => false);
+  }
+
+  emitter(i: number): BuildEmit {
+    return (m) => {
+      if (this.stopped) return;
+      if (i === this.head) this.emit(m);
+      else (this.buffers[i] as Record<string, unknown>[]).push(m);
+    };
+  }
+
+  /** Stage i ended; a failed stage is the last whose output is shown (as dockerd stops at the failing step). */
+  finish(i: number, failed: boolean): void {
+    this.done[i] = true;
+    this.failed[i] = failed;
+    while (!this.stopped && this.head < this.done.length && this.done[this.head]) {
+      if (this.failed[this.head]) {
+        this.stopped = true;
+        return;
+      }
+      this.head++;
+      const next = this.buffers[this.head];
+      if (next) {
+        for (const m of next.splice(0)) this.emit(m);
+      }
+    }
+  }
+}
+
 /** One build in progress. */
 class BuildRun {
   private readonly containers = new Set<string>();
@@ -345,20 +389,80 @@ class BuildRun {
   private shlex = new ShellLex('\\');
   private total = 0;
   private step = 1;
+  /** The stage a forked runner builds (COPY --from and FROM see only the stages before it). */
+  private current = 0;
+
+  private readonly ac = new AbortController();
+  private readonly signal: AbortSignal;
 
   constructor(
     private readonly svc: BuildService,
     private readonly d: BuildServiceDeps,
     private readonly o: BuildOptions,
     private readonly emit: BuildEmit,
-    private readonly signal: AbortSignal,
+    clientGone: AbortSignal,
     private readonly dir: string,
     private readonly holder: string,
     private readonly memo: ChecksumMemo,
-  ) {}
+  ) {
+    this.signal = this.ac.signal;
+    if (clientGone.aborted) this.ac.abort();
+    else clientGone.addEventListener('abort', () => this.ac.abort(), { once: true });
+  }
+
+  /** Stops every stage still running (their RUN containers are killed). */
+  private abort(): void {
+    this.ac.abort();
+  }
 
   private out(text: string): void {
     this.emit({ stream: text });
+  }
+
+  /** A runner for one stage: the build's shared state, its own output and step numbers. */
+  private fork(emit: BuildEmit, step: number, index: number): BuildRun {
+    const f = Object.create(this) as BuildRun;
+    Object.defineProperty(f, 'emit', { value: emit });
+    f.step = step;
+    f.current = index;
+    return f;
+  }
+
+  /** Stages a stage needs first: its FROM and its COPY --from (a value with a variable: every earlier stage). */
+  private stageDeps(stages: readonly Stage[], i: number, metaEnv: EnvLookup): number[] {
+    const stage = stages[i] as Stage;
+    const byName = (n: string): number | undefined => {
+      const ix = stages.findIndex((s, k) => k < i && s.name !== '' && s.name === n.toLowerCase());
+      return ix < 0 ? undefined : ix;
+    };
+    const out = new Set<number>();
+    const all = (): void => {
+      for (let k = 0; k < i; k++) out.add(k);
+    };
+    let base: string;
+    try {
+      base = this.expand(stage.baseName, metaEnv);
+    } catch {
+      base = stage.baseName;
+    }
+    const b = byName(base);
+    if (b !== undefined) out.add(b);
+    for (const c of stage.commands) {
+      if (c.kind !== 'copy' || c.from === '') continue;
+      if (c.from.includes('$')) all();
+      else if (/^\d+$/.test(c.from)) {
+        if (Number(c.from) < i) out.add(Number(c.from));
+      } else {
+        const f = byName(c.from);
+        if (f !== undefined) out.add(f);
+      }
+    }
+    // ONBUILD triggers of a base image may COPY --from anything: stay sequential behind an image base
+    if (b === undefined && base !== 'scratch') {
+      const img = this.d.images.tryResolve(base);
+      if (!img || (img.config.config?.OnBuild ?? []).length > 0) all();
+    }
+    return [...out];
   }
 
   async cleanup(): Promise<void> {
@@ -411,14 +515,55 @@ class BuildRun {
         global.addMetaArg(key, value);
       }
     }
+    // Independent stages run at once; each one's output is held back until the stages before it are done, so
+    // the stream reads as dockerd's (steps in order, numbered as if sequential).
+    const seen = new Set<string>();
+    for (const st of stages) {
+      if (st.name !== '' && seen.has(st.name)) throw new InvalidParameterError(`${st.name} stage name already used`);
+      if (st.name !== '') seen.add(st.name);
+    }
+    const metaEnv = envFromList([...global.allMeta()].map(([k, v]) => `${k}=${v}`));
+    const ordered = new OrderedOutput(this.emit, stages.length);
+    const tasks: Promise<State>[] = [];
+    let first = this.step;
+    stages.forEach((stage, i) => {
+      const deps = this.stageDeps(stages, i, metaEnv);
+      const start = first;
+      first += 1 + stage.commands.length;
+      const task = (async () => {
+        for (const j of deps) {
+          try {
+            await tasks[j];
+          } catch {
+            throw new DependencyFailed();
+          }
+        }
+        const runner = this.fork(ordered.emitter(i), start, i);
+        this.d.log.debug({ stage: i, deps }, "stage starts");
+        const st = await runner.runStage(stage, global);
+        if (this.o.wantAux && st.imageId) ordered.emitter(i)({ aux: { ID: st.imageId } });
+        global.mergeReferenced(st.buildArgs);
+        this.stages[i] = { imageId: st.imageId, chainId: st.chainId };
+        if (stage.name !== '') this.stageNames.set(stage.name, i);
+        return st;
+      })();
+      task.then(
+        () => ordered.finish(i, false),
+        () => ordered.finish(i, true),
+      );
+      tasks.push(task);
+    });
     let state: State | undefined;
-    for (const stage of stages) {
-      if (stage.name !== '' && this.stageNames.has(stage.name)) throw new InvalidParameterError(`${stage.name} stage name already used`);
-      state = await this.runStage(stage, global);
-      if (this.o.wantAux && state.imageId) this.emit({ aux: { ID: state.imageId } });
-      global.mergeReferenced(state.buildArgs);
-      if (stage.name !== '') this.stageNames.set(stage.name, this.stages.length);
-      this.stages.push({ imageId: state.imageId, chainId: state.chainId });
+    for (const [i, task] of tasks.entries()) {
+      try {
+        state = await task;
+      } catch (e) {
+        // the first failure in stage order is the build's; stages still running are stopped
+        this.abort();
+        await Promise.allSettled(tasks);
+        if (e instanceof DependencyFailed) throw new BuildStepError(`stage ${i} depends on a failed stage`);
+        throw e;
+      }
     }
     const unused = global.unused();
     if (unused.length > 0) this.out(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n`);
@@ -479,7 +624,8 @@ class BuildRun {
       buildArgs,
       stageName: stage.name,
     };
-    const stageIx = this.stageNames.get(name.toLowerCase());
+    const named = this.stageNames.get(name.toLowerCase());
+    const stageIx = named !== undefined && named < this.current ? named : undefined;
     if (stageIx !== undefined) {
       const prev = this.stages[stageIx] as StageResult;
       if (prev.imageId) this.beginFromImage(state, this.d.images.resolve(prev.imageId));
@@ -913,11 +1059,11 @@ class BuildRun {
   /** COPY --from: a stage by name or index, else an image (pulled when missing). */
   private async fromSource(name: string): Promise<string | null> {
     const byName = this.stageNames.get(name.toLowerCase());
-    if (byName !== undefined) return (this.stages[byName] as StageResult).chainId;
+    if (byName !== undefined && byName < this.current) return (this.stages[byName] as StageResult).chainId;
     if (/^\d+$/.test(name)) {
       const ix = Number(name);
-      if (ix === this.stages.length) throw new InvalidParameterError(`invalid from flag value ${name}: refers to current build stage`);
-      if (ix > this.stages.length) throw new InvalidParameterError(`invalid from flag value ${name}: index out of bounds`);
+      if (ix === this.current) throw new InvalidParameterError(`invalid from flag value ${name}: refers to current build stage`);
+      if (ix > this.current) throw new InvalidParameterError(`invalid from flag value ${name}: index out of bounds`);
       return (this.stages[ix] as StageResult).chainId;
     }
     try {

@@ -273,6 +273,38 @@ describe('docker build (classic builder)', () => {
     expect(await run('outside:2', 'cat /g.txt')).toBe('in-context\n');
   });
 
+  it('builds independent stages at once, the output staying in dockerd\'s step order', async () => {
+    // stage a waits for a connection that only stage b makes: the build finishes only if both RUNs overlap
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const dir = context('concurrent', {
+      Dockerfile: [
+        'FROM busybox AS a',
+        `RUN timeout 60 nc -l -p ${port} > /got && echo a-done`,
+        'FROM busybox AS b',
+        `RUN for i in $(seq 1 300); do echo from-b | nc 127.0.0.1 ${port} && break; sleep 0.1; done; echo b-done`,
+        'FROM busybox',
+        'COPY --from=a /got /got',
+        '',
+      ].join('\n'),
+    });
+    const out = await ok(['--network', 'host', '-t', 'concurrent:1'], dir);
+    expect(await run('concurrent:1', 'cat /got')).toBe('from-b\n');
+    const order = ['Step 1/6 : FROM busybox AS a', 'a-done', 'Step 3/6 : FROM busybox AS b', 'b-done', 'Step 5/6 : FROM busybox', 'Step 6/6 : COPY --from=a /got /got'];
+    const positions = order.map((l) => out.indexOf(l));
+    expect(positions.every((p) => p >= 0)).toBe(true);
+    expect([...positions].sort((x, y) => x - y)).toEqual(positions);
+
+    // a failing stage ends the build with its error; later stages' output is not shown
+    const bad = context('concurrent-bad', {
+      Dockerfile: 'FROM busybox AS a\nRUN echo first-ok\nFROM busybox AS b\nRUN exit 5\nFROM busybox AS c\nRUN echo never-shown\n',
+    });
+    const r = await build([], bad);
+    expect(r.code).toBe(5);
+    expect(r.stdout).toContain('first-ok');
+    expect(r.stdout).not.toContain('never-shown');
+    expect(r.stdout).not.toContain('Step 5/6');
+  });
+
   it('prunes the build cache and accounts for it in docker system df', async () => {
     const dir = context('prune', { Dockerfile: 'FROM busybox\nRUN echo data > /f\n' });
     await ok([], dir);
