@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <node_api.h>
+#include "sd_notify.h"
 
 #define MAX_PATH_ARG 4096
 #define MAX_DATA_ARG 65536
@@ -537,6 +538,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
     {"bindMountAt", NULL, js_bind_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
     {"attachDeviceFilter", NULL, js_attach_device_filter, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sdNotify", NULL, js_sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

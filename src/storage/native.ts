@@ -23,6 +23,8 @@ export interface BerthAddon {
    * with BPF_F_ALLOW_MULTI, then detaches the Berth device programs attached there before; returns how many.
    */
   attachDeviceFilter(cgroupDir: string, insns: Buffer): number;
+  /** One datagram to a unix datagram socket (systemd's $NOTIFY_SOCKET; a leading '@' is the abstract namespace). */
+  sdNotify(socketPath: string, message: string): boolean;
 }
 
 export const S_IFIFO = 0o010000;
