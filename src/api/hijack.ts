@@ -188,6 +188,9 @@ async function readBody(req: IncomingMessage, socket: Duplex, head: Buffer, time
   }
   if (buf.length < length) throw new InvalidParameterError('request body incomplete');
   if (buf.length > length) socket.unshift(buf.subarray(length));
+  // Hand the socket on as Node's upgrade does (flowing state unset), not paused: a paused stream stays paused when
+  // the handler adds its 'data' listener, and stdin that follows a separately sent body (TLS) would never be read.
+  (socket as unknown as { readableFlowing: boolean | null }).readableFlowing = null;
   const text = buf.subarray(0, length).toString('utf8');
   if (text.trim() === '') return undefined;
   try {
