@@ -7,6 +7,17 @@ export class Limiter {
     if (!(limit >= 1)) this.limit = 1;
   }
 
+  /** Changes the number of holders allowed (SIGHUP reload); a raised limit lets waiters in at once. */
+  setLimit(limit: number): void {
+    this.limit = limit >= 1 ? limit : 1;
+    while (this.active < this.limit) {
+      const next = this.queue.shift();
+      if (!next) break;
+      this.active++;
+      next();
+    }
+  }
+
   /** True when acquire() would wait. */
   get busy(): boolean {
     return this.active >= this.limit;

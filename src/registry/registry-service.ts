@@ -69,14 +69,18 @@ export function serverToDomain(server: string | undefined): string {
 export class RegistryService {
   readonly ctx: RegistryContext;
   private readonly log: Logger;
+  private readonly downloads: Limiter;
+  /** Host tables replaced by a reload: pulls in flight may still use them; closed with the service. */
+  private readonly retiredHosts: RegistryHosts[] = [];
 
   constructor(images: ImageService, opts: RegistryServiceOptions, log: Logger) {
     this.log = log.child({ sub: 'registry' });
     const hosts = new RegistryHosts({ mirrors: opts.mirrors, insecureRegistries: opts.insecureRegistries, certsDir: opts.certsDir });
+    this.downloads = new Limiter(opts.maxConcurrentDownloads);
     const downloader = new BlobDownloader(
       images.content,
       join(opts.dataRoot, 'registry', 'partial'),
-      new Limiter(opts.maxConcurrentDownloads),
+      this.downloads,
       this.log,
       opts.retryBackoffMs !== undefined ? { backoffMs: opts.retryBackoffMs } : {},
     );
@@ -294,9 +298,18 @@ export class RegistryService {
     throw lastErr;
   }
 
+  /** SIGHUP reload: new mirrors and insecure registries for the next pulls, new concurrency limits at once. */
+  reconfigure(opts: RegistryServiceOptions): void {
+    this.retiredHosts.push(this.ctx.hosts);
+    this.ctx.hosts = new RegistryHosts({ mirrors: opts.mirrors, insecureRegistries: opts.insecureRegistries, certsDir: opts.certsDir });
+    this.ctx.preferred.clear();
+    this.downloads.setLimit(opts.maxConcurrentDownloads);
+    this.ctx.uploads.setLimit(opts.maxConcurrentUploads);
+  }
+
   async close(): Promise<void> {
     this.ctx.sources.flush();
-    await this.ctx.hosts.close();
+    await Promise.all([this.ctx.hosts, ...this.retiredHosts].map((h) => h.close()));
   }
 }
 
