@@ -104,13 +104,7 @@ export class SystemService {
       NCPU: h.ncpu,
       MemTotal: h.memTotal,
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: {
-        InsecureRegistryCIDRs: ['::1/128', '127.0.0.0/8'],
-        IndexConfigs: {
-          'docker.io': { Name: 'docker.io', Mirrors: this.config.registryMirrors, Secure: true, Official: true },
-        },
-        Mirrors: this.config.registryMirrors,
-      },
+      RegistryConfig: registryConfig(this.config.registryMirrors, this.config.insecureRegistries),
       GenericResources: null,
       HttpProxy: process.env.HTTP_PROXY ?? process.env.http_proxy ?? '',
       HttpsProxy: process.env.HTTPS_PROXY ?? process.env.https_proxy ?? '',
@@ -142,4 +136,21 @@ export class SystemService {
       Warnings: this.sources.warnings?.() ?? [],
     };
   }
+}
+
+/** docker info's RegistryConfig as dockerd builds it: insecure CIDRs apart, insecure registries as index entries. */
+function registryConfig(mirrors: readonly string[], insecure: readonly string[]): Record<string, unknown> {
+  const cidrs = ['::1/128', '127.0.0.0/8'];
+  const index: Record<string, unknown> = {
+    'docker.io': { Name: 'docker.io', Mirrors: mirrors, Secure: true, Official: true },
+  };
+  for (const r of insecure) {
+    if (/\/\d+$/.test(r)) {
+      if (!cidrs.includes(r)) cidrs.push(r);
+    } else {
+      const name = r.replace(/^[a-z]+:\/\//, '');
+      index[name] = { Name: name, Mirrors: [], Secure: false, Official: false };
+    }
+  }
+  return { InsecureRegistryCIDRs: cidrs, IndexConfigs: index, Mirrors: mirrors };
 }
