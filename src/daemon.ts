@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DaemonConfig } from './config.js';
+import type { DaemonConfig, ReloadableConfig } from './config.js';
 import type { Logger } from './util/logger.js';
 import { acquireDataRootLock } from './daemon-lock.js';
 import { openDatabase, type Db } from './store/database.js';
@@ -42,6 +42,8 @@ const INIT_PATH = fileURLToPath(new URL('../native/build/berth-init', import.met
 
 export interface Daemon {
   stop(): Promise<void>;
+  /** SIGHUP: applies the daemon.json keys dockerd reloads (labels, debug/log-level, registries, concurrency). */
+  reload(next: ReloadableConfig): void;
 }
 
 /** The composition root: builds stores and services, hands them to the API, and tears them down in reverse. */
@@ -172,6 +174,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const openRegistry = registry;
   const openCri = cri;
   return {
+    reload(next) {
+      // The system service reads these from the shared config object (docker info shows them at once).
+      Object.assign(config, next);
+      openRegistry?.reconfigure(registryOptionsFrom(config));
+    },
     async stop() {
       log.info('berthd shutting down');
       openContainers?.shutdown();

@@ -1,21 +1,67 @@
 #!/usr/bin/env node
-import { loadConfig } from './config.js';
-import { createLogger } from './util/logger.js';
-import { startDaemon } from './daemon.js';
+import { ConfigError, configFrom, parseArgs, reloadablePart, usage, type DaemonConfig, type ParsedArgs } from './config.js';
+import { createDaemonLogger } from './util/logger.js';
+import { startDaemon, type Daemon } from './daemon.js';
 import { errorMessage } from './errors.js';
+import { API_VERSION, BERTH_VERSION } from './version.js';
+import { notifySystemd } from './system/sd-notify.js';
+
+function fail(code: number, lines: string[], hint = false): never {
+  for (const l of lines) process.stderr.write(`berthd: ${l}\n`);
+  if (hint) process.stderr.write("See 'berthd --help'.\n");
+  process.exit(code);
+}
 
 async function main(): Promise<void> {
-  let config;
+  let args: ParsedArgs;
   try {
-    config = loadConfig(process.argv.slice(2));
+    args = parseArgs(process.argv.slice(2));
   } catch (e) {
-    process.stderr.write(`berthd: ${errorMessage(e)}\n`);
-    process.exit(2);
+    fail(2, e instanceof ConfigError ? e.problems : [errorMessage(e)], true);
   }
-  const log = createLogger(config.logLevel);
+  if (args.help) {
+    process.stdout.write(usage());
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`Berth version ${BERTH_VERSION}, API ${API_VERSION}, Node.js ${process.version}\n`);
+    return;
+  }
+  let config: DaemonConfig;
+  try {
+    config = configFrom(args);
+  } catch (e) {
+    fail(1, e instanceof ConfigError ? e.problems : [errorMessage(e)]);
+  }
+  if (args.validate) {
+    process.stdout.write('configuration OK\n');
+    return;
+  }
+
+  const format = config.logFormat === 'auto' ? (process.stdout.isTTY ? 'text' : 'json') : config.logFormat;
+  const logger = createDaemonLogger(config.logLevel, format);
+  const log = logger.log;
   if (process.getuid?.() !== 0) log.warn('berthd is not running as root: containers cannot be created');
 
-  let daemon;
+  let daemon: Daemon | undefined;
+  // Until the daemon is up, SIGHUP must not kill it (Node's default); afterwards it reloads daemon.json.
+  process.on('SIGHUP', () => {
+    if (!daemon) return;
+    let fresh: DaemonConfig;
+    try {
+      fresh = configFrom(args);
+    } catch (e) {
+      log.error({ problems: e instanceof ConfigError ? e.problems : [errorMessage(e)] }, 'configuration reload failed; keeping the running configuration');
+      return;
+    }
+    notifySystemd('RELOADING=1', log);
+    const part = reloadablePart(fresh);
+    logger.setLevel(part.logLevel);
+    daemon.reload(part);
+    log.info({ config: part }, 'configuration reloaded');
+    notifySystemd('READY=1', log);
+  });
+
   try {
     daemon = await startDaemon(config, log);
   } catch (e) {
@@ -23,13 +69,16 @@ async function main(): Promise<void> {
     process.stderr.write(`berthd: ${errorMessage(e)}\n`);
     process.exit(1);
   }
+  notifySystemd(`READY=1\nSTATUS=serving the API on ${config.hosts.join(', ')}\nMAINPID=${process.pid}`, log);
 
   let stopping = false;
+  const running = daemon;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'signal received');
-    daemon.stop().then(
+    notifySystemd('STOPPING=1', log);
+    running.stop().then(
       () => process.exit(0),
       (e: unknown) => {
         log.error({ err: e }, 'shutdown failed');

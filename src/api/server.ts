@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../util/logger.js';
 import { BERTH_VERSION, API_VERSION } from '../version.js';
 import { checkApiVersion, stripVersionPrefix } from './api-version.js';
@@ -43,7 +43,7 @@ export interface ApiServer {
 export async function createApiServer(services: Services, log: Logger, timeouts: ApiTimeouts = DEFAULT_API_TIMEOUTS): Promise<ApiServer> {
   const app: FastifyInstance = Fastify({
     loggerInstance: log.child({ sub: 'api' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     bodyLimit: 64 * 1024 * 1024,
     // Uploads (load, build, cp) and streams (logs -f, events) may run for hours: Node's whole-request timeout
