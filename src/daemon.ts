@@ -1,6 +1,6 @@
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DaemonConfig, ReloadableConfig } from './config.js';
+import { insecureTcpForced, tlsEnabled, tlsVerifyClients, type DaemonConfig, type ReloadableConfig } from './config.js';
 import type { Logger } from './util/logger.js';
 import { acquireDataRootLock } from './daemon-lock.js';
 import { openDatabase, type Db } from './store/database.js';
@@ -14,6 +14,7 @@ import { createImagesApi } from './images/wiring.js';
 import { RegistryService, registryOptionsFrom } from './registry/registry-service.js';
 import { pullHandler, pushHandler } from './api/routes/registry.js';
 import { createApiServer, type ApiServer } from './api/server.js';
+import { takeSystemdFds, type ListenOptions } from './api/listeners.js';
 import type { Services } from './api/services.js';
 import { VolumeRepo } from './store/volume-repo.js';
 import { LocalDriver } from './volumes/local-driver.js';
@@ -44,6 +45,25 @@ export interface Daemon {
   stop(): Promise<void>;
   /** SIGHUP: applies the daemon.json keys dockerd reloads (labels, debug/log-level, registries, concurrency). */
   reload(next: ReloadableConfig): void;
+}
+
+/** -H options: TLS material read once at start, the sockets systemd passed, the socket link. */
+function listenOptions(config: DaemonConfig): ListenOptions {
+  return {
+    ...(tlsEnabled(config)
+      ? {
+          tls: {
+            key: readFileSync(config.tlsKey),
+            cert: readFileSync(config.tlsCert),
+            ...(tlsVerifyClients(config) ? { ca: readFileSync(config.tlsCaCert) } : {}),
+            verifyClients: tlsVerifyClients(config),
+          },
+        }
+      : {}),
+    insecureTcp: insecureTcpForced(config),
+    systemdFds: takeSystemdFds(),
+    ...(config.socketLink ? { socketLink: config.socketLink } : {}),
+  };
 }
 
 /** The composition root: builds stores and services, hands them to the API, and tears them down in reverse. */
@@ -153,7 +173,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       );
     }
     api = await createApiServer(services, log, config.apiTimeouts);
-    await api.listen(config.hosts);
+    await api.listen(config.hosts, listenOptions(config));
     writeFileSync(config.pidfile, `${process.pid}\n`);
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');
     void containers.startRestartPolicyContainers();

@@ -1,7 +1,4 @@
-import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import type { Server, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../util/logger.js';
 import { BERTH_VERSION, API_VERSION } from '../version.js';
@@ -10,10 +7,9 @@ import { installErrorHandling } from './error-handler.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
 import { HijackRouter } from './hijack.js';
-import { listenUnixSocket } from './unix-listen.js';
 import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
-import { BerthError } from '../errors.js';
+import { openListeners, type ListenOptions } from './listeners.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,7 +32,7 @@ const RAW_VERSION = Symbol('berth.apiVersion');
 
 export interface ApiServer {
   app: FastifyInstance;
-  listen(hosts: readonly string[]): Promise<void>;
+  listen(hosts: readonly string[], options?: ListenOptions): Promise<void>;
   close(graceMs: number): Promise<void>;
 }
 
@@ -108,32 +104,24 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
 
   const listeners: Server[] = [];
   const sockets = new Set<Socket>();
+  const releases: (() => void)[] = [];
 
-  async function listenUnix(path: string): Promise<void> {
-    mkdirSync(dirname(path), { recursive: true });
-    await removeStaleSocket(path);
-    const server = createServer({ allowHalfOpen: true }, (socket) => {
-      sockets.add(socket);
-      socket.on('close', () => {
-        sockets.delete(socket);
-        active.delete(socket);
-      });
-      app.server.emit('connection', socket);
+  /** Hands an accepted connection (plain or TLS) to the HTTP server, tracking it for shutdown. */
+  function accept(socket: Socket): void {
+    sockets.add(socket);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      active.delete(socket);
     });
-    const gid = await dockerGroupId();
-    await listenUnixSocket(server, path, { uid: 0, gid: gid ?? 0 }, 0o660);
-    listeners.push(server);
-    log.info({ path }, 'API listening');
+    app.server.emit('connection', socket);
   }
 
   return {
     app,
-    async listen(hosts) {
-      for (const host of hosts) {
-        if (host.startsWith('unix://')) await listenUnix(host.slice('unix://'.length));
-        else if (host.startsWith('/')) await listenUnix(host);
-        else throw new BerthError(`unsupported host ${host}: Berth serves unix sockets (unix:///path)`);
-      }
+    async listen(hosts, options = {}) {
+      const opened = await openListeners(hosts, options, accept, log.child({ sub: 'api' }));
+      listeners.push(...opened.servers);
+      releases.push(() => opened.release());
     },
     async close(graceMs) {
       // net.Server.close() resolves only once every connection has ended: start it, then end the connections.
@@ -147,35 +135,8 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
       }
       for (const s of sockets) s.destroy();
       await Promise.all(closed);
+      for (const release of releases) release();
       await app.close();
     },
   };
-}
-
-/** A socket file left by a crash is removed; one that still answers belongs to a live daemon. */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = createConnection(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw new BerthError(`${path} is in use by another daemon`);
-  unlinkSync(path);
-}
-
-async function dockerGroupId(): Promise<number | undefined> {
-  try {
-    const text = await readFile('/etc/group', 'utf8');
-    for (const line of text.split('\n')) {
-      const [name, , gid] = line.split(':');
-      if (name === 'docker' && gid !== undefined) return Number(gid);
-    }
-  } catch {
-    // No /etc/group: the socket stays root's.
-  }
-  return undefined;
 }
