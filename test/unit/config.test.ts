@@ -66,7 +66,7 @@ describe('daemon command line', () => {
     expect(c.hosts).toEqual(['unix:///tmp/a.sock', 'unix:///tmp/b.sock']);
     expect(c.iptables).toBe(false);
     expect(c.labels).toEqual(['a=1', 'b=2']);
-    expect(c.logOpts).toEqual({ 'max-size': '1m', 'max-file': '5' });
+    expect(c.logOpts).toEqual({ 'max-size': '1m' });
   });
 
   it('lists every problem at once: unknown flags, missing values, positional arguments', () => {
