@@ -144,7 +144,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     networks.setContainerDirectory({
       find: (ref) => {
         const c = containerSvc.find(ref);
-        return c ? { id: c.id, name: c.name, running: c.state.Running } : undefined;
+        return c ? { id: c.id, name: c.name, running: c.state.Running, env: c.config.Env ?? [] } : undefined;
       },
       attachStopped: (id, network, cfg) => containerSvc.attachStopped(id, network, cfg),
       detachStopped: (id, network) => containerSvc.detachStopped(id, network),

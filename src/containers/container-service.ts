@@ -16,6 +16,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { ImageService } from '../images/image-service.js';
 import type { LayerStore } from '../storage/layer-store.js';
 import type { ContainerNetwork } from '../network/container-network.js';
+import type { EndpointRequest } from '../network/types.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import {
   prepareContainerMounts,
@@ -354,19 +355,20 @@ export class ContainerService {
     return { Id: id, Warnings: warnings };
   }
 
-  private endpointsOf(c: ContainerRecord): Record<string, { aliases?: string[]; ipv4Address?: string; macAddress?: string; links?: string[] }> {
-    const out: Record<string, { aliases?: string[]; ipv4Address?: string; macAddress?: string; links?: string[] }> = {};
+  private endpointsOf(c: ContainerRecord): Record<string, EndpointRequest> {
+    const out: Record<string, EndpointRequest> = {};
     const mode = c.hostConfig.NetworkMode ?? 'bridge';
     for (const [key, ep] of Object.entries(c.networkingConfig.EndpointsConfig ?? {})) {
       // The CLI keys the endpoint of the container's own network "default".
       const net = key === 'default' ? mode : key;
       if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) continue;
-      const e = ep as { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null; MacAddress?: string; Links?: string[] | null };
+      const e = ep as { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null; MacAddress?: string; Links?: string[] | null; DriverOpts?: Record<string, string> | null };
       out[net] = {
         ...(e.Aliases ? { aliases: e.Aliases } : {}),
         ...(e.IPAMConfig?.IPv4Address ? { ipv4Address: e.IPAMConfig.IPv4Address } : {}),
         ...(e.MacAddress ? { macAddress: e.MacAddress } : {}),
         ...(e.Links ? { links: e.Links } : {}),
+        ...(e.DriverOpts ? { driverOpts: e.DriverOpts } : {}),
       };
     }
     return out;
@@ -485,7 +487,8 @@ export class ContainerService {
       const devices = await devicesP;
       const spec = buildSpec({
         id: c.id,
-        config: c.config,
+        // Legacy links' variables come first: the container's own Env overrides them (dockerd's order).
+        config: sandbox.linkEnv && sandbox.linkEnv.length > 0 ? { ...c.config, Env: withLinkEnv(sandbox.linkEnv, c.config.Env ?? []) } : c.config,
         hostConfig: hc,
         user,
         etcFiles: { hosts: sandbox.hostsPath, resolvConf: sandbox.resolvConfPath, hostname: sandbox.hostnamePath },
@@ -974,7 +977,7 @@ export class ContainerService {
   }
 
   /** network connect on a stopped container: remembered in its NetworkingConfig, applied at start. */
-  attachStopped(id: string, network: string, cfg: { aliases?: string[]; ipv4Address?: string; macAddress?: string; links?: string[] }): void {
+  attachStopped(id: string, network: string, cfg: EndpointRequest): void {
     const c = this.get(id);
     const eps = { ...(c.networkingConfig.EndpointsConfig ?? {}) };
     for (const key of Object.keys(eps)) if (key === network || (key === 'default' && c.hostConfig.NetworkMode === network)) delete eps[key];
@@ -983,10 +986,27 @@ export class ContainerService {
       IPAMConfig: cfg.ipv4Address ? { IPv4Address: cfg.ipv4Address } : null,
       Links: cfg.links ?? null,
       ...(cfg.macAddress ? { MacAddress: cfg.macAddress } : {}),
+      ...(cfg.driverOpts ? { DriverOpts: cfg.driverOpts } : {}),
     };
     c.networkingConfig = { ...c.networkingConfig, EndpointsConfig: eps };
     c.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
     this.save(c);
+  }
+
+  /**
+   * docker rm --link /<parent>/<alias>: the parent forgets the legacy link (HostConfig.Links, and its hosts
+   * entry while it runs). dockerd's errors: the default link name of a container cannot be removed, an
+   * unknown parent or link is "No such container".
+   */
+  async removeLink(parentRef: string, alias: string): Promise<void> {
+    const c = this.find(parentRef);
+    const has = (l: string): boolean => (l.split(':')[1] ?? l.split(':')[0] ?? '').replace(/^.*\//, '') === alias;
+    if (!c || !(c.hostConfig.Links ?? []).some(has)) throw new NotFoundError(`No such container: ${parentRef.replace(/^\//, '')}/${alias}`);
+    await this.serial(c.id, async () => {
+      c.hostConfig = { ...c.hostConfig, Links: (c.hostConfig.Links ?? []).filter((l) => !has(l)) };
+      this.save(c);
+      if (c.state.Running) await this.d.network.removeLink(c.id, alias);
+    });
   }
 
   /** network disconnect on a stopped container; false when it was not attached. */
@@ -1149,4 +1169,10 @@ export function migrateContainerMac(
   endpoints[key] = { ...ep, MacAddress: mac };
   warnings.push('The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig instead.');
   return { ...nc, EndpointsConfig: endpoints };
+}
+
+/** Legacy link variables followed by the container's own Env; a name set in both keeps the container's value. */
+function withLinkEnv(linkEnv: readonly string[], env: readonly string[]): string[] {
+  const own = new Set(env.map((e) => e.split('=')[0]));
+  return [...linkEnv.filter((e) => !own.has(e.split('=')[0])), ...env];
 }

@@ -10,6 +10,8 @@ import type { NetworkContext, NetworkRecord } from './types.js';
 export const BRIDGE_NAME_OPT = 'com.docker.network.bridge.name';
 export const MTU_OPT = 'com.docker.network.driver.mtu';
 export const MASQ_OPT = 'com.docker.network.bridge.enable_ip_masquerade';
+export const ICC_OPT = 'com.docker.network.bridge.enable_icc';
+export const HOST_BINDING_OPT = 'com.docker.network.bridge.host_binding_ipv4';
 
 /**
  * What daemon start needs before any container: IP forwarding, leftovers of a crash removed (tagged

@@ -29,4 +29,6 @@ export interface ContainerNetwork {
   portList(containerId: string): PortListEntry[];
   /** Rename: DNS and inspect follow the new name. */
   setContainerName(containerId: string, name: string): void;
+  /** Removes a legacy link (docker rm --link) of a running container from its hosts file. */
+  removeLink(containerId: string, alias: string): Promise<void>;
 }

@@ -28,6 +28,7 @@ import { Firewall, type FirewallState } from './firewall.js';
 import { BridgeMode } from './modes/bridge.js';
 import { containerSandbox } from './modes/container.js';
 import { hostSandbox } from './modes/host.js';
+import { legacyLinkEnv } from './links.js';
 import { NoneMode, nextTurn } from './modes/none.js';
 import { UserNetworks, type NetworkCreateBody } from './networks.js';
 import { Plumbing } from './plumbing.js';
@@ -277,7 +278,30 @@ export class NetworkService implements ContainerNetwork {
       const n = this.state.networks.get(nid)!;
       this.ctx.events.publish('network', 'connect', nid, { container: containerId, name: n.Name, type: n.Driver });
     }
-    return sandboxInfo(this.state, sb);
+    return { ...sandboxInfo(this.state, sb), linkEnv: this.linkEnv(sb) };
+  }
+
+  /** The environment of the sandbox's legacy links (their targets are running: the hosts file needed them). */
+  private linkEnv(sb: SandboxRecord): string[] {
+    const env: string[] = [];
+    for (const l of sb.links) {
+      const target = this.state.findSandbox(l.name);
+      const ip = target ? this.state.primaryEndpoint(target)?.ip : undefined;
+      if (!target || !ip) continue;
+      env.push(...legacyLinkEnv(`/${sb.name}/${l.alias}`, ip, this.directory?.find(target.containerId)?.env ?? [], target.exposed));
+    }
+    return env;
+  }
+
+  /** Removes a legacy link of a running container (docker rm --link): its hosts entry goes. */
+  async removeLink(containerId: string, alias: string): Promise<void> {
+    await this.exclusive(async () => {
+      const sb = this.state.sandboxes.get(containerId);
+      if (!sb || !sb.links.some((l) => l.alias === alias)) return;
+      sb.links = sb.links.filter((l) => l.alias !== alias);
+      if (sb.mode === 'bridge') this.files.write(sb, true);
+      this.state.putSandbox(sb);
+    }, false);
   }
 
   /**

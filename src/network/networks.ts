@@ -1,8 +1,8 @@
 import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import { Filters, labelTermHolds } from '../util/filters.js';
 import { parseTimestampParam } from '../util/time.js';
-import { cidrOverlaps, cidrToString, ipToString, parseCidr, parseSubnet, planSubnet } from './ipam.js';
-import { BRIDGE_NAME_OPT, MASQ_OPT, MTU_OPT, type NetworkBootstrap } from './bootstrap.js';
+import { cidrOverlaps, cidrToString, ipToString, parseCidr, parseIp, parseSubnet, planSubnet } from './ipam.js';
+import { BRIDGE_NAME_OPT, HOST_BINDING_OPT, ICC_OPT, MASQ_OPT, MTU_OPT, type NetworkBootstrap } from './bootstrap.js';
 import type { EmbeddedDns } from './dns-server.js';
 import { networkApi, type NetworkApi } from './presenters.js';
 import { nowRfc3339, randomId } from './state.js';
@@ -25,6 +25,19 @@ export interface NetworkCreateBody {
 const PREDEFINED = new Set(['bridge', 'host', 'none']);
 const LIST_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'];
 const PRUNE_FILTERS = ['until', 'label', 'label!'];
+
+/** dockerd's message for a driver option it cannot parse (libnetwork's bridge driver, parseErr). */
+function parseErr(label: string, value: string, why: string): InvalidParameterError {
+  return new InvalidParameterError(`failed to parse ${label} value: ${value} (${why})`);
+}
+
+/** Go's strconv.ParseBool, with its error text. */
+function parseBoolOpt(label: string, value: string | undefined, dflt: boolean): boolean {
+  if (value === undefined) return dflt;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  throw parseErr(label, value, `strconv.ParseBool: parsing ${JSON.stringify(value)}: invalid syntax`);
+}
 
 function strMap(v: unknown, what: string): Record<string, string> {
   if (v === undefined || v === null) return {};
@@ -100,9 +113,19 @@ export class UserNetworks {
       throw new ConflictError(`bridge name ${bridge} is already used by another network`);
     }
     let mtu = 1500;
-    if (options[MTU_OPT] !== undefined) {
-      mtu = Number(options[MTU_OPT]);
-      if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InvalidParameterError(`invalid MTU ${options[MTU_OPT]}`);
+    const mtuOpt = options[MTU_OPT];
+    if (mtuOpt !== undefined) {
+      if (!/^[+-]?\d+$/.test(mtuOpt)) throw parseErr(MTU_OPT, mtuOpt, `strconv.Atoi: parsing ${JSON.stringify(mtuOpt)}: invalid syntax`);
+      mtu = Number(mtuOpt);
+      if (mtu === 0) mtu = 1500;
+      else if (mtu < 68 || mtu > 65535) throw new InvalidParameterError(`invalid MTU number: ${mtu}`);
+    }
+    const icc = parseBoolOpt(ICC_OPT, options[ICC_OPT], true);
+    const masquerade = parseBoolOpt(MASQ_OPT, options[MASQ_OPT], true);
+    const hostBinding = options[HOST_BINDING_OPT];
+    if (hostBinding !== undefined && parseIp(hostBinding) === undefined) {
+      if (hostBinding.includes(':')) throw new InvalidParameterError('IPv6 host binding addresses are not supported by Berth');
+      throw parseErr(HOST_BINDING_OPT, hostBinding, 'nil ip');
     }
 
     let entry: { Subnet: string; Gateway: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> };
@@ -133,7 +156,8 @@ export class UserNetworks {
       Internal: body.Internal === true, Attachable: body.Attachable === true,
       Options: options, Labels: labels,
       IPAM: { Driver: 'default', Options: strMap(body.IPAM?.Options, 'IPAM.Options'), Config: [entry] },
-      bridge, mtu, predefined: false, autoSubnet: auto, masquerade: options[MASQ_OPT] !== 'false',
+      bridge, mtu, predefined: false, autoSubnet: auto, masquerade, icc,
+      ...(hostBinding !== undefined && hostBinding !== '0.0.0.0' ? { hostBinding } : {}),
     };
     state.saveNetwork(rec, true);
     try {

@@ -53,6 +53,13 @@ export interface EndpointPlumbing {
   defaultGateway: string | undefined;
   /** ifalias put on the host side, marking it as this daemon's */
   owner: string;
+  /** Bridge port isolation (enable_icc=false): isolated ports reach the bridge and the host, not each other. */
+  isolated: boolean;
+}
+
+/** The host-side `ip` commands that make the veth's bridge port isolated, when it must be. */
+function isolation(ep: EndpointPlumbing): string[] {
+  return ep.isolated ? [`link set dev ${ep.hostIfName} type bridge_slave isolated on`] : [];
 }
 
 /** Address, link up and (for the primary endpoint) the default route, run inside the namespace. */
@@ -158,7 +165,7 @@ export class Plumbing {
     }
     const steps = [{ command: `unshare --net=${q(path)} ip -batch -`, input: inside }];
     if (endpoints.length > 0) {
-      steps.push({ command: 'ip -batch -', input: endpoints.map((ep) => `link set dev ${ep.hostIfName} alias ${ep.owner} master ${ep.bridge} up`) });
+      steps.push({ command: 'ip -batch -', input: endpoints.flatMap((ep) => [`link set dev ${ep.hostIfName} alias ${ep.owner} master ${ep.bridge} up`, ...isolation(ep)]) });
     }
     try {
       await this.sh.run(chain(steps));
@@ -184,6 +191,7 @@ export class Plumbing {
     const host = [
       `link add name ${ep.hostIfName} mtu ${ep.mtu} master ${ep.bridge} up type veth peer name ${ep.ifName} address ${ep.mac} mtu ${ep.mtu} netns ${ep.netnsPath}`,
       `link set dev ${ep.hostIfName} alias ${ep.owner}`,
+      ...isolation(ep),
     ];
     try {
       await this.sh.run(chain([

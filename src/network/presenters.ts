@@ -64,7 +64,7 @@ function endpointSettings(state: NetworkState, n: NetworkRecord, ep: EndpointRec
     Links: ep.links.length > 0 ? ep.links : null,
     Aliases: ep.aliases.length > 0 ? ep.aliases : null,
     MacAddress: ep.mac,
-    DriverOpts: null,
+    DriverOpts: ep.driverOpts ?? null,
     GwPriority: 0,
     NetworkID: n.Id,
     EndpointID: ep.endpointId,
@@ -128,7 +128,7 @@ export function stoppedSettings(state: NetworkState, endpoints: Record<string, E
     const cfg = endpoints[ref] ?? {};
     networks[n.Name] = {
       IPAMConfig: cfg.ipv4Address ? { IPv4Address: cfg.ipv4Address } : null,
-      Links: null, Aliases: cfg.aliases && cfg.aliases.length > 0 ? cfg.aliases : null, MacAddress: '', DriverOpts: null, GwPriority: 0,
+      Links: null, Aliases: cfg.aliases && cfg.aliases.length > 0 ? cfg.aliases : null, MacAddress: cfg.macAddress ?? '', DriverOpts: cfg.driverOpts ?? null, GwPriority: 0,
       NetworkID: n.Id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '',
       GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: null,
     };

@@ -61,7 +61,8 @@ export class SandboxFiles {
       const target = state.findSandbox(l.name);
       const ip = target ? state.primaryEndpoint(target)?.ip : undefined;
       if (!target || !ip) throw new InvalidParameterError(`could not get container for ${l.name}`);
-      const names = [l.alias, target.containerId.slice(0, 12), target.name].filter((x, i, a) => a.indexOf(x) === i);
+      // dockerd: the alias, the linked container's hostname, and its name when that differs from the alias.
+      const names = [l.alias, target.hostname || target.containerId.slice(0, 12), target.name].filter((x, i, a) => x !== '' && a.indexOf(x) === i);
       extra.push({ ip, names });
     }
     writeEtcFile(sb.hostsPath, buildHostsFile(own, extra), inPlace);

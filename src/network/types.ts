@@ -35,6 +35,10 @@ export interface NetworkRecord {
   autoSubnet: boolean;
   /** false when com.docker.network.bridge.enable_ip_masquerade=false */
   masquerade: boolean;
+  /** false when com.docker.network.bridge.enable_icc=false: containers of the network cannot talk to each other */
+  icc?: boolean;
+  /** com.docker.network.bridge.host_binding_ipv4: the host address of ports published without one */
+  hostBinding?: string;
 }
 
 export interface EndpointRecord {
@@ -53,6 +57,8 @@ export interface EndpointRecord {
   /** IPAMConfig as requested (static address). */
   ipv4Requested?: string;
   links: string[];
+  /** EndpointSettings.DriverOpts as given */
+  driverOpts?: Record<string, string>;
 }
 
 export type SandboxMode = 'bridge' | 'none' | 'host' | 'container';
@@ -89,6 +95,8 @@ export interface EndpointRequest {
   ipv4Address?: string;
   macAddress?: string;
   links?: string[];
+  /** EndpointSettings.DriverOpts: kept and shown by inspect (the bridge driver reads none of them). */
+  driverOpts?: Record<string, string>;
 }
 
 export interface SandboxRequest {
@@ -111,6 +119,7 @@ export interface SandboxRequest {
   extraHosts?: string[];
   /** HostConfig.Links, 'name:alias' (legacy, default bridge) */
   links?: string[];
+
   /** Directory (the container's dir) where hosts, resolv.conf and hostname are written. */
   filesDir: string;
 }
@@ -161,12 +170,14 @@ export interface SandboxInfo {
   resolvConfPath: string;
   hostnamePath: string;
   settings: NetworkSettings;
+  /** Environment of legacy links (--link on the default bridge), to put before the container's own. */
+  linkEnv?: string[];
 }
 
 /** The containers service's answers about containers (wired by daemon.ts when it exists). */
 export interface ContainerDirectory {
   /** ID, name (no '/') and running state for an ID, unique ID prefix or name; undefined when unknown. */
-  find(ref: string): { id: string; name: string; running: boolean } | undefined;
+  find(ref: string): { id: string; name: string; running: boolean; env?: string[] } | undefined;
   /** Records an attachment for a stopped container, applied at its next start (network connect). */
   attachStopped?(containerId: string, networkName: string, config: EndpointRequest): void;
   /** Forgets an attachment of a stopped container (network disconnect). */

@@ -7,7 +7,7 @@ import { beginStream } from '../streaming.js';
 import { type Query, qBool, qInt, qString } from '../query.js';
 import { frame, StreamType } from '../stdcopy.js';
 import { versionAtLeast } from '../api-version.js';
-import { InvalidParameterError, errorMessage } from '../../errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, errorMessage } from '../../errors.js';
 import type { AttachHandle, OutputChunk } from '../../runtime/executor.js';
 import type { CreateRequest } from '../../containers/container-service.js';
 import type { WaitCondition } from '../../containers/waiters.js';
@@ -281,10 +281,18 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
 
   app.delete<{ Params: IdParams }>('/containers/:id', async (request, reply) => {
     const q = request.query as Query;
-    if (qBool(q, 'link')) throw new InvalidParameterError('Berth does not support legacy links removal');
+    if (qBool(q, 'link')) throw new ConflictError('Conflict, cannot remove the default link name of the container');
     const c = containers.get(request.params.id);
     await containers.remove(request.params.id, { force: qBool(q, 'force'), removeVolumes: qBool(q, 'v') });
     execs.forgetContainer(c.id);
+    void reply.code(204).send();
+  });
+
+  // docker rm --link /<parent>/<alias>: the name carries a slash.
+  app.delete<{ Params: { id: string; link: string } }>('/containers/:id/:link', async (request, reply) => {
+    const { id, link } = request.params;
+    if (!qBool(request.query as Query, 'link')) throw new NotFoundError(`No such container: ${id}/${link}`);
+    await containers.removeLink(id, link);
     void reply.code(204).send();
   });
 

@@ -31,6 +31,10 @@ export function endpointRequestFrom(v: unknown): EndpointRequest {
   if (links) out.links = links;
   if (typeof ipam.IPv4Address === 'string' && ipam.IPv4Address !== '') out.ipv4Address = ipam.IPv4Address;
   if (typeof e.MacAddress === 'string' && e.MacAddress !== '') out.macAddress = e.MacAddress;
+  if (e.DriverOpts !== undefined && e.DriverOpts !== null) {
+    const opts = asObject(e.DriverOpts, 'map[string]string');
+    out.driverOpts = Object.fromEntries(Object.entries(opts).map(([k, x]) => [k, String(x)]));
+  }
   return out;
 }
 

@@ -152,6 +152,7 @@ export class BridgeMode {
       links: cfg.links ?? [],
     };
     if (cfg.ipv4Address) ep.ipv4Requested = cfg.ipv4Address;
+    if (cfg.driverOpts) ep.driverOpts = cfg.driverOpts;
     // The record first: the unique index on (network, ip) is the final word on conflicts.
     try {
       state.addEndpoint(ep);
@@ -173,6 +174,7 @@ export class BridgeMode {
       mtu: n.mtu,
       defaultGateway: routes ? c.Gateway : undefined,
       owner: this.ctx.owner,
+      isolated: n.icc === false,
     };
     return { ep, plumbing };
   }

@@ -22,9 +22,12 @@ export class PortPublisher {
     if (!target || sb.wanted.length === 0) return;
     const held: PublishedPort[] = [];
     for (const s of state.sandboxes.values()) if (s.containerId !== sb.containerId) held.push(...s.published);
+    // com.docker.network.bridge.host_binding_ipv4: the host address of bindings that name none.
+    const bindIp = state.networks.get(target.networkId)?.hostBinding;
     const proxies: PortProxy[] = [];
     try {
-      for (const w of sb.wanted) {
+      for (const wanted of sb.wanted) {
+        const w = bindIp && wanted.hostIp === '' ? { ...wanted, hostIp: bindIp } : wanted;
         const port = await this.bindOne(w, held, target.ip, proxies);
         held.push(port);
         sb.published.push(port);
