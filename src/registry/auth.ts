@@ -4,6 +4,7 @@ import { credentialsKey, type Credentials } from './auth-config.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { connectError, registryErrorFrom, RegistryError } from './errors.js';
 import type { Endpoint } from './hosts.js';
+import { MAX_ERROR_BODY_BYTES, MAX_TOKEN_BODY_BYTES, readAtMost, sizeText } from './body.js';
 
 export const USER_AGENT = 'berth/0.1 (linux) docker/28.2.2';
 const CLIENT_ID = 'docker';
@@ -68,7 +69,8 @@ export class RegistryAuth {
     } catch (e) {
       throw connectError('GET', url, e);
     }
-    const body = Buffer.from(await res.body.arrayBuffer());
+    // The body of a ping matters only as an error text.
+    const { bytes: body } = await readAtMost(res.body, MAX_ERROR_BODY_BYTES).catch(() => ({ bytes: Buffer.alloc(0) }));
     let challenges: Challenge[];
     if (res.statusCode === 200) challenges = [];
     else if (res.statusCode === 401) challenges = parseChallenges(res.headers['www-authenticate']);
@@ -147,12 +149,19 @@ export class RegistryAuth {
     } catch (e) {
       throw connectError(method, url, e);
     }
-    const buf = Buffer.from(await res.body.arrayBuffer());
+    let read: { bytes: Buffer; complete: boolean };
+    try {
+      read = await readAtMost(res.body, res.statusCode === 200 ? MAX_TOKEN_BODY_BYTES : MAX_ERROR_BODY_BYTES);
+    } catch (e) {
+      throw connectError(method, url, e);
+    }
+    const { bytes: buf, complete } = read;
     if (res.statusCode !== 200) {
       const err = registryErrorFrom(res.statusCode, '', buf);
       this.log.debug({ realm, status: res.statusCode, err: err.message }, 'token request refused');
       throw err;
     }
+    if (!complete) throw new RegistryError(res.statusCode, [], `token response from ${realm} is larger than ${sizeText(MAX_TOKEN_BODY_BYTES)}`);
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown; refresh_token?: unknown };
     try {
       doc = JSON.parse(buf.toString('utf8')) as typeof doc;

@@ -8,6 +8,7 @@ import { parseChallenges } from './challenge.js';
 import { connectError, registryErrorFrom, RegistryError } from './errors.js';
 import type { Endpoint } from './hosts.js';
 import { MANIFEST_ACCEPT } from './manifest.js';
+import { MAX_ERROR_BODY_BYTES, MAX_LISTING_BODY_BYTES, readAtMost, sizeText } from './body.js';
 
 /** Manifests larger than this are refused (containerd's limit). */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -116,24 +117,15 @@ export class RepositoryClient {
 
   /** Reads an error response into a RegistryError. */
   async fail(res: Dispatcher.ResponseData): Promise<RegistryError> {
-    const buf = Buffer.from(await res.body.arrayBuffer().catch(() => new ArrayBuffer(0)));
-    return registryErrorFrom(res.statusCode, statusText(res.statusCode), buf);
+    const { bytes } = await readAtMost(res.body, MAX_ERROR_BODY_BYTES).catch(() => ({ bytes: Buffer.alloc(0) }));
+    return registryErrorFrom(res.statusCode, statusText(res.statusCode), bytes);
   }
 
   async getManifest(reference: string): Promise<FetchedManifest> {
     const res = await this.send('GET', this.url(`/manifests/${reference}`), { headers: { accept: MANIFEST_ACCEPT } });
     if (res.statusCode !== 200) throw await this.fail(res);
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += (c as Buffer).length;
-      if (n > MAX_MANIFEST_BYTES) {
-        res.body.destroy();
-        throw new RegistryError(200, [], `manifest ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`);
-      }
-      chunks.push(c as Buffer);
-    }
-    const bytes = Buffer.concat(chunks);
+    const { bytes, complete } = await readAtMost(res.body, MAX_MANIFEST_BYTES);
+    if (!complete) throw new RegistryError(200, [], `manifest ${reference} is larger than ${sizeText(MAX_MANIFEST_BYTES)}`);
     return {
       bytes,
       contentType: String(res.headers['content-type'] ?? ''),
@@ -165,17 +157,9 @@ export class RepositoryClient {
   async getBlobBuffer(digest: string, maxBytes: number): Promise<Buffer> {
     const res = await this.send('GET', this.url(`/blobs/${digest}`), { redirect: true });
     if (res.statusCode !== 200) throw await this.fail(res);
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += (c as Buffer).length;
-      if (n > maxBytes) {
-        res.body.destroy();
-        throw new RegistryError(200, [], `blob ${digest} is larger than expected`);
-      }
-      chunks.push(c as Buffer);
-    }
-    return Buffer.concat(chunks);
+    const { bytes, complete } = await readAtMost(res.body, maxBytes);
+    if (!complete) throw new RegistryError(200, [], `blob ${digest} is larger than expected (${sizeText(maxBytes)})`);
+    return bytes;
   }
 
   /** Opens a blob for reading from `offset` (Range when > 0: status 206, or 200 when the registry ignores it). */
@@ -273,7 +257,14 @@ export class RepositoryClient {
     for (let pages = 0; next !== undefined && pages < 100; pages++) {
       const res = await this.send('GET', next);
       if (res.statusCode !== 200) throw await this.fail(res);
-      const doc = (await res.body.json()) as { tags?: unknown };
+      const { bytes, complete } = await readAtMost(res.body, MAX_LISTING_BODY_BYTES);
+      if (!complete) throw new RegistryError(200, [], `tags list of ${this.path} is larger than ${sizeText(MAX_LISTING_BODY_BYTES)} per page`);
+      let doc: { tags?: unknown };
+      try {
+        doc = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
+      } catch {
+        throw new RegistryError(200, [], `invalid tags list from ${this.endpoint.origin}`);
+      }
       if (Array.isArray(doc.tags)) for (const t of doc.tags) if (typeof t === 'string') tags.push(t);
       const link = res.headers.link;
       const m = typeof link === 'string' ? /<([^>]+)>;\s*rel="?next"?/.exec(link) : null;

@@ -123,7 +123,11 @@ export async function pullResolved(ctx: RegistryContext, ref: ImageReference, r:
     let configBytes: Buffer;
     if (content.has(configDesc.digest)) configBytes = content.read(configDesc.digest);
     else {
-      configBytes = await r.client.getBlobBuffer(configDesc.digest, Math.max(configDesc.size, 0) || MAX_CONFIG_BYTES);
+      // The size comes from the manifest, i.e. from the registry: bounded as the manifest itself is.
+      if (configDesc.size > MAX_CONFIG_BYTES) {
+        throw new BerthError(`image config ${configDesc.digest} is too large: ${configDesc.size} bytes (at most ${MAX_CONFIG_BYTES})`);
+      }
+      configBytes = await r.client.getBlobBuffer(configDesc.digest, configDesc.size > 0 ? configDesc.size : MAX_CONFIG_BYTES);
       content.put(configBytes, configDesc.digest);
       storedConfig = true;
     }

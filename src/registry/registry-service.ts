@@ -9,6 +9,7 @@ import type { Logger } from '../util/logger.js';
 import { credentialsOf, type AuthConfig } from './auth-config.js';
 import { RegistryAuth, USER_AGENT } from './auth.js';
 import { BlobSources } from './blob-sources.js';
+import { MAX_LISTING_BODY_BYTES, readAtMost, sizeText } from './body.js';
 import { RepositoryClient } from './client.js';
 import { connectRepository, type Emit, type RegistryContext } from './context.js';
 import { BlobDownloader } from './downloads.js';
@@ -278,7 +279,14 @@ export class RegistryService {
         }
         throw new BerthError(`Unexpected status code ${res.statusCode}`);
       }
-      const doc = (await res.body.json()) as { results?: unknown };
+      const { bytes, complete } = await readAtMost(res.body, MAX_LISTING_BODY_BYTES);
+      if (!complete) throw new BerthError(`search results from ${origin} are larger than ${sizeText(MAX_LISTING_BODY_BYTES)}`);
+      let doc: { results?: unknown };
+      try {
+        doc = JSON.parse(bytes.toString('utf8')) as { results?: unknown };
+      } catch {
+        throw new BerthError(`invalid search results from ${origin}`);
+      }
       const results = (Array.isArray(doc.results) ? doc.results : []) as Record<string, unknown>[];
       const stars = f.has('stars') ? Number(f.get('stars')[0]) : undefined;
       if (stars !== undefined && Number.isNaN(stars)) throw new InvalidParameterError(`invalid filter 'stars=${f.get('stars')[0]}'`);
