@@ -67,11 +67,23 @@ export function progressBar(current: number, total: number): string {
   return `[${bar}] ${human(current).padStart(8)}/${human(total)}`;
 }
 
+/** An image config is read whole: the same bound as a pull (a registry's config blob). */
+export const MAX_ARCHIVE_CONFIG_BYTES = 8 * 1024 * 1024;
+/** manifest.json, index.json and OCI manifests are read whole too; many images may share one manifest.json. */
+export const MAX_ARCHIVE_JSON_BYTES = 32 * 1024 * 1024;
+
+/** A staged member's bytes, refused before reading when the archive made it larger than `max`. */
+function readStaged(f: StagedFile, name: string, max: number): Buffer {
+  if (f.size > max) throw new ImageLoadError(`invalid archive: ${name} is too large (${f.size} bytes, at most ${max})`);
+  return readFileSync(f.file);
+}
+
 function readJson(staged: Map<string, StagedFile>, name: string, what: string): unknown {
   const f = staged.get(name);
   if (!f) throw new ImageLoadError(`invalid archive: ${what} ${name} is missing`);
+  const bytes = readStaged(f, name, MAX_ARCHIVE_JSON_BYTES);
   try {
-    return JSON.parse(readFileSync(f.file, 'utf8'));
+    return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
     throw new ImageLoadError(`invalid archive: ${name} is not valid JSON: ${(e as Error).message}`);
   }
@@ -237,7 +249,7 @@ export class ImageLoader {
       }
       const cfg = staged.get(cleanMemberName(e.Config).join('/'));
       if (!cfg) throw new ImageLoadError(`invalid archive: config ${e.Config} is missing`);
-      const configBytes = readFileSync(cfg.file);
+      const configBytes = readStaged(cfg, e.Config, MAX_ARCHIVE_CONFIG_BYTES);
       const named = cleanMemberName(e.Config).join('/');
       const hexName = /(?:^|\/)([a-f0-9]{64})(?:\.json)?$/.exec(named)?.[1];
       if (hexName !== undefined && `sha256:${hexName}` !== cfg.digest) {
@@ -288,8 +300,9 @@ export class ImageLoader {
       const mt = desc.mediaType;
       const blob = this.blobOf(staged, desc.digest, 'manifest');
       let doc: Record<string, unknown>;
+      const bytes = readStaged(blob, `manifest ${String(desc.digest)}`, MAX_ARCHIVE_JSON_BYTES);
       try {
-        doc = JSON.parse(readFileSync(blob.file, 'utf8')) as Record<string, unknown>;
+        doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
       } catch (e) {
         throw new ImageLoadError(`invalid archive: manifest ${String(desc.digest)} is not JSON: ${(e as Error).message}`);
       }
@@ -316,7 +329,7 @@ export class ImageLoader {
       }
       plans.set(cfg.digest, {
         configDigest: cfg.digest,
-        configBytes: readFileSync(cfg.file),
+        configBytes: readStaged(cfg, `config ${cfg.digest}`, MAX_ARCHIVE_CONFIG_BYTES),
         tags: [...names],
         layers: layersDesc.map((l) => {
           const file = this.blobOf(staged, l.digest, 'layer');

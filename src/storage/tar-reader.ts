@@ -30,6 +30,15 @@ export class TarFormatError extends Error {}
 
 const BLOCK = 512;
 
+/**
+ * The largest PAX or GNU long-name/long-link header Go's archive/tar reads (maxSpecialFileSize). Each such header
+ * replaces the one before it, as in Go, so at most one of each kind is held: memory stays bounded whatever an
+ * archive repeats.
+ */
+export const MAX_SPECIAL_HEADER_BYTES = 1024 * 1024;
+/** All the PAX/GNU headers in front of one member together: more is an archive built to waste our time. */
+export const MAX_SPECIAL_HEADERS_PER_ENTRY = 8 * 1024 * 1024;
+
 function cstr(buf: Buffer, off: number, len: number): string {
   const slice = buf.subarray(off, off + len);
   const nul = slice.indexOf(0);
@@ -104,6 +113,7 @@ export async function* readTar(reader: ByteReader, opts: { lenientEnd?: boolean 
   let longName: string | undefined;
   let longLink: string | undefined;
   let sawHeader = false;
+  let specialBytes = 0; // PAX/GNU header bytes read since the last member
   for (;;) {
     if (ended) return;
     const block = await reader.read(BLOCK);
@@ -124,15 +134,20 @@ export async function* readTar(reader: ByteReader, opts: { lenientEnd?: boolean 
     const size = num(block, 124, 12, 'size');
     const padded = Math.ceil(size / BLOCK) * BLOCK;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-      if (size > 16 * 1024 * 1024) throw new TarFormatError('archive/tar: extended header too large');
+      if (size > MAX_SPECIAL_HEADER_BYTES) {
+        throw new TarFormatError(`archive/tar: header field too long (a ${flag} header of ${size} bytes; at most ${MAX_SPECIAL_HEADER_BYTES})`);
+      }
+      specialBytes += BLOCK + padded;
+      if (specialBytes > MAX_SPECIAL_HEADERS_PER_ENTRY) {
+        throw new TarFormatError(`archive/tar: more than ${MAX_SPECIAL_HEADERS_PER_ENTRY} bytes of extended headers before one entry`);
+      }
       const data = await reader.read(padded);
       if (data.length < padded) throw new TarFormatError('unexpected EOF: the tar archive is truncated');
-      const body = data.subarray(0, size);
-      if (flag === 'x') parsePax(body, (pax ??= new Map()));
-      else if (flag === 'g') {
-        globalPax = new Map(globalPax);
-        parsePax(body, globalPax);
-      } else if (flag === 'L') longName = cstr(body, 0, body.length);
+      const body = Buffer.from(data.subarray(0, size));
+      // Each header replaces the previous one of its kind (Go's reader does the same for x, L and K).
+      if (flag === 'x') parsePax(body, (pax = new Map()));
+      else if (flag === 'g') parsePax(body, (globalPax = new Map()));
+      else if (flag === 'L') longName = cstr(body, 0, body.length);
       else longLink = cstr(body, 0, body.length);
       continue;
     }
@@ -163,7 +178,7 @@ export async function* readTar(reader: ByteReader, opts: { lenientEnd?: boolean 
     };
     if (longName !== undefined) h.name = longName;
     if (longLink !== undefined) h.linkname = longLink;
-    const records = pax ? new Map([...globalPax, ...pax]) : globalPax;
+    const records = pax ? [...globalPax, ...pax] : globalPax;
     for (const [k, v] of records) {
       const s = (): string => v.toString('utf8');
       if (k === 'path') h.name = s();
@@ -176,6 +191,7 @@ export async function* readTar(reader: ByteReader, opts: { lenientEnd?: boolean 
       else if (k.startsWith('LIBARCHIVE.xattr.')) h.xattrs.set(decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(s(), 'base64'));
     }
     pax = undefined;
+    specialBytes = 0;
     longName = undefined;
     longLink = undefined;
     if (!Number.isSafeInteger(h.size) || h.size < 0) throw new TarFormatError(`archive/tar: invalid size for ${h.name}`);

@@ -41,21 +41,28 @@ function pad(data: Buffer): Buffer {
   return rem === 0 ? data : Buffer.concat([data, Buffer.alloc(512 - rem)]);
 }
 
+/** PAX records as an extended header body: `"%d %s=%s\n"`. */
+export function paxRecords(records: Record<string, Buffer | string>): Buffer {
+  const recs: Buffer[] = [];
+  for (const [k, v] of Object.entries(records)) {
+    const val = Buffer.isBuffer(v) ? v : Buffer.from(v);
+    const body = Buffer.concat([Buffer.from(` ${k}=`), val, Buffer.from('\n')]);
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len = String(len).length + body.length;
+    recs.push(Buffer.concat([Buffer.from(String(len)), body]));
+  }
+  return Buffer.concat(recs);
+}
+
+/** One PAX (`x`, `g`) or GNU long-name (`L`, `K`) header with its padded body. */
+export function specialHeader(type: 'x' | 'g' | 'L' | 'K', body: Buffer): Buffer {
+  return Buffer.concat([header({ name: type === 'x' || type === 'g' ? 'PaxHeader' : '././@LongLink' }, body.length, type), pad(body)]);
+}
+
 export function rawTar(members: readonly RawMember[]): Buffer {
   const parts: Buffer[] = [];
   for (const m of members) {
-    if (m.pax) {
-      const recs: Buffer[] = [];
-      for (const [k, v] of Object.entries(m.pax)) {
-        const val = Buffer.isBuffer(v) ? v : Buffer.from(v);
-        const body = Buffer.concat([Buffer.from(` ${k}=`), val, Buffer.from('\n')]);
-        let len = body.length + 1;
-        while (String(len).length + body.length !== len) len = String(len).length + body.length;
-        recs.push(Buffer.concat([Buffer.from(String(len)), body]));
-      }
-      const paxData = Buffer.concat(recs);
-      parts.push(header({ name: 'PaxHeader' }, paxData.length, 'x'), pad(paxData));
-    }
+    if (m.pax) parts.push(specialHeader('x', paxRecords(m.pax)));
     const data = Buffer.from(m.data ?? '');
     const type = m.type ?? '0';
     parts.push(header(m, type === '0' ? data.length : 0, type));
