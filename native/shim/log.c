@@ -7,6 +7,7 @@
  * P for a partial line (no '\n' in the output yet), F for the line's last part; the kubelet rotates
  * those files itself and asks for a reopen. */
 #include "log.h"
+
 #include "util.h"
 
 #include <errno.h>

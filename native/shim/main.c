@@ -13,7 +13,6 @@
 #include "spawner.h"
 #include "util.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -29,7 +28,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
 
 extern char **environ;
 static int report_fd = -1;

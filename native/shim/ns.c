@@ -2,8 +2,8 @@
  * pinned by a pidfd (and its /proc directory) opened before its start time is checked, so an init that
  * exited and left its pid to another process is refused instead of joined. */
 #include "ns.h"
-#include "util.h"
 
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,8 +2,8 @@
  * Values are binary-safe; compound values separate fields with NUL bytes. The first record
  * is `berth-plan 1`. Unknown keys are errors: the daemon and the shim ship together. */
 #include "plan.h"
-#include "util.h"
 
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

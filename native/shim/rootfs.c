@@ -4,8 +4,8 @@
  * mounts target /proc/self/fd/N of the resolved fd, so a symlink in the image can never
  * send a mount outside the root. */
 #include "rootfs.h"
-#include "util.h"
 
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
 /* Process confinement in the container init: rlimits, OOM score, capabilities with the
  * user switch, no_new_privs and the seccomp filter compiled by berthd. */
 #include "security.h"
-#include "util.h"
 
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

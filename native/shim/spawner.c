@@ -10,8 +10,8 @@
  * spawner's death (EOF on stdin ends it once the pending reports are passed on) nor its signals reach the shims, which are then
  * re-parented like any orphan. */
 #include "spawner.h"
-#include "util.h"
 
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,6 @@
 /* Small helpers: diagnostics, I/O, time, JSON string escaping, atomic files. */
 #include "util.h"
 
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
