@@ -14,7 +14,7 @@ import { createImagesApi } from './images/wiring.js';
 import { RegistryService, registryOptionsFrom } from './registry/registry-service.js';
 import { pullHandler, pushHandler } from './api/routes/registry.js';
 import { createApiServer, type ApiServer } from './api/server.js';
-import { takeSystemdFds, type ListenOptions } from './api/listeners.js';
+import { checkHosts, takeSystemdFds, type ListenOptions } from './api/listeners.js';
 import type { Services } from './api/services.js';
 import { VolumeRepo } from './store/volume-repo.js';
 import { LocalDriver } from './volumes/local-driver.js';
@@ -69,6 +69,9 @@ function listenOptions(config: DaemonConfig): ListenOptions {
 /** The composition root: builds stores and services, hands them to the API, and tears them down in reverse. */
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   validateLogOpts(config.logDriver, config.logOpts);
+  // TLS material, systemd's sockets and the -H addresses are checked before anything is created.
+  const listening = listenOptions(config);
+  checkHosts(config.hosts, listening);
   mkdirSync(config.dataRoot, { recursive: true, mode: 0o711 });
   mkdirSync(config.execRoot, { recursive: true, mode: 0o711 });
   const releaseLock = acquireDataRootLock(join(config.dataRoot, 'berthd.lock'), config.dataRoot);
@@ -173,7 +176,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       );
     }
     api = await createApiServer(services, log, config.apiTimeouts);
-    await api.listen(config.hosts, listenOptions(config));
+    await api.listen(config.hosts, listening);
     writeFileSync(config.pidfile, `${process.pid}\n`);
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');
     void containers.startRestartPolicyContainers();

@@ -46,6 +46,20 @@ export function takeSystemdFds(env: NodeJS.ProcessEnv = process.env): SystemdFd[
   return Array.from({ length: count }, (_, i) => ({ fd: 3 + i, name: names[i] || 'unknown' }));
 }
 
+/**
+ * Checks the -H addresses against what is available before anything is started: fd:// needs sockets from
+ * systemd, TCP needs TLS client authentication unless plain TCP was forced.
+ */
+export function checkHosts(hosts: readonly string[], options: ListenOptions): void {
+  for (const spec of hosts) {
+    const addr = parseHost(spec, options.tls !== undefined);
+    if (addr.kind === 'fd') selectFds(addr.select, options.systemdFds ?? []);
+    if (addr.kind === 'tcp' && options.tls?.verifyClients !== true && !options.insecureTcp) {
+      throw new BerthError(`refusing to serve the API on ${spec} without TLS client authentication: use --tlsverify, or --tls=false to accept the risk`);
+    }
+  }
+}
+
 /** Opens every -H address; on a failure the ones already opened are closed again. */
 export async function openListeners(
   hosts: readonly string[],

@@ -159,7 +159,7 @@ export class TestDaemon {
 }
 
 /** Deletes the network interfaces whose alias names this daemon as their owner. */
-async function removeOwnedLinks(alias: string): Promise<void> {
+export async function removeOwnedLinks(alias: string): Promise<void> {
   const r = await runCommand('ip', ['-o', 'link', 'show']);
   for (const line of r.stdout.split('\n')) {
     if (!line.includes(`alias ${alias}`)) continue;
