@@ -67,7 +67,7 @@ mkdir -p "$work/image/layer"
 tar --create --file "$work/image/layer/layer.tar" --directory "$root" --sort=name --mtime=@0 \
   --owner=0 --group=0 --numeric-owner --format=gnu .
 diff_id=sha256:$(sha256sum "$work/image/layer/layer.tar" | cut -d' ' -f1)
-version=$("$busybox" 2>&1 | head -1 | sed -n 's/^BusyBox \(v[^ ]*\).*/\1/p')
+version=$("$busybox" 2>&1 | sed -n '1s/^BusyBox \(v[^ ]*\).*/\1/p' || true)
 
 config=$(printf '{"architecture":"%s",%s"os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Labels":{"org.opencontainers.image.description":"BusyBox %s from Debian busybox-static, made by Berth scripts/load-busybox.sh"}},"rootfs":{"type":"layers","diff_ids":["%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/load-busybox.sh (%s)"}]}' \
   "$arch" "${variant:+\"variant\":\"$variant\",}" "${version:-unknown}" "$diff_id" "$busybox")
