@@ -473,8 +473,9 @@ export function usage(): string {
     'Options:',
     ...rows.map(([l, r]) => `  ${l.padEnd(width)}${r}`),
     '',
-    `Every option except --config-file, --validate, --version and --help can also be set in daemon.json under the`,
-    `same name (plural for the repeatable ones: hosts, labels, registry-mirrors, insecure-registries, log-opts).`,
+    `Every option except ${[...META_FLAGS.map((m) => `--${m.flag}`), ...OPTIONS.filter((o) => o.noFile).map((o) => `--${o.key}`)].join(', ')} can also be set`,
+    `in daemon.json under the same name (plural for the repeatable ones: hosts, labels, registry-mirrors,`,
+    `insecure-registries, log-opts).`,
     `SIGHUP re-reads daemon.json and applies: ${RELOADABLE_KEYS.join(', ')}.`,
     '',
   ].join('\n');
