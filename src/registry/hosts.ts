@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { InvalidParameterError } from '../errors.js';
+import { parseHostsToml, type HostsToml } from './hosts-toml.js';
 
 /** Where Docker Hub's registry API lives (docker.io names are served there). */
 export const HUB_REGISTRY = 'registry-1.docker.io';
@@ -115,9 +116,29 @@ export class RegistryHosts {
     return ips.some((ip) => this.cidrs.some((c) => inCidr(ip, c)));
   }
 
+  /** certs.d/<registry>/hosts.toml, read at each resolution (edits apply without a restart). */
+  private hostsToml(domain: string): HostsToml | undefined {
+    const file = join(this.opts.certsDir, domain, 'hosts.toml');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    return parseHostsToml(text, file);
+  }
+
   /** Endpoints to try in order; `forPush` leaves out mirrors (pushes go to the registry itself). */
   endpoints(domain: string, forPush = false): Endpoint[] {
     const out: Endpoint[] = [];
+    // containerd-style per-registry mirrors: hosts.toml's [host."…"] tables with the pull capability, in order.
+    const toml = forPush ? undefined : this.hostsToml(domain);
+    for (const h of toml?.hosts ?? []) {
+      if (!h.capabilities.includes('pull')) continue;
+      const u = new URL(h.origin);
+      const insecure = u.protocol === 'http:' || h.skipVerify || this.isInsecure(u.host);
+      out.push({ origin: u.origin, registry: domain, mirror: true, insecure, dispatcher: this.agentFor(u.host, insecure) });
+    }
     if (domain === 'docker.io') {
       if (!forPush) {
         for (const m of this.opts.mirrors) {
@@ -127,6 +148,12 @@ export class RegistryHosts {
         }
       }
       out.push({ origin: `https://${HUB_REGISTRY}`, registry: domain, mirror: false, insecure: false, dispatcher: this.agentFor(HUB_REGISTRY, false) });
+      return out;
+    }
+    if (toml?.server) {
+      const u = new URL(toml.server);
+      const insecure = u.protocol === 'http:' || this.isInsecure(u.host);
+      out.push({ origin: u.origin, registry: domain, mirror: false, insecure, dispatcher: this.agentFor(u.host, insecure) });
       return out;
     }
     const insecure = this.isInsecure(domain);
