@@ -345,11 +345,44 @@ static int mount_rootfs(struct plan *p, struct berth_err *err)
 	return 0;
 }
 
+/* With a shared root (rshared binds), pivot_root refuses a new root whose parent mount is shared: the mount
+ * holding the rootfs directory (the longest mount point of /proc/self/mountinfo above it) is made private in
+ * the container's namespace, as runc does. */
+static int make_rootfs_parent_private(const char *rootfs, struct berth_err *err)
+{
+	char real[4096];
+	if (!realpath(rootfs, real))
+		return berth_fail(err, errno, "realpath %s", rootfs);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return berth_fail(err, errno, "open /proc/self/mountinfo");
+	char line[8192], best[4096] = "/";
+	size_t bestlen = 1;
+	while (fgets(line, sizeof(line), f)) {
+		char mp[4096];
+		/* id parent major:minor root mount-point ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		size_t n = strlen(mp);
+		int above = n == 1 || (strncmp(real, mp, n) == 0 && (real[n] == '/' || real[n] == '\0'));
+		if (above && n >= bestlen) {
+			memcpy(best, mp, n + 1);
+			bestlen = n;
+		}
+	}
+	fclose(f);
+	if (mount(NULL, best, NULL, MS_PRIVATE, NULL) < 0)
+		return berth_fail(err, errno, "make %s private (parent of the rootfs)", best);
+	return 0;
+}
+
 int rootfs_prepare(struct plan *p, struct berth_err *err)
 {
 	unsigned long prop = p->root_prop ? p->root_prop : (MS_REC | MS_PRIVATE);
 	if (mount(NULL, "/", NULL, prop, NULL) < 0)
-		return berth_fail(err, errno, "make / private");
+		return berth_fail(err, errno, "set the propagation of /");
+	if ((prop & MS_SHARED) && make_rootfs_parent_private(p->rootfs, err) < 0)
+		return -1;
 	if (mount_rootfs(p, err) < 0)
 		return -1;
 	/* on failure below, fds stay open: the container init exits */
@@ -366,10 +399,18 @@ int rootfs_prepare(struct plan *p, struct berth_err *err)
 		if (make_symlink(rootfd, &p->links[i], err) < 0)
 			return -1;
 	close(rootfd);
+	int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (oldroot < 0)
+		return berth_fail(err, errno, "open the old root");
 	if (chdir(p->rootfs) < 0)
 		return berth_fail(err, errno, "chdir %s", p->rootfs);
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return berth_fail(err, errno, "pivot_root %s", p->rootfs);
+	/* "." still names the new root (a path walk does not climb the old root stacked on it): back to the old
+	 * root by fd, so that only its tree becomes slave (the container's shared binds must stay shared) */
+	if (fchdir(oldroot) < 0)
+		return berth_fail(err, errno, "fchdir to the old root");
+	close(oldroot);
 	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
 		return berth_fail(err, errno, "make old root slave");
 	if (umount2(".", MNT_DETACH) < 0)

@@ -192,6 +192,10 @@ export function buildSpec(i: SpecInputs): OciSpec {
       readonlyPaths: hc.Privileged ? [] : (hc.ReadonlyPaths ?? [...DEFAULT_READONLY_PATHS]),
     },
   };
+  // dockerd: a shared bind needs a shared root, a slave bind a slave one (host mounts must reach the container)
+  const props = i.userMounts.flatMap((m) => m.options ?? []);
+  if (spec.linux && props.some((o) => o === 'rshared' || o === 'shared')) spec.linux.rootfsPropagation = 'rshared';
+  else if (spec.linux && props.some((o) => o === 'rslave' || o === 'slave')) spec.linux.rootfsPropagation = 'rslave';
   if (config.Domainname && spec.linux) spec.domainname = config.Domainname;
   const rl = rlimits(hc.Ulimits);
   if (rl && spec.process) spec.process.rlimits = rl;
