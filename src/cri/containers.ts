@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError } from '../errors.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ContainerRecord, HostConfig } from '../containers/types.js';
 import type { Logger } from '../util/logger.js';
@@ -150,6 +150,7 @@ export class CriContainers {
     const binds: string[] = [];
     const mounts = msgList(config.mounts);
     for (const m of mounts) {
+      if (m.image) throw new NotImplementedError('image volumes (Mount.image) are not supported by Berth yet');
       const src = str(m.host_path);
       const dst = str(m.container_path);
       if (!isAbsolute(src) || !isAbsolute(dst)) throw new InvalidParameterError(`mount paths must be absolute: "${src}" -> "${dst}"`);
@@ -252,7 +253,7 @@ export class CriContainers {
 
   async stop(req: Msg): Promise<Msg> {
     const c = this.find(str(req.container_id));
-    if (!c) throw new NotFoundError(`container "${str(req.container_id)}" not found`);
+    if (!c) return {}; // StopContainer is idempotent: an unknown container is already stopped
     await this.containers.stop(c.id, { timeout: num(req.timeout) });
     return {};
   }

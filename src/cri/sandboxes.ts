@@ -1,3 +1,4 @@
+import { hostname as osHostname } from 'node:os';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ContainerRecord, HostConfig } from '../containers/types.js';
@@ -145,7 +146,8 @@ export class SandboxService {
       name: `k8s_POD_${dockerSafe(name)}_${dockerSafe(namespace)}_${dockerSafe(uid)}_${attempt}`,
       body: {
         Image: image,
-        ...(hostNet ? {} : { Hostname: hostname || name }),
+        // no hostname: the node's, as a new UTS namespace starts with it (containerd)
+        ...(hostNet ? {} : { Hostname: hostname || osHostname() }),
         Labels: {
           ...labels,
           [CRI_TYPE_LABEL]: 'sandbox',
