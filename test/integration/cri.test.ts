@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,16 +14,14 @@ let reg: TestRegistry;
 let net: TestCniNetwork;
 let crictl: Crictl;
 let image: string;
+let netDir: string;
 
 beforeAll(async () => {
   const bin = criToolsBin();
   reg = await startRegistry({ auth: 'none' });
-  d = await startDaemon({ config: {} });
-  net = writeTestConflist(d.dir);
-  // the CNI directory is read per pod: pointing the daemon at it needs a restart with the key set
-  await d.signal('SIGTERM');
-  writeFileSync(join(d.dir, 'daemon.json'), JSON.stringify({ 'cni-conf-dir': net.confDir }));
-  await d.launch();
+  netDir = mkdtempSync(join(tmpdir(), 'bt-cni-'));
+  net = writeTestConflist(netDir);
+  d = await startDaemon({ config: { 'cni-conf-dir': net.confDir } });
   crictl = new Crictl(bin, join(d.execRoot, 'cri.sock'));
   const tar = await busyboxImageTar();
   image = `${reg.host}/cri/busybox:1`;
@@ -40,6 +39,7 @@ afterAll(async () => {
   await d?.stop();
   await reg?.stop();
   if (net) await removeTestCniNetwork(net);
+  if (netDir) rmSync(netDir, { recursive: true, force: true });
 });
 
 function podConfig(name: string, extra: Record<string, unknown> = {}): string {
@@ -103,6 +103,10 @@ describe('CRI images share the Docker image store', () => {
 });
 
 describe('pods and containers by hand (crictl runp, create, start, exec, logs, stats, stopp, rmp)', () => {
+  beforeAll(async () => {
+    await crictl.ok(['pull', image], { timeoutMs: 120_000 });
+  });
+
   it('runs a pod with CNI networking and DNS config, a container that logs in the CRI format, and tears it all down', async () => {
     const pod = (await crictl.ok(['runp', podConfig('web')])).trim();
     expect(pod).toMatch(/^[0-9a-f]{64}$/);
@@ -173,5 +177,41 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     await crictl.ok(['rmp', '-f', pod]);
     const rules = await runCommand('iptables', ['-t', 'nat', '-S']);
     expect(rules.stdout).not.toContain(`--dport ${hostPort} `);
+  });
+
+  it('masks paths (masked_paths) and propagates mounts both ways through a bidirectional bind', async () => {
+    const shared = mkdtempSync(join(tmpdir(), 'bt-prop-'));
+    const etcView = join(shared, 'etc-view');
+    await runCommand('mount', ['--bind', shared, shared]);
+    await runCommand('mount', ['--make-rshared', shared]);
+    try {
+      const pod = (await crictl.ok(['runp', podConfig('sec', { linux: { security_context: { privileged: true } } })])).trim();
+      const ctr = (
+        await crictl.ok([
+          'create',
+          pod,
+          containerConfig('sec', 'app', ['sleep', '1000'], {
+            mounts: [{ container_path: '/shared', host_path: shared, propagation: 2 }],
+            linux: { security_context: { privileged: true } },
+          }),
+          podConfig('sec'),
+        ])
+      ).trim();
+      await crictl.ok(['start', ctr]);
+      const masked = (
+        await crictl.ok(['create', pod, containerConfig('sec', 'masked', ['sleep', '1000'], { linux: { security_context: { masked_paths: ['/etc/passwd'] } } }), podConfig('sec')])
+      ).trim();
+      await crictl.ok(['start', masked]);
+      const sync = await criCall(join(d.execRoot, 'cri.sock'), 'ExecSync', { container_id: masked, cmd: ['wc', '-c', '/etc/passwd'], timeout: 10 });
+      expect(Buffer.from(sync.stdout as Uint8Array).toString()).toMatch(/^\s*0 \/etc\/passwd/);
+      // a mount made in the container shows on the host
+      await crictl.ok(['exec', '-s', ctr, 'sh', '-c', 'mkdir -p /shared/etc-view && mount --bind /etc /shared/etc-view']);
+      expect(existsSync(join(etcView, 'hostname'))).toBe(true);
+      await crictl.ok(['rmp', '-f', pod]);
+    } finally {
+      await runCommand('umount', ['-l', etcView]);
+      await runCommand('umount', ['-l', shared]);
+      rmSync(shared, { recursive: true, force: true });
+    }
   });
 });

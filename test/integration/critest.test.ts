@@ -1,0 +1,99 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { Crictl, criToolsBin, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { pushCritestImages, writeCritestMirrors } from '../helpers/cri-images.js';
+
+const SKIP_FILE = fileURLToPath(new URL('./critest-skip.txt', import.meta.url));
+
+let d: TestDaemon;
+let reg: TestRegistry;
+let net: TestCniNetwork;
+let netDir: string;
+let bin: string;
+
+/** The skip list: "<regexp> # <reason>" per line. */
+function skipList(): { pattern: string; reason: string }[] {
+  return readFileSync(SKIP_FILE, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const i = l.indexOf(' # ');
+      return { pattern: l.slice(0, i).trim(), reason: l.slice(i + 3).trim() };
+    });
+}
+
+beforeAll(async () => {
+  bin = criToolsBin();
+  reg = await startRegistry({ auth: 'none' });
+  netDir = mkdtempSync(join(tmpdir(), 'bt-cni-'));
+  net = writeTestConflist(netDir);
+  d = await startDaemon({ config: { 'cni-conf-dir': net.confDir } });
+  writeCritestMirrors(join(d.dir, 'certs.d'), reg);
+  await pushCritestImages(d, reg);
+}, 20 * 60_000);
+
+afterAll(async () => {
+  if (d) {
+    const crictl = new Crictl(bin, join(d.execRoot, 'cri.sock'));
+    for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
+    await d.stop();
+  }
+  await reg?.stop();
+  if (net) await removeTestCniNetwork(net);
+  if (netDir) rmSync(netDir, { recursive: true, force: true });
+});
+
+interface Tally {
+  ran: number;
+  total: number;
+  passed: number;
+  failed: number;
+  skipped: number;
+  failedSpecs: string[];
+}
+
+/** Counts from Ginkgo's summary ("Ran 89 of 142 Specs … 89 Passed | 0 Failed | 0 Pending | 53 Skipped"). */
+function tally(out: string): Tally | undefined {
+  const ran = /Ran (\d+) of (\d+) Specs/.exec(out);
+  const counts = /(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped/.exec(out);
+  if (!ran || !counts) return undefined;
+  const failedSpecs = [...new Set([...out.matchAll(/^\s*\[FAIL\] (.+)$/gm)].map((m) => (m[1] ?? '').trim()))];
+  return { ran: Number(ran[1]), total: Number(ran[2]), passed: Number(counts[1]), failed: Number(counts[2]), skipped: Number(counts[4]), failedSpecs };
+}
+
+/** System V shm segment IDs of the host's IPC namespace (critest's HostIpc specs make some with ipcmk and leave them). */
+function shmIds(): Set<string> {
+  return new Set(readFileSync('/proc/sysvipc/shm', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)[1] ?? '').filter((x) => x !== ''));
+}
+
+it('passes critest against the CRI socket (only listed specs skipped)', async () => {
+  const shmBefore = shmIds();
+  const socket = `unix://${join(d.execRoot, 'cri.sock')}`;
+  const skips = skipList();
+  const args = [
+    `--runtime-endpoint=${socket}`,
+    `--image-endpoint=${socket}`,
+    '--ginkgo.no-color',
+    '--ginkgo.timeout=40m',
+    ...skips.map((s) => `--ginkgo.skip=${s.pattern}`),
+  ];
+  const r = await runCommand(join(bin, 'critest'), args, { timeoutMs: 45 * 60_000, env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' } });
+  // remove the 1 MiB segments critest's ipcmk made during the run (nothing else here makes them)
+  for (const line of readFileSync('/proc/sysvipc/shm', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] && !shmBefore.has(f[1]) && f[3] === '1048576') await runCommand('ipcrm', ['-m', f[1]]);
+  }
+  if (process.env.CRITEST_LOG) writeFileSync(process.env.CRITEST_LOG, `${r.stdout}\n${r.stderr}`);
+  const t = tally(r.stdout);
+  if (!t) throw new Error(`critest printed no summary (exit ${r.code}):\n${r.stdout.slice(-5000)}\n${r.stderr.slice(-5000)}`);
+  console.log(`critest: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped of ${t.total} specs (skip list: ${skips.length} patterns)`);
+  if (t.failed > 0) console.log(`failed specs:\n  ${t.failedSpecs.join('\n  ')}\n\n${r.stdout.slice(-20_000)}`);
+  expect(t.passed).toBeGreaterThan(80);
+  expect(t.failedSpecs).toEqual([]);
+  expect(r.code).toBe(0);
+}, 50 * 60_000);
