@@ -204,8 +204,10 @@ export class Executor {
     }
     mark('cgroup');
     try {
+      const nsOf = this.pinnedNamespaceOwner(o.spec);
       const records = compileLaunchPlan(o.spec, {
         mode: 'create',
+        ...(nsOf ? { nsOf } : {}),
         id,
         socketPath,
         exitFile: path.join(bundle, 'exit.json'),
@@ -450,6 +452,22 @@ export class Executor {
       }
       await delay(10);
     }
+  }
+
+  /**
+   * The init of a container this executor supervises whose /proc/<pid>/ns/* paths the spec joins
+   * (--pid/--ipc/--uts container:<id>), with its recorded start time: the shim joins it pinned, so an init
+   * that exited and left its pid to another process is refused, not joined. Other paths are joined by path.
+   */
+  private pinnedNamespaceOwner(spec: OciSpec): { pid: number; startTime: number; namespaces: NsName[] } | undefined {
+    for (const ns of spec.linux?.namespaces ?? []) {
+      const pid = Number(/^\/proc\/(\d+)\/ns\/[a-z]+$/.exec(ns.path ?? '')?.[1] ?? 0);
+      if (pid <= 0) continue;
+      for (const e of this.entries.values()) {
+        if (e.info.initPid === pid && e.info.initStart >= 0) return { pid, startTime: e.info.initStart, namespaces: [] };
+      }
+    }
+    return undefined;
   }
 
   async exec(id: string, execId: string, o: ExecOptions): Promise<ExecHandle> {

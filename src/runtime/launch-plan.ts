@@ -70,9 +70,11 @@ export interface PlanExtras {
   /** true when the host is pure cgroup v2 (a `cgroup` mount becomes `cgroup2`). */
   cgroupV2?: boolean;
   /**
-   * exec: the container's init and the namespaces of it to join. The shim checks the start time before it
-   * joins through a pidfd (or the /proc/<pid> directory it opened), so a pid the init left and another
-   * process took is refused, never joined. create: joined namespaces come from the spec's paths.
+   * A process whose namespaces are joined, with its start time: the shim checks the start time before it
+   * joins through a pidfd (or the /proc/<pid> directory it opened), so a pid the process left and another
+   * process took is refused, never joined. exec: the container's init and `namespaces`, the ones to join.
+   * create: `namespaces` is unused; the spec's namespace paths /proc/<pid>/ns/<name> of this pid (another
+   * container's init, for --pid/--ipc/--uts container:<id>) are joined this way, other paths by path.
    */
   nsOf?: { pid: number; startTime: number; namespaces: readonly NsName[] };
   seccompBpf?: Buffer;
@@ -314,6 +316,13 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
   const add = (k: string, v: string | number | Buffer): void => {
     r.push([k, typeof v === 'number' ? String(v) : v]);
   };
+  const addNsProc = (of: { pid: number; startTime: number }, namespaces: readonly NsName[]): void => {
+    if (!Number.isSafeInteger(of.pid) || of.pid <= 0 || !Number.isSafeInteger(of.startTime) || of.startTime < 0) {
+      throw new InvalidParameterError(`bad process for namespace joins: ${of.pid} started at ${of.startTime}`);
+    }
+    add('ns_proc', `${of.pid} ${of.startTime}`);
+    for (const name of namespaces) add('ns_join_proc', name);
+  };
   add('mode', extras.mode);
   add('id', checkString('id', extras.id));
   add('socket', checkPath('socket path', extras.socketPath));
@@ -336,12 +345,16 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
   const linux = spec.linux ?? {};
   if (extras.mode === 'create') {
     let flags = 0;
+    const pinned: NsName[] = [];
     for (const ns of linux.namespaces ?? []) {
       if (ns.type === 'time') continue; // not supported through clone(); host time namespace
-      if (ns.path) add('ns_join', `${NS_NAME[ns.type]}:${checkPath('namespace path', ns.path)}`);
+      const name = NS_NAME[ns.type];
+      if (ns.path && extras.nsOf && ns.path === `/proc/${extras.nsOf.pid}/ns/${name}`) pinned.push(name);
+      else if (ns.path) add('ns_join', `${name}:${checkPath('namespace path', ns.path)}`);
       else flags |= CLONE_NEW[ns.type];
     }
     add('clone_flags', flags >>> 0);
+    if (extras.nsOf && pinned.length > 0) addNsProc(extras.nsOf, pinned);
     if ((flags & CLONE_NEW.user) !== 0) {
       const map = (m: typeof linux.uidMappings): string => (m ?? []).map((x) => `${x.containerID} ${x.hostID} ${x.size}\n`).join('');
       add('uid_map', map(linux.uidMappings));
@@ -349,14 +362,7 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
     }
   } else {
     add('clone_flags', 0);
-    if (extras.nsOf) {
-      const { pid, startTime, namespaces } = extras.nsOf;
-      if (!Number.isSafeInteger(pid) || pid <= 0 || !Number.isSafeInteger(startTime) || startTime < 0) {
-        throw new InvalidParameterError(`bad process for namespace joins: ${pid} started at ${startTime}`);
-      }
-      add('ns_proc', `${pid} ${startTime}`);
-      for (const name of namespaces) add('ns_join_proc', name);
-    }
+    if (extras.nsOf) addNsProc(extras.nsOf, extras.nsOf.namespaces);
   }
   for (const f of extras.cgroupProcs ?? []) add('cgroup_procs', checkPath('cgroup.procs path', f));
 

@@ -75,6 +75,39 @@ describe('berth-shim hardening through the docker CLI', () => {
   });
 });
 
+describe('joining another container\'s namespaces through the docker CLI', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startDaemon();
+    const r = await d.docker(['load', '-i', await busyboxImageTar()]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+  afterAll(async () => {
+    const left = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    if (left.length > 0) await d.docker(['rm', '-f', ...left]);
+    await d.stop();
+  });
+
+  it('--pid/--ipc container:<id> join the running init pinned by its start time', async () => {
+    const a = await d.docker(['run', '-d', 'busybox', 'sleep', '60']);
+    expect(a.code, a.stderr).toBe(0);
+    const owner = a.stdout.trim();
+    const b = await d.docker(['run', '-d', '--pid', `container:${owner}`, '--ipc', `container:${owner}`, 'busybox', 'sleep', '60']);
+    expect(b.code, b.stderr).toBe(0);
+    const joiner = b.stdout.trim();
+    // the plan names the owner's init and its start time instead of /proc/<pid>/ns paths
+    const plan = readFileSync(join(d.dataRoot, 'containers', joiner, 'plan'), 'latin1');
+    expect(plan).toMatch(/\nns_proc \d+\n\d+ \d+\n/);
+    expect([...plan.matchAll(/\nns_join_proc \d+\n(\w+)(?=\n)/g)].map((m) => m[1]).sort()).toEqual(['ipc', 'pid']);
+    const ipc = async (id: string): Promise<string> => (await d.docker(['exec', id, 'readlink', '/proc/self/ns/ipc'])).stdout;
+    expect(await ipc(joiner)).toBe(await ipc(owner));
+    const seen = await d.docker(['exec', joiner, 'sh', '-c', 'ps -o args | grep -c "^sleep 60"']);
+    expect(seen.code, seen.stderr).toBe(0);
+    expect(seen.stdout).toBe('2\n');
+    await d.docker(['rm', '-f', joiner, owner]);
+  });
+});
+
 describe('berth-shim sealed re-exec', () => {
   it('runs from a sealed memfd even when started from disk with the old "already sealed" variable set', async () => {
     const spawner = spawn(SHIM, ['spawner'], { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, _BERTH_SHIM_SEALED: '1' } });

@@ -156,6 +156,26 @@ describe('compileLaunchPlan', () => {
     expect(values(recs, 'rootfs')).toEqual([]);
   });
 
+  it('joins the /proc/<pid>/ns paths of a pinned process through ns_proc in create plans, other paths by path', () => {
+    const s = spec();
+    s.linux = {
+      ...s.linux,
+      namespaces: [
+        { type: 'mount' },
+        { type: 'pid', path: '/proc/77/ns/pid' },
+        { type: 'ipc', path: '/proc/77/ns/ipc' },
+        { type: 'uts', path: '/proc/78/ns/uts' },
+        { type: 'network', path: '/run/netns/x' },
+      ],
+    };
+    const extras = { ...base, nsOf: { pid: 77, startTime: 555, namespaces: [] } };
+    const recs = decodePlan(encodePlan(compileLaunchPlan(s, extras)));
+    expect(values(recs, 'ns_proc')).toEqual(['77 555']);
+    expect(values(recs, 'ns_join_proc')).toEqual(['pid', 'ipc']);
+    expect(values(recs, 'ns_join')).toEqual(['uts:/proc/78/ns/uts', 'net:/run/netns/x']);
+    expect(values(recs, 'clone_flags')).toEqual([String(0x00020000)]);
+  });
+
   it('writes 64-bit seccomp values in config.json as JSON numbers', () => {
     const s = spec();
     s.linux = {
