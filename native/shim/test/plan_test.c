@@ -1,5 +1,5 @@
 /* plan_load on its own: every record kind, binary-safe values, and the malformed plans it must refuse.
- * Built and run by `make -C native test-plan` (test/unit/native/plan.test.ts runs that). */
+ * Built and run by `make -C native test-plan` (test/unit/native/shim-c.test.ts runs that). */
 #include "../plan.h"
 
 #include <sched.h>

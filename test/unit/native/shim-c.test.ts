@@ -1,0 +1,19 @@
+// The shim's parts tested on their own in C (native/shim/test/): the plan parser (plan_test.c) and the
+// pinned namespace joins (ns_test.c, root only), built and run by `make -C native test-plan|test-ns`.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const NATIVE = fileURLToPath(new URL('../../../native', import.meta.url));
+const make = (target: string): string =>
+  execFileSync('make', ['-s', '-C', NATIVE, target], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+describe('berth-shim C parts', () => {
+  it('plan.c parses every record kind and refuses malformed plans', () => {
+    expect(make('test-plan')).toContain('plan_test: ok');
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('ns.c joins a pinned process through the pidfd and the /proc fallback, and refuses a recycled or gone pid', () => {
+    expect(make('test-ns')).toContain('ns_test: ok');
+  });
+});
