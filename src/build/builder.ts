@@ -28,7 +28,17 @@ import { nowNano, rfc3339Nano } from '../util/time.js';
 import { BERTH_VERSION } from '../version.js';
 import { BuildArgs } from './build-args.js';
 import { stableHash, type BuildCacheRepo } from './build-cache.js';
-import { ChecksumMemo, entryChecksum, extractContext, globContext, hasWildcards, readDockerfile } from './build-context.js';
+import {
+  ChecksumMemo,
+  dockerfileFromTar,
+  entryChecksum,
+  extractContext,
+  globContext,
+  hasWildcards,
+  readDockerfile,
+  removeIgnoredBuildFiles,
+  spoolContext,
+} from './build-context.js';
 import { cleanPath } from './dockerignore.js';
 import { parseDockerfile } from './dockerfile-parser.js';
 import { parseInstruction, parseStages, type Command, type Stage } from './instructions.js';
@@ -196,8 +206,8 @@ export class BuildService {
     const run = new BuildRun(this, this.d, o, emit, signal, dir, holder, this.memo);
     try {
       const contextDir = join(dir, 'context');
-      const dockerfile = await this.prepareContext(body, o, contextDir, emit);
-      const imageId = await run.run(contextDir, dockerfile);
+      const { dockerfile, unpack } = await this.prepareContext(body, o, contextDir, join(dir, 'context.tar'), emit);
+      const imageId = await run.run(contextDir, dockerfile, unpack);
       emit({ stream: `Successfully built ${short(imageId)}\n` });
       for (const t of tags) {
         this.d.images.tag(imageId, familiarString(t), undefined);
@@ -227,16 +237,42 @@ export class BuildService {
     return out;
   }
 
-  private async prepareContext(body: Readable | undefined, o: BuildOptions, contextDir: string, emit: BuildEmit): Promise<string> {
+  /**
+   * The Dockerfile, and how to get the context tree: an uploaded tar is only spooled to disk here and unpacked the
+   * first time a step reads the context (a build that never COPYs from it never unpacks it).
+   */
+  private async prepareContext(
+    body: Readable | undefined,
+    o: BuildOptions,
+    contextDir: string,
+    tarFile: string,
+    emit: BuildEmit,
+  ): Promise<{ dockerfile: string; unpack?: () => Promise<void> }> {
+    const name = o.dockerfile || 'Dockerfile';
     if (o.remote !== '') {
       const { fetchRemoteContext } = await import('./remote-context.js');
       const r = await fetchRemoteContext(o.remote, contextDir, this.log, emit);
-      if (r.dockerfileText !== undefined) return r.dockerfileText;
-    } else {
-      if (!body) throw new InvalidParameterError('the build context is missing');
-      await extractContext(body, contextDir);
+      if (r.dockerfileText !== undefined) return { dockerfile: r.dockerfileText };
+      return { dockerfile: readDockerfile(contextDir, name).text };
     }
-    return readDockerfile(contextDir, o.dockerfile || 'Dockerfile').text;
+    if (!body) throw new InvalidParameterError('the build context is missing');
+    await spoolContext(body, tarFile);
+    const unpackTree = async (): Promise<void> => {
+      await extractContext(createReadStream(tarFile), contextDir);
+      rmSync(tarFile, { force: true });
+    };
+    const found = await dockerfileFromTar(tarFile, name);
+    if (!found) {
+      await unpackTree();
+      return { dockerfile: readDockerfile(contextDir, name).text };
+    }
+    return {
+      dockerfile: found.text,
+      unpack: async () => {
+        await unpackTree();
+        removeIgnoredBuildFiles(contextDir, found.ignore, found.name);
+      },
+    };
   }
 
   // ---- cache -------------------------------------------------------------------------------------------
@@ -385,7 +421,10 @@ class BuildRun {
   private cacheFrom: Set<string> | undefined;
   private stages: StageResult[] = [];
   private stageNames = new Map<string, number>();
-  private contextRoot: ConfinedRoot | undefined;
+  private contextDir = '';
+  private unpack: (() => Promise<void>) | undefined;
+  /** State every stage runner shares (forks see this same object). */
+  private readonly shared: { contextReady?: Promise<ConfinedRoot>; contextRoot?: ConfinedRoot } = {};
   private shlex = new ShellLex('\\');
   private total = 0;
   private step = 1;
@@ -417,6 +456,18 @@ class BuildRun {
 
   private out(text: string): void {
     this.emit({ stream: text });
+  }
+
+  /** The context tree, unpacked from the spooled tar the first time a step needs it (once for all stages). */
+  private context(): Promise<ConfinedRoot> {
+    const shared = this.shared;
+    shared.contextReady ??= (async () => {
+      if (this.unpack) await this.unpack();
+      else mkdirSync(this.contextDir, { recursive: true, mode: 0o700 });
+      shared.contextRoot = ConfinedRoot.open(this.contextDir);
+      return shared.contextRoot;
+    })();
+    return shared.contextReady;
   }
 
   /** A runner for one stage: the build's shared state, its own output and step numbers. */
@@ -468,7 +519,7 @@ class BuildRun {
   async cleanup(): Promise<void> {
     for (const v of this.views) v.release();
     this.views.clear();
-    this.contextRoot?.close();
+    this.shared.contextRoot?.close();
     for (const r of this.roots.splice(0)) r.close();
     for (const id of this.containers) {
       await this.d.containers.remove(id, { force: true, removeVolumes: true }).catch((e: unknown) =>
@@ -478,7 +529,9 @@ class BuildRun {
     this.containers.clear();
   }
 
-  async run(contextDir: string, dockerfileText: string): Promise<string> {
+  async run(contextDir: string, dockerfileText: string, unpack?: () => Promise<void>): Promise<string> {
+    this.contextDir = contextDir;
+    this.unpack = unpack;
     const parsed = parseDockerfile(dockerfileText);
     if (parsed.syntax !== undefined) {
       this.emit({ stream: `[WARNING]: the syntax parser directive (${parsed.syntax}) needs BuildKit; the classic builder ignores it\n` });
@@ -500,7 +553,6 @@ class BuildRun {
     for (const w of parsed.warnings) this.emit({ stream: `[WARNING]: ${w}\n` });
     if (parsed.warnings.length > 0) this.emit({ stream: '[WARNING]: Empty continuation lines will become errors in a future release.\n' });
     if (this.o.cacheFrom.length > 0) this.cacheFrom = this.cacheSources();
-    this.contextRoot = ConfinedRoot.open(contextDir);
 
     this.total = metaArgs.length + stages.length + stages.reduce((n, s) => n + s.commands.length, 0);
     const global = new BuildArgs(this.o.buildArgs);
@@ -979,14 +1031,14 @@ class BuildRun {
     const rc = state.runConfig;
 
     // Where the sources come from: the context, another stage, or an image.
-    let srcRoot = this.contextRoot as ConfinedRoot;
+    let srcRoot: ConfinedRoot;
     let fromView: StepRootfs | undefined;
     if (c.kind === 'copy' && c.from !== '') {
       const fromName = x(c.from);
       const chain = await this.fromSource(fromName);
       fromView = this.openView(chain);
       srcRoot = fromView.root;
-    }
+    } else srcRoot = await this.context();
     try {
       const infos: { resolved: Resolved; hash: string; downloaded?: { path: string; mtime?: number; name: string } }[] = [];
       let wildcard = false;
