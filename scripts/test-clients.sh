@@ -65,8 +65,42 @@ rootfs_tar() { # <dir> <with-bash>
     [[ "$applet" == bin/busybox || -e "$dir/$applet" ]] || ln -s /bin/busybox "$dir/$applet"
   done
   if [[ "$2" == bash ]]; then printf '#!/bin/sh\nexec /bin/sh "$@"\n' >"$dir/bin/bash"; chmod 755 "$dir/bin/bash"; fi
-  printf 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nbin:x:2:2:bin:/bin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n' >"$dir/etc/passwd"
-  printf 'root:x:0:\ndaemon:x:1:\nbin:x:2:\ntty:x:5:\nnogroup:x:65534:\n' >"$dir/etc/group"
+  # Alpine's system users and directories: the suites exec as `postgres` and in /var/opt.
+  mkdir -p "$dir"/var/{opt,lib,log,cache,spool,empty,local,mail} "$dir"/usr/{lib,local/bin,share} "$dir"/{lib,media}
+  cat >"$dir/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/sh
+bin:x:1:1:bin:/bin:/sbin/nologin
+daemon:x:2:2:daemon:/sbin:/sbin/nologin
+adm:x:3:4:adm:/var/adm:/sbin/nologin
+lp:x:4:7:lp:/var/spool/lpd:/sbin/nologin
+sync:x:5:0:sync:/sbin:/bin/sync
+mail:x:8:12:mail:/var/spool/mail:/sbin/nologin
+operator:x:11:0:operator:/root:/sbin/nologin
+ftp:x:21:21::/var/lib/ftp:/sbin/nologin
+sshd:x:22:22:sshd:/dev/null:/sbin/nologin
+games:x:35:35:games:/usr/games:/sbin/nologin
+postgres:x:70:70::/var/lib/postgresql:/bin/sh
+ntp:x:123:123:NTP:/var/empty:/sbin/nologin
+guest:x:405:100:guest:/dev/null:/sbin/nologin
+nobody:x:65534:65534:nobody:/:/sbin/nologin
+PASSWD
+  cat >"$dir/etc/group" <<'GROUP'
+root:x:0:root
+bin:x:1:root,bin,daemon
+daemon:x:2:root,bin,daemon
+adm:x:4:root,adm,daemon
+tty:x:5:
+lp:x:7:lp
+mail:x:12:mail
+ftp:x:21:
+sshd:x:22:
+games:x:35:
+postgres:x:70:
+ntp:x:123:
+users:x:100:games
+nogroup:x:65533:
+nobody:x:65534:
+GROUP
   echo 'hosts: files dns' >"$dir/etc/nsswitch.conf"
   tar -C "$dir" -cf "$dir.tar" .
 }
@@ -88,12 +122,21 @@ status=0
 
 if [[ -n "$DOCKER_PY_SRC" ]]; then
   VENV="$TOOLS/docker-py-$DOCKER_PY_VERSION"
-  if ! "$VENV/bin/python" -c "import docker, paramiko, pytest, pytest_timeout" 2>/dev/null; then
+  if ! "$VENV/bin/python" -c "import docker, paramiko, websocket, pytest, pytest_timeout" 2>/dev/null; then
     mkdir -p "$TOOLS" && python3 -m venv "$VENV" &&
-      "$VENV/bin/pip" install -q "docker[ssh]==$DOCKER_PY_VERSION" "pytest==7.4.2" "pytest-timeout==2.1.0" || exit 1
+      "$VENV/bin/pip" install -q "docker[ssh,websockets]==$DOCKER_PY_VERSION" "pytest==7.4.2" "pytest-timeout==2.1.0" || exit 1
   fi
   # Only the tests are copied, so `import docker` finds the PyPI package and not the checkout's sources.
   mkdir -p "$WORK/docker-py" && cp -r "$DOCKER_PY_SRC/tests" "$DOCKER_PY_SRC/pytest.ini" "$WORK/docker-py/"
+  # tests/integration/credentials exercise docker-credential-pass (Debian: pass, golang-docker-credential-helpers)
+  # with the checkout's GPG test key, in a key ring and password store private to this run.
+  if command -v docker-credential-pass >/dev/null && command -v pass >/dev/null && [[ -d "$DOCKER_PY_SRC/tests/gpg-keys" ]]; then
+    export GNUPGHOME="$WORK/gnupg" PASSWORD_STORE_DIR="$WORK/password-store"
+    mkdir -p -m 700 "$GNUPGHOME"
+    gpg --batch -q --import "$DOCKER_PY_SRC/tests/gpg-keys/secret" 2>/dev/null
+    gpg --batch -q --import-ownertrust "$DOCKER_PY_SRC/tests/gpg-keys/ownertrust" 2>/dev/null
+    pass init "$(gpg --no-auto-check-trustdb --list-secret-key 2>/dev/null | awk '/^sec/{getline; $1=$1; print}')" >/dev/null
+  fi
   deselect=()
   while IFS= read -r t; do deselect+=(--deselect "$t"); done < <(skips docker-py)
   echo "== docker-py $DOCKER_PY_VERSION tests/integration (${#deselect[@]} skip-list arguments)"

@@ -124,6 +124,8 @@ static int child_setup(struct plan *p, struct child_fds *fds, char **path, struc
 			return berth_fail(err, errno, "join cgroup %s", fds->cg_tasks[i]);
 		close(fd);
 	}
+	if (fds->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+		return berth_fail(err, errno, "create the cgroup namespace");
 	if (sec_oom(p, err) < 0)
 		return -1;
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -13,6 +13,7 @@ struct child_fds {
 	char **cg_tasks;
 	int ncg_tasks;
 	struct ns_proc *nsp; /* exec: the container's init, pinned (ns_proc.flags says what to join) */
+	int unshare_cgroupns; /* make the private cgroup namespace after joining the cgroups */
 };
 
 /* Never returns: execs the container's command, or reports the failed step to the shim and exits. */

@@ -112,8 +112,17 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 			cg2_fd = -1;
 		}
 	}
-	if (pid < 0)
-		pid = (pid_t)syscall(SYS_clone, (unsigned long)(p->clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+	/* Without CLONE_INTO_CGROUP the child reaches its cgroups after the clone: a cgroup namespace made at the
+	 * clone would be rooted at the shim's cgroup, so the child makes it once it has joined (as runc on v1). */
+	int late_cgroupns = 0;
+	if (pid < 0) {
+		unsigned long flags = p->clone_flags;
+		if (flags & CLONE_NEWCGROUP) {
+			flags &= ~(unsigned long)CLONE_NEWCGROUP;
+			late_cgroupns = 1;
+		}
+		pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	}
 	if (pid < 0)
 		return berth_fail(err, errno, "clone");
 	l->pid = pid;
@@ -130,7 +139,8 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 		if (cg2_fd >= 0)
 			close(cg2_fd);
 		struct child_fds fds = {.sync = sv[1], .stdin_r = in_p[0], .stdout_w = out_p[1], .stderr_w = err_p[1],
-					.cg_tasks = cg_tasks, .ncg_tasks = ncg_tasks, .nsp = &nsp};
+					.cg_tasks = cg_tasks, .ncg_tasks = ncg_tasks, .nsp = &nsp,
+					.unshare_cgroupns = late_cgroupns};
 		child_main(p, &fds);
 	}
 	close(sv[1]);

@@ -47,20 +47,8 @@ const MAX_COMMIT_PAUSE_MS = 60_000;
 
 export type UpdateBody = HostConfigResources & { RestartPolicy?: RestartPolicy };
 
-/** Go duration strings as the `until` filter accepts them ("10m", "1h30m", "24h"). */
-function parseGoDuration(s: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  if (!/^(\d+(?:\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let ms = 0;
-  for (const m of s.matchAll(re)) ms += Number(m[1]) * (unit[m[2] as string] ?? 0);
-  return ms;
-}
-
-/** The `until` filter value → nanoseconds since the epoch (timestamp, date, or a duration before now). */
+/** The `until` filter value → nanoseconds since the epoch (the one parser every until/since uses). */
 export function untilNano(v: string): bigint {
-  const d = parseGoDuration(v.trim());
-  if (d !== undefined) return nowNano() - BigInt(Math.round(d * 1e6));
   return parseTimestampParam('until', v);
 }
 

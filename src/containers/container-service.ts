@@ -39,6 +39,7 @@ import { inspectEntry, listEntry, ZERO_TIME } from './presenters.js';
 import { RestartBackoff, validateRestartPolicy } from './restart-policy.js';
 import { buildSpec, containerCapabilities, parseSecurityOpts } from './spec-builder.js';
 import { logAttributes, logLimits, resolveLogConfig } from './log-options.js';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches } from '../registry/platform.js';
 import type { ContainerViews } from './container-views.js';
 import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
 import { resolveUser } from './user-resolve.js';
@@ -71,6 +72,8 @@ export interface ContainerServiceDeps {
 
 export interface CreateRequest {
   name?: string;
+  /** `platform` of the create request (os[/arch[/variant]]): the image must be built for it. */
+  platform?: string;
   /** Set by the CRI layer only (never from the Docker API). */
   cri?: CriAttachment;
   body: Partial<ContainerConfig> & { HostConfig?: HostConfig; NetworkingConfig?: ContainerRecord['networkingConfig'] };
@@ -259,6 +262,9 @@ export class ContainerService {
     }
     const name = req.name ? validateContainerName(req.name) : undefined;
     const image = this.d.images.resolve(body.Image);
+    if (req.platform) checkImagePlatform(body.Image, image.config, req.platform);
+    refuseUnsupportedFields(hc);
+    if ((hc.CgroupnsMode ?? '') === '') hc.CgroupnsMode = this.d.cgroups.version === '2' ? 'private' : 'host';
 
     // Validation with dockerd's messages, before anything is written.
     validateRestartPolicy(hc.RestartPolicy, hc.AutoRemove === true);
@@ -1175,4 +1181,58 @@ export function migrateContainerMac(
 function withLinkEnv(linkEnv: readonly string[], env: readonly string[]): string[] {
   const own = new Set(env.map((e) => e.split('=')[0]));
   return [...linkEnv.filter((e) => !own.has(e.split('=')[0])), ...env];
+}
+
+/**
+ * `POST /containers/create?platform=…`: an image built for another platform is "not found" for it, with dockerd's
+ * message, so the docker CLI goes on to pull the right one.
+ */
+export function checkImagePlatform(ref: string, image: { os?: string; architecture?: string; variant?: string }, platform: string): void {
+  const want = parsePlatform(platform);
+  const host = hostPlatform();
+  const actual = normalizePlatform({
+    os: image.os || 'linux',
+    architecture: image.architecture || host.architecture,
+    ...(image.variant ? { variant: image.variant } : {}),
+  });
+  if (!platformMatches(actual, want)) {
+    // containerd's Format drops arm64's default variant (linux/arm64, not linux/arm64/v8).
+    const fmt = (p: typeof want): string => formatPlatform(p.architecture === 'arm64' && p.variant === 'v8' ? { os: p.os, architecture: p.architecture } : p);
+    throw new NotFoundError(`image with reference ${ref} was found but does not match the specified platform: wanted ${fmt(want)}, actual: ${fmt(actual)}`);
+  }
+}
+
+const NAMESPACE_MODES: ReadonlyArray<readonly [key: 'IpcMode' | 'PidMode' | 'UTSMode' | 'CgroupnsMode', label: string, modes: readonly string[], container: boolean]> = [
+  ['IpcMode', 'IPC mode', ['', 'none', 'private', 'shareable', 'host'], true],
+  ['PidMode', 'PID mode', ['', 'host'], true],
+  ['UTSMode', 'UTS mode', ['', 'host'], false],
+  ['CgroupnsMode', 'cgroup namespace mode', ['', 'host', 'private'], false],
+];
+
+/** Go's %v of [][]string: [[gpu] [compute utility]]. */
+function goStringLists(v: unknown): string {
+  const lists = Array.isArray(v) ? v : [];
+  return `[${lists.map((l) => `[${(Array.isArray(l) ? l : []).map(String).join(' ')}]`).join(' ')}]`;
+}
+
+/**
+ * HostConfig fields Berth cannot honour are refused with dockerd's own messages (what dockerd says when the
+ * feature is absent on its host), never accepted and dropped; unknown namespace modes as dockerd's verification.
+ */
+export function refuseUnsupportedFields(hc: HostConfig): void {
+  for (const [key, label, modes, container] of NAMESPACE_MODES) {
+    const v = hc[key] ?? '';
+    if (typeof v !== 'string' || !(modes.includes(v) || (container && /^container:.+/.test(v)))) {
+      throw new InvalidParameterError(`invalid ${label}: ${String(v)}`);
+    }
+  }
+  // No device drivers (NVIDIA, CDI) are registered: dockerd's answer when none matches the request.
+  const requests = Array.isArray(hc.DeviceRequests) ? (hc.DeviceRequests as { Driver?: string; Capabilities?: unknown }[]) : [];
+  for (const r of requests) {
+    throw new InvalidParameterError(`could not select device driver "${r.Driver ?? ''}" with capabilities: ${goStringLists(r.Capabilities)}`);
+  }
+  // Per-container size limits need overlay on xfs with project quotas, which Berth's storage does not set up.
+  if (hc.StorageOpt && typeof hc.StorageOpt === 'object' && Object.keys(hc.StorageOpt).length > 0) {
+    throw new InvalidParameterError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+  }
 }

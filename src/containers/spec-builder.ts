@@ -125,7 +125,12 @@ export function buildSpec(i: SpecInputs): OciSpec {
 
   // Namespaces: defaults, then host modes drop one, container: modes join a path.
   const namespaces: OciNamespace[] = [];
-  for (const ns of defaultNamespaces(i.cgroupV2)) {
+  // CgroupnsMode: private gives the container its own cgroup namespace on either cgroup version, host none;
+  // unset is dockerd's default (private on v2, host on v1).
+  const cgroupns = hc.CgroupnsMode === 'private' || ((hc.CgroupnsMode ?? '') === '' && i.cgroupV2);
+  const wanted = defaultNamespaces(false);
+  if (cgroupns) wanted.push({ type: 'cgroup' });
+  for (const ns of wanted) {
     const p = i.namespacePaths[ns.type];
     if (p === 'host') continue;
     namespaces.push(p ? { type: ns.type, path: p } : ns);

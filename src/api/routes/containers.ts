@@ -230,7 +230,8 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     const body = (request.body ?? {}) as CreateRequest['body'];
     if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidParameterError('invalid JSON: expected an object');
     const name = qString(q, 'name');
-    const res = await containers.create({ ...(name ? { name } : {}), body });
+    const platform = qString(q, 'platform');
+    const res = await containers.create({ ...(name ? { name } : {}), ...(platform ? { platform } : {}), body });
     void reply.code(201).send(res);
   });
 
@@ -440,7 +441,10 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
   // --- exec
 
   app.post<{ Params: IdParams }>('/containers/:id/exec', async (request, reply) => {
-    const body = (request.body ?? {}) as Parameters<typeof execs.create>[1];
+    const body = { ...((request.body ?? {}) as Parameters<typeof execs.create>[1] & { detachKeys?: string }) };
+    // Go decodes JSON keys case-insensitively: docker-py sends `detachKeys` from its client config.
+    if (body.DetachKeys === undefined && typeof body.detachKeys === 'string') body.DetachKeys = body.detachKeys;
+    delete body.detachKeys;
     if (body.DetachKeys) {
       try {
         parseDetachKeys(body.DetachKeys);

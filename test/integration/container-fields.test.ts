@@ -1,0 +1,115 @@
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { busyboxImageTar } from '../helpers/busybox-image.js';
+
+/**
+ * Container fields are honoured (checked by their effect inside the container or on the host) or refused with
+ * dockerd's status and message: never accepted and dropped (docs/container-fields.md).
+ */
+describe('container fields: honoured or refused', () => {
+  let d: TestDaemon;
+  beforeAll(async () => {
+    d = await startDaemon();
+    const load = await d.docker(['load', '-i', await busyboxImageTar()]);
+    if (load.code !== 0) throw new Error(load.stderr);
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  async function create(hostConfig: Record<string, unknown>, query = ''): Promise<{ status: number; body: { message?: string; Id?: string } }> {
+    const r = await d.request('POST', `/containers/create${query}`, { body: { Image: 'busybox', Cmd: ['true'], HostConfig: hostConfig } });
+    const body = r.json<{ message?: string; Id?: string }>();
+    if (body.Id) await d.docker(['rm', body.Id]);
+    return { status: r.status, body };
+  }
+
+  it('refuses --gpus (no device driver) and --storage-opt (no quota support) with dockerd\'s messages', async () => {
+    const gpus = await d.docker(['run', '--rm', '--gpus', 'all', 'busybox', 'true']);
+    expect(gpus.code).not.toBe(0);
+    expect(gpus.stderr).toContain('could not select device driver "" with capabilities: [[gpu]]');
+    const api = await create({ DeviceRequests: [{ Driver: 'nvidia', Count: 1, Capabilities: [['gpu', 'compute']] }] });
+    expect(api).toEqual({ status: 400, body: { message: 'could not select device driver "nvidia" with capabilities: [[gpu compute]]' } });
+    const storage = await d.docker(['run', '--rm', '--storage-opt', 'size=1G', 'busybox', 'true']);
+    expect(storage.stderr).toContain("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+    expect((await d.docker(['ps', '-aq'])).stdout).toBe('');
+  });
+
+  it('refuses unknown PID, IPC, UTS and cgroup namespace modes', async () => {
+    expect(await create({ PidMode: 'bogus' })).toEqual({ status: 400, body: { message: 'invalid PID mode: bogus' } });
+    expect(await create({ IpcMode: 'bogus' })).toEqual({ status: 400, body: { message: 'invalid IPC mode: bogus' } });
+    expect(await create({ UTSMode: 'container:x' })).toEqual({ status: 400, body: { message: 'invalid UTS mode: container:x' } });
+    expect(await create({ CgroupnsMode: 'shared' })).toEqual({ status: 400, body: { message: 'invalid cgroup namespace mode: shared' } });
+    expect((await create({ IpcMode: 'shareable', PidMode: 'host', UTSMode: 'host' })).status).toBe(201);
+  });
+
+  it('gives a private cgroup namespace or the host\'s, as CgroupnsMode asks, on this host\'s cgroup version', async () => {
+    const priv = await d.docker(['run', '--rm', '--cgroupns', 'private', 'busybox', 'cat', '/proc/self/cgroup']);
+    const lines = priv.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toMatch(/:\/$/);
+    const host = await d.docker(['run', '--name', 'fields-cgns-host', '--cgroupns', 'host', 'busybox', 'cat', '/proc/self/cgroup']);
+    try {
+      const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'fields-cgns-host'])).stdout.trim();
+      expect(host.stdout).toContain(`/${id}`);
+      expect((await d.docker(['inspect', '-f', '{{.HostConfig.CgroupnsMode}}', 'fields-cgns-host'])).stdout.trim()).toBe('host');
+    } finally {
+      await d.docker(['rm', 'fields-cgns-host']);
+    }
+  });
+
+  it('places the container under --cgroup-parent (cgroupfs path) on the host', async () => {
+    const parent = `berth-test-parent-${process.pid}`;
+    const r = await d.docker(['run', '-d', '--cgroup-parent', `/${parent}`, '--cgroupns', 'host', 'busybox', 'sleep', '300']);
+    const id = r.stdout.trim();
+    try {
+      expect(r.code).toBe(0);
+      const inside = await d.docker(['exec', id, 'cat', '/proc/self/cgroup']);
+      expect(inside.stdout).toContain(`/${parent}/${id}`);
+      // the host's view: the container's cgroup directory sits under the parent
+      const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+      const dir = v2 ? join('/sys/fs/cgroup', parent, id) : join('/sys/fs/cgroup/memory', parent, id);
+      expect(existsSync(dir)).toBe(true);
+    } finally {
+      await d.docker(['rm', '-f', id]);
+      // dockerd leaves the parent cgroup too: the test removes what it made
+      const roots = existsSync('/sys/fs/cgroup/cgroup.controllers') ? ['/sys/fs/cgroup'] : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+      for (const root of roots) {
+        const p = join(root, parent);
+        if (existsSync(p)) rmdirSync(p);
+      }
+    }
+  });
+
+  it('refuses an image built for another platform on create?platform=, as dockerd (the CLI then pulls)', async () => {
+    const arch = process.arch === 'arm64' ? 'amd64' : 'arm64';
+    const r = await create({}, `?platform=linux/${arch}`);
+    expect(r.status).toBe(404);
+    expect(r.body.message).toMatch(new RegExp(`^image with reference busybox was found but does not match the specified platform: wanted linux/${arch}, actual: linux/(amd64|arm64)$`));
+    expect((await create({}, `?platform=linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`)).status).toBe(201);
+  });
+
+  it('takes Go durations in every until filter: docker system prune --filter until=24h', async () => {
+    const r = await d.docker(['run', '-d', '--name', 'fields-recent', 'busybox', 'true']);
+    expect(r.code).toBe(0);
+    await d.docker(['wait', 'fields-recent']);
+    await d.docker(['network', 'create', 'fields-recent-net']);
+    try {
+      const prune = await d.docker(['system', 'prune', '-f', '--filter', 'until=24h']);
+      expect(prune.stderr).toBe('');
+      expect(prune.code).toBe(0);
+      for (const cmd of [['container', 'prune'], ['image', 'prune'], ['network', 'prune']]) {
+        const one = await d.docker([...cmd, '-f', '--filter', 'until=1h30m']);
+        expect(one.stderr, cmd.join(' ')).toBe('');
+      }
+      // created just now: younger than 24h, so kept
+      expect((await d.docker(['inspect', '-f', '{{.State.Status}}', 'fields-recent'])).stdout.trim()).toBe('exited');
+      expect((await d.docker(['network', 'inspect', '-f', '{{.Name}}', 'fields-recent-net'])).stdout.trim()).toBe('fields-recent-net');
+    } finally {
+      await d.docker(['rm', '-f', 'fields-recent']);
+      await d.docker(['network', 'rm', 'fields-recent-net']);
+    }
+  });
+});
