@@ -35,7 +35,6 @@ import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
 import { fileURLToPath } from 'node:url';
-import { startCri } from './cri/index.js';
 
 /** berth-shim and berth-init, built from native/ by npm install. */
 const SHIM_PATH = fileURLToPath(new URL('../native/build/berth-shim', import.meta.url));
@@ -170,6 +169,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry, build };
 
     if (config.criSocket !== '') {
+      // Loaded only when served: gRPC is ~15 MiB of resident memory that a daemon started with --no-cri never uses.
+      const { startCri } = await import('./cri/index.js');
       cri = await startCri(
         { endpoint: config.criSocket, dataRoot: config.dataRoot, cniConfDir: config.cniConfDir, cniBinDirs: config.cniBinDirs, initPath: INIT_PATH },
         { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log },

@@ -1,4 +1,5 @@
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './http.js';
 import type { Logger } from '../util/logger.js';
 import { credentialsKey, type Credentials } from './auth-config.js';
 import { parseChallenges, type Challenge } from './challenge.js';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './http.js';
 import type { Logger } from '../util/logger.js';
 import type { Credentials } from './auth-config.js';
 import { RegistryAuth, USER_AGENT, repositoryScope } from './auth.js';

@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import { createAgent } from './http.js';
 import { InvalidParameterError } from '../errors.js';
 import { parseHostsToml, type HostsToml } from './hosts-toml.js';
 
@@ -168,7 +169,7 @@ export class RegistryHosts {
     let a = this.agents.get(key);
     if (!a) {
       const tls = this.tlsFor(hostport);
-      a = new Agent({
+      a = createAgent({
         connect: { ...tls, rejectUnauthorized: !insecure, timeout: 30_000 },
         keepAliveTimeout: 30_000,
         connections: 16,

@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './http.js';
 import type { DaemonConfig } from '../config.js';
 import { BerthError, InvalidParameterError, NotImplementedError, UnauthorizedError } from '../errors.js';
 import type { ImageService } from '../images/image-service.js';
