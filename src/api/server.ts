@@ -7,6 +7,7 @@ import { installErrorHandling } from './error-handler.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
 import { HijackRouter } from './hijack.js';
+import { installRequestSchemas } from './schema-validation.js';
 import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
 import { openListeners, type ListenOptions } from './listeners.js';
@@ -96,6 +97,7 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
 
   installErrorHandling(app, log);
   installBodyParsers(app);
+  installRequestSchemas(app);
   await registerRoutes(app, services);
   await app.ready();
   // Connections reach the Fastify server from our own unix listeners, so Node's http server never emits

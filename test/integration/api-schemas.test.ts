@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { busyboxImageTar } from '../helpers/busybox-image.js';
+
+// Request bodies are checked against Docker's v1.50 spec as Go's JSON decoder would check them.
+describe('API request schemas', () => {
+  let d: TestDaemon;
+  const created: string[] = [];
+  beforeAll(async () => {
+    d = await startDaemon();
+    expect((await d.docker(['load', '-i', await busyboxImageTar()])).code).toBe(0);
+  });
+  afterAll(async () => {
+    if (created.length > 0) await d.docker(['rm', '-f', ...created]);
+    await d.docker(['network', 'rm', 'schemanet']);
+    await d.stop();
+  });
+
+  async function refused(method: string, path: string, body: unknown): Promise<string> {
+    const r = await d.request(method, path, { body });
+    expect(r.status, r.text()).toBe(400);
+    expect(r.headers['content-type']).toBe('application/json');
+    return r.json<{ message: string }>().message;
+  }
+
+  it('refuses numbers where Env wants strings with 400, not 500', async () => {
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', Env: [1, 2] })).toBe(
+      'json: cannot unmarshal number into Go struct field ContainerCreate.Env of type string',
+    );
+  });
+
+  it('refuses a string CpuShares', async () => {
+    expect(await refused('POST', '/v1.50/containers/create', { Image: 'busybox', HostConfig: { CpuShares: 'x' } })).toBe(
+      'json: cannot unmarshal string into Go struct field ContainerCreate.HostConfig.CpuShares of type int',
+    );
+  });
+
+  it('refuses wrong types deep in HostConfig, labels and endpoint settings', async () => {
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', Labels: { a: 1 } })).toMatch(/ContainerCreate\.Labels of type string$/);
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', HostConfig: { PortBindings: { '80/tcp': [{ HostPort: 8080 }] } } })).toMatch(
+      /HostConfig\.PortBindings\.HostPort of type string$/,
+    );
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', HostConfig: { Privileged: 'yes' } })).toMatch(/of type bool$/);
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', Cmd: 5 })).toMatch(/ContainerCreate\.Cmd of type strslice\.StrSlice$/);
+    expect(await refused('POST', '/containers/create', [1])).toBe('json: cannot unmarshal array into Go value of type ContainerCreate');
+  });
+
+  it('takes a string Cmd and Entrypoint as one-element lists, and null anywhere', async () => {
+    const r = await d.request('POST', '/containers/create?name=schemacmd', {
+      body: { Image: 'busybox', Cmd: 'hello', Entrypoint: 'echo', Env: null, HostConfig: { Binds: null, Memory: null }, Labels: null },
+    });
+    expect(r.status, r.text()).toBe(201);
+    created.push('schemacmd');
+    const info = (await d.request('GET', '/containers/schemacmd/json')).json<{ Config: { Cmd: string[]; Entrypoint: string[] } }>();
+    expect(info.Config.Cmd).toEqual(['hello']);
+    expect(info.Config.Entrypoint).toEqual(['echo']);
+  });
+
+  it('checks exec, network and volume bodies too', async () => {
+    expect(await refused('POST', '/containers/schemacmd/exec', { Cmd: 'ls' })).toMatch(/of type \[\]string$/);
+    expect(await refused('POST', '/networks/create', { Name: 'schemanet', Options: { a: 1 } })).toMatch(/Options of type string$/);
+    expect(await refused('POST', '/volumes/create', { Name: 'schemavol', Labels: [] })).toMatch(/Labels of type map\[string\]string$/);
+    expect((await d.request('POST', '/networks/create', { body: { Name: 'schemanet', Options: {} } })).status).toBe(201);
+  });
+
+  it('leaves query strings to the routes: all=1 still lists everything', async () => {
+    const r = await d.request('GET', '/containers/json?all=1&filters=%7B%7D');
+    expect(r.status).toBe(200);
+    expect(r.json<unknown[]>().length).toBeGreaterThan(0);
+  });
+});
