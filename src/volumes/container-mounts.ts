@@ -1,7 +1,7 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as C, existsSync, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ConfinedRoot, O_PATH, fdPath } from '../containers/confined-root.js';
+import { ConfinedRoot, O_PATH } from '../containers/confined-root.js';
 import { MNT_DETACH, MS_BIND, nativeAddon } from '../storage/native.js';
 import type { Logger } from '../util/logger.js';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
@@ -415,16 +415,19 @@ function stageSubpath(volumeDir: string, sub: string, target: string): string {
     let fd: number;
     try {
       if (!r.st) throw new InvalidParameterError(missing);
-      fd = r.st.isDirectory() ? root.openDir(r) : openSync(r.hostPath, O_PATH);
+      // O_NOFOLLOW: a name swapped for a symlink since the resolution is refused, never followed to the host.
+      fd = r.st.isDirectory() ? root.openDir(r) : openSync(r.hostPath, O_PATH | C.O_NOFOLLOW);
     } finally {
       r.close();
     }
     try {
-      const isDir = statSync(fdPath(fd)).isDirectory();
+      const st = fstatSync(fd);
+      if (st.isSymbolicLink()) throw new InvalidParameterError(`cannot access path ${join(volumeDir, sub)}: it changed while being resolved`);
       mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
-      if (isDir) mkdirSync(target, { recursive: true, mode: 0o700 });
+      if (st.isDirectory()) mkdirSync(target, { recursive: true, mode: 0o700 });
       else writeFileSync(target, '', { mode: 0o600 });
-      nativeAddon().mount(fdPath(fd), target, '', MS_BIND, '');
+      // The bare magic link (no trailing "/."): it names the pinned inode, a file as well as a directory.
+      nativeAddon().mount(`/proc/self/fd/${fd}`, target, '', MS_BIND, '');
     } finally {
       closeSync(fd);
     }
