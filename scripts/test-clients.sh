@@ -128,15 +128,6 @@ if [[ -n "$DOCKER_PY_SRC" ]]; then
   fi
   # Only the tests are copied, so `import docker` finds the PyPI package and not the checkout's sources.
   mkdir -p "$WORK/docker-py" && cp -r "$DOCKER_PY_SRC/tests" "$DOCKER_PY_SRC/pytest.ini" "$WORK/docker-py/"
-  # tests/integration/credentials exercise docker-credential-pass (Debian: pass, golang-docker-credential-helpers)
-  # with the checkout's GPG test key, in a key ring and password store private to this run.
-  if command -v docker-credential-pass >/dev/null && command -v pass >/dev/null && [[ -d "$DOCKER_PY_SRC/tests/gpg-keys" ]]; then
-    export GNUPGHOME="$WORK/gnupg" PASSWORD_STORE_DIR="$WORK/password-store"
-    mkdir -p -m 700 "$GNUPGHOME"
-    gpg --batch -q --import "$DOCKER_PY_SRC/tests/gpg-keys/secret" 2>/dev/null
-    gpg --batch -q --import-ownertrust "$DOCKER_PY_SRC/tests/gpg-keys/ownertrust" 2>/dev/null
-    pass init "$(gpg --no-auto-check-trustdb --list-secret-key 2>/dev/null | awk '/^sec/{getline; $1=$1; print}')" >/dev/null
-  fi
   deselect=()
   while IFS= read -r t; do deselect+=(--deselect "$t"); done < <(skips docker-py)
   echo "== docker-py $DOCKER_PY_VERSION tests/integration (${#deselect[@]} skip-list arguments)"
