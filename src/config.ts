@@ -18,6 +18,10 @@ export interface DaemonConfig {
   defaultAddressPools: { base: string; size: number }[];
   dns: string[];
   iptables: boolean;
+  /** daemon.json icc: containers on the default bridge may talk to each other (default true). */
+  icc: boolean;
+  /** daemon.json ip: host address of ports published on the default bridge without one (default 0.0.0.0). */
+  ip: string;
   registryMirrors: string[];
   insecureRegistries: string[];
   maxConcurrentDownloads: number;
@@ -71,6 +75,8 @@ function defaults(): DaemonConfig {
     defaultAddressPools: [],
     dns: [],
     iptables: true,
+    icc: true,
+    ip: '0.0.0.0',
     registryMirrors: [],
     insecureRegistries: [],
     maxConcurrentDownloads: 3,
@@ -170,6 +176,8 @@ const OPTIONS: Option[] = [
   opt({ key: 'bip', kind: 'string', arg: 'CIDR', help: 'Address and subnet of the default bridge', apply: (c, v) => { c.bip = v; } }),
   opt({ key: 'dns', kind: 'strings', arg: 'IP', help: 'DNS server for containers (repeatable)', apply: (c, v) => { c.dns = v; } }),
   opt({ key: 'iptables', kind: 'bool', help: 'Manage firewall rules for NAT and published ports (default true)', apply: (c, v) => { c.iptables = v; } }),
+  opt({ key: 'icc', kind: 'bool', help: 'Let containers on the default bridge talk to each other (default true)', apply: (c, v) => { c.icc = v; } }),
+  opt({ key: 'ip', kind: 'string', arg: 'IP', help: 'Host address of ports published on the default bridge without one (default 0.0.0.0)', apply: (c, v) => { c.ip = v; } }),
   opt({ key: 'registry-mirrors', flag: 'registry-mirror', kind: 'strings', arg: 'URL', reload: true, help: 'Docker Hub mirror (repeatable)', apply: (c, v) => { c.registryMirrors = v; } }),
   opt({ key: 'insecure-registries', flag: 'insecure-registry', kind: 'strings', arg: 'HOST', reload: true, help: 'Registry reachable over plain HTTP or unverified TLS (repeatable)', apply: (c, v) => { c.insecureRegistries = v; } }),
   opt({ key: 'max-concurrent-downloads', kind: 'int', arg: 'N', reload: true, help: 'Layers pulled at once (default 3)', apply: (c, v) => { c.maxConcurrentDownloads = v; } }),

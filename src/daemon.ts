@@ -107,6 +107,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       bip: config.bip,
       defaultAddressPools: config.defaultAddressPools,
       iptables: config.iptables,
+      icc: config.icc,
+      defaultBindIp: config.ip,
       dns: config.dns,
       daemonId: system.daemonId,
     });

@@ -74,7 +74,11 @@ export class NetworkBootstrap {
         predefined: true, autoSubnet: false, masquerade: false,
       }, true);
     }
-    if (byName.has('bridge')) return;
+    const existing = byName.get('bridge');
+    if (existing) {
+      this.applyDaemonBridgeConfig(existing, false);
+      return;
+    }
     let subnet: Cidr;
     let gateway: string;
     if (opts.bip) {
@@ -88,13 +92,13 @@ export class NetworkBootstrap {
       gateway = ipToString(subnet.base + 1);
     }
     const bridge = await this.pickDefaultBridgeName();
-    state.saveNetwork({
+    this.applyDaemonBridgeConfig({
       Id: randomId(), Name: 'bridge', Created: nowRfc3339(), Driver: 'bridge', Internal: false, Attachable: false,
       Options: {
         'com.docker.network.bridge.default_bridge': 'true',
-        'com.docker.network.bridge.enable_icc': 'true',
+        [ICC_OPT]: 'true',
         'com.docker.network.bridge.enable_ip_masquerade': 'true',
-        'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
+        [HOST_BINDING_OPT]: '0.0.0.0',
         [BRIDGE_NAME_OPT]: bridge,
         [MTU_OPT]: '1500',
       },
@@ -102,6 +106,18 @@ export class NetworkBootstrap {
       IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: cidrToString(subnet), Gateway: gateway }] },
       bridge, mtu: 1500, predefined: true, autoSubnet: opts.bip === undefined, masquerade: true,
     }, true);
+  }
+
+  /** daemon.json icc and ip, applied to the default bridge at every start (as dockerd does). */
+  private applyDaemonBridgeConfig(n: NetworkRecord, insert: boolean): void {
+    const icc = this.ctx.opts.icc ?? true;
+    const ip = this.ctx.opts.defaultBindIp ?? '0.0.0.0';
+    if (parseIp(ip) === undefined) throw new InvalidParameterError(`invalid ip: ${ip} is not an IPv4 address`);
+    const options = { ...n.Options, [ICC_OPT]: String(icc), [HOST_BINDING_OPT]: ip };
+    const next: NetworkRecord = { ...n, Options: options, icc };
+    if (ip === '0.0.0.0') delete next.hostBinding;
+    else next.hostBinding = ip;
+    if (insert || JSON.stringify(next) !== JSON.stringify(n)) this.ctx.state.saveNetwork(next, insert);
   }
 
   /** berth0, or the next berthN that is free or already ours (several daemons may share a host). */

@@ -191,6 +191,10 @@ export interface NetworkServiceOptions {
   defaultAddressPools?: AddressPool[];
   /** daemon.json iptables (default true) */
   iptables: boolean;
+  /** daemon.json icc: false isolates the default bridge's containers from each other. */
+  icc?: boolean;
+  /** daemon.json ip: host address of ports published on the default bridge without one. */
+  defaultBindIp?: string;
   /** daemon.json dns: upstreams of the embedded DNS and default-bridge resolv.conf */
   dns?: string[];
   /** Tags Berth's links (ifalias) and firewall chains; one per daemon data root. */

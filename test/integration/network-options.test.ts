@@ -141,3 +141,36 @@ describe('bridge options, MAC addresses, endpoint driver options and legacy link
     expect(await docker(['inspect', '-f', '{{.State.Running}}', 'opt-db'])).toBe('true');
   });
 });
+
+describe('daemon.json icc and ip on the default bridge', () => {
+  let d: TestDaemon;
+
+  beforeAll(async () => {
+    d = await startDaemon({ config: { icc: false, ip: '127.0.0.1' } });
+    const load = await d.docker(['load', '-i', await busyboxImageTar()]);
+    expect(load.code, load.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    const ids = (await d.docker(['ps', '-aq'])).stdout.trim().split('\n').filter((x) => x !== '');
+    if (ids.length > 0) await d.docker(['rm', '-f', ...ids]);
+    await d.stop();
+  });
+
+  it('isolates default-bridge containers from each other and binds unaddressed ports to the given address', async () => {
+    const opts = JSON.parse((await d.docker(['network', 'inspect', '-f', '{{json .Options}}', 'bridge'])).stdout) as Record<string, string>;
+    expect(opts['com.docker.network.bridge.enable_icc']).toBe('false');
+    expect(opts['com.docker.network.bridge.host_binding_ipv4']).toBe('127.0.0.1');
+    const run = await d.docker(['run', '-d', '--name', 'dj-web', '-p', '80', 'busybox', 'sh', '-c', 'echo dj > /tmp/index.html; exec httpd -f -p 80 -h /tmp']);
+    expect(run.code, run.stderr).toBe(0);
+    const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'dj-web'])).stdout.trim();
+    const port = (await d.docker(['port', 'dj-web', '80/tcp'])).stdout.trim();
+    expect(port).toMatch(/^127\.0\.0\.1:\d+$/);
+    await waitFor(async () => (await httpGet('127.0.0.1', Number(port.split(':')[1])).catch(() => '')).trim() === 'dj', 20_000);
+    const r = await d.docker(['run', '--rm', 'busybox', 'sh', '-c',
+      `gw=$(ip route | awk '/default/ {print $3}'); ping -c 1 -W 2 "$gw" >/dev/null && echo gateway-ok; timeout 3 wget -q -O - http://${ip}/`]);
+    expect(r.stdout).toContain('gateway-ok');
+    expect(r.stdout).not.toContain('dj');
+    expect(r.code).not.toBe(0);
+  });
+});
