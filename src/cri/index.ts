@@ -7,14 +7,15 @@ import type { ImageService } from '../images/image-service.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import type { LayerStore } from '../storage/layer-store.js';
-import { NotImplementedError } from '../errors.js';
+import { ConflictError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { CniManager } from './cni.js';
 import { CriContainers } from './containers.js';
 import { CriGrpcServer } from './grpc-server.js';
 import { CriImageService } from './image-service.js';
 import { runtimeHandlers } from './runtime-service.js';
-import { SandboxService } from './sandboxes.js';
+import { SandboxService, sandboxData } from './sandboxes.js';
+import { StreamingServer } from './streaming.js';
 import { CriStats } from './stats.js';
 
 export interface CriOptions {
@@ -24,6 +25,9 @@ export interface CriOptions {
   cniConfDir: string;
   cniBinDirs: string[];
   initPath: string;
+  /** The streaming server's address (default 127.0.0.1, any free port). */
+  streamAddress?: string;
+  streamPort?: number;
 }
 
 export interface CriDeps {
@@ -46,6 +50,20 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
   const sandboxes = new SandboxService(d.containers, d.images, cni, o.initPath, log);
   const criContainers = new CriContainers(d.containers, sandboxes, images, log);
   const stats = new CriStats(d.cgroups, o.dataRoot);
+  const streaming = new StreamingServer(
+    d.containers,
+    d.execs,
+    (sandboxId) => {
+      const sb = sandboxes.get(sandboxId);
+      const data = sandboxData(sb);
+      if (data.namespaces.network === 'NODE') return '127.0.0.1';
+      const ip = data.ips?.[0];
+      if (!ip) throw new ConflictError(`pod sandbox ${sb.id} has no IP address`);
+      return ip;
+    },
+    log,
+  );
+  await streaming.listen(o.streamAddress ?? '127.0.0.1', o.streamPort ?? 0);
   const server = new CriGrpcServer(
     {
       runtime: runtimeHandlers({
@@ -57,7 +75,7 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
         sandboxes,
         criContainers,
         stats,
-        streamUrl: () => Promise.reject(new NotImplementedError('the CRI streaming server is not available')),
+        streamUrl: (kind, req) => Promise.resolve(streaming.url(kind, req)),
         log,
       }),
       image: {
@@ -70,6 +88,16 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
     },
     log,
   );
-  await server.listen(o.endpoint);
-  return { close: () => server.close() };
+  try {
+    await server.listen(o.endpoint);
+  } catch (e) {
+    await streaming.close();
+    throw e;
+  }
+  return {
+    close: async () => {
+      await server.close();
+      await streaming.close();
+    },
+  };
 }
