@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -213,5 +214,40 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
       await runCommand('umount', ['-l', shared]);
       rmSync(shared, { recursive: true, force: true });
     }
+  });
+
+  it('streams exec (stdin, tty) over SPDY and WebSocket and port-forwards to the pod', async () => {
+    const pod = (await crictl.ok(['runp', podConfig('stream')])).trim();
+    const ctr = (
+      await crictl.ok(['create', pod, containerConfig('stream', 'web', ['sh', '-c', 'mkdir -p /www && echo forwarded-page > /www/index.html && exec httpd -f -p 8080 -h /www']), podConfig('stream')])
+    ).trim();
+    await crictl.ok(['start', ctr]);
+    for (const transport of ['spdy', 'websocket']) {
+      const r = await crictl.run(['exec', '-i', '--transport', transport, ctr, 'sh', '-c', 'cat; echo err >&2; exit 4'], { input: `hello over ${transport}\n` });
+      expect(r.stdout).toBe(`hello over ${transport}\n`);
+      expect(r.stderr).toContain('err');
+      expect(r.code).not.toBe(0);
+    }
+    // a terminal: script(1) gives crictl one, the process sees a pty
+    const tty = await runCommand('script', ['-qec', `${join(crictl.bin, 'crictl')} --runtime-endpoint unix://${crictl.socket} --timeout 60s exec -it ${ctr} tty`, '/dev/null'], {
+      env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' },
+    });
+    expect(tty.stdout).toMatch(/\/dev\/pts\/\d+/);
+
+    const local = await freePort();
+    const pf = spawn(join(crictl.bin, 'crictl'), ['--runtime-endpoint', `unix://${crictl.socket}`, 'port-forward', pod, `${local}:8080`], {
+      env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let out = '';
+      pf.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      await waitFor(() => out.includes('Forwarding from'), 15_000);
+      const r = await request(`http://127.0.0.1:${local}/`, { headersTimeout: 5000, bodyTimeout: 5000 });
+      expect(await r.body.text()).toContain('forwarded-page');
+    } finally {
+      pf.kill();
+    }
+    await crictl.ok(['rmp', '-f', pod]);
   });
 });

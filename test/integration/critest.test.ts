@@ -97,3 +97,17 @@ it('passes critest against the CRI socket (only listed specs skipped)', async ()
   expect(t.failedSpecs).toEqual([]);
   expect(r.code).toBe(0);
 }, 50 * 60_000);
+
+it("passes critest's streaming specs over WebSocket too (exec, attach: v5.channel.k8s.io; port-forward: SPDY over WebSocket)", async () => {
+  const socket = `unix://${join(d.execRoot, 'cri.sock')}`;
+  const r = await runCommand(
+    join(bin, 'critest'),
+    [`--runtime-endpoint=${socket}`, `--image-endpoint=${socket}`, '--ginkgo.no-color', '--ginkgo.focus=Streaming', '-websocket-exec', '-websocket-attach', '-websocket-portforward'],
+    { timeoutMs: 10 * 60_000, env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' } },
+  );
+  const t = tally(r.stdout);
+  if (!t) throw new Error(`critest printed no summary (exit ${r.code}):\n${r.stdout.slice(-5000)}\n${r.stderr.slice(-5000)}`);
+  console.log(`critest (WebSocket streaming): ${t.passed} passed, ${t.failed} failed`);
+  expect(t.failedSpecs).toEqual([]);
+  expect(t.passed).toBeGreaterThanOrEqual(5);
+}, 15 * 60_000);
