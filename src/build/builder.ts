@@ -20,7 +20,7 @@ import { familiarString, parseReference, withDefaultTag, type ImageReference } f
 import type { AuthConfig } from '../registry/auth-config.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { RegistryService } from '../registry/registry-service.js';
-import { detectCompression } from '../storage/decompress.js';
+import { decompressStream } from '../storage/decompress.js';
 import { LayerStore } from '../storage/layer-store.js';
 import { MNT_DETACH, nativeAddon } from '../storage/native.js';
 import type { Logger } from '../util/logger.js';
@@ -1160,7 +1160,7 @@ class BuildRun {
       await this.extractInto(root, destAbs, Readable.from(tarTree(r.dirFd, r.name, '', '/')), identity);
       return;
     }
-    if (isAdd && !info.downloaded && st.isFile() && isArchive(r)) {
+    if (isAdd && !info.downloaded && st.isFile() && (await isArchive(r))) {
       await mkdirAll(root, destAbs, identity?.uid ?? 0, identity?.gid ?? 0);
       const fd = openSync(r.hostPath, C.O_RDONLY | C.O_NOFOLLOW);
       await new ArchiveExtractor(root, canonical(root, destAbs), { noOverwriteDirNonDir: false, mounts: [], readonlyRootfs: false }).extract(
@@ -1307,17 +1307,32 @@ async function mkdirAll(root: ConfinedRoot, path: string, uid: number, gid: numb
   }
 }
 
-/** A local tar archive ADD extracts: a tar (ustar magic) after any supported compression. */
-function isArchive(r: Resolved): boolean {
+/** The first tar header block of a file after any supported compression; undefined when it is not a tar. */
+async function isArchive(r: Resolved): Promise<boolean> {
   const fd = openSync(r.hostPath, C.O_RDONLY | C.O_NOFOLLOW);
+  const src = createReadStream('', { fd, autoClose: true, end: 4 * 1024 * 1024 });
   try {
-    const head = Buffer.alloc(512);
-    const n = readSync(fd, head, 0, 512, 0);
-    const comp = detectCompression(head.subarray(0, n));
-    if (comp !== 'none') return true;
-    return n >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+    const d = await decompressStream(src);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of d.stream as AsyncIterable<Buffer>) {
+      chunks.push(c);
+      n += c.length;
+      if (n >= 512) break;
+    }
+    d.stream.destroy();
+    const head = Buffer.concat(chunks).subarray(0, 512);
+    if (head.length < 512) return false;
+    if (head.subarray(257, 262).toString('latin1') === 'ustar') return true;
+    // an old V7 tar: no magic, but a valid header checksum
+    const stored = parseInt(head.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/g, '').trim(), 8);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (head[i] as number);
+    return !Number.isNaN(stored) && stored === sum && head[0] !== 0;
+  } catch {
+    return false;
   } finally {
-    closeSync(fd);
+    src.destroy();
   }
 }
 

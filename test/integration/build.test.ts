@@ -234,11 +234,13 @@ describe('docker build (classic builder)', () => {
   it('supports -q, --iidfile, ADD of a local tar and a URL, and keeps context symlinks as links', async () => {
     const tar = gzipSync(await layerTar([{ path: 'pkg', type: 'directory' }, { path: 'pkg/inside.txt', type: 'file', content: 'from tar' }]));
     const dir = context('add', {
-      Dockerfile: 'FROM busybox\nADD archive.tar.gz /opt/\nADD http://127.0.0.1:PORT/remote.txt /dl/\nCOPY links /links\nCOPY alias /alias\n',
+      Dockerfile: 'FROM busybox\nADD archive.tar.gz /opt/\nADD http://127.0.0.1:PORT/remote.txt /dl/\nCOPY links /links\nCOPY alias /alias\nADD note.gz /notes/\n',
       'links/real.txt': 'real',
       'real.txt': 'top',
     });
     writeFileSync(join(dir, 'archive.tar.gz'), tar);
+    // compressed but not a tar: ADD copies it as it is
+    writeFileSync(join(dir, 'note.gz'), gzipSync('just text'));
     // a link inside a copied directory stays a link; a link named as the source resolves inside the context
     symlinkSync('/etc/passwd', join(dir, 'links/link'));
     symlinkSync('/real.txt', join(dir, 'alias'));
@@ -254,8 +256,8 @@ describe('docker build (classic builder)', () => {
       const out = await ok(['-q', '--iidfile', iid, '-t', 'add:1'], dir);
       expect(out.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(readFileSync(iid, 'utf8').trim()).toBe(out.trim());
-      expect(await run('add:1', 'cat /opt/pkg/inside.txt; echo; cat /dl/remote.txt; echo; stat -c "%a %Y" /dl/remote.txt; readlink /links/link; cat /alias')).toBe(
-        'from tar\nremote body\n600 1445412480\n/etc/passwd\ntop',
+      expect(await run('add:1', 'cat /opt/pkg/inside.txt; echo; cat /dl/remote.txt; echo; stat -c "%a %Y" /dl/remote.txt; readlink /links/link; cat /alias; echo; zcat /notes/note.gz')).toBe(
+        'from tar\nremote body\n600 1445412480\n/etc/passwd\ntop\njust text',
       );
     } finally {
       server.close();
@@ -305,12 +307,33 @@ describe('docker build (classic builder)', () => {
     expect(r.stdout).not.toContain('Step 5/6');
   });
 
+  it('runs RUN with the build\'s --add-host, --network, --build-arg proxy args and labels; warns on # syntax=', async () => {
+    const dir = context('hostcfg', {
+      Dockerfile: [
+        '# syntax=docker/dockerfile:1',
+        'FROM busybox',
+        'RUN grep -q "10.1.2.3[[:space:]]*build-host" /etc/hosts && echo host-ok',
+        'RUN echo "proxy=$HTTP_PROXY" && ls /sys/class/net | sort | tr "\\n" " " && echo',
+        '',
+      ].join('\n'),
+    });
+    const out = await ok(['--add-host', 'build-host:10.1.2.3', '--network', 'none', '--build-arg', 'HTTP_PROXY=http://proxy.invalid:3128', '--no-cache', '-t', 'hostcfg:1'], dir);
+    expect(out).toContain('[WARNING]: the syntax parser directive (docker/dockerfile:1) needs BuildKit');
+    expect(out).toContain('host-ok\n');
+    expect(out).toContain('proxy=http://proxy.invalid:3128\n');
+    expect(out).toContain('lo \n');
+    // an undeclared proxy arg stays out of the history and the cache key: dockerd's "|0" prefix
+    expect(history('hostcfg:1')[0]?.CreatedBy).toMatch(/^\|0 \/bin\/sh -c echo "proxy=/);
+  });
+
   it('prunes the build cache and accounts for it in docker system df', async () => {
     const dir = context('prune', { Dockerfile: 'FROM busybox\nRUN echo data > /f\n' });
     await ok([], dir);
     const df = JSON.parse((await d.docker(['system', 'df', '--format', '{{json .}}'])).stdout.trim().split('\n').pop() ?? '{}');
     expect(df.Type).toBe('Build Cache');
     expect(Number(df.TotalCount)).toBeGreaterThan(0);
+    const recent = await d.request('POST', `/build/prune?filters=${encodeURIComponent(JSON.stringify({ until: ['24h'] }))}`);
+    expect(recent.json<{ CachesDeleted: string[] }>().CachesDeleted).toEqual([]);
     const r = await d.request('POST', '/build/prune?all=1');
     expect(r.status).toBe(200);
     const body = r.json<{ CachesDeleted: string[]; SpaceReclaimed: number }>();
