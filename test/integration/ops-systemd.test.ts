@@ -94,7 +94,8 @@ describe('systemd integration: socket activation and Type=notify readiness', () 
   it('reports RELOADING=1 then READY=1 around a SIGHUP reload, and STOPPING=1 on SIGTERM', async () => {
     const a = activated as Activated;
     const before = a.notes.length;
-    writeFileSync(join(dir, 'daemon.json'), JSON.stringify({ labels: ['reloaded=yes'] }));
+    expect((await runCommand('docker', ['info', '--format', '{{.Debug}}'], { env })).stdout.trim()).toBe('false');
+    writeFileSync(join(dir, 'daemon.json'), JSON.stringify({ labels: ['reloaded=yes'], debug: true }));
     a.child.kill('SIGHUP');
     await a.waitFor('RELOADING=1');
     const deadline = Date.now() + 10_000;
@@ -104,6 +105,8 @@ describe('systemd integration: socket activation and Type=notify readiness', () 
     expect(a.notes.slice(before).map((n) => n.message)).toEqual(expect.arrayContaining(['RELOADING=1', 'READY=1']));
     const labels = await runCommand('docker', ['info', '--format', '{{json .Labels}}'], { env });
     expect(JSON.parse(labels.stdout)).toEqual(['reloaded=yes']);
+    // debug reloads too (no log-level flag here): docker info says so and debug lines appear in the log.
+    expect((await runCommand('docker', ['info', '--format', '{{.Debug}}'], { env })).stdout.trim()).toBe('true');
 
     a.child.kill('SIGTERM');
     expect(await a.exit).toBe(0);
