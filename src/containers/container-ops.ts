@@ -26,7 +26,7 @@ import { validateRestartPolicy } from './restart-policy.js';
 import { StatsCollector } from './stats.js';
 import { top, type TopResult } from './top.js';
 import { tarTree } from './tree-tar.js';
-import type { ContainerRecord, RestartPolicy } from './types.js';
+import type { ContainerRecord, ContainerView, HostConfig, RestartPolicy } from './types.js';
 import { cgroupPathOf } from './types.js';
 import { resolveUser } from './user-resolve.js';
 
@@ -82,7 +82,7 @@ export class ContainerOps {
     return { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name, ...extra };
   }
 
-  private cgroup(c: ContainerRecord): ReturnType<CgroupManager['open']> {
+  private cgroup(c: ContainerView): ReturnType<CgroupManager['open']> {
     return this.d.cgroups.open(cgroupPathOf(c));
   }
 
@@ -267,32 +267,17 @@ export class ContainerOps {
   // ---------------------------------------------------------------------------------------------------------
   // pause, update, rename, prune
 
-  async pause(ref: string): Promise<void> {
-    const c = this.d.containers.get(ref);
-    await this.d.containers.exclusive(c.id, async () => {
-      if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
-      if (c.state.Paused) throw new ConflictError(`Container ${c.id} is already paused`);
-      if (c.state.Restarting) throw new ConflictError(`Container ${c.id} is restarting, wait until the container is running`);
-      await this.cgroup(c).freeze();
-      this.d.containers.setPaused(c, true);
-      this.d.events.publish('container', 'pause', c.id, this.attrs(c));
-    });
+  pause(ref: string): Promise<void> {
+    return this.d.containers.pause(ref);
   }
 
-  async unpause(ref: string): Promise<void> {
-    const c = this.d.containers.get(ref);
-    await this.d.containers.exclusive(c.id, async () => {
-      if (!c.state.Paused) throw new ConflictError(`Container ${c.id} is not paused`);
-      await this.cgroup(c).thaw();
-      this.d.containers.setPaused(c, false);
-      this.d.events.publish('container', 'unpause', c.id, this.attrs(c));
-    });
+  unpause(ref: string): Promise<void> {
+    return this.d.containers.unpause(ref);
   }
 
   /** POST /containers/{id}/update: resources applied live to the cgroup, restart policy for the next exit. */
   async update(ref: string, body: UpdateBody): Promise<{ Warnings: string[] | null }> {
-    const c = this.d.containers.get(ref);
-    return this.d.containers.exclusive(c.id, async () => {
+    return this.d.containers.update(ref, async (c) => {
       const prefix = `Cannot update container ${c.id}: `;
       const wrap = (e: unknown): never => {
         if (e instanceof ConflictError) throw new ConflictError(prefix + e.message);
@@ -334,10 +319,12 @@ export class ContainerOps {
       }
       const { Devices: _devices, ...updated } = merged;
       void _devices;
-      c.hostConfig = { ...c.hostConfig, ...updated, ...(changePolicy ? { RestartPolicy: { Name: rp.Name, MaximumRetryCount: rp.MaximumRetryCount ?? 0 } } : {}) };
-      this.d.containers.persist(c);
-      this.d.events.publish('container', 'update', c.id, this.attrs(c));
-      return { Warnings: warnings.length > 0 ? warnings : null };
+      const hostConfig = {
+        ...(c.hostConfig as HostConfig),
+        ...updated,
+        ...(changePolicy ? { RestartPolicy: { Name: rp.Name, MaximumRetryCount: rp.MaximumRetryCount ?? 0 } } : {}),
+      };
+      return { hostConfig, result: { Warnings: warnings.length > 0 ? warnings : null } };
     });
   }
 
@@ -354,11 +341,9 @@ export class ContainerOps {
         `Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${holder?.id ?? this.d.containers.find(name)?.id ?? ''}". You have to remove (or rename) that container to be able to reuse that name.`,
       );
     if (holder && holder.id !== c.id && holder.name === name) throw taken();
-    c.name = name;
     try {
-      this.d.containers.persist(c);
+      await this.d.containers.rename(c.id, name);
     } catch (e) {
-      c.name = oldName;
       if (e instanceof ConflictError) throw taken();
       throw e;
     }

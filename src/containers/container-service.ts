@@ -44,7 +44,7 @@ import type { ContainerViews } from './container-views.js';
 import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
 import { resolveUser } from './user-resolve.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
-import type { ContainerConfig, ContainerRecord, CriAttachment, HostConfig } from './types.js';
+import type { ContainerConfig, ContainerRecord, ContainerState, ContainerView, CriAttachment, HostConfig } from './types.js';
 import { cgroupPathOf } from './types.js';
 import { signalNumber } from './signals.js';
 import { readLogs, type LogEntry } from './log-reader.js';
@@ -1100,7 +1100,83 @@ export class ContainerService {
     for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
   }
 
-  setPaused(c: ContainerRecord, paused: boolean): void {
+  // ---------------------------------------------------------------------------------------------------------
+  // Intent methods: every change another module makes to a container goes through one of these.
+
+  /** docker pause: freezes the cgroup of a running container. */
+  pause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    return this.serial(c.id, async () => {
+      if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
+      if (c.state.Paused) throw new ConflictError(`Container ${c.id} is already paused`);
+      if (c.state.Restarting) throw new ConflictError(`Container ${c.id} is restarting, wait until the container is running`);
+      await this.d.cgroups.open(cgroupPathOf(c)).freeze();
+      this.setPaused(c, true);
+      this.d.events.publish('container', 'pause', c.id, this.attrs(c));
+    });
+  }
+
+  /** docker unpause: thaws it. */
+  unpause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    return this.serial(c.id, async () => {
+      if (!c.state.Paused) throw new ConflictError(`Container ${c.id} is not paused`);
+      await this.unpauseCgroup(c);
+      this.d.events.publish('container', 'unpause', c.id, this.attrs(c));
+    });
+  }
+
+  /** A new name (validated by the caller); a ConflictError when another container holds it. */
+  rename(ref: string, name: string): Promise<{ oldName: string }> {
+    const c = this.get(ref);
+    return this.serial(c.id, () => {
+      const oldName = c.name;
+      c.name = name;
+      try {
+        this.save(c);
+      } catch (e) {
+        c.name = oldName;
+        throw e;
+      }
+      return Promise.resolve({ oldName });
+    });
+  }
+
+  /**
+   * docker update: `decide` reads the container (and may apply resources to its running cgroup) under the
+   * lifecycle lock and returns the new HostConfig, which this service records (and publishes `update`).
+   */
+  update<T>(ref: string, decide: (c: ContainerView) => Promise<{ hostConfig: HostConfig; result: T }>): Promise<T> {
+    const c = this.get(ref);
+    return this.serial(c.id, async () => {
+      const { hostConfig, result } = await decide(c);
+      c.hostConfig = hostConfig;
+      this.save(c);
+      this.d.events.publish('container', 'update', c.id, this.attrs(c));
+      return result;
+    });
+  }
+
+  /**
+   * The health state of a running container (HealthMonitor), `undefined` to clear it. Not under the lifecycle
+   * lock on purpose: it is one synchronous write (nothing can interleave with it), and queueing it behind a start
+   * would leave a just-started container without its "starting" health for an inspect that follows the start.
+   * `whenRunning`: only written while the container still runs (a probe result that arrives after the exit is dropped).
+   */
+  setHealth(id: string, health: ContainerState['Health'], opts: { whenRunning?: boolean } = {}): boolean {
+    const c = this.records.get(id);
+    if (!c || (opts.whenRunning && !c.state.Running)) return false;
+    if (health) c.state = { ...c.state, Health: health };
+    else if (c.state.Health) {
+      const { Health: _h, ...rest } = c.state;
+      void _h;
+      c.state = rest;
+    } else return true;
+    this.save(c);
+    return true;
+  }
+
+  private setPaused(c: ContainerRecord, paused: boolean): void {
     c.state = { ...c.state, Paused: paused, Status: paused ? 'paused' : 'running' };
     this.save(c);
   }
@@ -1118,11 +1194,6 @@ export class ContainerService {
     const c = this.get(id);
     if (!c.state.Running) throw new ConflictError(`container ${id} is not running`);
     await this.d.executor.reopenLog(id);
-  }
-
-  /** Saves a record another containers module changed (ContainerOps: rename, update, health state). */
-  persist(c: ContainerRecord): void {
-    this.save(c);
   }
 
   /** Runs `op` under the container's lifecycle lock: no start, stop or remove of it meanwhile. */

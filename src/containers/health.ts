@@ -132,15 +132,11 @@ export class HealthMonitor {
     this.end(id);
     const settings = healthSettings(c.config);
     if (!settings) {
-      if (c.state.Health && reset) {
-        delete c.state.Health;
-        this.d.containers.persist(c);
-      }
+      if (c.state.Health && reset) this.d.containers.setHealth(id, undefined);
       return;
     }
     if (reset || !c.state.Health) {
-      c.state.Health = { Status: 'starting', FailingStreak: 0, Log: reset ? [] : (c.state.Health?.Log ?? []) };
-      this.d.containers.persist(c);
+      this.d.containers.setHealth(id, { Status: 'starting', FailingStreak: 0, Log: reset ? [] : [...(c.state.Health?.Log ?? [])] });
     }
     const startedAtMs = Date.parse(c.state.StartedAt) || Date.now();
     const m: Monitor = { stopped: false, startedAtMs, settings };
@@ -182,8 +178,9 @@ export class HealthMonitor {
     const entry: HealthLogEntry = { Start: rfc3339Nano(start), End: rfc3339Nano(nowNano()), ExitCode: result.exitCode, Output: result.output };
     const old = c.state.Health.Status;
     const inStartPeriod = Date.now() - m.startedAtMs < m.settings.startPeriodMs;
-    const status = applyProbeResult(c.state.Health, entry, m.settings, inStartPeriod);
-    this.d.containers.persist(c);
+    const health = { ...c.state.Health, Log: [...c.state.Health.Log] };
+    const status = applyProbeResult(health, entry, m.settings, inStartPeriod);
+    if (!this.d.containers.setHealth(id, health, { whenRunning: true })) return;
     if (status !== old) {
       this.d.events.publish('container', `health_status: ${status}`, c.id, { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name });
     }

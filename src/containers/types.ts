@@ -130,6 +130,18 @@ export interface ContainerRecord {
   cri?: CriAttachment;
 }
 
+/** A read-only view of a value: what ContainerService hands out (it is the only writer of container state). */
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends (...args: never[]) => unknown
+    ? T
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+/** A container as every module but ContainerService sees it. */
+export type ContainerView = DeepReadonly<ContainerRecord>;
+
 /** Set once at create by src/cri; the container service only reads logPath from it. */
 export interface CriAttachment {
   kind: 'sandbox' | 'container';
@@ -140,7 +152,7 @@ export interface CriAttachment {
 }
 
 /** The container's cgroup: <CgroupParent>/<id> when a parent is set (kubelet pods, --cgroup-parent), else /berth/<id>. */
-export function cgroupPathOf(c: { id: string; hostConfig: HostConfig }): string {
+export function cgroupPathOf(c: { readonly id: string; readonly hostConfig: DeepReadonly<HostConfig> }): string {
   const parent = typeof c.hostConfig.CgroupParent === 'string' ? c.hostConfig.CgroupParent.replace(/\/+$/, '') : '';
   if (parent === '') return `/berth/${c.id}`;
   return `${parent.startsWith('/') ? '' : '/'}${parent}/${c.id}`;
