@@ -33,6 +33,11 @@ export class Limiter {
     return () => {
       if (released) return;
       released = true;
+      // Above a lowered limit, a released slot is given up rather than handed on.
+      if (this.active > this.limit) {
+        this.active--;
+        return;
+      }
       const next = this.queue.shift();
       if (next) next();
       else this.active--;
