@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Starts a command the way systemd starts a socket-activated Type=notify service, for tests.
 
-usage: sd-activate.py LISTEN_SOCKET_PATH NOTIFY_SOCKET_PATH COMMAND [ARGS...]
+usage: sd-activate.py LISTEN_SOCKET_PATH|tcp:HOST:PORT NOTIFY_SOCKET_PATH COMMAND [ARGS...]
 
-Binds and listens on a unix stream socket (the berth.socket), binds a unix datagram socket (systemd's
+Binds and listens on a unix (or TCP) stream socket (the berth.socket), binds a unix datagram socket (systemd's
 notify socket), then forks: the child gets the listening socket as fd 3 with LISTEN_FDS=1,
 LISTEN_PID=<its pid>, LISTEN_FDNAMES=berth.socket and NOTIFY_SOCKET, and execs COMMAND. The parent prints
 one JSON line per notification on stdout (the command's output goes to stderr) ({"pid": sender pid, "message": text}) and exits with the child's status.
@@ -12,12 +12,20 @@ SIGTERM and SIGHUP are passed on to the child.
 import json, os, select, signal, socket, struct, sys
 
 listen_path, notify_path, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
-for p in (listen_path, notify_path):
-    if os.path.exists(p):
-        os.unlink(p)
-lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-lsock.bind(listen_path)
-os.chmod(listen_path, 0o660)
+if os.path.exists(notify_path):
+    os.unlink(notify_path)
+if listen_path.startswith("tcp:"):
+    # tcp:HOST:PORT, a ListenStream=HOST:PORT socket
+    host, port = listen_path[4:].rsplit(":", 1)
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((host, int(port)))
+else:
+    if os.path.exists(listen_path):
+        os.unlink(listen_path)
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(listen_path)
+    os.chmod(listen_path, 0o660)
 lsock.listen(128)
 nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 nsock.bind(notify_path)

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAIN, removeOwnedLinks, runCommand } from '../helpers/daemon.js';
+import { makePki } from '../helpers/tls-certs.js';
+import { createServer } from 'node:net';
 
 const ACTIVATE = fileURLToPath(new URL('../helpers/sd-activate.py', import.meta.url));
 const UNITS = fileURLToPath(new URL('../../contrib/systemd/', import.meta.url));
@@ -111,6 +113,36 @@ describe('systemd integration: socket activation and Type=notify readiness', () 
     a.child.kill('SIGTERM');
     expect(await a.exit).toBe(0);
     expect(a.notes.map((n) => n.message)).toContain('STOPPING=1');
+  });
+
+  it('serves a TCP socket from systemd (ListenStream=127.0.0.1:PORT) with mutual TLS', async () => {
+    const pki = makePki(join(dir, 'pki'));
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const child = spawn('python3', [ACTIVATE, `tcp:127.0.0.1:${port}`, join(dir, 'notify-tcp.sock'), process.execPath, MAIN,
+      '-H', 'fd://', '--tlsverify', '--tlscacert', pki.ca, '--tlscert', pki.serverCert, '--tlskey', pki.serverKey,
+      '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', join(dir, 'daemon.json'), '--no-cri'],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const a = new Activated(child);
+    try {
+      await a.waitFor('READY=1').catch((e: Error) => {
+        throw new Error(`${e.message}\n${stderr.slice(-3000)}`);
+      });
+      const tls = (certDir: string) => ['--tlsverify', '--tlscacert', join(certDir, 'ca.pem'), '--tlscert', join(certDir, 'cert.pem'), '--tlskey', join(certDir, 'key.pem'), '-H', `tcp://127.0.0.1:${port}`];
+      const ok = await runCommand('docker', [...tls(pki.clientDir), 'version', '--format', '{{.Server.APIVersion}}'], { env: { ...env, DOCKER_HOST: '' } });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout.trim()).toBe('1.50');
+      const stranger = await runCommand('docker', [...tls(pki.strangerDir), 'version'], { env: { ...env, DOCKER_HOST: '' } });
+      expect(stranger.code).not.toBe(0);
+      expect(stderr).toMatch(/"tls":true[^\n]*"msg":"API listening on a socket from systemd"/);
+    } finally {
+      child.kill('SIGTERM');
+      expect(await a.exit).toBe(0);
+    }
   });
 
   it('refuses fd:// when no socket was passed', async () => {
