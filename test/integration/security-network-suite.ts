@@ -225,6 +225,21 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
       expect(state).toEqual({ '80/tcp': null });
     });
 
+    it('gives an internal-only container a route and its ports once connected to a network with a way out, and takes them back', async () => {
+      await web('sn-mover', ['-p', '80'], [80], 'sn-int');
+      const route = async (): Promise<string> => docker(['exec', 'sn-mover', 'ip', 'route']);
+      expect(await route()).not.toMatch(/^default/m);
+      expect((await d.docker(['port', 'sn-mover'])).stdout.trim()).toBe('');
+      await docker(['network', 'connect', 'sn-ext', 'sn-mover']);
+      expect(await route()).toContain(`default via ${nets['sn-ext']!.gateway}`);
+      const port = await hostPort('sn-mover', '80/tcp');
+      expect((await lanGet(`http://${lan.hostIp}:${port}/`)).out.trim()).toBe('sn-mover');
+      await docker(['network', 'disconnect', 'sn-ext', 'sn-mover']);
+      expect(await route()).not.toMatch(/^default/m);
+      expect((await d.docker(['port', 'sn-mover'])).stdout.trim()).toBe('');
+      expect((await lanGet(`http://${lan.hostIp}:${port}/`)).out).not.toContain('sn-mover');
+    });
+
     it('answers a network\'s names to its own containers only, and is no resolver for anyone else', async () => {
       await docker(['run', '-d', '--name', 'sn-secret', '--network', 'sn-ext', 'busybox', 'sleep', '600']);
       const secretIp = await ipOf('sn-secret', 'sn-ext');
