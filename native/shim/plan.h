@@ -16,6 +16,7 @@ struct strv {
 struct mount_ent {
 	char *type, *src, *dest, *data;
 	unsigned long flags, pflags;
+	int rro; /* recursively read-only: mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY) after the bind */
 };
 
 struct dev_ent {

@@ -242,6 +242,15 @@ static int do_mount(int rootfd, struct mount_ent *m, struct berth_err *err)
 		if (mount(m->src, fdp, m->type, m->flags, *m->data ? m->data : NULL) < 0)
 			return berth_fail(err, errno, "mount %s (%s) on %s", m->src, m->type, m->dest);
 	}
+	if (m->rro) {
+		close(fd);
+		fd = open_in_root(rootfd, m->dest, O_PATH);
+		if (fd < 0)
+			return berth_fail(err, errno, "reopen %s", m->dest);
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+			return berth_fail(err, errno, "make %s recursively read-only", m->dest);
+	}
 	if (m->pflags) {
 		close(fd);
 		fd = open_in_root(rootfd, m->dest, O_PATH);

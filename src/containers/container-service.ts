@@ -301,6 +301,8 @@ export class ContainerService {
         ...hc,
         LogConfig: logConfig,
         ...(hc.NetworkMode === undefined || hc.NetworkMode === '' || hc.NetworkMode === 'default' ? { NetworkMode: 'bridge' } : {}),
+        // Config.NetworkDisabled (docker-py network_disabled=True): no network at all, as network mode none.
+        ...(body.NetworkDisabled === true ? { NetworkMode: 'none' } : {}),
       },
       networkingConfig,
       state: emptyState(),
@@ -1301,6 +1303,16 @@ export function refuseUnsupportedFields(hc: HostConfig): void {
   const requests = Array.isArray(hc.DeviceRequests) ? (hc.DeviceRequests as { Driver?: string; Capabilities?: unknown }[]) : [];
   for (const r of requests) {
     throw new InvalidParameterError(`could not select device driver "${r.Driver ?? ''}" with capabilities: ${goStringLists(r.Capabilities)}`);
+  }
+  const isolation = hc.Isolation ?? '';
+  if (isolation !== '' && isolation !== 'default') {
+    throw new InvalidParameterError(`Invalid isolation: ${JSON.stringify(isolation)} - linux only supports 'default'`);
+  }
+  // Without user-namespace remapping (Berth has none), "host" is what every container gets.
+  const userns = hc.UsernsMode ?? '';
+  if (userns !== '' && userns !== 'host') throw new InvalidParameterError(`invalid USER mode: ${String(userns)}`);
+  if (typeof hc.Cgroup === 'string' && hc.Cgroup !== '') {
+    throw new InvalidParameterError(`sharing another container's cgroup (Cgroup: ${hc.Cgroup}) is not supported by Berth`);
   }
   // Per-container size limits need overlay on xfs with project quotas, which Berth's storage does not set up.
   if (hc.StorageOpt && typeof hc.StorageOpt === 'object' && Object.keys(hc.StorageOpt).length > 0) {

@@ -186,6 +186,10 @@ export function buildSpec(i: SpecInputs): OciSpec {
     },
     root: { path: 'rootfs', readonly: readonlyRoot },
     hostname: uts ? config.Hostname : '',
+    // HostConfig.Annotations reach the runtime spec (config.json), as dockerd passes them to the OCI runtime.
+    ...(hc.Annotations && typeof hc.Annotations === 'object' && Object.keys(hc.Annotations).length > 0
+      ? { annotations: { ...(hc.Annotations as Record<string, string>) } }
+      : {}),
     mounts,
     linux: {
       resources: { ...i.resources, devices: i.deviceRules },

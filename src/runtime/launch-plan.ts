@@ -9,7 +9,8 @@
 // console "<rows> <cols>", clone_flags, ns_join* "<mnt|uts|ipc|net|pid|cgroup|user>:<path>",
 // ns_proc "<pid> <start time in ticks>", ns_join_proc* "<mnt|uts|ipc|net|pid|cgroup|user>" (namespaces of ns_proc),
 // cgroup_procs*, uid_map, gid_map, rootfs_kind overlay|bind, rootfs, lower*, upper, work, mount_cwd,
-// overlay_opts, bind_src, rootfs_ro, root_propagation, mount* "type\0src\0dest\0flags\0pflags\0data",
+// overlay_opts, bind_src, rootfs_ro, root_propagation, mount* "type\0src\0dest\0flags\0pflags\0data", mount_rro (the
+// mount before it is made recursively read-only),
 // device* "path\0c|b|p\0major\0minor\0mode\0uid\0gid", symlink* "target\0path", masked*, readonly*,
 // hostname, domainname, sysctl* "path-under-/proc/sys\0value", rlimit* "resource\0soft|inf\0hard|inf",
 // oom_score_adj, uid, gid, group*, umask (octal), cwd, cwd_owner "uid:gid", env*, arg*,
@@ -192,14 +193,22 @@ export interface ParsedMountOptions {
   flags: number;
   propagation: number;
   data: string;
+  /** `rro` (runc's recursive read-only): every submount read-only too, through mount_setattr(AT_RECURSIVE). */
+  recursiveReadOnly: boolean;
 }
 
 /** runc's parseMountOptions: OCI mount options → mount(2) flags, propagation flags and the data string. */
 export function parseMountOptions(options: readonly string[] = []): ParsedMountOptions {
   let flags = 0;
   let propagation = 0;
+  let recursiveReadOnly = false;
   const data: string[] = [];
   for (const o of options) {
+    if (o === 'rro') {
+      flags |= MS.RDONLY;
+      recursiveReadOnly = true;
+      continue;
+    }
     const set = SET_FLAGS[o];
     const clear = CLEAR_FLAGS[o];
     const prop = PROPAGATION[o];
@@ -208,7 +217,7 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
     else if (prop !== undefined) propagation |= prop;
     else if (!IGNORED_OPTIONS.has(o)) data.push(o);
   }
-  return { flags, propagation, data: data.join(',') };
+  return { flags, propagation, data: data.join(','), recursiveReadOnly };
 }
 
 function checkString(what: string, s: string): string {
@@ -406,6 +415,8 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
         if (m.destination === '/dev') devBound = true;
       }
       r.push(mountRecord((flags & MS.BIND) !== 0 ? 'bind' : (m.type ?? 'none'), m.source ?? 'none', m.destination, flags, o.propagation, o.data));
+      // applies to the mount just above
+      if (o.recursiveReadOnly && (flags & MS.BIND) !== 0) add('mount_rro', 1);
     }
     // default devices unless /dev is a bind of the host's; spec devices win by path
     const devs = new Map<string, LinuxDevice>();

@@ -1,5 +1,6 @@
 import { closeSync, constants as C, existsSync, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
+import { release as osRelease } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfinedRoot, O_PATH } from '../containers/confined-root.js';
 import { MNT_DETACH, MS_BIND, nativeAddon } from '../storage/native.js';
@@ -158,11 +159,22 @@ export function ociMounts(mounts: readonly ContainerMount[], tmpfs?: Readonly<Re
       continue;
     }
     const options = [m.Spec.BindOptions?.NonRecursive ? 'bind' : 'rbind'];
-    if (!m.RW) options.push('ro');
+    // Read-only is recursive (submounts too) unless ReadOnlyNonRecursive asks for the old behaviour (API 1.44).
+    // ReadOnlyForceRecursive always asks for it: the start fails where the kernel cannot.
+    const bo = m.Spec.BindOptions;
+    if (!m.RW) options.push(bo?.ReadOnlyForceRecursive || (!bo?.ReadOnlyNonRecursive && recursiveReadOnlySupported()) ? 'rro' : 'ro');
     if (m.Propagation !== '') options.push(m.Propagation);
     out.push({ destination: m.Destination, type: 'bind', source: m.Source, options });
   }
   return sortMountsByDepth(out);
+}
+
+/** mount_setattr(2) (Linux 5.12): what recursively read-only mounts need. */
+export function recursiveReadOnlySupported(release = osRelease()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  const major = Number(m?.[1] ?? 0);
+  const minor = Number(m?.[2] ?? 0);
+  return major > 5 || (major === 5 && minor >= 12);
 }
 
 /**

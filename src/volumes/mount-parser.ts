@@ -170,6 +170,8 @@ export interface ValidateOptions {
   /** Check that a bind source exists (--mount); `-v` creates it instead. */
   bindSourceMustExist: boolean;
   exists?: (path: string) => boolean;
+  /** Whether recursively read-only mounts can be made here (ReadOnlyForceRecursive needs them); default yes. */
+  recursiveReadOnly?: boolean;
 }
 
 /** dockerd's validateMountConfigImpl (Linux). */
@@ -199,6 +201,14 @@ export function validateMountConfig(m: ApiMount, opts: ValidateOptions): void {
       if (source === '') throw mountConfigError(m, 'field Source must not be empty');
       const prop = m.BindOptions?.Propagation ?? '';
       if (prop !== '' && !PROPAGATION_MODES.has(prop)) throw mountConfigError(m, `invalid propagation mode: ${prop}`);
+      const bo = m.BindOptions;
+      if (bo?.ReadOnlyNonRecursive && !m.ReadOnly) throw mountConfigError(m, 'option ReadOnlyNonRecursive requires ReadOnly');
+      if (bo?.ReadOnlyForceRecursive) {
+        if (!m.ReadOnly) throw mountConfigError(m, 'option ReadOnlyForceRecursive requires ReadOnly');
+        if (bo.ReadOnlyNonRecursive) throw mountConfigError(m, 'option ReadOnlyForceRecursive conflicts with ReadOnlyNonRecursive');
+        if (prop !== '' && prop !== 'rprivate') throw mountConfigError(m, "option ReadOnlyForceRecursive requires BindOptions.Propagation to be 'rprivate'");
+        if (!(opts.recursiveReadOnly ?? true)) throw mountConfigError(m, 'option ReadOnlyForceRecursive needs recursively read-only mounts (mount_setattr, Linux 5.12)');
+      }
       if (!source.replace(/\\/g, '/').startsWith('/')) {
         throw mountConfigError(m, `invalid mount path: '${source.replace(/\\/g, '/')}' mount path must be absolute`);
       }

@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 
 /**
@@ -43,6 +44,26 @@ describe('container fields: honoured or refused', () => {
     expect(await create({ UTSMode: 'container:x' })).toEqual({ status: 400, body: { message: 'invalid UTS mode: container:x' } });
     expect(await create({ CgroupnsMode: 'shared' })).toEqual({ status: 400, body: { message: 'invalid cgroup namespace mode: shared' } });
     expect((await create({ IpcMode: 'shareable', PidMode: 'host', UTSMode: 'host' })).status).toBe(201);
+    expect(await create({ Isolation: 'hyperv' })).toEqual({ status: 400, body: { message: 'Invalid isolation: "hyperv" - linux only supports \'default\'' } });
+    expect(await create({ UsernsMode: 'private' })).toEqual({ status: 400, body: { message: 'invalid USER mode: private' } });
+    expect((await create({ Cgroup: 'container:x' })).status).toBe(400);
+    expect((await create({ Isolation: 'default', UsernsMode: 'host' })).status).toBe(201);
+  });
+
+  it('honours Config.NetworkDisabled (no interface but lo) and passes HostConfig.Annotations to the runtime spec', async () => {
+    const c = await d.request('POST', '/containers/create', {
+      body: { Image: 'busybox', Cmd: ['sleep', '300'], NetworkDisabled: true, HostConfig: { Annotations: { 'org.example.note': 'hello' } } },
+    });
+    const id = c.json<{ Id: string }>().Id;
+    try {
+      await d.docker(['start', id]);
+      const links = await d.docker(['exec', id, 'ls', '/sys/class/net']);
+      expect(links.stdout.trim().split(/\s+/)).toEqual(['lo']);
+      const spec = JSON.parse(readFileSync(join(d.dataRoot, 'containers', id, 'config.json'), 'utf8')) as { annotations?: Record<string, string> };
+      expect(spec.annotations).toEqual({ 'org.example.note': 'hello' });
+    } finally {
+      await d.docker(['rm', '-f', id]);
+    }
   });
 
   it('gives a private cgroup namespace or the host\'s, as CgroupnsMode asks, on this host\'s cgroup version', async () => {
@@ -110,6 +131,54 @@ describe('container fields: honoured or refused', () => {
     } finally {
       await d.docker(['rm', '-f', 'fields-recent']);
       await d.docker(['network', 'rm', 'fields-recent-net']);
+    }
+  });
+
+  it('makes read-only binds recursively read-only from API 1.44, with the non-recursive and force options', async () => {
+    const host = mkdtempSync(join(tmpdir(), 'berth-rro-'));
+    const sub = join(host, 'sub');
+    mkdirSync(sub);
+    const mounted = await runCommand('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', sub]);
+    expect(mounted.code, mounted.stderr).toBe(0);
+    try {
+      const run = async (bindOptions: Record<string, unknown> | undefined, version = 'v1.50'): Promise<{ status: number; out: string }> => {
+        const c = await d.request('POST', `/${version}/containers/create`, {
+          body: {
+            Image: 'busybox',
+            Cmd: ['sh', '-c', 'touch /m/sub/x 2>&1 && echo wrote; touch /m/top 2>&1 || echo top-ro'],
+            HostConfig: { Mounts: [{ Type: 'bind', Source: host, Target: '/m', ReadOnly: true, ...(bindOptions ? { BindOptions: bindOptions } : {}) }] },
+          },
+        });
+        if (c.status !== 201) return { status: c.status, out: c.json<{ message: string }>().message };
+        const id = c.json<{ Id: string }>().Id;
+        await d.docker(['start', '-a', id]).catch(() => undefined);
+        const logs = await d.docker(['logs', id]);
+        await d.docker(['rm', '-f', id]);
+        return { status: 201, out: logs.stdout + logs.stderr };
+      };
+      // default (1.44+): the submount is read-only too
+      const def = await run(undefined);
+      expect(def.out).toContain('Read-only file system');
+      expect(def.out).toContain('top-ro');
+      expect(def.out).not.toContain('wrote');
+      expect((await run({ ReadOnlyForceRecursive: true })).out).not.toContain('wrote');
+      // ReadOnlyNonRecursive, and any client before 1.44: only the top is read-only
+      const nonrec = await run({ ReadOnlyNonRecursive: true });
+      expect(nonrec.out).toContain('wrote');
+      expect(nonrec.out).toContain('top-ro');
+      expect((await run(undefined, 'v1.43')).out).toContain('wrote');
+      // refusals, as dockerd
+      expect(await run({ ReadOnlyForceRecursive: true }, 'v1.43')).toEqual({ status: 400, out: 'BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer' });
+      const both = await run({ ReadOnlyForceRecursive: true, ReadOnlyNonRecursive: true });
+      expect(both.status).toBe(400);
+      expect(both.out).toContain('option ReadOnlyForceRecursive conflicts with ReadOnlyNonRecursive');
+      // the CLI's -v :ro is recursive as well
+      const cli = await d.docker(['run', '--rm', '-v', `${host}:/m:ro`, 'busybox', 'touch', '/m/sub/y']);
+      expect(cli.code).not.toBe(0);
+      expect(cli.stderr).toContain('Read-only file system');
+    } finally {
+      await runCommand('umount', [sub]);
+      rmSync(host, { recursive: true, force: true });
     }
   });
 });

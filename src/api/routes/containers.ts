@@ -231,6 +231,16 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidParameterError('invalid JSON: expected an object');
     const name = qString(q, 'name');
     const platform = qString(q, 'platform');
+    // Before API 1.44 read-only binds were not recursive, and the options choosing it did not exist (dockerd).
+    if (!versionAtLeast(request.apiVersion ?? '1.50', '1.44')) {
+      for (const m of body.HostConfig?.Mounts ?? []) {
+        const bo = (m as { BindOptions?: { ReadOnlyNonRecursive?: boolean; ReadOnlyForceRecursive?: boolean } | null }).BindOptions;
+        if (bo?.ReadOnlyForceRecursive) throw new InvalidParameterError('BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer');
+        if ((m as { Type?: string }).Type === 'bind' && (m as { ReadOnly?: boolean }).ReadOnly) {
+          (m as { BindOptions?: Record<string, unknown> }).BindOptions = { ...(bo ?? {}), ReadOnlyNonRecursive: true };
+        }
+      }
+    }
     const res = await containers.create({ ...(name ? { name } : {}), ...(platform ? { platform } : {}), body });
     void reply.code(201).send(res);
   });

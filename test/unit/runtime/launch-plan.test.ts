@@ -74,7 +74,8 @@ describe('compileLaunchPlan', () => {
     expect(dev).toEqual(['tmpfs', 'tmpfs', '/dev', String(MS.NOSUID | MS.STRICTATIME), '0', 'mode=755,size=65536k']);
     const pts = mounts.find((m) => m[2] === '/dev/pts');
     expect(pts?.[5]).toBe('newinstance,ptmxmode=0666,mode=0620,gid=5');
-    expect(parseMountOptions(['rbind', 'rprivate', 'ro'])).toEqual({ flags: MS.BIND | MS.REC | MS.RDONLY, propagation: MS.PRIVATE | MS.REC, data: '' });
+    expect(parseMountOptions(['rbind', 'rprivate', 'ro'])).toEqual({ flags: MS.BIND | MS.REC | MS.RDONLY, propagation: MS.PRIVATE | MS.REC, data: '', recursiveReadOnly: false });
+    expect(parseMountOptions(['rbind', 'rro'])).toEqual({ flags: MS.BIND | MS.REC | MS.RDONLY, propagation: 0, data: '', recursiveReadOnly: true });
     expect(parseMountOptions(['noexec', 'exec', 'size=1m']).flags).toBe(0);
   });
 

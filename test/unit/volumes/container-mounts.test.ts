@@ -10,11 +10,15 @@ import {
   inspectMounts,
   ociMounts,
   prepareContainerMounts,
+  recursiveReadOnlySupported,
   releaseContainerMounts,
   resolveContainerMounts,
   sortMountsByDepth,
 } from '../../../src/volumes/container-mounts.js';
 import { volumeFixture, type VolumeFixture } from './fixture.js';
+
+/** Read-only binds are recursively read-only where the kernel can (API 1.44 default). */
+const RO = recursiveReadOnlySupported() ? 'rro' : 'ro';
 
 const CID = 'c'.repeat(64);
 
@@ -48,13 +52,13 @@ describe('resolveContainerMounts', () => {
     const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: ['shared:/s:ro,nocopy'] });
     expect(r.createdVolumes).toEqual([]);
     expect(inspectMounts(r.mounts)[0]).toMatchObject({ Mode: 'ro,nocopy', RW: false });
-    expect(r.oci[0]?.options).toEqual(['rbind', 'ro']);
+    expect(r.oci[0]?.options).toEqual(['rbind', RO]);
   });
 
   it('shows binds with their propagation and no Name/Driver', async () => {
     const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${host}:/h:ro`] });
     expect(inspectMounts(r.mounts)).toEqual([{ Type: 'bind', Source: host, Destination: '/h', Mode: 'ro', RW: false, Propagation: 'rprivate' }]);
-    expect(r.oci).toEqual([{ destination: '/h', type: 'bind', source: host, options: ['rbind', 'ro', 'rprivate'] }]);
+    expect(r.oci).toEqual([{ destination: '/h', type: 'bind', source: host, options: ['rbind', RO, 'rprivate'] }]);
   });
 
   it('creates anonymous volumes for Config.Volumes (image VOLUME / -v /path), labelled anonymous, Mode ""', async () => {
@@ -121,7 +125,7 @@ describe('resolveContainerMounts', () => {
     expect(r.oci.find((o) => o.destination === '/run')).toEqual({
       destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', 'rprivate', 'mode=1777', 'size=1m'],
     });
-    expect(r.oci.find((o) => o.destination === '/b')?.options).toEqual(['rbind', 'ro', 'rslave']);
+    expect(r.oci.find((o) => o.destination === '/b')?.options).toEqual(['rbind', RO, 'rslave']);
   });
 
   it('--volumes-from copies the other container’s mounts, ro when asked, Mode cleared', async () => {
@@ -180,7 +184,7 @@ describe('resolveContainerMounts', () => {
     const inside = join(fx.dataRoot, 'volumes');
     const r = await resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${inside}:/v`, '/:/host:ro'] });
     expect(r.mounts.map((m) => m.Propagation)).toEqual(['rslave', 'rslave']);
-    expect(r.oci.find((o) => o.destination === '/host')?.options).toEqual(['rbind', 'ro', 'rslave']);
+    expect(r.oci.find((o) => o.destination === '/host')?.options).toEqual(['rbind', RO, 'rslave']);
     await expect(resolveContainerMounts(fx.svc, { containerId: CID, binds: [`${inside}:/v:rprivate`] })).rejects.toThrow(
       `invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is within the daemon root, daemon root: "${fx.dataRoot}", bind mount source: "${inside}", propagation: "rprivate"`,
     );
@@ -258,5 +262,13 @@ describe('start/stop of mounts', () => {
       await releaseContainerMounts(fx.svc, 'c2', r.mounts);
     }
     expect(await isMountPoint(data)).toBe(false);
+  });
+});
+
+describe('recursive read-only binds', () => {
+  it('needs mount_setattr (Linux 5.12)', () => {
+    expect(recursiveReadOnlySupported('5.11.0')).toBe(false);
+    expect(recursiveReadOnlySupported('5.12.3-foo')).toBe(true);
+    expect(recursiveReadOnlySupported('6.1.0')).toBe(true);
   });
 });
