@@ -23,6 +23,10 @@ import type { ResolvedUser } from './user-resolve.js';
 export interface SecurityOptions {
   seccomp: 'default' | 'unconfined' | { profile: string };
   noNewPrivileges: boolean;
+  /** systempaths=unconfined: no masked or read-only /proc and /sys paths. */
+  unconfinedSystemPaths?: boolean;
+  /** writable-cgroups=true: /sys/fs/cgroup mounted read-write. */
+  writableCgroups?: boolean;
 }
 
 export function parseSecurityOpts(opts: readonly string[] | null | undefined): SecurityOptions {
@@ -46,10 +50,16 @@ export function parseSecurityOpts(opts: readonly string[] | null | undefined): S
         else if (value === 'builtin' || value === '') out.seccomp = 'default';
         else out.seccomp = { profile: value };
         break;
+      case 'systempaths':
+        if (value !== 'unconfined') throw new InvalidParameterError('invalid --security-opt 2: "' + raw + '"');
+        out.unconfinedSystemPaths = true;
+        break;
+      case 'writable-cgroups':
+        if (value !== 'true' && value !== 'false') throw new InvalidParameterError('invalid --security-opt 2: "' + raw + '"');
+        out.writableCgroups = value === 'true';
+        break;
       case 'label':
       case 'apparmor':
-      case 'systempaths':
-      case 'writable-cgroups':
         break; // no LSM on Berth's hosts; accepted like dockerd without AppArmor/SELinux
       default:
         throw new InvalidParameterError(`invalid --security-opt 1: "${raw}"`);
@@ -149,6 +159,8 @@ export function buildSpec(i: SpecInputs): OciSpec {
     mounts = mounts.map((m) =>
       m.destination === '/sys' || m.destination === '/sys/fs/cgroup' ? { ...m, options: (m.options ?? []).filter((o) => o !== 'ro') } : m,
     );
+  } else if (sec.writableCgroups) {
+    mounts = mounts.map((m) => (m.destination === '/sys/fs/cgroup' ? { ...m, options: (m.options ?? []).filter((o) => o !== 'ro') } : m));
   }
   const etc: OciMount[] = [];
   if (i.etcFiles.resolvConf && !userDest.has('/etc/resolv.conf')) etc.push(etcBindMount('/etc/resolv.conf', i.etcFiles.resolvConf, readonlyRoot));
@@ -197,8 +209,8 @@ export function buildSpec(i: SpecInputs): OciSpec {
       namespaces,
       devices: i.devices,
       sysctl,
-      maskedPaths: hc.Privileged ? [] : (hc.MaskedPaths ?? defaultMaskedPaths()),
-      readonlyPaths: hc.Privileged ? [] : (hc.ReadonlyPaths ?? [...DEFAULT_READONLY_PATHS]),
+      maskedPaths: hc.Privileged || sec.unconfinedSystemPaths ? [] : (hc.MaskedPaths ?? defaultMaskedPaths()),
+      readonlyPaths: hc.Privileged || sec.unconfinedSystemPaths ? [] : (hc.ReadonlyPaths ?? [...DEFAULT_READONLY_PATHS]),
     },
   };
   // dockerd: a shared bind needs a shared root, a slave bind a slave one (host mounts must reach the container)

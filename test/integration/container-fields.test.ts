@@ -181,4 +181,19 @@ describe('container fields: honoured or refused', () => {
       rmSync(host, { recursive: true, force: true });
     }
   });
+
+  it('honours --security-opt systempaths=unconfined and writable-cgroups=true', async () => {
+    const mounts = async (...opts: string[]): Promise<string> =>
+      (await d.docker(['run', '--rm', ...opts.flatMap((o) => ['--security-opt', o]), 'busybox', 'cat', '/proc/self/mounts'])).stdout;
+    const line = (text: string, dest: string): string | undefined => text.split('\n').find((l) => l.split(' ')[1] === dest);
+    const def = await mounts();
+    expect(line(def, '/proc/sys')).toBeDefined();
+    expect(line(def, '/sys/fs/cgroup')?.split(' ')[3]?.split(',')).toContain('ro');
+    const open = await mounts('systempaths=unconfined', 'writable-cgroups=true');
+    expect(line(open, '/proc/sys')).toBeUndefined();
+    expect(line(open, '/proc/kcore')).toBeUndefined();
+    expect(line(open, '/sys/fs/cgroup')?.split(' ')[3]?.split(',')).toContain('rw');
+    const bad = await d.docker(['run', '--rm', '--security-opt', 'systempaths=maybe', 'busybox', 'true']);
+    expect(bad.stderr).toContain('invalid --security-opt 2: "systempaths=maybe"');
+  });
 });
