@@ -422,14 +422,9 @@ export class ContainerService {
     try {
       await this.launch(c);
     } catch (e) {
-      const code = e instanceof ContainerStartError ? e.exitCode : 128;
-      // As dockerd: a container that never ran stays "created", with the code and error recorded.
-      c.state = { ...c.state, Status: c.hasBeenStarted ? 'exited' : 'created', Running: false, Pid: 0, ExitCode: code, Error: errorMessage(e) };
-      this.save(c);
       for (const p of l.pendingAttach.splice(0)) p.resolve(undefined);
-      this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(code) }));
-      this.waiters.exited(c.id, { StatusCode: code, Error: { Message: errorMessage(e) } });
-      if (c.hostConfig.AutoRemove) void this.remove(c.id, { force: true, removeVolumes: true }).catch(() => undefined);
+      // launch() undid what it had set up: nothing to release.
+      await this.finishRun(c, { kind: 'failed-start', exitCode: e instanceof ContainerStartError ? e.exitCode : 128, error: errorMessage(e) });
       throw e;
     }
     return 'started';
@@ -632,53 +627,70 @@ export class ContainerService {
     );
   }
 
-  /** The process ended: record it, release what the run held, apply the restart policy or AutoRemove. */
+  /** The process ended on its own (or was signalled). */
   private async onExit(c: ContainerRecord, st: ExitStatus): Promise<void> {
     if (!this.records.has(c.id) || !c.state.Running) return;
+    await this.finishRun(c, { kind: 'exited', exitCode: st.exitCode, error: st.error ?? '', finishedAt: st.finishedAt });
+  }
+
+  /**
+   * Every way a run ends goes through here: a start that failed (launch undid its set-up; the container stays
+   * "created" if it never ran, as dockerd), a process that exited, a running container removed with force.
+   * It releases what the run held (shim, network, mounts), records the end, publishes oom/die, wakes waiters,
+   * then applies the restart policy or AutoRemove (not for a removal, which goes on itself).
+   */
+  private async finishRun(c: ContainerRecord, end: RunEnd): Promise<void> {
     const t0 = performance.now();
     const marks: Record<string, number> = {};
     const mark = (k: string): void => {
       marks[k] = Math.round((performance.now() - t0) * 10) / 10;
     };
-    const oom = await this.oomKilled(c);
-    mark('oom');
+    const ran = end.kind !== 'failed-start';
     const startedAt = Date.parse(c.state.StartedAt);
-    try {
-      await this.d.executor.delete(c.id);
-    } catch (e) {
-      this.log.warn({ err: errorMessage(e), id: c.id }, 'removing the shim after exit failed');
+    let oom = false;
+    if (ran) {
+      oom = await this.oomKilled(c);
+      mark('oom');
+      try {
+        await this.d.executor.delete(c.id);
+      } catch (e) {
+        this.log.warn({ err: errorMessage(e), id: c.id }, 'removing the shim after exit failed');
+      }
+      mark('shim');
+      await this.d.network.releaseSandbox(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'releasing the network failed'));
+      mark('network');
+      await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log, this.subpathDir(c.id));
+      mark('mounts');
+      this.log.debug({ id: c.id, ms: marks }, 'exit timings');
+      c.state = {
+        ...c.state,
+        Status: 'exited',
+        Running: false,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: oom,
+        Pid: 0,
+        ExitCode: end.exitCode,
+        Error: end.error ?? '',
+        FinishedAt: end.finishedAt || rfc3339Nano(nowNano()),
+      };
+      delete c.shim;
+      c.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+    } else {
+      c.state = { ...c.state, Status: c.hasBeenStarted ? 'exited' : 'created', Running: false, Pid: 0, ExitCode: end.exitCode, Error: end.error ?? '' };
     }
-    mark('shim');
-    await this.d.network.releaseSandbox(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'releasing the network failed'));
-    mark('network');
-    await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log, this.subpathDir(c.id));
-    mark('mounts');
-    this.log.debug({ id: c.id, ms: marks }, 'exit timings');
-    c.state = {
-      ...c.state,
-      Status: 'exited',
-      Running: false,
-      Paused: false,
-      Restarting: false,
-      OOMKilled: oom,
-      Pid: 0,
-      ExitCode: st.exitCode,
-      Error: st.error ?? '',
-      FinishedAt: st.finishedAt || rfc3339Nano(nowNano()),
-    };
-    delete c.shim;
-    c.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
     if (oom) this.d.events.publish('container', 'oom', c.id, this.attrs(c));
-    this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(st.exitCode) }));
+    this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(end.exitCode) }));
     const l = this.liveOf(c.id);
-    l.markStopped?.();
+    if (ran) l.markStopped?.();
+    const exited: WaitResult = { StatusCode: end.exitCode, Error: ran ? null : { Message: end.error ?? '' } };
 
-    const delay = l.backoff.decide(c.hostConfig.RestartPolicy, st.exitCode, c.restartCount, c.manuallyStopped, Date.now() - startedAt);
+    const delay = end.kind === 'exited' ? l.backoff.decide(c.hostConfig.RestartPolicy, end.exitCode, c.restartCount, c.manuallyStopped, Date.now() - startedAt) : undefined;
     if (delay !== undefined && !c.hostConfig.AutoRemove) {
       c.state.Status = 'restarting';
       c.state.Restarting = true;
       this.save(c);
-      this.waiters.exited(c.id, { StatusCode: st.exitCode, Error: null });
+      this.waiters.exited(c.id, exited);
       l.restartTimer = setTimeout(() => {
         delete l.restartTimer;
         void this.serial(c.id, async () => {
@@ -697,7 +709,8 @@ export class ContainerService {
       return;
     }
     this.save(c);
-    this.waiters.exited(c.id, { StatusCode: st.exitCode, Error: null });
+    this.waiters.exited(c.id, exited);
+    if (end.kind === 'removed') return;
     if (c.hostConfig.AutoRemove) {
       await this.removeLocked(c, { force: true, removeVolumes: true }).catch((e: unknown) =>
         this.log.warn({ err: errorMessage(e), id: c.id }, 'auto-remove failed'),
@@ -825,13 +838,7 @@ export class ContainerService {
       await this.d.executor.kill(c.id, 9, { all: true }).catch(() => undefined);
       // The exit handler runs in this container's serial queue, after us: finish its work here.
       const st = await Promise.race([this.d.executor.waitExit(c.id), sleep(15_000).then(() => undefined)]);
-      await this.d.executor.delete(c.id).catch(() => undefined);
-      await this.d.network.releaseSandbox(c.id).catch(() => undefined);
-      await releaseContainerMounts(this.d.volumes, c.id, c.mounts, this.log, this.subpathDir(c.id));
-      c.state = { ...c.state, Running: false, Status: 'exited', ExitCode: st?.exitCode ?? 137, FinishedAt: st?.finishedAt ?? rfc3339Nano(nowNano()) };
-      this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(c.state.ExitCode) }));
-      l.markStopped?.();
-      this.waiters.exited(c.id, { StatusCode: c.state.ExitCode, Error: null });
+      await this.finishRun(c, { kind: 'removed', exitCode: st?.exitCode ?? 137, error: st?.error ?? '', finishedAt: st?.finishedAt });
     } else {
       // A container that exited: its executor entry (if a restart policy kept it) is gone already.
       await this.d.executor.delete(c.id).catch(() => undefined);
@@ -1207,6 +1214,14 @@ export class ContainerService {
     await this.d.cgroups.open(cgroupPathOf(c)).thaw();
     this.setPaused(c, false);
   }
+}
+
+/** How a run ended (ContainerService.finishRun). */
+interface RunEnd {
+  kind: 'failed-start' | 'exited' | 'removed';
+  exitCode: number;
+  error?: string;
+  finishedAt?: string;
 }
 
 function sleep(ms: number): Promise<void> {
