@@ -30,7 +30,7 @@ import { ExecService } from './containers/exec-service.js';
 import { ContainerOps } from './containers/container-ops.js';
 import { ContainerViews } from './containers/container-views.js';
 import { secureDataRoot } from './storage/data-root.js';
-import type { ContainerRecord } from './containers/types.js';
+import type { ContainerRecord, ContainerView } from './containers/types.js';
 import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
@@ -148,7 +148,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     networks.setContainerDirectory({
       find: (ref) => {
         const c = containerSvc.find(ref);
-        return c ? { id: c.id, name: c.name, running: c.state.Running, env: c.config.Env ?? [] } : undefined;
+        return c ? { id: c.id, name: c.name, running: c.state.Running, env: [...(c.config.Env ?? [])] } : undefined;
       },
       attachStopped: (id, network, cfg) => containerSvc.attachStopped(id, network, cfg),
       detachStopped: (id, network) => containerSvc.detachStopped(id, network),

@@ -12,7 +12,8 @@ import { rfc3339Nano } from '../util/time.js';
 import { BERTH_VERSION } from '../version.js';
 import type { ConfinedRoot } from './confined-root.js';
 import { tarTree } from './tree-tar.js';
-import type { ContainerRecord } from './types.js';
+import type { ContainerConfig, ContainerView } from './types.js';
+import { copyOf } from './types.js';
 
 export interface CommitOptions {
   repo?: string;
@@ -38,7 +39,7 @@ export function upperLayerTar(upper: ConfinedRoot): AsyncGenerator<Buffer> {
  * registers it on top of the container's chain. Returns the new layer's chain and diff IDs; the caller
  * passes `holder` on to createCommitImage, or releases it.
  */
-export async function writeCommitLayer(images: ImageService, c: ContainerRecord, upper: ConfinedRoot, holder: string): Promise<{ chainId: string; diffId: string }> {
+export async function writeCommitLayer(images: ImageService, c: ContainerView, upper: ConfinedRoot, holder: string): Promise<{ chainId: string; diffId: string }> {
   const blob = await images.content.write(Readable.from(upperLayerTar(upper)));
   try {
     const layer = await images.layers.registerBlob(c.chainId, { ...blob, mediaType: 'application/vnd.docker.image.rootfs.diff.tar' }, blob.digest, holder);
@@ -52,7 +53,7 @@ export async function writeCommitLayer(images: ImageService, c: ContainerRecord,
 /** The image config and record for a committed layer. Returns the image ID. */
 export function createCommitImage(
   images: ImageService,
-  c: ContainerRecord,
+  c: ContainerView,
   layer: { chainId: string; diffId: string },
   holder: string,
   o: CommitOptions,
@@ -61,7 +62,7 @@ export function createCommitImage(
   const base = images.get(c.imageId);
   const baseConfig: ImageConfigJson | undefined = base?.config;
   const diffIds = c.chainId ? images.layers.chain(c.chainId).map((l) => l.diffId) : [];
-  const start: ContainerConfigJson = o.config && Object.keys(o.config).length > 0 ? { ...c.config, ...o.config } : { ...c.config };
+  const start: ContainerConfigJson = o.config && Object.keys(o.config).length > 0 ? { ...copyOf<ContainerConfig>(c.config), ...o.config } : copyOf<ContainerConfig>(c.config);
   let config: ContainerConfigJson;
   try {
     config = applyChanges(start, o.changes ?? []);

@@ -26,7 +26,7 @@ import { validateRestartPolicy } from './restart-policy.js';
 import { StatsCollector } from './stats.js';
 import { top, type TopResult } from './top.js';
 import { tarTree } from './tree-tar.js';
-import type { ContainerRecord, ContainerView, HostConfig, RestartPolicy } from './types.js';
+import type { ContainerView, HostConfig, RestartPolicy } from './types.js';
 import { cgroupPathOf } from './types.js';
 import { resolveUser } from './user-resolve.js';
 
@@ -78,7 +78,7 @@ export class ContainerOps {
     return { SizeRw: rw, SizeRootFs: rw + (this.d.images.get(c.imageId)?.size ?? 0) };
   }
 
-  private attrs(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
+  private attrs(c: ContainerView, extra: Record<string, string> = {}): Record<string, string> {
     return { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name, ...extra };
   }
 
@@ -90,7 +90,7 @@ export class ContainerOps {
   // cp
 
   /** A read view: the live root of a running container, a read-only mount of a stopped one. */
-  private async readView(c: ContainerRecord): Promise<RootView> {
+  private async readView(c: ContainerView): Promise<RootView> {
     return (await this.views.live(c)) ?? this.views.mounted(c, false);
   }
 
@@ -386,7 +386,7 @@ export class ContainerOps {
   }
 
   /** POST /commit's `container` parameter must name an existing container (404 otherwise). */
-  requireContainer(ref: string | undefined): ContainerRecord {
+  requireContainer(ref: string | undefined): ContainerView {
     if (!ref) throw new NotFoundError('No such container: ');
     return this.d.containers.get(ref);
   }

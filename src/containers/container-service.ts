@@ -133,13 +133,27 @@ export class ContainerService {
   // Look-ups
 
   /** By full ID, name (with or without "/") or unique ID prefix; dockerd's 404 text otherwise. */
-  get(ref: string): ContainerRecord {
-    const c = this.find(ref);
+  get(ref: string): ContainerView {
+    return this.record(ref);
+  }
+
+  find(ref: string): ContainerView | undefined {
+    return this.findRecord(ref);
+  }
+
+  /** Read-only views of every container. */
+  all(): ContainerView[] {
+    return [...this.records.values()];
+  }
+
+  /** The mutable record: for this service alone, the only writer of container state. */
+  private record(ref: string): ContainerRecord {
+    const c = this.findRecord(ref);
     if (!c) throw new NotFoundError(`No such container: ${ref}`);
     return c;
   }
 
-  find(ref: string): ContainerRecord | undefined {
+  private findRecord(ref: string): ContainerRecord | undefined {
     const byId = this.records.get(ref);
     if (byId) return byId;
     const name = ref.replace(/^\//, '');
@@ -150,10 +164,6 @@ export class ContainerService {
       return matches[0];
     }
     return undefined;
-  }
-
-  all(): ContainerRecord[] {
-    return [...this.records.values()];
   }
 
   counts(): { total: number; running: number; paused: number; stopped: number } {
@@ -320,7 +330,7 @@ export class ContainerService {
     for (let attempt = 0; ; attempt++) {
       if (this.d.repo.insert(record, created)) break;
       if (name !== undefined) {
-        const holder = this.find(name);
+        const holder = this.findRecord(name);
         throw new ConflictError(
           `Conflict. The container name "/${name}" is already in use by container "${holder?.id ?? ''}". You have to remove (or rename) that container to be able to reuse that name.`,
         );
@@ -343,7 +353,7 @@ export class ContainerService {
         volumes: config.Volumes,
         ...(hc.VolumeDriver ? { volumeDriver: hc.VolumeDriver } : {}),
         lookupContainer: (ref) => {
-          const other = this.find(ref);
+          const other = this.findRecord(ref);
           return other ? { id: other.id, mounts: other.mounts } : undefined;
         },
         openRootfs: () => this.d.views.imageRootfs(record),
@@ -402,7 +412,7 @@ export class ContainerService {
   // Start
 
   start(ref: string): Promise<'started' | 'already'> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     return this.serial(c.id, () => this.startLocked(c));
   }
 
@@ -479,7 +489,7 @@ export class ContainerService {
         const v = String(hc[key] ?? '');
         if (v === 'host') namespacePaths[ns] = 'host';
         else if (v.startsWith('container:')) {
-          const other = this.get(v.slice('container:'.length));
+          const other = this.record(v.slice('container:'.length));
           if (!other.state.Running) throw new ConflictError(`cannot join ${ns} namespace of a non running container: ${other.id}`);
           namespacePaths[ns] = `/proc/${other.state.Pid}/ns/${ns}`;
         }
@@ -731,7 +741,7 @@ export class ContainerService {
 
   /** dockerd's stop: the stop signal, then SIGKILL after the timeout; 'already' when not running. */
   stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'already'> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     const l = this.liveOf(c.id);
     if (l.restartTimer) {
       clearTimeout(l.restartTimer);
@@ -776,7 +786,7 @@ export class ContainerService {
   }
 
   async kill(ref: string, signal?: string): Promise<void> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     if (!c.state.Running) throw new ConflictError(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
     const sig = signalNumber(signal || 'SIGKILL');
     // dockerd marks a killed container as manually stopped: its restart policy does not bring it back.
@@ -792,14 +802,14 @@ export class ContainerService {
   }
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     if (c.state.Running) await this.stopRunning(c, opts);
     await this.serial(c.id, () => this.startLocked(c));
     this.d.events.publish('container', 'restart', c.id, this.attrs(c));
   }
 
   wait(ref: string, condition: WaitCondition): { id: string; result: Promise<WaitResult> } {
-    const c = this.get(ref);
+    const c = this.record(ref);
     if (condition === 'not-running' && !c.state.Running && c.state.Status !== 'restarting') {
       return { id: c.id, result: Promise.resolve({ StatusCode: c.state.ExitCode, Error: null }) };
     }
@@ -810,7 +820,7 @@ export class ContainerService {
   // Remove
 
   remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     if (!opts.force) {
       // dockerd's cleanupContainer: a paused, running or restarting container needs force (or a stop first).
       if (c.state.Paused) {
@@ -867,7 +877,7 @@ export class ContainerService {
    * the session waits for the next start (docker run / start -a attach first).
    */
   async attach(ref: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<{ c: ContainerRecord; handle: Promise<AttachHandle | undefined> }> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     const wantStdin = want.stdin && c.config.OpenStdin;
     const w = { ...want, stdin: wantStdin };
     this.d.events.publish('container', 'attach', c.id, this.attrs(c));
@@ -880,7 +890,7 @@ export class ContainerService {
   }
 
   async resize(ref: string, height: number, width: number): Promise<void> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
     // Without a TTY there is nothing to resize: containerd answers success, so dockerd does (dockerode resize()).
     if (c.config.Tty !== true) return;
@@ -892,7 +902,7 @@ export class ContainerService {
     ref: string,
     o: { stdout: boolean; stderr: boolean; since?: string; until?: string; tail?: string; follow: boolean; signal: AbortSignal },
   ): { c: ContainerRecord; entries: AsyncGenerator<LogEntry> } {
-    const c = this.get(ref);
+    const c = this.record(ref);
     const limits = logLimits(c.hostConfig.LogConfig ?? { Type: 'json-file', Config: {} });
     if (!limits.enabled) throw new NotImplementedError('configured logging driver does not support reading');
     if (!o.stdout && !o.stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
@@ -927,8 +937,8 @@ export class ContainerService {
     const f = Filters.parse(o.filters, LIST_FILTERS);
     let list = [...this.records.values()].sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
     const all = o.all || (o.limit !== undefined && o.limit > 0) || f.has('status') || f.has('exited');
-    const beforeC = f.has('before') ? this.get(f.get('before')[0] ?? '') : undefined;
-    const sinceC = f.has('since') ? this.get(f.get('since')[0] ?? '') : undefined;
+    const beforeC = f.has('before') ? this.record(f.get('before')[0] ?? '') : undefined;
+    const sinceC = f.has('since') ? this.record(f.get('since')[0] ?? '') : undefined;
     list = list.filter((c) => {
       if (!all && !c.state.Running) return false;
       if (!f.matchesAny('id', [c.id]) && !f.get('id').some((p) => c.id.startsWith(p))) return false;
@@ -968,7 +978,7 @@ export class ContainerService {
   }
 
   inspect(ref: string, _size = false): Record<string, unknown> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     const dir = this.dir(c.id);
     const lower = c.chainId ? this.d.layers.lowerDirs(c.chainId) : [];
     const ns = c.state.Running ? (this.d.network.settings(c.id) ?? c.networkSettings) : c.networkSettings;
@@ -993,7 +1003,7 @@ export class ContainerService {
 
   /** network connect on a stopped container: remembered in its NetworkingConfig, applied at start. */
   attachStopped(id: string, network: string, cfg: EndpointRequest): void {
-    const c = this.get(id);
+    const c = this.record(id);
     const eps = { ...(c.networkingConfig.EndpointsConfig ?? {}) };
     for (const key of Object.keys(eps)) if (key === network || (key === 'default' && c.hostConfig.NetworkMode === network)) delete eps[key];
     eps[network] = {
@@ -1014,7 +1024,7 @@ export class ContainerService {
    * unknown parent or link is "No such container".
    */
   async removeLink(parentRef: string, alias: string): Promise<void> {
-    const c = this.find(parentRef);
+    const c = this.findRecord(parentRef);
     const has = (l: string): boolean => (l.split(':')[1] ?? l.split(':')[0] ?? '').replace(/^.*\//, '') === alias;
     if (!c || !(c.hostConfig.Links ?? []).some(has)) throw new NotFoundError(`No such container: ${parentRef.replace(/^\//, '')}/${alias}`);
     await this.serial(c.id, async () => {
@@ -1026,7 +1036,7 @@ export class ContainerService {
 
   /** network disconnect on a stopped container; false when it was not attached. */
   detachStopped(id: string, network: string): boolean {
-    const c = this.get(id);
+    const c = this.record(id);
     const eps = { ...(c.networkingConfig.EndpointsConfig ?? {}) };
     const primary = c.hostConfig.NetworkMode === network;
     let found = primary;
@@ -1114,7 +1124,7 @@ export class ContainerService {
 
   /** docker pause: freezes the cgroup of a running container. */
   pause(ref: string): Promise<void> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     return this.serial(c.id, async () => {
       if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
       if (c.state.Paused) throw new ConflictError(`Container ${c.id} is already paused`);
@@ -1127,7 +1137,7 @@ export class ContainerService {
 
   /** docker unpause: thaws it. */
   unpause(ref: string): Promise<void> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     return this.serial(c.id, async () => {
       if (!c.state.Paused) throw new ConflictError(`Container ${c.id} is not paused`);
       await this.unpauseCgroup(c);
@@ -1137,7 +1147,7 @@ export class ContainerService {
 
   /** A new name (validated by the caller); a ConflictError when another container holds it. */
   rename(ref: string, name: string): Promise<{ oldName: string }> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     return this.serial(c.id, () => {
       const oldName = c.name;
       c.name = name;
@@ -1156,7 +1166,7 @@ export class ContainerService {
    * lifecycle lock and returns the new HostConfig, which this service records (and publishes `update`).
    */
   update<T>(ref: string, decide: (c: ContainerView) => Promise<{ hostConfig: HostConfig; result: T }>): Promise<T> {
-    const c = this.get(ref);
+    const c = this.record(ref);
     return this.serial(c.id, async () => {
       const { hostConfig, result } = await decide(c);
       c.hostConfig = hostConfig;
@@ -1200,7 +1210,7 @@ export class ContainerService {
 
   /** The CRI layer reopens a CRI container's log (the kubelet rotated it). */
   async reopenLog(id: string): Promise<void> {
-    const c = this.get(id);
+    const c = this.record(id);
     if (!c.state.Running) throw new ConflictError(`container ${id} is not running`);
     await this.d.executor.reopenLog(id);
   }

@@ -21,7 +21,7 @@ import { mountOverlay } from '../storage/overlay.js';
 import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
 import { ConfinedRoot, O_PATH, rootfsReader } from './confined-root.js';
-import type { ContainerRecord } from './types.js';
+import type { ContainerView } from './types.js';
 import { cgroupPathOf } from './types.js';
 
 /** Every view is nosuid and nodev: berthd never runs or opens anything through it as a program or a device. */
@@ -59,11 +59,11 @@ export class ContainerViews {
   }
 
   /** init + image layers, top first. */
-  lowerDirs(c: ContainerRecord): string[] {
+  lowerDirs(c: ContainerView): string[] {
     return [join(this.containerDir(c.id), 'init'), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
   }
 
-  upperDir(c: ContainerRecord): string {
+  upperDir(c: ContainerView): string {
     return join(this.containerDir(c.id), 'upper');
   }
 
@@ -91,7 +91,7 @@ export class ContainerViews {
   }
 
   /** A running container's root through its init process, or undefined when it is not running any more. */
-  async live(c: ContainerRecord): Promise<RootView | undefined> {
+  async live(c: ContainerView): Promise<RootView | undefined> {
     const pid = c.state.Pid;
     if (!c.state.Running || !pid) return undefined;
     const cg = this.d.cgroups.open(cgroupPathOf(c));
@@ -142,7 +142,7 @@ export class ContainerViews {
    * A stopped container's root with its volumes and binds. `writable` mounts the upper dir read-write: the
    * caller must hold the container's lifecycle lock so the container cannot start meanwhile.
    */
-  mounted(c: ContainerRecord, writable: boolean): RootView {
+  mounted(c: ContainerView, writable: boolean): RootView {
     const target = this.newMountPoint();
     const dir = this.containerDir(c.id);
     try {
@@ -166,7 +166,7 @@ export class ContainerViews {
   }
 
   /** A vfs container's own tree (ContainerService.vfsRootfs makes the same copy at first start). */
-  private vfsTree(c: ContainerRecord, writable: boolean): string {
+  private vfsTree(c: ContainerView, writable: boolean): string {
     const fs = join(this.containerDir(c.id), 'fs');
     if (existsSync(fs)) return fs;
     const image = c.chainId ? this.d.layers.lowerDirs(c.chainId)[0] : undefined;
@@ -185,7 +185,7 @@ export class ContainerViews {
    * never carry the mount onto a host path. Binds are nosuid and nodev, read-only unless the view is writable
    * and the mount is too, all set before the mount is attached.
    */
-  private bindMounts(c: ContainerRecord, root: ConfinedRoot, writable: boolean): void {
+  private bindMounts(c: ContainerView, root: ConfinedRoot, writable: boolean): void {
     const native = nativeAddon();
     const mounts = c.mounts
       .filter((m) => (m.Type === 'volume' || m.Type === 'bind') && m.Source !== '')
@@ -220,12 +220,12 @@ export class ContainerViews {
   }
 
   /** Read-only merged view for export: upper over init over the image layers (no volumes, as dockerd). */
-  rootfsOnly(c: ContainerRecord): RootView {
+  rootfsOnly(c: ContainerView): RootView {
     return this.readOnlyStack([join(this.containerDir(c.id), 'upper'), ...this.lowerDirs(c)]);
   }
 
   /** What the container started from (init + image layers), read-only: the base of `docker diff`. */
-  lower(c: ContainerRecord): RootView {
+  lower(c: ContainerView): RootView {
     return this.readOnlyStack(this.lowerDirs(c));
   }
 
@@ -266,13 +266,13 @@ export class ContainerViews {
    * The image's root as a new container sees it (init + image layers), read-only, for copy-up into new volumes:
    * paths are resolved inside it as dockerd's FollowSymlinkInScope does, never on the host.
    */
-  imageRootfs(c: ContainerRecord): RootfsReader {
+  imageRootfs(c: ContainerView): RootfsReader {
     const view = c.driver === 'vfs' ? this.readOnlyStack(c.chainId ? [this.vfsTree(c, false)] : [join(this.containerDir(c.id), 'init')]) : this.lower(c);
     return rootfsReader(view.root, view.mountPoint ?? '', () => view.release());
   }
 
   /** The upper dir itself (diff, commit), walked through fds like any container-controlled tree. */
-  upper(c: ContainerRecord): ConfinedRoot {
+  upper(c: ContainerView): ConfinedRoot {
     return ConfinedRoot.open(this.upperDir(c));
   }
 }

@@ -11,7 +11,7 @@ import type { Logger } from '../util/logger.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { ContainerService } from './container-service.js';
 import type { ExecService } from './exec-service.js';
-import type { ContainerRecord, HealthLogEntry } from './types.js';
+import type { ContainerState, ContainerView, HealthLogEntry } from './types.js';
 
 export const HEALTH_DEFAULTS = {
   intervalNs: 30_000_000_000,
@@ -33,7 +33,7 @@ export interface HealthSettings {
 }
 
 /** The probe command and timings of a container config, or undefined when it has no healthcheck. */
-export function healthSettings(config: ContainerRecord['config']): HealthSettings | undefined {
+export function healthSettings(config: ContainerView['config']): HealthSettings | undefined {
   const h = config.Healthcheck as { Test?: unknown; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number } | undefined;
   if (!h || !Array.isArray(h.Test) || h.Test.length === 0) return undefined;
   const test = h.Test.map(String);
@@ -73,7 +73,7 @@ export interface ProbeResult {
 
 /** Pure state transition of one probe result (dockerd's handleProbeResult). Returns the new status. */
 export function applyProbeResult(
-  health: NonNullable<ContainerRecord['state']['Health']>,
+  health: NonNullable<ContainerState['Health']>,
   entry: HealthLogEntry,
   s: HealthSettings,
   inStartPeriod: boolean,
@@ -187,7 +187,7 @@ export class HealthMonitor {
   }
 
   /** One probe: an exec of the test command; output (stdout+stderr) capped at 4 KiB; -1 on timeout. */
-  private async runProbe(c: ContainerRecord, s: HealthSettings): Promise<ProbeResult> {
+  private async runProbe(c: ContainerView, s: HealthSettings): Promise<ProbeResult> {
     let execId: string;
     try {
       execId = this.d.execs.create(c.id, { Cmd: s.test, AttachStdout: true, AttachStderr: true, Tty: false });

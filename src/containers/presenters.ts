@@ -1,12 +1,13 @@
 import { humanDuration } from '../util/human-duration.js';
 import { inspectMounts } from '../volumes/container-mounts.js';
-import type { ContainerRecord } from './types.js';
+import type { ContainerView } from './types.js';
+import type { ContainerMount } from '../volumes/container-mounts.js';
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 export { ZERO_TIME };
 
 /** The Status column of `docker ps`, as dockerd words it. */
-export function statusText(c: ContainerRecord, now = Date.now()): string {
+export function statusText(c: ContainerView, now = Date.now()): string {
   const s = c.state;
   switch (s.Status) {
     case 'created':
@@ -33,13 +34,13 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
 }
 
 /** `docker ps` COMMAND: dockerd's list form, arguments with spaces in single quotes. */
-export function commandText(c: ContainerRecord): string {
+export function commandText(c: ContainerView): string {
   if (c.args.length === 0) return c.path;
   return `${c.path} ${c.args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`;
 }
 
 /** The ImageSummary name shown for a container: the reference it was created with. */
-export function listEntry(c: ContainerRecord, extra: { ports: unknown[]; sizeRw?: number; sizeRootFs?: number }): Record<string, unknown> {
+export function listEntry(c: ContainerView, extra: { ports: unknown[]; sizeRw?: number; sizeRootFs?: number }): Record<string, unknown> {
   const ns = c.networkSettings as { Networks?: Record<string, unknown> } | null;
   const entry: Record<string, unknown> = {
     Id: c.id,
@@ -54,7 +55,7 @@ export function listEntry(c: ContainerRecord, extra: { ports: unknown[]; sizeRw?
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
     NetworkSettings: { Networks: ns?.Networks ?? {} },
-    Mounts: inspectMounts(c.mounts),
+    Mounts: inspectMounts(c.mounts as readonly ContainerMount[]),
   };
   if (extra.sizeRw !== undefined) entry.SizeRw = extra.sizeRw;
   if (extra.sizeRootFs !== undefined) entry.SizeRootFs = extra.sizeRootFs;
@@ -70,7 +71,7 @@ export interface InspectPaths {
 }
 
 /** ContainerInspect, field for field as dockerd serves it. */
-export function inspectEntry(c: ContainerRecord, paths: InspectPaths, networkSettings: unknown, sizes?: { rw: number; rootFs: number }): Record<string, unknown> {
+export function inspectEntry(c: ContainerView, paths: InspectPaths, networkSettings: unknown, sizes?: { rw: number; rootFs: number }): Record<string, unknown> {
   const state: Record<string, unknown> = { ...c.state };
   if (!state.Health) delete state.Health;
   const out: Record<string, unknown> = {
@@ -94,7 +95,7 @@ export function inspectEntry(c: ContainerRecord, paths: InspectPaths, networkSet
     ExecIDs: null,
     HostConfig: c.hostConfig,
     GraphDriver: paths.graphDriver,
-    Mounts: inspectMounts(c.mounts),
+    Mounts: inspectMounts(c.mounts as readonly ContainerMount[]),
     Config: c.config,
     NetworkSettings: networkSettings,
   };

@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { CgroupManager, CgroupStats } from '../runtime/cgroups/index.js';
 import { readSystemCpu } from '../runtime/cgroups/index.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
-import type { ContainerRecord } from './types.js';
+import type { ContainerView } from './types.js';
 import { cgroupPathOf } from './types.js';
 
 export interface NetworkStats {
@@ -93,7 +93,7 @@ export class StatsCollector {
   constructor(private readonly cgroups: CgroupManager) {}
 
   /** One sample of a running container (its cgroup, the host CPU counters, its network). */
-  async sample(c: ContainerRecord): Promise<StatsSample> {
+  async sample(c: ContainerView): Promise<StatsSample> {
     const readNano = nowNano();
     const [cg, sys, net] = await Promise.all([
       this.cgroups.open(cgroupPathOf(c)).stats(),
@@ -120,7 +120,7 @@ export class StatsCollector {
   }
 
   /** The zero answer for a container that is not running (dockerd sends one too). */
-  static stopped(c: ContainerRecord): Record<string, unknown> {
+  static stopped(c: ContainerView): Record<string, unknown> {
     return {
       read: ZERO_TIME,
       preread: ZERO_TIME,
@@ -136,7 +136,7 @@ export class StatsCollector {
     };
   }
 
-  static render(c: ContainerRecord, cur: StatsSample, pre: StatsSample | undefined): Record<string, unknown> {
+  static render(c: ContainerView, cur: StatsSample, pre: StatsSample | undefined): Record<string, unknown> {
     return {
       read: cur.read,
       preread: pre?.read ?? ZERO_TIME,
@@ -154,7 +154,7 @@ export class StatsCollector {
   }
 
   /** stream=false: one answer at once; precpu from a recent sample, or a 100 ms one (none with oneShot). */
-  async once(c: ContainerRecord, oneShot: boolean): Promise<Record<string, unknown>> {
+  async once(c: ContainerView, oneShot: boolean): Promise<Record<string, unknown>> {
     if (!c.state.Running) return StatsCollector.stopped(c);
     let pre = this.previous.get(c.id);
     if (pre && nowNano() - pre.readNano > PREVIOUS_MAX_AGE_NS) pre = undefined;
@@ -167,7 +167,7 @@ export class StatsCollector {
   }
 
   /** stream=true: one answer per second until `signal` aborts; the first one at once. */
-  async *stream(c: ContainerRecord, isRunning: () => boolean, signal: AbortSignal): AsyncGenerator<Record<string, unknown>> {
+  async *stream(c: ContainerView, isRunning: () => boolean, signal: AbortSignal): AsyncGenerator<Record<string, unknown>> {
     let pre: StatsSample | undefined = this.previous.get(c.id);
     while (!signal.aborted) {
       if (!isRunning()) {

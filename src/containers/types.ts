@@ -142,6 +142,11 @@ export type DeepReadonly<T> = T extends (infer U)[]
 /** A container as every module but ContainerService sees it. */
 export type ContainerView = DeepReadonly<ContainerRecord>;
 
+/** A private, mutable deep copy of a read-only value (to build something new from it). */
+export function copyOf<T>(v: DeepReadonly<T>): T {
+  return structuredClone(v) as T;
+}
+
 /** Set once at create by src/cri; the container service only reads logPath from it. */
 export interface CriAttachment {
   kind: 'sandbox' | 'container';

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError } from '../errors.js';
 import type { ContainerService } from '../containers/container-service.js';
-import type { ContainerRecord, HostConfig } from '../containers/types.js';
+import type { ContainerView, HostConfig } from '../containers/types.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano } from '../util/time.js';
 import type { CriImageService } from './image-service.js';
@@ -21,7 +21,7 @@ export interface ContainerData {
   mounts: Msg[];
 }
 
-export function containerData(c: ContainerRecord): ContainerData {
+export function containerData(c: ContainerView): ContainerData {
   return (c.cri?.data ?? {}) as unknown as ContainerData;
 }
 
@@ -37,7 +37,7 @@ function caps(v: unknown): string[] {
 }
 
 /** CRI state of a Berth container. */
-export function criState(c: ContainerRecord): string {
+export function criState(c: ContainerView): string {
   if (c.state.Running || c.state.Restarting) return 'CONTAINER_RUNNING';
   if (c.state.Status === 'created') return 'CONTAINER_CREATED';
   return 'CONTAINER_EXITED';
@@ -90,7 +90,7 @@ export class CriContainers {
     private readonly log: Logger,
   ) {}
 
-  find(id: string): ContainerRecord | undefined {
+  find(id: string): ContainerView | undefined {
     if (id === '') return undefined;
     const all = this.list();
     const exact = all.find((c) => c.id === id);
@@ -99,17 +99,17 @@ export class CriContainers {
     return matches.length === 1 ? matches[0] : undefined;
   }
 
-  get(id: string): ContainerRecord {
+  get(id: string): ContainerView {
     const c = this.find(id);
     if (!c) throw new NotFoundError(`container "${id}" not found`);
     return c;
   }
 
-  list(): ContainerRecord[] {
+  list(): ContainerView[] {
     return this.containers.all().filter((c) => c.cri?.kind === 'container');
   }
 
-  inSandbox(sandboxId: string): ContainerRecord[] {
+  inSandbox(sandboxId: string): ContainerView[] {
     return this.list().filter((c) => containerData(c).sandboxId === sandboxId);
   }
 
@@ -274,12 +274,12 @@ export class CriContainers {
     await Promise.all(this.inSandbox(sandboxId).map((c) => this.containers.remove(c.id, { force: true })));
   }
 
-  private imageRef(c: ContainerRecord): string {
+  private imageRef(c: ContainerView): string {
     const img = this.images.find(c.imageId);
     return img?.digests[0] ?? c.imageId;
   }
 
-  listItem(c: ContainerRecord): Msg {
+  listItem(c: ContainerView): Msg {
     const d = containerData(c);
     return {
       id: c.id,

@@ -5,7 +5,7 @@ import type { ContainerOps } from '../containers/container-ops.js';
 import type { ExecService } from '../containers/exec-service.js';
 import type { OutputChunk } from '../runtime/executor.js';
 import type { EventBus } from '../events/event-bus.js';
-import type { ContainerRecord } from '../containers/types.js';
+import type { ContainerView } from '../containers/types.js';
 import { BERTH_VERSION } from '../version.js';
 import type { Logger } from '../util/logger.js';
 import type { CniManager } from './cni.js';
@@ -197,7 +197,7 @@ const EVENT_TYPES: Record<string, string> = {
 /** GetContainerEvents: container lifecycle of CRI containers (and sandboxes) as the kubelet's evented PLEG reads it. */
 function containerEvents(d: RuntimeDeps, call: grpc.ServerWritableStream<Record<string, unknown>, Record<string, unknown>>): Promise<void> {
   return new Promise((resolve) => {
-    const last = new Map<string, ContainerRecord>();
+    const last = new Map<string, ContainerView>();
     const unsubscribe = d.events.subscribe((e) => {
       if (e.Type !== 'container') return;
       const type = EVENT_TYPES[e.Action];

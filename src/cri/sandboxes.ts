@@ -1,7 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import type { ContainerService } from '../containers/container-service.js';
-import type { ContainerRecord, HostConfig } from '../containers/types.js';
+import type { ContainerView, HostConfig } from '../containers/types.js';
 import type { ImageService } from '../images/image-service.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano } from '../util/time.js';
@@ -40,7 +40,7 @@ function nsMode(v: unknown): NamespaceMode {
   return v === 'CONTAINER' || v === 'NODE' || v === 'TARGET' ? v : 'POD';
 }
 
-export function sandboxData(c: ContainerRecord): SandboxData {
+export function sandboxData(c: ContainerView): SandboxData {
   return (c.cri?.data ?? {}) as unknown as SandboxData;
 }
 
@@ -72,7 +72,7 @@ export class SandboxService {
   }
 
   /** A sandbox by full ID or unique prefix (CRI objects only: Docker containers are not sandboxes). */
-  find(id: string): ContainerRecord | undefined {
+  find(id: string): ContainerView | undefined {
     if (id === '') return undefined;
     const all = this.containers.all().filter((c) => c.cri?.kind === 'sandbox');
     const exact = all.find((c) => c.id === id);
@@ -81,17 +81,17 @@ export class SandboxService {
     return matches.length === 1 ? matches[0] : undefined;
   }
 
-  get(id: string): ContainerRecord {
+  get(id: string): ContainerView {
     const c = this.find(id);
     if (!c) throw new NotFoundError(`pod sandbox "${id}" not found`);
     return c;
   }
 
-  list(): ContainerRecord[] {
+  list(): ContainerView[] {
     return this.containers.all().filter((c) => c.cri?.kind === 'sandbox');
   }
 
-  ready(c: ContainerRecord): boolean {
+  ready(c: ContainerView): boolean {
     return c.state.Running && sandboxData(c).networkUp !== false;
   }
 
@@ -211,7 +211,7 @@ export class SandboxService {
     await this.containers.remove(c.id, { force: true });
   }
 
-  status(c: ContainerRecord, verbose: boolean): Msg {
+  status(c: ContainerView, verbose: boolean): Msg {
     const d = sandboxData(c);
     const [ip = '', ...more] = d.ips ?? [];
     const status = {
@@ -238,7 +238,7 @@ export class SandboxService {
     return { status, info, containers_statuses: [], timestamp: nowNano().toString() };
   }
 
-  listItem(c: ContainerRecord): Msg {
+  listItem(c: ContainerView): Msg {
     const d = sandboxData(c);
     return {
       id: c.id,
@@ -265,7 +265,7 @@ export class SandboxService {
   }
 
   /** The started time of the holder, for status (nanoseconds). */
-  startedAt(c: ContainerRecord): string {
+  startedAt(c: ContainerView): string {
     return nanosOfTime(c.state.StartedAt);
   }
 }

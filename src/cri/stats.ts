@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
-import type { ContainerRecord } from '../containers/types.js';
+import type { ContainerView } from '../containers/types.js';
 import { cgroupPathOf } from '../containers/types.js';
 import { directorySize } from '../util/directory-size.js';
 import { nowNano } from '../util/time.js';
@@ -20,7 +20,7 @@ export class CriStats {
     private readonly dataRoot: string,
   ) {}
 
-  private async cgroupStats(c: ContainerRecord, key: string): Promise<{ cpu: Msg; memory: Msg }> {
+  private async cgroupStats(c: ContainerView, key: string): Promise<{ cpu: Msg; memory: Msg }> {
     const ts = nowNano();
     let usage = 0;
     let mem: { usage?: number; limit?: number; stats: Record<string, number> } = { stats: {} };
@@ -56,7 +56,7 @@ export class CriStats {
     };
   }
 
-  async container(c: ContainerRecord): Promise<Msg> {
+  async container(c: ContainerView): Promise<Msg> {
     const d = containerData(c);
     const { cpu, memory } = await this.cgroupStats(c, c.id);
     const upper = join(this.dataRoot, 'containers', c.id, 'upper');
@@ -69,7 +69,7 @@ export class CriStats {
     };
   }
 
-  async sandbox(sb: ContainerRecord, containers: ContainerRecord[]): Promise<Msg> {
+  async sandbox(sb: ContainerView, containers: ContainerView[]): Promise<Msg> {
     const d = sandboxData(sb);
     const { cpu, memory } = await this.cgroupStats(sb, sb.id);
     const list: Msg[] = [];
