@@ -207,6 +207,11 @@ export function verifyResources(
     warnings.push(CgroupWarnings.cpuPercent);
     r.CpuPercent = 0;
   }
+  // Windows-only, like CpuPercent: said, not silently dropped.
+  if ((r.CpuCount ?? 0) > 0) {
+    warnings.push(CgroupWarnings.cpuCount);
+    r.CpuCount = 0;
+  }
   if ((r.CpuRealtimePeriod ?? 0) > 0 && !sys.cpuRealtime) {
     warnings.push(CgroupWarnings.cpuRealtimePeriod);
     r.CpuRealtimePeriod = 0;

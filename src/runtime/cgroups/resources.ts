@@ -188,6 +188,7 @@ export const CgroupWarnings = {
   cpuRealtimePeriod: 'Your kernel does not support CPU real-time scheduler. CPU real-time period discarded.',
   cpuRealtimeRuntime: 'Your kernel does not support CPU real-time scheduler. CPU real-time runtime discarded.',
   cpuPercent: 'linux does not support CPU percent. Percent discarded.',
+  cpuCount: 'linux does not support CPU count. Count discarded.',
   cpuset: 'Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.',
   blkioWeight: 'Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.',
   blkioWeightDevice:
