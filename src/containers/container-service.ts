@@ -273,7 +273,8 @@ export class ContainerService {
     const name = req.name ? validateContainerName(req.name) : undefined;
     const image = this.d.images.resolve(body.Image);
     if (req.platform) checkImagePlatform(body.Image, image.config, req.platform);
-    refuseUnsupportedFields(hc);
+    // A pod's containers join their sandbox's UTS namespace; the Docker API itself has no container: UTS mode.
+    refuseUnsupportedFields(hc, { utsFromContainer: req.cri !== undefined });
     if ((hc.CgroupnsMode ?? '') === '') hc.CgroupnsMode = this.d.cgroups.version === '2' ? 'private' : 'host';
 
     // Validation with dockerd's messages, before anything is written.
@@ -1317,10 +1318,11 @@ function goStringLists(v: unknown): string {
  * HostConfig fields Berth cannot honour are refused with dockerd's own messages (what dockerd says when the
  * feature is absent on its host), never accepted and dropped; unknown namespace modes as dockerd's verification.
  */
-export function refuseUnsupportedFields(hc: HostConfig): void {
+export function refuseUnsupportedFields(hc: HostConfig, o: { utsFromContainer?: boolean } = {}): void {
   for (const [key, label, modes, container] of NAMESPACE_MODES) {
     const v = hc[key] ?? '';
-    if (typeof v !== 'string' || !(modes.includes(v) || (container && /^container:.+/.test(v)))) {
+    const joins = container || (key === 'UTSMode' && o.utsFromContainer === true);
+    if (typeof v !== 'string' || !(modes.includes(v) || (joins && /^container:.+/.test(v)))) {
       throw new InvalidParameterError(`invalid ${label}: ${String(v)}`);
     }
   }
