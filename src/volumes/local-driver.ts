@@ -23,6 +23,10 @@ export function validateVolumeName(name: string): void {
   if (name.length === 1) {
     throw new InvalidParameterError('volume name is too short, names should be at least two alphanumeric characters');
   }
+  // A directory name: beyond NAME_MAX mkdir fails (dockerd answers that with a 500; a bad name is the client's error).
+  if (Buffer.byteLength(name) > 255) {
+    throw new InvalidParameterError('volume name is too long, names should be at most 255 characters');
+  }
   if (!RESTRICTED_NAME.test(name)) {
     throw new InvalidParameterError(
       `${JSON.stringify(name)} includes invalid characters for a local volume name, only ${JSON.stringify(RESTRICTED_NAME_CHARS)} are allowed. If you intended to pass a host directory, use absolute path`,
