@@ -12,6 +12,7 @@ import { BerthError, InvalidParameterError, NotFoundError, errorMessage } from '
 import { ArchiveExtractor } from '../containers/archive.js';
 import { ConfinedRoot, fdPath, type Resolved } from '../containers/confined-root.js';
 import type { ContainerService } from '../containers/container-service.js';
+import { containerPaths } from '../containers/paths.js';
 import { tarTree } from '../containers/tree-tar.js';
 import { readAccountFile } from '../containers/user-resolve.js';
 import type { ContainerConfigJson, HistoryJson, ImageConfigJson } from '../images/image-config.js';
@@ -973,7 +974,7 @@ class BuildRun {
     if (exitCode !== 0) {
       throw new BuildStepError(`The command '${cmd.join(' ')}' returned a non-zero code: ${exitCode}`, exitCode);
     }
-    const upper = join(this.d.dataRoot, 'containers', id, 'upper');
+    const upper = containerPaths(this.d.dataRoot, id).upper;
     const layer = await commitUpperDir(this.d.images, state.chainId, upper, this.holder);
     this.commitImage(state, probeCfg, layer, id);
     if (this.o.rm || this.o.forceRm) {

@@ -27,7 +27,7 @@ import { StatsCollector } from './stats.js';
 import { top, type TopResult } from './top.js';
 import { tarTree } from './tree-tar.js';
 import type { ContainerView, HostConfig, RestartPolicy } from './types.js';
-import { cgroupPathOf } from './types.js';
+import { cgroupPathOf } from './paths.js';
 import { resolveUser } from './user-resolve.js';
 
 export interface ContainerOpsDeps {

@@ -45,7 +45,7 @@ import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
 import { resolveUser } from './user-resolve.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 import type { ContainerConfig, ContainerRecord, ContainerState, ContainerView, CriAttachment, HostConfig } from './types.js';
-import { cgroupPathOf } from './types.js';
+import { cgroupPathOf, containerDir } from './paths.js';
 import { signalNumber } from './signals.js';
 import { readLogs, type LogEntry } from './log-reader.js';
 
@@ -194,7 +194,7 @@ export class ContainerService {
   }
 
   private dir(id: string): string {
-    return join(this.d.dataRoot, 'containers', id);
+    return containerDir(this.d.dataRoot, id);
   }
 
   /** Where removed containers' directories wait for their deletion in the background. */
@@ -581,8 +581,6 @@ export class ContainerService {
       mark('attach');
       const { pid } = await this.d.executor.start(c.id);
       mark('exec');
-      const info = await this.shimInfo(c.id);
-      c.shim = info;
       c.hasBeenStarted = true;
       c.networkSettings = sandbox.settings as unknown as Record<string, unknown>;
       c.state = {
@@ -608,15 +606,6 @@ export class ContainerService {
         await undo().catch((err: unknown) => this.log.warn({ err: errorMessage(err), id: c.id }, 'undo after failed start'));
       }
       throw e;
-    }
-  }
-
-  private async shimInfo(id: string): Promise<{ pid: number; startTime: string } | undefined> {
-    try {
-      const j = JSON.parse(await readFile(join(this.dir(id), 'shim.json'), 'utf8')) as { shimPid: number; shimStart: number };
-      return { pid: j.shimPid, startTime: String(j.shimStart) };
-    } catch {
-      return undefined;
     }
   }
 
@@ -685,7 +674,6 @@ export class ContainerService {
         Error: end.error ?? '',
         FinishedAt: end.finishedAt || rfc3339Nano(nowNano()),
       };
-      delete c.shim;
       c.networkSettings = this.d.network.stoppedSettings(this.endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
     } else {
       c.state = { ...c.state, Status: c.hasBeenStarted ? 'exited' : 'created', Running: false, Pid: 0, ExitCode: end.exitCode, Error: end.error ?? '' };

@@ -22,7 +22,7 @@ import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
 import { ConfinedRoot, O_PATH, rootfsReader } from './confined-root.js';
 import type { ContainerView } from './types.js';
-import { cgroupPathOf } from './types.js';
+import { cgroupPathOf, containerDir } from './paths.js';
 
 /** Every view is nosuid and nodev: berthd never runs or opens anything through it as a program or a device. */
 const VIEW_FLAGS = MS_NOSUID | MS_NODEV;
@@ -55,7 +55,7 @@ export class ContainerViews {
   }
 
   containerDir(id: string): string {
-    return join(this.d.dataRoot, 'containers', id);
+    return containerDir(this.d.dataRoot, id);
   }
 
   /** init + image layers, top first. */

@@ -11,7 +11,7 @@ import type { CgroupManager, CgroupStats } from '../runtime/cgroups/index.js';
 import { readSystemCpu } from '../runtime/cgroups/index.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { ContainerView } from './types.js';
-import { cgroupPathOf } from './types.js';
+import { cgroupPathOf } from './paths.js';
 
 export interface NetworkStats {
   rx_bytes: number;

@@ -123,8 +123,6 @@ export interface ContainerRecord {
   hasBeenStarted: boolean;
   /** `docker stop` was asked: restart policies other than always do not apply. */
   manuallyStopped: boolean;
-  /** The shim's pid and start time, to re-adopt it after a daemon restart. */
-  shim?: { pid: number; startTime: string };
   driver: string;
   /** CRI containers and pod sandboxes: what the CRI layer (src/cri) keeps about them; absent for Docker's. */
   cri?: CriAttachment;
@@ -154,11 +152,4 @@ export interface CriAttachment {
   logPath: string;
   /** CRI-owned data (metadata, annotations, pod config), opaque to the container service. */
   data: Record<string, unknown>;
-}
-
-/** The container's cgroup: <CgroupParent>/<id> when a parent is set (kubelet pods, --cgroup-parent), else /berth/<id>. */
-export function cgroupPathOf(c: { readonly id: string; readonly hostConfig: DeepReadonly<HostConfig> }): string {
-  const parent = typeof c.hostConfig.CgroupParent === 'string' ? c.hostConfig.CgroupParent.replace(/\/+$/, '') : '';
-  if (parent === '') return `/berth/${c.id}`;
-  return `${parent.startsWith('/') ? '' : '/'}${parent}/${c.id}`;
 }

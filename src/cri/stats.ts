@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import type { ContainerView } from '../containers/types.js';
-import { cgroupPathOf } from '../containers/types.js';
+import { cgroupPathOf, containerPaths } from '../containers/paths.js';
 import { directorySize } from '../util/directory-size.js';
 import { nowNano } from '../util/time.js';
 import { containerData } from './containers.js';
@@ -59,7 +59,7 @@ export class CriStats {
   async container(c: ContainerView): Promise<Msg> {
     const d = containerData(c);
     const { cpu, memory } = await this.cgroupStats(c, c.id);
-    const upper = join(this.dataRoot, 'containers', c.id, 'upper');
+    const upper = containerPaths(this.dataRoot, c.id).upper;
     const used = await directorySize(upper).catch(() => 0);
     return {
       attributes: { id: c.id, metadata: d.metadata, labels: d.labels, annotations: d.annotations },

@@ -1,0 +1,41 @@
+// Where a container's things live: its directory under the data root (the OCI bundle: config.json, the overlay
+// upper/work dirs, the init layer, the rootfs mount point, shim files and logs) and its cgroup. Every module that
+// needs one of these paths asks here.
+
+import { join } from 'node:path';
+import type { DeepReadonly, HostConfig } from './types.js';
+
+/** The parent of every container cgroup without a CgroupParent. */
+export const CGROUP_ROOT = '/berth';
+
+/** The container's directory, which is also its OCI bundle. */
+export function containerDir(dataRoot: string, id: string): string {
+  return join(dataRoot, 'containers', id);
+}
+
+/** The named directories and files inside a container's directory. */
+export function containerPaths(dataRoot: string, id: string): {
+  dir: string;
+  upper: string;
+  work: string;
+  init: string;
+  rootfs: string;
+  config: string;
+} {
+  const dir = containerDir(dataRoot, id);
+  return {
+    dir,
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    init: join(dir, 'init'),
+    rootfs: join(dir, 'rootfs'),
+    config: join(dir, 'config.json'),
+  };
+}
+
+/** The container's cgroup: <CgroupParent>/<id> when a parent is set (kubelet pods, --cgroup-parent), else /berth/<id>. */
+export function cgroupPathOf(c: { readonly id: string; readonly hostConfig: DeepReadonly<HostConfig> }): string {
+  const parent = typeof c.hostConfig.CgroupParent === 'string' ? c.hostConfig.CgroupParent.replace(/\/+$/, '') : '';
+  if (parent === '') return `${CGROUP_ROOT}/${c.id}`;
+  return `${parent.startsWith('/') ? '' : '/'}${parent}/${c.id}`;
+}
