@@ -728,7 +728,12 @@ export class ContainerService {
   // ---------------------------------------------------------------------------------------------------------
   // Stop, kill, restart, wait
 
-  /** dockerd's stop: the stop signal, then SIGKILL after the timeout; 'already' when not running. */
+  /**
+   * dockerd's stop: the stop signal, then SIGKILL after the timeout; 'already' when not running.
+   * Stop and kill do not take the lifecycle lock, on purpose: they wait for the exit, and the exit is recorded by
+   * finishRun in that same lock (watchExit queues it), so holding the lock here would wait for itself until the
+   * timeout. What they write themselves (manuallyStopped, the cancelled restart) is one synchronous step.
+   */
   stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'already'> {
     const c = this.record(ref);
     const l = this.liveOf(c.id);
