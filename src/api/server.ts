@@ -73,26 +73,41 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
     ostype: 'linux',
     server: `Berth/${BERTH_VERSION} (linux)`,
   };
-  app.addHook('onRequest', async (request, reply) => {
-    request.apiVersion = (request.raw as unknown as Record<symbol, string | undefined>)[RAW_VERSION];
+  // The hooks run on every request (a /_ping on a kept-alive connection is little else): callback-style, not
+  // async, so none costs a promise, and nothing is allocated that the common request does not need.
+  app.addHook('onRequest', (request, reply, done) => {
+    const version = (request.raw as unknown as Record<symbol, string | undefined>)[RAW_VERSION];
+    request.apiVersion = version;
     const socket = request.raw.socket;
     active.set(socket, (active.get(socket) ?? 0) + 1);
     reply.raw.once('close', () => active.set(socket, (active.get(socket) ?? 1) - 1));
-    reply.headers(standardHeaders);
+    void reply.headers(standardHeaders);
     guardRequestBody(request.raw, request.routeOptions.config.rawBody === true, timeouts, log);
-    checkApiVersion(request.apiVersion);
+    try {
+      checkApiVersion(version);
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
   });
   // Docker clients compare Content-Type to "application/json" exactly, and dockerd ends JSON with a newline.
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     const type = reply.getHeader('content-type');
     if (typeof type === 'string' && type.startsWith('application/json')) {
       reply.header('content-type', 'application/json');
-      if (typeof payload === 'string') return `${payload}\n`;
+      if (typeof payload === 'string') {
+        done(null, `${payload}\n`);
+        return;
+      }
     }
-    return payload;
+    done(null, payload);
   });
-  app.addHook('onResponse', async (request, reply) => {
-    log.debug({ reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  app.addHook('onResponse', (request, reply, done) => {
+    if (log.isLevelEnabled('debug')) {
+      log.debug({ reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
+    done();
   });
 
   installErrorHandling(app, log);

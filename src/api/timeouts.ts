@@ -30,6 +30,10 @@ export function httpServerTimeoutOptions(t: ApiTimeouts): { headersTimeout: numb
  */
 export function guardRequestBody(req: IncomingMessage, upload: boolean, t: ApiTimeouts, log: Logger): void {
   if (req.complete) return;
+  // No body at all (a GET, a bodyless POST): nothing to time. Node has not yet marked such a request complete
+  // when the route starts, so without this every request would arm a timer and listeners.
+  const h = req.headers;
+  if (h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0')) return;
   const socket = req.socket;
   const expire = (why: string): void => {
     if (req.complete || socket.destroyed) return;
@@ -41,6 +45,8 @@ export function guardRequestBody(req: IncomingMessage, upload: boolean, t: ApiTi
     socket.setTimeout(t.bodyIdleMs);
     socket.on('timeout', onTimeout);
     const disarm = (): void => {
+      req.off('end', disarm);
+      socket.off('close', disarm);
       socket.off('timeout', onTimeout);
       // Leave a timeout Node set since (keep-alive after the answer) alone.
       if (socket.timeout === t.bodyIdleMs) socket.setTimeout(0);
@@ -49,7 +55,12 @@ export function guardRequestBody(req: IncomingMessage, upload: boolean, t: ApiTi
     socket.once('close', disarm);
   } else {
     const timer = setTimeout(() => expire(`body not complete after ${t.requestMs} ms`), t.requestMs);
-    const disarm = (): void => clearTimeout(timer);
+    // Both listeners go when either fires: a kept-alive socket serves many requests and must not collect them.
+    const disarm = (): void => {
+      clearTimeout(timer);
+      req.off('end', disarm);
+      socket.off('close', disarm);
+    };
     req.once('end', disarm);
     socket.once('close', disarm);
   }
