@@ -47,7 +47,7 @@ import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 import type { ContainerConfig, ContainerRecord, ContainerState, ContainerView, CriAttachment, HostConfig } from './types.js';
 import { cgroupPathOf, containerDir } from './paths.js';
 import { signalNumber } from './signals.js';
-import { readLogs, type LogEntry } from './log-reader.js';
+import { readLogBatches, type LogEntry } from './log-reader.js';
 
 /** Compiled seccomp programs by machine + profile JSON (ContainerService.launch). */
 const seccompPrograms = new Map<string, Buffer>();
@@ -891,11 +891,11 @@ export class ContainerService {
     await this.d.executor.resize(c.id, height, width);
   }
 
-  /** The json-file log as Docker's logs endpoint serves it. */
+  /** The json-file log as Docker's logs endpoint serves it, in batches of entries (one per chunk read). */
   logs(
     ref: string,
     o: { stdout: boolean; stderr: boolean; since?: string; until?: string; tail?: string; follow: boolean; signal: AbortSignal },
-  ): { c: ContainerRecord; entries: AsyncGenerator<LogEntry> } {
+  ): { c: ContainerRecord; batches: AsyncGenerator<LogEntry[]> } {
     const c = this.record(ref);
     const limits = logLimits(c.hostConfig.LogConfig ?? { Type: 'json-file', Config: {} });
     if (!limits.enabled) throw new NotImplementedError('configured logging driver does not support reading');
@@ -910,7 +910,7 @@ export class ContainerService {
     const until = o.until && o.until !== '0' ? parseTimestampParam('until', o.until) : undefined;
     const l = this.liveOf(c.id);
     const follow = o.follow && (c.state.Running || c.state.Status === 'restarting');
-    const entries = readLogs(this.logPath(c), {
+    const batches = readLogBatches(this.logPath(c), {
       stdout: o.stdout,
       stderr: o.stderr,
       ...(since !== undefined ? { since } : {}),
@@ -921,7 +921,7 @@ export class ContainerService {
       signal: o.signal,
       maxFile: limits.maxFile,
     });
-    return { c, entries };
+    return { c, batches };
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     const since = qString(q, 'since');
     const until = qString(q, 'until');
     const tail = qString(q, 'tail');
-    const { c, entries } = containers.logs(request.params.id, {
+    const { c, batches } = containers.logs(request.params.id, {
       stdout: qBool(q, 'stdout'),
       stderr: qBool(q, 'stderr'),
       ...(since !== undefined ? { since } : {}),
@@ -353,10 +353,12 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     app.shutdownSignal.addEventListener('abort', abort, { once: true });
     const out = new BatchWriter(res);
     try {
-      for await (const e of entries) {
-        const full = out.add(tty ? undefined : e.stream, e.data, timestamps ? Buffer.from(`${e.time} `) : undefined);
-        if (full) await full;
-        if (res.destroyed) break;
+      read: for await (const batch of batches) {
+        for (const e of batch) {
+          const full = out.add(tty ? undefined : e.stream, e.data, timestamps ? Buffer.from(`${e.time} `) : undefined);
+          if (full) await full;
+          if (res.destroyed) break read;
+        }
       }
     } catch (err) {
       request.log.warn({ err: errorMessage(err) }, 'reading logs failed');
@@ -387,8 +389,10 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
       // and lose bytes that arrive in the same read, so let the headers go out on their own first.
       await new Promise((r) => setTimeout(r, 10));
       const ac = new AbortController();
-      const { entries } = containers.logs(c.id, { stdout: want.stdout, stderr: want.stderr, follow: false, signal: ac.signal });
-      for await (const e of entries) await writeTo(sink, tty ? e.data : frame(e.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, e.data));
+      const { batches } = containers.logs(c.id, { stdout: want.stdout, stderr: want.stderr, follow: false, signal: ac.signal });
+      for await (const batch of batches) {
+        for (const e of batch) await writeTo(sink, tty ? e.data : frame(e.stream === 'stderr' ? StreamType.Stderr : StreamType.Stdout, e.data));
+      }
     }
     if (!stream) {
       close();
