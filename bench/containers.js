@@ -4,8 +4,14 @@
 // rounds with the ratio Berth / other. Reports figures; asserts nothing. Needs root and a build.
 //   node bench/containers.js [--compare unix:///var/tmp/berth-refd/docker.sock] [--rounds 5] [workload-name …]
 import { execFile } from 'node:child_process';
-import { benchArgs, benchDaemons, daemonRssMiB, ensureBusybox } from './lib/daemons.js';
+import { setMaxListeners } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { benchArgs, benchDaemons, daemonRssMiB, ensureBusybox, supervisorRss } from './lib/daemons.js';
 import { median } from './lib/common.js';
+import { startRegistry, writeImageArchive } from './lib/images.js';
 
 const args = benchArgs();
 
@@ -19,10 +25,10 @@ async function parallel(n, limit, fn) {
 }
 
 /** Creates `n` stopped containers (for list/inspect figures); returns their ids. */
-async function createMany(d, n) {
+async function createMany(d, n, cmd = ['true']) {
   const ids = [];
   await parallel(n, 4, async () => {
-    const r = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'], Labels: { bench: '1' } });
+    const r = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: cmd, Labels: { bench: '1' } });
     ids.push(r.json.Id);
   });
   return ids;
@@ -32,6 +38,44 @@ async function removeAll(d, ids) {
   await parallel(ids.length, 4, async (i) => {
     await d.api('DELETE', `/containers/${ids[i]}?force=1`);
   });
+}
+
+/** Starts `n` sleeping containers; returns their ids. */
+async function runMany(d, n) {
+  const ids = await createMany(d, n, ['sleep', '600']);
+  await parallel(ids.length, 4, async (i) => d.api('POST', `/containers/${ids[i]}/start`));
+  return ids;
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'bench-c-'));
+process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+const archives = new Map();
+/** A docker-save archive made once per run and shared by the daemons. */
+function archive(key, opts) {
+  if (!archives.has(key)) archives.set(key, writeImageArchive(join(scratch, `${key}.tar`), opts));
+  return archives.get(key);
+}
+
+/** Removes the images of one archive from a daemon. */
+function rmiPrefix(d, name, n) {
+  d.docker(['rmi', '-f', ...Array.from({ length: n }, (_, i) => `${name}:${i}`)], { allowFail: true });
+}
+
+/** Reads /events with a given query until `until(count)` holds; resolves to the count. */
+async function subscribe(d, agent, query, wanted, signal) {
+  const res = await request(`http://localhost/events?${query}`, { dispatcher: agent, signal });
+  let seen = 0;
+  let rest = '';
+  let ready;
+  const done = new Promise((r) => (ready = r));
+  res.body.on('data', (c) => {
+    const lines = (rest + c.toString()).split('\n');
+    rest = lines.pop();
+    seen += lines.filter(Boolean).length;
+    if (seen >= wanted) ready(seen);
+  });
+  res.body.on('error', () => ready(seen));
+  return { done, close: () => res.body.destroy() };
 }
 
 /** Each workload: name, unit, lower-is-better, the issue's target ratio, and a function giving one round's figure. */
@@ -128,18 +172,97 @@ const workloads = [
     },
   },
   {
+    name: 'docker stats --no-stream of 50 running', unit: 'ms', rounds: 3,
+    setup: (d) => runMany(d, 50), teardown: removeAll,
+    run: (d, ids) => {
+      const t = process.hrtime.bigint();
+      const out = d.docker(['stats', '--no-stream', ...ids]);
+      if (out.stdout.toString().trim().split('\n').length !== ids.length + 1) throw new Error('stats: rows missing');
+      return ms(t);
+    },
+  },
+  {
+    name: 'events: 20 subscribers while 100 containers start', unit: 'ms', rounds: 3,
+    setup: async (d) => ({ agent: new Agent({ connect: { socketPath: d.sock }, connections: 32 }) }),
+    teardown: async (d, s) => s.agent.close(),
+    run: async (d, s) => {
+      const ids = await createMany(d, 100);
+      const filters = encodeURIComponent(JSON.stringify({ event: ['start'], label: ['bench=1'] }));
+      const ac = new AbortController();
+      setMaxListeners(32, ac.signal);
+      const subs = await Promise.all(Array.from({ length: 20 }, () => subscribe(d, s.agent, `filters=${filters}`, ids.length, ac.signal)));
+      const t = process.hrtime.bigint();
+      await parallel(ids.length, 6, async (i) => d.api('POST', `/containers/${ids[i]}/start`));
+      const counts = await Promise.all(subs.map((x) => x.done));
+      const figure = ms(t);
+      for (const x of subs) x.close();
+      ac.abort();
+      if (counts.some((c) => c < ids.length)) throw new Error('events: a subscriber missed some');
+      await removeAll(d, ids);
+      return figure;
+    },
+  },
+  {
+    name: 'image load: 50 MB, 1 layer of 50 files', unit: 'ms', rounds: 3, pair: 'image save of it',
+    setup: () => archive('load', { images: 1, name: 'bench/load', files: 50, fileBytes: 1_000_000 }),
+    run: (d, path) => {
+      rmiPrefix(d, 'bench/load', 1);
+      const t = process.hrtime.bigint();
+      d.docker(['load', '-q', '-i', path]);
+      const loadMs = ms(t);
+      const t2 = process.hrtime.bigint();
+      const out = d.docker(['save', 'bench/load:0'], { maxBuffer: 1 << 28 });
+      if (out.stdout.length < 50_000_000) throw new Error('save: short');
+      return [loadMs, ms(t2)];
+    },
+    teardown: (d) => rmiPrefix(d, 'bench/load', 1),
+  },
+  {
+    name: 'push of a 200 MB image to a loopback registry', unit: 'ms', rounds: 3, pair: 'pull of it',
+    setup: async (d) => {
+      const path = await archive('reg', { images: 1, name: 'bench/reg', files: 200, fileBytes: 1_000_000 });
+      d.docker(['load', '-q', '-i', path]);
+      return {};
+    },
+    run: async (d) => {
+      // A fresh registry each time: neither daemon finds a layer already there.
+      const reg = await startRegistry();
+      try {
+        const ref = `${reg.host}/bench/reg:0`;
+        d.docker(['tag', 'bench/reg:0', ref]);
+        const t = process.hrtime.bigint();
+        d.docker(['push', '-q', ref]);
+        const pushMs = ms(t);
+        d.docker(['rmi', ref, 'bench/reg:0']);
+        const t2 = process.hrtime.bigint();
+        d.docker(['pull', '-q', ref]);
+        const pullMs = ms(t2);
+        d.docker(['tag', ref, 'bench/reg:0']);
+        d.docker(['rmi', ref]);
+        return [pushMs, pullMs];
+      } finally {
+        await reg.stop();
+      }
+    },
+    teardown: (d) => rmiPrefix(d, 'bench/reg', 1),
+  },
+  {
     name: 'daemon RSS idle', unit: 'MiB', target: 0.5, rounds: 1,
     run: (d) => daemonRssMiB(d.pid()),
   },
   {
     name: 'daemon RSS with 50 running', unit: 'MiB', rounds: 1,
-    setup: async (d) => {
-      const ids = await createMany(d, 50);
-      await parallel(ids.length, 4, async (i) => d.api('POST', `/containers/${ids[i]}/start`));
-      return ids;
-    },
+    setup: (d) => runMany(d, 50),
     teardown: removeAll,
     run: (d) => daemonRssMiB(d.pid()),
+    also: {
+      name: 'per-container supervisor RSS (shim), 50 running',
+      run: (d, ids) => {
+        const { mib, count } = supervisorRss(d);
+        if (count < ids.length) throw new Error(`supervisors: found ${count} of ${ids.length}`);
+        return mib / count;
+      },
+    },
   },
 ];
 
@@ -168,6 +291,29 @@ for (const n of [100, 1000]) {
     },
   });
 }
+
+// system df with many images and containers: the figure is whether sizes are kept or walked.
+workloads.push({
+  name: 'system df, 200 images and 1,000 containers', unit: 'ms', rounds: 3, scale: true,
+  setup: async (d) => {
+    d.docker(['load', '-q', '-i', await archive('df', { images: 200, name: 'bench/df' })]);
+    return createMany(d, 1000);
+  },
+  teardown: async (d, ids) => {
+    await removeAll(d, ids);
+    rmiPrefix(d, 'bench/df', 200);
+  },
+  run: async (d) => {
+    const xs = [];
+    for (let i = 0; i < 5; i++) {
+      const t = process.hrtime.bigint();
+      const r = await d.api('GET', '/system/df');
+      if (r.status !== 200 || (r.json.Images?.length ?? 0) < 200) throw new Error(`system df: ${r.status}`);
+      xs.push(ms(t));
+    }
+    return median(xs);
+  },
+});
 
 const only = args.rest.filter((a) => !a.startsWith('-'));
 const selected = workloads.filter((w) => (only.length ? only.some((o) => w.name.includes(o)) : !w.scale || args.rest.includes('--scale')));

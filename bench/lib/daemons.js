@@ -136,17 +136,67 @@ export function daemonRssMiB(pid) {
     }
   }
   let kb = 0;
-  const visit = (p) => {
+  const visit = (p, parentCmd) => {
     let cmd = '';
     try {
       cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (/containerd-shim|berth-shim (?!spawner)/.test(cmd)) return;
-      kb += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+      // The spawner forks each shim without exec, so a shim's command line is the spawner's too.
+      if (/containerd-shim|berth-shim (?!spawner)/.test(cmd) || /berth-shim spawner/.test(parentCmd)) return;
+      kb += rssKb(p);
     } catch {
       return;
     }
-    for (const c of children.get(p) ?? []) visit(c);
+    for (const c of children.get(p) ?? []) visit(c, cmd);
   };
-  visit(pid);
+  visit(pid, '');
   return kb / 1024;
+}
+
+function rssKb(p) {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+function processTable() {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      out.push({ pid: Number(e), ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), cmd: readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' ') });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/**
+ * Resident memory of the per-container supervisors of one daemon, in MiB, and how many there are: Berth's shims
+ * (children of its spawner, under the daemon's process tree), or dockerd's containerd-shims (reparented to init;
+ * found by their containerd address under the daemon's directory).
+ */
+export function supervisorRss(d) {
+  const procs = processTable();
+  let kb = 0;
+  let n = 0;
+  const add = (p) => {
+    try {
+      kb += rssKb(p.pid);
+      n++;
+    } catch {
+      // gone
+    }
+  };
+  if (d.name === 'Berth') {
+    const byPid = new Map(procs.map((p) => [p.pid, p]));
+    const under = (p) => {
+      for (let q = p; q; q = byPid.get(q.ppid)) if (q.pid === d.pid()) return true;
+      return false;
+    };
+    for (const p of procs) if (/berth-shim spawner/.test(byPid.get(p.ppid)?.cmd ?? '') && under(p)) add(p);
+  } else {
+    const root = d.sock.slice(0, d.sock.lastIndexOf('/'));
+    for (const p of procs) if (/containerd-shim/.test(p.cmd) && p.cmd.includes(root)) add(p);
+  }
+  return { mib: kb / 1024, count: n };
 }
