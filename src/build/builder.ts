@@ -523,6 +523,11 @@ class BuildRun {
     this.shared.contextRoot?.close();
     for (const r of this.roots.splice(0)) r.close();
     for (const id of this.containers) {
+      // --rm=false keeps a failed step's container, as dockerd does; otherwise it goes (dockerd keeps it unless --force-rm)
+      if (!this.o.rm && !this.o.forceRm) {
+        await this.d.containers.kill(id, 'SIGKILL').catch(() => undefined);
+        continue;
+      }
       await this.d.containers.remove(id, { force: true, removeVolumes: true }).catch((e: unknown) =>
         this.d.log.warn({ err: errorMessage(e), id }, 'removing a build container failed'),
       );
@@ -977,9 +982,9 @@ class BuildRun {
     const upper = containerPaths(this.d.dataRoot, id).upper;
     const layer = await commitUpperDir(this.d.images, state.chainId, upper, this.holder);
     this.commitImage(state, probeCfg, layer, id);
+    this.containers.delete(id);
     if (this.o.rm || this.o.forceRm) {
       await this.d.containers.remove(id, { force: true, removeVolumes: true });
-      this.containers.delete(id);
       this.out(`Removing intermediate container ${short(id)}\n`);
     }
   }

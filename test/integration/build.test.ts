@@ -212,6 +212,14 @@ describe('docker build (classic builder)', () => {
     expect(r.stderr).toContain("The command '/bin/sh -c echo visible-output && exit 3' returned a non-zero code: 3");
     expect((await d.docker(['image', 'inspect', 'fail:1'])).code).not.toBe(0);
     expect(await containerIds()).toEqual(before);
+
+    // --rm=false keeps the step containers, as dockerd does
+    const kept = context('keep', { Dockerfile: 'FROM busybox\nRUN echo kept > /k\n' });
+    const out = await ok(['--rm=false', '--no-cache'], kept);
+    expect(out).not.toContain('Removing intermediate container');
+    const cid = /Running in ([0-9a-f]{12})/.exec(out)?.[1] as string;
+    expect(await containerIds()).toContain(cid);
+    await d.docker(['rm', '-f', cid]);
   });
 
   it('gives dockerd\'s errors for unknown instructions, a missing FROM and BuildKit-only syntax', async () => {
