@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ImageService } from './image-service.js';
 import type { ImageLoader } from './image-load.js';
 import type { LayerStore } from '../storage/layer-store.js';
+import type { Query } from '../api/query.js';
 
 /** What the API holds for images; pull/push are plugged in by the registry subsystem when it exists. */
 export interface ImagesApi {
@@ -10,7 +11,7 @@ export interface ImagesApi {
   /** The layer store, for containers' root filesystems. */
   layers: LayerStore;
   /** POST /images/create?fromImage=… */
-  pull?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  pull?: (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply) => Promise<void>;
   /** POST /images/{name}/push */
-  push?: (request: FastifyRequest, reply: FastifyReply, name: string) => Promise<void>;
+  push?: (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply, name: string) => Promise<void>;
 }

@@ -108,8 +108,8 @@ function errorLine(e: unknown): Record<string, unknown> {
 export function buildRoutes(app: FastifyInstance, services: Services): void {
   const { build } = services;
 
-  app.post('/build', { config: { rawBody: true } }, async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/build', { config: { rawBody: true } }, async (request, reply) => {
+    const q = request.query;
     let o: BuildOptions;
     try {
       o = buildOptions(q, request);
@@ -158,8 +158,8 @@ export function buildRoutes(app: FastifyInstance, services: Services): void {
     res?.end();
   });
 
-  app.post('/build/prune', async (request) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/build/prune', async (request) => {
+    const q = request.query;
     const f = Filters.parse(qString(q, 'filters'), ['until', 'unused-for', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private']);
     const until = f.get('until')[0] ?? f.get('unused-for')[0];
     const keep = qString(q, 'keep-storage') || qString(q, 'reserved-space');

@@ -36,10 +36,10 @@ function requirePath(q: Query): string {
 export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: Services): void {
   // --- docker cp
 
-  app.head<{ Params: IdParams }>('/containers/:id/archive', async (request, reply) => {
+  app.head<{ Params: IdParams; Querystring: Query }>('/containers/:id/archive', async (request, reply) => {
     let stat;
     try {
-      stat = await ops.statPath(request.params.id, requirePath(request.query as Query));
+      stat = await ops.statPath(request.params.id, requirePath(request.query));
     } catch (e) {
       // A HEAD answer has no body: the status alone (no JSON content type announcing a message that never comes).
       if (e instanceof BerthError) {
@@ -51,8 +51,8 @@ export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: 
     void reply.header(PATH_STAT_HEADER, ArchiveOps.encodeStat(stat)).code(200).send();
   });
 
-  app.get<{ Params: IdParams }>('/containers/:id/archive', async (request, reply) => {
-    const { stat, tar } = await ops.getArchive(request.params.id, requirePath(request.query as Query));
+  app.get<{ Params: IdParams; Querystring: Query }>('/containers/:id/archive', async (request, reply) => {
+    const { stat, tar } = await ops.getArchive(request.params.id, requirePath(request.query));
     void reply.header(PATH_STAT_HEADER, ArchiveOps.encodeStat(stat));
     const res = beginStream(reply, 'application/x-tar');
     try {
@@ -63,8 +63,8 @@ export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: 
     }
   });
 
-  app.put<{ Params: IdParams }>('/containers/:id/archive', { config: { rawBody: true } }, async (request, reply) => {
-    const q = request.query as Query;
+  app.put<{ Params: IdParams; Querystring: Query }>('/containers/:id/archive', { config: { rawBody: true } }, async (request, reply) => {
+    const q = request.query;
     let body: PassThrough | undefined;
     try {
       const path = requirePath(q);
@@ -99,8 +99,8 @@ export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: 
     }
   });
 
-  app.post('/commit', async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/commit', async (request, reply) => {
+    const q = request.query;
     const container = qString(q, 'container');
     ops.requireContainer(container);
     const body = request.body as ContainerConfigJson | undefined;
@@ -125,10 +125,10 @@ export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: 
 
   // --- top, stats
 
-  app.get<{ Params: IdParams }>('/containers/:id/top', async (request) => ops.top(request.params.id, qString(request.query as Query, 'ps_args')));
+  app.get<{ Params: IdParams; Querystring: Query }>('/containers/:id/top', async (request) => ops.top(request.params.id, qString(request.query, 'ps_args')));
 
-  app.get<{ Params: IdParams }>('/containers/:id/stats', async (request, reply) => {
-    const q = request.query as Query;
+  app.get<{ Params: IdParams; Querystring: Query }>('/containers/:id/stats', async (request, reply) => {
+    const q = request.query;
     const stream = qBool(q, 'stream', true);
     const oneShot = qBool(q, 'one-shot');
     if (oneShot && stream) throw new InvalidParameterError('cannot have stream=true and one-shot=true');
@@ -175,10 +175,10 @@ export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: 
     return ops.update(request.params.id, body);
   });
 
-  app.post<{ Params: IdParams }>('/containers/:id/rename', async (request, reply) => {
-    await ops.rename(request.params.id, qString(request.query as Query, 'name'));
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/rename', async (request, reply) => {
+    await ops.rename(request.params.id, qString(request.query, 'name'));
     void reply.code(204).send();
   });
 
-  app.post('/containers/prune', async (request) => ops.prune(qString(request.query as Query, 'filters')));
+  app.post<{ Querystring: Query }>('/containers/prune', async (request) => ops.prune(qString(request.query, 'filters')));
 }

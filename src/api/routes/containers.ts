@@ -225,8 +225,8 @@ function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys
 }
 
 export function containerRoutes(app: FastifyInstance, { containers, execs, containerOps }: Services): void {
-  app.post('/containers/create', async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/containers/create', async (request, reply) => {
+    const q = request.query;
     const body = (request.body ?? {}) as CreateRequest['body'];
     if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidParameterError('invalid JSON: expected an object');
     const name = qString(q, 'name');
@@ -245,8 +245,8 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     void reply.code(201).send(res);
   });
 
-  app.get('/containers/json', async (request) => {
-    const q = request.query as Query;
+  app.get<{ Querystring: Query }>('/containers/json', async (request) => {
+    const q = request.query;
     const limit = qInt(q, 'limit');
     const list = containers.list({
       all: qBool(q, 'all'),
@@ -259,9 +259,9 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     return Promise.all(list.map(async (e) => ({ ...e, ...(await containerOps.sizes(e.Id as string)) })));
   });
 
-  app.get<{ Params: IdParams }>('/containers/:id/json', async (request) => {
-    const info = containers.inspect(request.params.id, qBool(request.query as Query, 'size'));
-    return qBool(request.query as Query, 'size') ? { ...info, ...(await containerOps.sizes(request.params.id)) } : info;
+  app.get<{ Params: IdParams; Querystring: Query }>('/containers/:id/json', async (request) => {
+    const info = containers.inspect(request.params.id, qBool(request.query, 'size'));
+    return qBool(request.query, 'size') ? { ...info, ...(await containerOps.sizes(request.params.id)) } : info;
   });
 
   app.post<{ Params: IdParams }>('/containers/:id/start', async (request, reply) => {
@@ -275,23 +275,23 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     return { ...(t !== undefined ? { timeout: t } : {}), ...(signal ? { signal } : {}) };
   };
 
-  app.post<{ Params: IdParams }>('/containers/:id/stop', async (request, reply) => {
-    const r = await containers.stop(request.params.id, stopOpts(request.query as Query));
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/stop', async (request, reply) => {
+    const r = await containers.stop(request.params.id, stopOpts(request.query));
     void reply.code(r === 'already' ? 304 : 204).send();
   });
 
-  app.post<{ Params: IdParams }>('/containers/:id/restart', async (request, reply) => {
-    await containers.restart(request.params.id, stopOpts(request.query as Query));
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/restart', async (request, reply) => {
+    await containers.restart(request.params.id, stopOpts(request.query));
     void reply.code(204).send();
   });
 
-  app.post<{ Params: IdParams }>('/containers/:id/kill', async (request, reply) => {
-    await containers.kill(request.params.id, qString(request.query as Query, 'signal'));
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/kill', async (request, reply) => {
+    await containers.kill(request.params.id, qString(request.query, 'signal'));
     void reply.code(204).send();
   });
 
-  app.delete<{ Params: IdParams }>('/containers/:id', async (request, reply) => {
-    const q = request.query as Query;
+  app.delete<{ Params: IdParams; Querystring: Query }>('/containers/:id', async (request, reply) => {
+    const q = request.query;
     if (qBool(q, 'link')) throw new ConflictError('Conflict, cannot remove the default link name of the container');
     const c = containers.get(request.params.id);
     await containers.remove(request.params.id, { force: qBool(q, 'force'), removeVolumes: qBool(q, 'v') });
@@ -300,15 +300,15 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
   });
 
   // docker rm --link /<parent>/<alias>: the name carries a slash.
-  app.delete<{ Params: { id: string; link: string } }>('/containers/:id/:link', async (request, reply) => {
+  app.delete<{ Params: { id: string; link: string }; Querystring: Query }>('/containers/:id/:link', async (request, reply) => {
     const { id, link } = request.params;
-    if (!qBool(request.query as Query, 'link')) throw new NotFoundError(`No such container: ${id}/${link}`);
+    if (!qBool(request.query, 'link')) throw new NotFoundError(`No such container: ${id}/${link}`);
     await containers.removeLink(id, link);
     void reply.code(204).send();
   });
 
-  app.post<{ Params: IdParams }>('/containers/:id/wait', async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/wait', async (request, reply) => {
+    const q = request.query;
     const condition = (qString(q, 'condition') || 'not-running') as WaitCondition;
     if (!['not-running', 'next-exit', 'removed'].includes(condition)) {
       throw new InvalidParameterError(`invalid condition: "${condition}"`);
@@ -324,14 +324,14 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
     else res.end();
   });
 
-  app.post<{ Params: IdParams }>('/containers/:id/resize', async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/resize', async (request, reply) => {
+    const q = request.query;
     await containers.resize(request.params.id, qInt(q, 'h', 0) ?? 0, qInt(q, 'w', 0) ?? 0);
     void reply.code(200).send();
   });
 
-  app.get<{ Params: IdParams }>('/containers/:id/logs', async (request, reply) => {
-    const q = request.query as Query;
+  app.get<{ Params: IdParams; Querystring: Query }>('/containers/:id/logs', async (request, reply) => {
+    const q = request.query;
     const ac = new AbortController();
     const since = qString(q, 'since');
     const until = qString(q, 'until');
@@ -445,8 +445,8 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
   });
 
   // Without Upgrade (some SDKs): a 200 with the raw stream; no stdin.
-  app.post<{ Params: IdParams }>('/containers/:id/attach', async (request, reply) => {
-    await serveAttach(request.params.id, request.query as Query, request.apiVersion ?? '1.50', (mediaType) => {
+  app.post<{ Params: IdParams; Querystring: Query }>('/containers/:id/attach', async (request, reply) => {
+    await serveAttach(request.params.id, request.query, request.apiVersion ?? '1.50', (mediaType) => {
       const res = beginStream(reply, mediaType);
       return { sink: res, close: () => res.end() };
     });
@@ -472,8 +472,8 @@ export function containerRoutes(app: FastifyInstance, { containers, execs, conta
 
   app.get<{ Params: IdParams }>('/exec/:id/json', async (request) => execs.inspect(request.params.id));
 
-  app.post<{ Params: IdParams }>('/exec/:id/resize', async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Params: IdParams; Querystring: Query }>('/exec/:id/resize', async (request, reply) => {
+    const q = request.query;
     await execs.resize(request.params.id, qInt(q, 'h', 0) ?? 0, qInt(q, 'w', 0) ?? 0);
     void reply.code(200).send();
   });

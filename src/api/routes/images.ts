@@ -36,8 +36,8 @@ function changesParam(q: Query): string[] {
 export function imageRoutes(app: FastifyInstance, services: Services): void {
   const { images } = services;
 
-  app.get('/images/json', async (request) => {
-    const q = request.query as Query;
+  app.get<{ Querystring: Query }>('/images/json', async (request) => {
+    const q = request.query;
     return images.service.list({
       all: qBool(q, 'all'),
       filters: qString(q, 'filters') ?? filterFromLegacy(q),
@@ -46,8 +46,8 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
     });
   });
 
-  app.post('/images/load', { config: { rawBody: true } }, async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/images/load', { config: { rawBody: true } }, async (request, reply) => {
+    const q = request.query;
     const quiet = qBool(q, 'quiet');
     const res = beginStream(reply, 'application/json');
     try {
@@ -61,8 +61,8 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
     res.end();
   });
 
-  app.post('/images/create', { config: { rawBody: true } }, async (request, reply) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/images/create', { config: { rawBody: true } }, async (request, reply) => {
+    const q = request.query;
     const fromSrc = qString(q, 'fromSrc');
     const fromImage = qString(q, 'fromImage');
     if (fromSrc !== undefined && fromSrc !== '') {
@@ -96,13 +96,13 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
     throw new InvalidParameterError('one of fromSrc or fromImage must be set');
   });
 
-  app.post('/images/prune', async (request) => {
-    const q = request.query as Query;
+  app.post<{ Querystring: Query }>('/images/prune', async (request) => {
+    const q = request.query;
     return images.service.prune(qString(q, 'filters'));
   });
 
-  app.get('/images/get', async (request, reply) => {
-    const q = request.query as Query;
+  app.get<{ Querystring: Query }>('/images/get', async (request, reply) => {
+    const q = request.query;
     const names = qStrings(q, 'names');
     await save(reply, names);
   });
@@ -127,9 +127,9 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
     throw new NotFoundError('page not found');
   });
 
-  app.post('/images/*', async (request, reply) => {
+  app.post<{ Querystring: Query }>('/images/*', async (request, reply) => {
     const rest = (request.params as { '*': string })['*'];
-    const q = request.query as Query;
+    const q = request.query;
     if (rest.endsWith('/tag')) {
       const repo = qString(q, 'repo') ?? '';
       images.service.tag(rest.slice(0, -'/tag'.length), repo, qString(q, 'tag'));
@@ -143,9 +143,9 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
     throw new NotFoundError('page not found');
   });
 
-  app.delete('/images/*', async (request) => {
+  app.delete<{ Querystring: Query }>('/images/*', async (request) => {
     const name = (request.params as { '*': string })['*'];
-    const q = request.query as Query;
+    const q = request.query;
     return images.service.remove(name, { force: qBool(q, 'force'), noprune: qBool(q, 'noprune') });
   });
 }

@@ -39,7 +39,7 @@ export function endpointRequestFrom(v: unknown): EndpointRequest {
 }
 
 export function networkRoutes(app: FastifyInstance, { networks }: Services): void {
-  app.get('/networks', async (request) => networks.list(qString(request.query as Query, 'filters')));
+  app.get<{ Querystring: Query }>('/networks', async (request) => networks.list(qString(request.query, 'filters')));
 
   app.get('/networks/:id', async (request) => networks.inspect((request.params as { id: string }).id));
 
@@ -69,5 +69,5 @@ export function networkRoutes(app: FastifyInstance, { networks }: Services): voi
     void reply.code(200).send();
   });
 
-  app.post('/networks/prune', async (request) => networks.prune(qString(request.query as Query, 'filters')));
+  app.post<{ Querystring: Query }>('/networks/prune', async (request) => networks.prune(qString(request.query, 'filters')));
 }

@@ -34,9 +34,9 @@ class LazyStream {
 }
 
 /** POST /images/create?fromImage=&tag=&platform= (plugged into ImagesApi.pull). */
-export function pullHandler(registry: RegistryService): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function pullHandler(registry: RegistryService): (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply) => Promise<void> {
   return async (request, reply) => {
-    const q = request.query as Query;
+    const q = request.query;
     const fromImage = qString(q, 'fromImage') ?? '';
     const tag = qString(q, 'tag');
     const platformStr = qString(q, 'platform');
@@ -55,9 +55,9 @@ export function pullHandler(registry: RegistryService): (request: FastifyRequest
 }
 
 /** POST /images/{name}/push?tag= (plugged into ImagesApi.push). Failures after the first line are in-stream. */
-export function pushHandler(registry: RegistryService): (request: FastifyRequest, reply: FastifyReply, name: string) => Promise<void> {
+export function pushHandler(registry: RegistryService): (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply, name: string) => Promise<void> {
   return async (request, reply, name) => {
-    const q = request.query as Query;
+    const q = request.query;
     const job = registry.preparePush(name, qString(q, 'tag'));
     const auth = decodeAuthHeader(request.headers['x-registry-auth']);
     const stream = new LazyStream(reply);
@@ -86,8 +86,8 @@ export function registryRoutes(app: FastifyInstance, services: Services): void {
     return registry.inspect(rest.slice(0, -'/json'.length), decodeAuthHeader(request.headers['x-registry-auth']));
   });
 
-  app.get('/images/search', async (request) => {
-    const q = request.query as Query;
+  app.get<{ Querystring: Query }>('/images/search', async (request) => {
+    const q = request.query;
     return registry.search(qString(q, 'term') ?? '', qInt(q, 'limit'), qString(q, 'filters'), decodeAuthHeader(request.headers['x-registry-auth']));
   });
 }

@@ -8,8 +8,8 @@ import type { DiskUsageObject } from '../../volumes/disk-usage.js';
 const TYPES: readonly DiskUsageObject[] = ['container', 'image', 'volume', 'build-cache'];
 
 export function systemDfRoutes(app: FastifyInstance, { diskUsage }: Services): void {
-  app.get('/system/df', async (request) => {
-    const typeParams = qStrings(request.query as Query, 'type');
+  app.get<{ Querystring: Query }>('/system/df', async (request) => {
+    const typeParams = qStrings(request.query, 'type');
     let types: Set<DiskUsageObject> | undefined;
     if (typeParams.length > 0 && versionAtLeast(effectiveVersion(request.apiVersion), '1.42')) {
       types = new Set();

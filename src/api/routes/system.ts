@@ -25,8 +25,8 @@ export function systemRoutes(app: FastifyInstance, { system, events }: Services)
   app.get('/version', async () => system.version());
   app.get('/info', async () => system.info());
 
-  app.get('/events', async (request, reply) => {
-    const q = request.query as Query;
+  app.get<{ Querystring: Query }>('/events', async (request, reply) => {
+    const q = request.query;
     const filters = Filters.parse(qString(q, 'filters'), EVENT_FILTER_KEYS);
     const sinceRaw = qString(q, 'since');
     const untilRaw = qString(q, 'until');

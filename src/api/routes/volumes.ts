@@ -50,8 +50,8 @@ function parseCreateBody(body: unknown): VolumeCreateBody {
 }
 
 export function volumeRoutes(app: FastifyInstance, { volumes }: Services): void {
-  app.get('/volumes', async (request) => {
-    const filters = Filters.parse(qString(request.query as Query, 'filters'), VOLUME_LIST_FILTERS);
+  app.get<{ Querystring: Query }>('/volumes', async (request) => {
+    const filters = Filters.parse(qString(request.query, 'filters'), VOLUME_LIST_FILTERS);
     return volumes.list(filters);
   });
 
@@ -67,8 +67,8 @@ export function volumeRoutes(app: FastifyInstance, { volumes }: Services): void 
     return volume;
   });
 
-  app.post('/volumes/prune', async (request) => {
-    const raw = qString(request.query as Query, 'filters');
+  app.post<{ Querystring: Query }>('/volumes/prune', async (request) => {
+    const raw = qString(request.query, 'filters');
     let filters = Filters.parse(raw, VOLUME_PRUNE_FILTERS);
     // API 1.42 made prune consider anonymous volumes only; older clients keep pruning all of them.
     if (!versionAtLeast(effectiveVersion(request.apiVersion), '1.42') && !filters.has('all')) {
@@ -80,8 +80,8 @@ export function volumeRoutes(app: FastifyInstance, { volumes }: Services): void 
 
   app.get<{ Params: { name: string } }>('/volumes/:name', async (request) => volumes.get(request.params.name));
 
-  app.delete<{ Params: { name: string } }>('/volumes/:name', async (request, reply) => {
-    await volumes.remove(request.params.name, { force: qBool(request.query as Query, 'force') });
+  app.delete<{ Params: { name: string }; Querystring: Query }>('/volumes/:name', async (request, reply) => {
+    await volumes.remove(request.params.name, { force: qBool(request.query, 'force') });
     void reply.code(204).send();
   });
 }
