@@ -26,7 +26,6 @@ import {
 } from '../volumes/container-mounts.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import { adaptResources, buildDeviceConfig, hostConfigToLinuxResources, verifyResources } from '../runtime/cgroups/index.js';
-import { compileSeccomp, seccompFilterFlags } from '../runtime/seccomp/index.js';
 import type { AttachHandle, ExitStatus, Executor } from '../runtime/executor.js';
 import { ContainerStartError } from '../runtime/executor.js';
 import type { ContainerRepo } from '../store/container-repo.js';
@@ -49,8 +48,6 @@ import { cgroupPathOf, containerDir } from './paths.js';
 import { signalNumber } from './signals.js';
 import { readLogBatches, type LogEntry } from './log-reader.js';
 
-/** Compiled seccomp programs by machine + profile JSON (ContainerService.launch). */
-const seccompPrograms = new Map<string, Buffer>();
 
 export interface ContainerServiceDeps {
   dataRoot: string;
@@ -516,19 +513,6 @@ export class ContainerService {
         initPath: this.d.initPath,
       });
       mark('spec');
-      const machine = os.machine() === 'aarch64' ? 'aarch64' : 'x86_64';
-      let seccomp: Buffer | undefined;
-      if (spec.linux?.seccomp) {
-        // the same profile + capabilities compile to the same program: compiled once per daemon
-        const key = `${machine}\0${JSON.stringify(spec.linux.seccomp)}`;
-        seccomp = seccompPrograms.get(key);
-        if (!seccomp) {
-          seccomp = compileSeccomp(spec.linux.seccomp, machine);
-          if (seccompPrograms.size >= 32) seccompPrograms.delete(seccompPrograms.keys().next().value as string);
-          seccompPrograms.set(key, seccomp);
-        }
-      }
-      mark('seccomp');
       const limits = logLimits(hc.LogConfig ?? { Type: 'json-file', Config: {} });
       const rootfs =
         this.d.layers.driver === 'vfs'
@@ -562,7 +546,6 @@ export class ContainerService {
         openStdin: c.config.OpenStdin,
         stdinOnce: c.config.StdinOnce,
         ...(hc.ConsoleSize && hc.ConsoleSize[0] > 0 ? { consoleSize: { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } } : {}),
-        ...(seccomp && spec.linux?.seccomp ? { seccomp, seccompFlags: seccompFilterFlags(spec.linux.seccomp) } : {}),
       });
       cleanups.push(() => this.d.executor.delete(c.id));
       mark('create');

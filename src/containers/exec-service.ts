@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import os from 'node:os';
 import { join } from 'node:path';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ExecHandle, Executor } from '../runtime/executor.js';
 import { containerPaths } from './paths.js';
 import { privilegedCapabilities } from '../runtime/capabilities.js';
-import { compileSeccomp, seccompFilterFlags } from '../runtime/seccomp/index.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
 import type { LayerStore } from '../storage/layer-store.js';
 import type { ContainerService } from './container-service.js';
@@ -98,8 +96,6 @@ export class ExecService {
       else env.push(kv);
     }
     const tty = b.Tty === true;
-    const seccompOci = b.Privileged ? undefined : spec.linux?.seccomp;
-    const seccomp = seccompOci ? compileSeccomp(seccompOci, os.machine() === 'aarch64' ? 'aarch64' : 'x86_64') : undefined;
     this.events.publish('container', `exec_start: ${(b.Cmd ?? []).join(' ')}`, c.id, {
       ...(c.config.Labels ?? {}),
       image: c.config.Image,
@@ -121,7 +117,7 @@ export class ExecService {
         openStdin: b.AttachStdin === true,
         stdinOnce: true,
         ...(b.ConsoleSize && b.ConsoleSize[0] > 0 ? { consoleSize: { height: b.ConsoleSize[0], width: b.ConsoleSize[1] } } : {}),
-        ...(seccomp && seccompOci ? { seccomp, seccompFlags: seccompFilterFlags(seccompOci) } : {}),
+        ...(b.Privileged ? { unconfined: true } : {}),
         stdout: b.AttachStdout !== false,
         stderr: b.AttachStderr !== false,
       });

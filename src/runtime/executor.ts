@@ -23,6 +23,7 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, promises as fsp, readFileSync, readlinkSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -34,6 +35,7 @@ import { compileLaunchPlan, writeLaunchFiles, type NsName, type RootfsSource } f
 import type { OciMount, OciProcess, OciSpec } from './oci-spec.js';
 import { ShimConnection, ShimRequestError, parseExitStatus, type ExitStatus, type ShimState } from './shim-client.js';
 import { ShimSpawner } from './shim-spawner.js';
+import { compileSeccomp, seccompFilterFlags } from './seccomp/index.js';
 
 export type { ExitStatus, ShimState };
 
@@ -59,9 +61,6 @@ export interface ContainerCreateOptions {
   openStdin: boolean;
   stdinOnce: boolean;
   consoleSize?: { height: number; width: number };
-  /** Compiled seccomp program (struct sock_filter[] bytes) from src/runtime/seccomp. */
-  seccomp?: Buffer;
-  seccompFlags?: number;
 }
 
 export interface ExecOptions {
@@ -70,8 +69,8 @@ export interface ExecOptions {
   openStdin: boolean;
   stdinOnce?: boolean;
   consoleSize?: { height: number; width: number };
-  seccomp?: Buffer;
-  seccompFlags?: number;
+  /** Run without the container's seccomp filter (a privileged exec). */
+  unconfined?: boolean;
   /** Which output streams to deliver (default both). */
   stdout?: boolean;
   stderr?: boolean;
@@ -131,6 +130,31 @@ interface Entry {
   info: ShimInfo;
   ctl?: ShimConnection;
   execSockets: Set<string>;
+  /** The container's compiled seccomp filter (null: none), for its execs; read from config.json when adopted. */
+  seccomp?: CompiledSeccomp | null;
+}
+
+interface CompiledSeccomp {
+  bpf: Buffer;
+  flags: number;
+}
+
+/** Compiled seccomp programs by machine + profile: the same profile and capabilities compile once per daemon. */
+const seccompPrograms = new Map<string, CompiledSeccomp>();
+
+/** The spec's seccomp filter compiled for this machine (cached), undefined when the spec has none. */
+function compiledSeccomp(spec: OciSpec): CompiledSeccomp | undefined {
+  const profile = spec.linux?.seccomp;
+  if (!profile) return undefined;
+  const machine = os.machine() === 'aarch64' ? 'aarch64' : 'x86_64';
+  const key = `${machine}\0${JSON.stringify(profile, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`;
+  let c = seccompPrograms.get(key);
+  if (!c) {
+    c = { bpf: compileSeccomp(profile, machine), flags: seccompFilterFlags(profile) };
+    if (seccompPrograms.size >= 32) seccompPrograms.delete(seccompPrograms.keys().next().value as string);
+    seccompPrograms.set(key, c);
+  }
+  return c;
 }
 
 /** Field 22 of /proc/<pid>/stat, or undefined if the process is gone. */
@@ -204,6 +228,8 @@ export class Executor {
     }
     mark('cgroup');
     try {
+      const seccomp = compiledSeccomp(o.spec);
+      mark('seccomp');
       const nsOf = this.pinnedNamespaceOwner(o.spec);
       const records = compileLaunchPlan(o.spec, {
         mode: 'create',
@@ -225,14 +251,14 @@ export class Executor {
         rootfsTarget: path.join(bundle, 'rootfs'),
         cgroupProcs: cgroup?.procsFiles() ?? [],
         cgroupV2: this.opts.cgroups?.version === '2',
-        ...(o.seccomp ? { seccompBpf: o.seccomp, seccompFlags: o.seccompFlags ?? 0 } : {}),
+        ...(seccomp ? { seccompBpf: seccomp.bpf, seccompFlags: seccomp.flags } : {}),
       });
       const planPath = await writeLaunchFiles(bundle, o.spec, records);
       mark('plan');
       const pid = await this.spawnShim('create', planPath, path.join(bundle, 'shim.log'));
       mark('shim');
       const info = JSON.parse(await fsp.readFile(path.join(bundle, 'shim.json'), 'utf8')) as ShimInfo;
-      const e: Entry = { id, bundleDir: bundle, socketPath, stdinOnce: o.stdinOnce, tty: o.tty, info, execSockets: new Set() };
+      const e: Entry = { id, bundleDir: bundle, socketPath, stdinOnce: o.stdinOnce, tty: o.tty, info, execSockets: new Set(), seccomp: seccomp ?? null };
       if (cgroup) e.cgroup = cgroup;
       this.entries.set(id, e);
       this.log.debug({ id, pid, shimPid: info.shimPid, ms }, 'container created');
@@ -470,6 +496,15 @@ export class Executor {
     return undefined;
   }
 
+  /** The container's seccomp filter for an exec: compiled at create, or from the bundle's config.json once adopted. */
+  private async containerSeccomp(e: Entry): Promise<CompiledSeccomp | undefined> {
+    if (e.seccomp === undefined) {
+      const spec = JSON.parse(await fsp.readFile(path.join(e.bundleDir, 'config.json'), 'utf8')) as OciSpec;
+      e.seccomp = compiledSeccomp(spec) ?? null;
+    }
+    return e.seccomp ?? undefined;
+  }
+
   async exec(id: string, execId: string, o: ExecOptions): Promise<ExecHandle> {
     const e = this.entry(id);
     if (!isAlive(e.info.initPid, e.info.initStart)) throw new ConflictError(`Container ${id} is not running`);
@@ -488,6 +523,7 @@ export class Executor {
       }
       if (!same) namespaces.push(ns);
     }
+    const seccomp = o.unconfined ? undefined : await this.containerSeccomp(e);
     const records = compileLaunchPlan(
       { ociVersion: '1.0.2-dev', process: o.process },
       {
@@ -501,7 +537,7 @@ export class Executor {
         ...(o.consoleSize ? { consoleSize: o.consoleSize } : {}),
         nsOf: { pid: e.info.initPid, startTime: e.info.initStart, namespaces },
         cgroupProcs: e.cgroup?.procsFiles() ?? [],
-        ...(o.seccomp ? { seccompBpf: o.seccomp, seccompFlags: o.seccompFlags ?? 0 } : {}),
+        ...(seccomp ? { seccompBpf: seccomp.bpf, seccompFlags: seccomp.flags } : {}),
       },
     );
     const planPath = await writeLaunchFiles(dir, undefined, records);

@@ -25,7 +25,7 @@ import {
 } from '../../src/runtime/defaults.js';
 import { ContainerStartError, Executor, type ExitStatus, type OutputChunk } from '../../src/runtime/executor.js';
 import type { OciProcess, OciSpec } from '../../src/runtime/oci-spec.js';
-import { compileSeccomp, defaultSeccompProfile, profileToOci } from '../../src/runtime/seccomp/index.js';
+import { defaultSeccompProfile, profileToOci } from '../../src/runtime/seccomp/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SHIM = join(ROOT, 'native/build/berth-shim');
@@ -44,9 +44,8 @@ function newId(): string {
   return randomBytes(32).toString('hex');
 }
 
-function seccompFor(caps: string[]): Buffer {
-  const oci = profileToOci(defaultSeccompProfile(), { arch: process.arch, capabilities: caps, kernel: os.release() });
-  return compileSeccomp(oci, process.arch === 'arm64' ? 'aarch64' : 'x86_64');
+function seccompFor(caps: string[]): ReturnType<typeof profileToOci> {
+  return profileToOci(defaultSeccompProfile(), { arch: process.arch, capabilities: caps, kernel: os.release() });
 }
 
 interface SpecOpts {
@@ -112,7 +111,9 @@ async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: 
   const bundle = join(tmp, id.slice(0, 12));
   mkdirSync(join(bundle, 'upper'), { recursive: true });
   mkdirSync(join(bundle, 'work'), { recursive: true });
-  const { spec, caps } = makeSpec(id, bundle, o);
+  const { spec: base, caps } = makeSpec(id, bundle, o);
+  // the Executor compiles the spec's seccomp profile itself
+  const spec = o.seccomp === false ? base : { ...base, linux: { ...base.linux, seccomp: seccompFor(caps) } };
   const logPath = join(bundle, `${id}-json.log`);
   created.push(id);
   await exr.create(id, {
@@ -125,7 +126,6 @@ async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: 
     openStdin: o.openStdin ?? false,
     stdinOnce: o.stdinOnce ?? false,
     ...(o.tty ? { consoleSize: { height: 24, width: 80 } } : {}),
-    ...(o.seccomp === false ? {} : { seccomp: seccompFor(caps) }),
   });
   return { id, bundle, logPath };
 }
