@@ -159,15 +159,20 @@ print(json.dumps(res))
 
     it('the daemon itself ends a TTY exec stream on the exec\'s DetachKeys (docker-py/dockerode sockets)', async () => {
       const before = await runningSleeps();
-      for (const [keysSpec, typed] of [[undefined, Buffer.from([0x10, 0x11])], ['ctrl-x,x', Buffer.from([0x18, 0x78])]] as const) {
+      // docker-py sends its client config's keys as `detachKeys` (Go matches JSON keys case-insensitively)
+      for (const [keysSpec, typed, key] of [
+        [undefined, Buffer.from([0x10, 0x11]), 'DetachKeys'],
+        ['ctrl-x,x', Buffer.from([0x18, 0x78]), 'DetachKeys'],
+        ['ctrl-p', Buffer.from([0x10]), 'detachKeys'],
+      ] as const) {
         const create = await d.request('POST', `/containers/${id}/exec`, {
-          body: { Cmd: ['sh', '-c', 'echo READY; exec sleep 300'], Tty: true, AttachStdin: true, AttachStdout: true, ...(keysSpec ? { DetachKeys: keysSpec } : {}) },
+          body: { Cmd: ['sh', '-c', 'echo READY; exec sleep 300'], Tty: true, AttachStdin: true, AttachStdout: true, ...(keysSpec ? { [key]: keysSpec } : {}) },
         });
         const seen = await rawExecDetach(create.json<{ Id: string }>().Id, typed);
         expect(seen).toMatch(/^HTTP\/1.1 101 UPGRADED/);
         expect((await d.request('GET', `/exec/${create.json<{ Id: string }>().Id}/json`)).json()).toMatchObject({ Running: true });
       }
-      expect(await runningSleeps()).toBe(before + 2);
+      expect(await runningSleeps()).toBe(before + 3);
     });
 
     async function runningSleeps(): Promise<number> {
