@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, constants as C, createReadStream, createWriteStream, lstatSync, mkdirSync, readdirSync, readlinkSync, readSync, openSync, rmSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -168,11 +169,11 @@ export const hasWildcards = (s: string): boolean => /[*?[]/.test(s);
 /** A checksum memo keyed by (device, inode, size, mtime): a file seen unchanged is never read twice. */
 export class ChecksumMemo {
   private readonly m = new Map<string, string>();
-  get(st: Stats, compute: () => string): string {
+  async get(st: Stats, compute: () => Promise<string>): Promise<string> {
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     let v = this.m.get(key);
     if (v === undefined) {
-      v = compute();
+      v = await compute();
       if (this.m.size > 200_000) this.m.clear();
       this.m.set(key, v);
     }
@@ -180,19 +181,20 @@ export class ChecksumMemo {
   }
 }
 
-function fileContentHash(path: string): string {
-  const fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW);
+/** sha256 of a file's content, read asynchronously (a large context does not stall the daemon). */
+async function fileContentHash(path: string): Promise<string> {
+  const fh = await open(path, C.O_RDONLY | C.O_NOFOLLOW);
   try {
     const h = createHash('sha256');
     const buf = Buffer.allocUnsafe(1024 * 1024);
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
     }
     return h.digest('hex');
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
 }
 
@@ -201,22 +203,22 @@ function fileContentHash(path: string): string {
  * type, mode, owner, size, link target; not the mtime) and the content; a directory hashes its entries in name
  * order.
  */
-export function entryChecksum(dirFd: number, name: string, memo: ChecksumMemo): { kind: 'file' | 'dir'; hash: string } {
+export async function entryChecksum(dirFd: number, name: string, memo: ChecksumMemo): Promise<{ kind: 'file' | 'dir'; hash: string }> {
   const path = fdPath(dirFd, name);
   const st = lstatSync(path);
-  if (!st.isDirectory()) return { kind: 'file', hash: headerAndContent(path, st, '', memo) };
+  if (!st.isDirectory()) return { kind: 'file', hash: await headerAndContent(path, st, '', memo) };
   const h = createHash('sha256');
-  const walk = (fd: number, prefix: string): void => {
+  const walk = async (fd: number, prefix: string): Promise<void> => {
     for (const child of readdirSync(fdPath(fd)).sort()) {
       const p = fdPath(fd, child);
       const cst = lstatSync(p);
       const rel = prefix === '' ? child : `${prefix}/${child}`;
-      h.update(headerAndContent(p, cst, rel, memo));
+      h.update(await headerAndContent(p, cst, rel, memo));
       h.update('\n');
       if (cst.isDirectory()) {
         const cfd = openChildDir(fd, child);
         try {
-          walk(cfd, rel);
+          await walk(cfd, rel);
         } finally {
           closeSync(cfd);
         }
@@ -225,18 +227,18 @@ export function entryChecksum(dirFd: number, name: string, memo: ChecksumMemo): 
   };
   const dfd = openChildDir(dirFd, name);
   try {
-    h.update(headerAndContent(fdPath(dfd), lstatSync(fdPath(dfd)), '.', memo));
-    walk(dfd, '');
+    h.update(await headerAndContent(fdPath(dfd), lstatSync(fdPath(dfd)), '.', memo));
+    await walk(dfd, '');
   } finally {
     closeSync(dfd);
   }
   return { kind: 'dir', hash: h.digest('hex') };
 }
 
-function headerAndContent(path: string, st: Stats, rel: string, memo: ChecksumMemo): string {
+async function headerAndContent(path: string, st: Stats, rel: string, memo: ChecksumMemo): Promise<string> {
   const type = st.isFile() ? '0' : st.isSymbolicLink() ? '2' : st.isDirectory() ? '5' : st.isFIFO() ? '6' : st.isCharacterDevice() ? '3' : '4';
   const link = st.isSymbolicLink() ? readlinkSync(path) : '';
-  const content = st.isFile() ? memo.get(st, () => fileContentHash(path)) : '';
+  const content = st.isFile() ? await memo.get(st, () => fileContentHash(path)) : '';
   const header = `${rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0${st.uid}\0${st.gid}\0${st.isFile() ? st.size : 0}\0${link}\0${st.rdev}`;
   return createHash('sha256').update(header).update(content).digest('hex');
 }

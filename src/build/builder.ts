@@ -1078,7 +1078,13 @@ class BuildRun {
               r.close();
               throw new InvalidParameterError(notFound);
             }
-            const ck = entryChecksum(r.dirFd, r.name, this.memo);
+            let ck: { kind: string; hash: string };
+            try {
+              ck = await entryChecksum(r.dirFd, r.name, this.memo);
+            } catch (e) {
+              r.close();
+              throw e;
+            }
             infos.push({ resolved: r, hash: `${ck.kind}:${ck.hash}` });
           }
         }
@@ -1226,7 +1232,7 @@ class BuildRun {
     const root = ConfinedRoot.open(dlDir);
     this.roots.push(root);
     const r = root.resolve(`/${fname}`, false);
-    const ck = entryChecksum(r.dirFd, r.name, this.memo);
+    const ck = await entryChecksum(r.dirFd, r.name, this.memo);
     return { resolved: r, hash: `file:${ck.hash}`, downloaded: { path, ...(Number.isNaN(mtime) ? {} : { mtime }), name: fname } };
   }
 }
