@@ -144,4 +144,12 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX build_cache_image ON build_cache (image_id);
     `,
   },
+  {
+    version: 8,
+    name: 'drop the unused execs table',
+    // Execs live in memory only (ExecService), as dockerd's: the table version 4 created was never written.
+    sql: `
+      DROP TABLE IF EXISTS execs;
+    `,
+  },
 ];

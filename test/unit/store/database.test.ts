@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../../src/store/database.js';
+import { MIGRATIONS } from '../../../src/store/migrations.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -24,6 +25,14 @@ describe('store', () => {
     const again = openDatabase(path, silent, migrations);
     expect(again.pragma('user_version', { simple: true })).toBe(2);
     again.close();
+  });
+
+  it("Berth's migrations leave no execs table (execs live in memory only)", () => {
+    const db = openDatabase(join(dir, 'berth.db'), silent, MIGRATIONS);
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name);
+    expect(tables).toContain('containers');
+    expect(tables).not.toContain('execs');
+    db.close();
   });
 
   it('refuses a database newer than the code', () => {
