@@ -4,19 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { waitForValue } from '../helpers/wait.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { tarHeader, tarPadding, TAR_END } from '../../src/containers/tar-writer.js';
-
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** A tar holding the given members (regular files only). */
 function tarOf(files: { name: string; content: string }[]): Buffer {
@@ -112,7 +102,7 @@ describe('containers API part 2 through the docker CLI', () => {
       mkdirSync(secretDir);
       writeFileSync(join(secretDir, 'secret'), 'HOST-SECRET\n');
       await runDetached('cp-evil', 'busybox', 'sh', '-c', `mkdir -p ${secretDir} && echo CONTAINER > ${secretDir}/secret && ln -s ${secretDir} /abs && ln -s ../../../../../../../..${secretDir} /rel && sleep 1000`);
-      await waitFor('the symlinks', async () => ((await d.docker(['exec', 'cp-evil', 'test', '-L', '/rel'])).code === 0 ? true : undefined));
+      await waitForValue('the symlinks', async () => ((await d.docker(['exec', 'cp-evil', 'test', '-L', '/rel'])).code === 0 ? true : undefined));
       for (const link of ['/abs', '/rel']) {
         const r = await d.docker(['cp', `cp-evil:${link}/secret`, '-']);
         expect(r.code, r.stderr).toBe(0);
@@ -227,7 +217,7 @@ describe('containers API part 2 through the docker CLI', () => {
     it('docker stats --no-stream shows real memory and PIDs; a one-shot answer is Docker\'s JSON', async () => {
       await runDetached('stats1', 'busybox', 'sh', '-c', 'sleep 1000 & sleep 1000 & wait');
       // sh and its two children; the children may still be forking right after `run -d`.
-      const out = await waitFor('three processes', async () => {
+      const out = await waitForValue('three processes', async () => {
         const o = await ok(['stats', '--no-stream', '--format', '{{.MemUsage}}|{{.PIDs}}|{{.NetIO}}', 'stats1']);
         return o.trim().split('|')[1] === '3' ? o : undefined;
       });
@@ -313,10 +303,10 @@ describe('containers API part 2 through the docker CLI', () => {
     it('goes starting → healthy → unhealthy with health_status events and the health filter', async () => {
       const since = Math.floor(Date.now() / 1000) - 1;
       await runDetached('health1', '--health-cmd', 'test -f /ok', '--health-interval', '300ms', '--health-retries', '2', '--health-timeout', '5s', 'busybox', 'sh', '-c', 'touch /ok; sleep 1000');
-      await waitFor('healthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health1'])).trim() === 'healthy' ? true : undefined));
+      await waitForValue('healthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health1'])).trim() === 'healthy' ? true : undefined));
       expect(await ok(['ps', '--filter', 'health=healthy', '--format', '{{.Names}} {{.Status}}'])).toMatch(/health1 Up .*\(healthy\)/);
       await ok(['exec', 'health1', 'rm', '/ok']);
-      await waitFor('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health1'])).trim() === 'unhealthy' ? true : undefined));
+      await waitForValue('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health1'])).trim() === 'unhealthy' ? true : undefined));
       const health = JSON.parse(await ok(['inspect', '-f', '{{json .State.Health}}', 'health1'])) as { FailingStreak: number; Log: { ExitCode: number }[] };
       expect(health.FailingStreak).toBeGreaterThanOrEqual(2);
       expect(health.Log.length).toBeLessThanOrEqual(5);
@@ -328,17 +318,17 @@ describe('containers API part 2 through the docker CLI', () => {
 
     it('keeps probing a running container after a daemon restart', async () => {
       await runDetached('health-restart', '--health-cmd', 'test -f /ok', '--health-interval', '300ms', '--health-retries', '1', 'busybox', 'sh', '-c', 'touch /ok; sleep 1000');
-      await waitFor('healthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health-restart'])).trim() === 'healthy' ? true : undefined));
+      await waitForValue('healthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health-restart'])).trim() === 'healthy' ? true : undefined));
       await d.signal('SIGTERM');
       await d.launch();
       expect((await ok(['inspect', '-f', '{{.State.Running}} {{.State.Health.Status}}', 'health-restart'])).trim()).toBe('true healthy');
       await ok(['exec', 'health-restart', 'rm', '/ok']);
-      await waitFor('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health-restart'])).trim() === 'unhealthy' ? true : undefined));
+      await waitForValue('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health-restart'])).trim() === 'unhealthy' ? true : undefined));
     });
 
     it('records a probe that outlives its timeout as a failure with exit code -1', async () => {
       await runDetached('health2', '--health-cmd', 'sleep 5', '--health-interval', '200ms', '--health-timeout', '300ms', '--health-retries', '1', 'busybox', 'sleep', '1000');
-      await waitFor('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health2'])).trim() === 'unhealthy' ? true : undefined));
+      await waitForValue('unhealthy', async () => ((await ok(['inspect', '-f', '{{.State.Health.Status}}', 'health2'])).trim() === 'unhealthy' ? true : undefined));
       const health = JSON.parse(await ok(['inspect', '-f', '{{json .State.Health}}', 'health2'])) as { Log: { ExitCode: number; Output: string }[] };
       expect(health.Log[0]?.ExitCode).toBe(-1);
       expect(health.Log[0]?.Output).toBe('Health check exceeded timeout (300ms)');

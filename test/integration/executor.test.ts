@@ -1,6 +1,7 @@
 // The executor end to end: real berth-shim processes, overlay rootfs from the busybox fixture,
 // namespaces, cgroups (the host's layout), Docker's default confinement, the control socket,
 // TTYs, exec, adoption by a new Executor after a simulated berthd restart, and clean deletion.
+import { waitFor } from '../helpers/wait.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readlinkSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -166,14 +167,6 @@ async function collect(output: NodeJS.ReadableStream, until: (s: string) => bool
     });
     output.on('end', done);
   });
-}
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe.skipIf(!isRoot)('executor (berth-shim)', () => {

@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { waitForValue } from '../helpers/wait.js';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -167,12 +168,7 @@ export async function fakeUpstream(address: string): Promise<{ port: number; que
   };
 }
 
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls `fn` until it returns a truthy value (test/helpers/wait.ts does the polling). */
+export function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5000): Promise<T> {
+  return waitForValue(what, async () => (await fn()) || undefined, timeoutMs, 50) as Promise<T>;
 }

@@ -2,18 +2,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { waitForValue } from '../helpers/wait.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-async function waitFor<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function readOr(path: string, fallback = ''): string {
   try {
@@ -119,20 +109,20 @@ describe('recovery paths through a real berthd and the docker CLI', () => {
   it('a SIGKILLed shim spawner leaves running containers alone and a fresh one serves the next start and exec', async () => {
     await ok(d, ['run', '-d', '--name', 'sp-run', 'busybox', 'sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done']);
     await track(d, 'sp-run');
-    const old = await waitFor('the shim spawner', () => spawnerPid(d));
+    const old = await waitForValue('the shim spawner', () => spawnerPid(d));
 
     process.kill(old, 'SIGKILL');
-    await waitFor('the spawner to die', () => (alive(old) ? undefined : true));
+    await waitForValue('the spawner to die', () => (alive(old) ? undefined : true));
 
     expect(await state(d, 'sp-run')).toBe('running');
     // logs continue: a tick written after the kill shows up
     const ticks = async (): Promise<number> => (await ok(d, ['logs', 'sp-run'])).split('\n').filter((l) => l.startsWith('tick ')).length;
     const before = await ticks();
-    await waitFor('new log lines after the spawner died', async () => ((await ticks()) > before + 2 ? true : undefined));
+    await waitForValue('new log lines after the spawner died', async () => ((await ticks()) > before + 2 ? true : undefined));
 
     // exec goes through a new spawner
     expect((await ok(d, ['exec', 'sp-run', 'echo', 'exec-ok'])).trim()).toBe('exec-ok');
-    const fresh = await waitFor('a new shim spawner', () => spawnerPid(d));
+    const fresh = await waitForValue('a new shim spawner', () => spawnerPid(d));
     expect(fresh).not.toBe(old);
 
     const r = await d.docker(['run', '--rm', 'busybox', 'echo', 'ok']);
@@ -150,7 +140,7 @@ describe('recovery paths through a real berthd and the docker CLI', () => {
     expect(existsSync(join(d.dataRoot, 'containers', id))).toBe(true);
     await ok(d, ['rm', 'trash-c']);
     expect(existsSync(join(d.dataRoot, 'containers', id))).toBe(false);
-    await waitFor('the trash to be emptied in the background', () =>
+    await waitForValue('the trash to be emptied in the background', () =>
       (existsSync(trash) ? readdirSync(trash) : []).some((n) => n.startsWith(id)) ? undefined : true,
     );
 
@@ -161,7 +151,7 @@ describe('recovery paths through a real berthd and the docker CLI', () => {
     writeFileSync(join(fake, 'rootfs', 'deep', 'er', 'file'), 'x'.repeat(4096));
     writeFileSync(join(fake, 'config.v2.json'), '{}');
     await d.launch();
-    await waitFor('the leftover to be deleted after the restart', () => (existsSync(fake) ? undefined : true));
+    await waitForValue('the leftover to be deleted after the restart', () => (existsSync(fake) ? undefined : true));
   });
 
   it('after a daemon restart an unless-stopped container stopped by docker stop stays stopped; a running one keeps running', async () => {
@@ -181,7 +171,7 @@ describe('recovery paths through a real berthd and the docker CLI', () => {
     await d.signal('SIGTERM');
     await d.launch();
 
-    await waitFor('the always container to be started by the restart', async () => ((await state(d, 'al-stopped')) === 'running' ? true : undefined));
+    await waitForValue('the always container to be started by the restart', async () => ((await state(d, 'al-stopped')) === 'running' ? true : undefined));
     await track(d, 'al-stopped');
     expect(await state(d, 'us-running')).toBe('running');
     // re-adopted, not started again
@@ -271,7 +261,7 @@ describe('recovery paths through a real berthd and the docker CLI', () => {
 
       await ok(v, ['rm', 'vfs-w']);
       const trash = join(v.dataRoot, 'containers-trash');
-      await waitFor('the vfs container files to be gone', () =>
+      await waitForValue('the vfs container files to be gone', () =>
         !existsSync(join(v.dataRoot, 'containers', id)) && !(existsSync(trash) ? readdirSync(trash) : []).some((n) => n.startsWith(id)) ? true : undefined,
       );
       expect((await ok(v, ['ps', '-aq'])).trim()).toBe('');
@@ -289,15 +279,15 @@ describe('recovery paths through a real berthd and the docker CLI', () => {
     expect(shimsSeen).toBeGreaterThan(0);
     const cgroupRoots = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
     for (const c of created) {
-      for (const pid of c.pids) await waitFor(`container process ${pid} to end`, () => (alive(pid) ? undefined : true));
-      await waitFor(`cgroups of ${c.id} to be removed`, () =>
+      for (const pid of c.pids) await waitForValue(`container process ${pid} to end`, () => (alive(pid) ? undefined : true));
+      await waitForValue(`cgroups of ${c.id} to be removed`, () =>
         [...cgroupRoots.map((r) => join(r, 'berth', c.id)), join('/sys/fs/cgroup/berth', c.id)].some((p) => existsSync(p)) ? undefined : true,
       );
       expect(existsSync(join(c.execRoot, 'netns', c.id))).toBe(false);
       expect(existsSync(join(c.dataRoot, 'containers', c.id))).toBe(false);
     }
     for (const root of new Set(created.flatMap((c) => [c.dataRoot, c.execRoot]))) {
-      await waitFor(`mounts under ${root} to go`, () => {
+      await waitForValue(`mounts under ${root} to go`, () => {
         const mounts = readOr('/proc/mounts').split('\n').filter((l) => l.includes(root));
         // the container ids must not appear at all; the daemon's own mounts (its exec root, the netns dir) may
         return mounts.some((l) => created.some((c) => l.includes(c.id))) ? undefined : true;
