@@ -1280,7 +1280,7 @@ export function checkImagePlatform(ref: string, image: { os?: string; architectu
 const NAMESPACE_MODES: ReadonlyArray<readonly [key: 'IpcMode' | 'PidMode' | 'UTSMode' | 'CgroupnsMode', label: string, modes: readonly string[], container: boolean]> = [
   ['IpcMode', 'IPC mode', ['', 'none', 'private', 'shareable', 'host'], true],
   ['PidMode', 'PID mode', ['', 'host'], true],
-  ['UTSMode', 'UTS mode', ['', 'host'], true],
+  ['UTSMode', 'UTS mode', ['', 'host'], false],
   ['CgroupnsMode', 'cgroup namespace mode', ['', 'host', 'private'], false],
 ];
 

@@ -42,6 +42,8 @@ describe('container fields: honoured or refused', () => {
     expect(await create({ PidMode: 'bogus' })).toEqual({ status: 400, body: { message: 'invalid PID mode: bogus' } });
     expect(await create({ IpcMode: 'bogus' })).toEqual({ status: 400, body: { message: 'invalid IPC mode: bogus' } });
     expect(await create({ UTSMode: 'bogus' })).toEqual({ status: 400, body: { message: 'invalid UTS mode: bogus' } });
+    // dockerd has no container: UTS mode (only CRI pods join their sandbox's UTS namespace, inside Berth)
+    expect(await create({ UTSMode: 'container:abc' })).toEqual({ status: 400, body: { message: 'invalid UTS mode: container:abc' } });
     expect(await create({ CgroupnsMode: 'shared' })).toEqual({ status: 400, body: { message: 'invalid cgroup namespace mode: shared' } });
     expect((await create({ IpcMode: 'shareable', PidMode: 'host', UTSMode: 'host' })).status).toBe(201);
     expect(await create({ Isolation: 'hyperv' })).toEqual({ status: 400, body: { message: 'Invalid isolation: "hyperv" - linux only supports \'default\'' } });
