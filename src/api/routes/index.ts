@@ -11,17 +11,28 @@ import { registryRoutes } from './registry.js';
 import { pluginRoutes, swarmRoutes } from './swarm.js';
 import { buildRoutes } from './build.js';
 
+type AreaRoutes = (app: FastifyInstance, services: Services) => void;
+
 /** Every routes file, one per API area. */
+const AREAS: AreaRoutes[] = [
+  systemRoutes,
+  volumeRoutes,
+  systemDfRoutes,
+  networkRoutes,
+  imageRoutes,
+  containerRoutes,
+  containerOpsRoutes,
+  registryRoutes,
+  swarmRoutes,
+  pluginRoutes,
+  buildRoutes,
+];
+
+/**
+ * Each area is its own encapsulated Fastify plugin (what one registers stays in its context), sharing what the
+ * root set up first: error rendering, body parsers, request schemas (onRoute), the hijack router. The API
+ * version prefix (/v1.NN) is taken off before routing (rewriteUrl), so one mount serves both forms.
+ */
 export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
-  systemRoutes(app, services);
-  volumeRoutes(app, services);
-  systemDfRoutes(app, services);
-  networkRoutes(app, services);
-  imageRoutes(app, services);
-  containerRoutes(app, services);
-  containerOpsRoutes(app, services);
-  registryRoutes(app, services);
-  swarmRoutes(app);
-  pluginRoutes(app);
-  buildRoutes(app, services);
+  for (const area of AREAS) await app.register(async (scope) => area(scope, services));
 }
