@@ -6,7 +6,7 @@ import { closeSync, read, readdirSync, readlinkSync, type Stats } from 'node:fs'
 import { promisify } from 'node:util';
 import { errorMessage } from '../errors.js';
 import { nativeAddon } from '../storage/native.js';
-import { splitDevNumber } from '../runtime/cgroups/index.js';
+import { splitDevNumber } from './resources.js';
 import { fdPath, lstatOrUndefined, openChildDir, openRegular } from './confined-root.js';
 import { TAR_END, tarHeader, tarPadding, type TarWriteHeader, type TarWriteType } from './tar-writer.js';
 

@@ -5,20 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  adaptResources,
-  buildDeviceConfig,
-  runtimeAllowedDeviceRules,
-  type Cgroup,
-  type CgroupManager,
-  CgroupV1,
-  CgroupWarnings,
-  createCgroupManager,
-  hostConfigToLinuxResources,
-  mergeResourcesUpdate,
-  parseCgroupMounts,
-  verifyResources,
-} from '../../src/runtime/cgroups/index.js';
+import { type Cgroup, type CgroupManager, CgroupV1, CgroupWarnings, createCgroupManager, parseCgroupMounts } from '../../src/runtime/cgroups/index.js';
+import { adaptResources, buildDeviceConfig, runtimeAllowedDeviceRules, hostConfigToLinuxResources, mergeResourcesUpdate, verifyResources } from '../../src/containers/resources.js';
 
 const MiB = 1024 * 1024;
 

@@ -8,16 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  CgroupV2Manager,
-  compileDeviceFilter,
-  defaultDeviceRules,
-  type LinuxDeviceCgroup,
-  parseCgroupMounts,
-  parseDeviceCgroupRule,
-  realCgroupFs,
-  runtimeAllowedDeviceRules,
-} from '../../src/runtime/cgroups/index.js';
+import { CgroupV2Manager, compileDeviceFilter, type LinuxDeviceCgroup, parseCgroupMounts, realCgroupFs } from '../../src/runtime/cgroups/index.js';
+import { defaultDeviceRules, parseDeviceCgroupRule, runtimeAllowedDeviceRules } from '../../src/containers/resources.js';
 import { nativeAddon } from '../../src/storage/native.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -52,5 +52,4 @@ export {
 export { compileDeviceFilter, emulateDeviceRules } from './device-filter.js';
 export { type CgroupMounts, type V1Hierarchy, parseCgroupMounts } from './mountinfo.js';
 export * from './resources.js';
-export * from './host-config.js';
 export { parseProcStat, readSystemCpu } from './system-cpu.js';

@@ -1,14 +1,14 @@
-// Docker HostConfig resources → OCI linux.resources, with dockerd's defaults, validation and messages
+// Docker HostConfig resources → OCI linux.resources (container policy: src/runtime sees only the OCI result), with dockerd's defaults, validation and messages
 // (moby daemon/daemon_unix.go: adaptContainerSettings, verifyPlatformContainerResources, getMemoryResources,
 // getCPUResources, getPidsLimit, getBlkio*; daemon/update_linux.go toContainerdResources; container UpdateContainer;
 // daemon/oci_linux.go WithDevices + oci/devices_linux.go DevicesFromPath; runc AllowedDevices).
 
-import { DEFAULT_DEVICE_CGROUP_RULES, RUNTIME_ALLOWED_DEVICE_RULES } from '../defaults.js';
+import { DEFAULT_DEVICE_CGROUP_RULES, RUNTIME_ALLOWED_DEVICE_RULES } from '../runtime/defaults.js';
 import { type Dirent, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConflictError, InvalidParameterError } from '../../errors.js';
-import { errnoCode, parseCpuList } from './cgroup.js';
+import { ConflictError, InvalidParameterError } from '../errors.js';
+import { errnoCode, parseCpuList } from '../runtime/cgroups/cgroup.js';
 import {
   type CgroupSysInfo,
   CgroupWarnings,
@@ -17,7 +17,7 @@ import {
   type LinuxResources,
   type LinuxThrottleDevice,
   type LinuxWeightDevice,
-} from './resources.js';
+} from '../runtime/cgroups/resources.js';
 
 export interface DeviceMapping {
   PathOnHost: string;

@@ -3,22 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, InvalidParameterError } from '../../../../src/errors.js';
-import {
-  adaptResources,
-  buildDeviceConfig,
-  type CgroupSysInfo,
-  CgroupWarnings,
-  defaultDeviceRules,
-  devicesFromPath,
-  hostConfigToLinuxResources,
-  hostDevices,
-  mergeResourcesUpdate,
-  parseDeviceCgroupRule,
-  runtimeAllowedDeviceRules,
-  splitDevNumber,
-  verifyResources,
-} from '../../../../src/runtime/cgroups/index.js';
+import { ConflictError, InvalidParameterError } from '../../../src/errors.js';
+import { type CgroupSysInfo, CgroupWarnings } from '../../../src/runtime/cgroups/index.js';
+import { adaptResources, buildDeviceConfig, defaultDeviceRules, devicesFromPath, hostConfigToLinuxResources, hostDevices, mergeResourcesUpdate, parseDeviceCgroupRule, runtimeAllowedDeviceRules, splitDevNumber, verifyResources } from '../../../src/containers/resources.js';
 
 /** The CI hosts: cgroup v1, everything but a blkio weight file. */
 const HOST: CgroupSysInfo = {
