@@ -22,6 +22,9 @@ for (const python of ['/usr/bin/python3', 'python3']) {
   if (!PYTHONS.some((p) => (p as { file?: string }).file === file)) PYTHONS.push({ python, version, file } as { python: string; version: string });
 }
 const HAVE_COMPOSE = existsSync('/usr/bin/docker-compose');
+const BUILD_COMPOSE = fileURLToPath(new URL('../../scripts/build-compose.sh', import.meta.url));
+/** Compose v2 is built from the Go module proxy by scripts/build-compose.sh (.ci/run runs it; cached afterwards). */
+const HAVE_GO = spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0;
 
 let d: TestDaemon;
 let work: string;
@@ -148,6 +151,48 @@ describe.runIf(HAVE_COMPOSE)('docker-compose v1 build:', () => {
       await compose('down', '-v', '--remove-orphans');
     }
   });
+});
+
+/**
+ * Compose v2 (`docker compose build`, the plugin scripts/build-compose.sh builds), with no DOCKER_BUILDKIT or
+ * COMPOSE_BAKE in its environment: Berth's _ping says Builder-Version 1, so compose v5 sends a classic POST /build
+ * with the service's buildargs and target itself.
+ */
+describe.runIf(HAVE_GO)('docker compose v2 build:', () => {
+  it('builds a service with args and a target, then runs it', async () => {
+    const plugin = await runCommand('bash', [BUILD_COMPOSE, join(d.dir, 'docker-config')], { timeoutMs: 1_800_000 });
+    expect(plugin.code, plugin.stderr).toBe(0);
+    const dir = files(join(work, 'compose2'), {
+      'compose.yaml': [
+        'services:',
+        '  app:',
+        '    build:',
+        '      context: ./app',
+        '      target: runtime',
+        '      args:',
+        '        MESSAGE: from-compose-v2',
+        '    image: berth-compose2-build:1',
+        '    command: ["cat", "/message"]',
+        '',
+      ].join('\n'),
+      'app/Dockerfile': 'FROM busybox AS builder\nARG MESSAGE=unset\nRUN echo "$MESSAGE" > /message\nFROM busybox AS runtime\nCOPY --from=builder /message /message\nLABEL stage=runtime\nFROM busybox AS unused\nLABEL stage=unused\n',
+    });
+    const env = { DOCKER_BUILDKIT: undefined, COMPOSE_BAKE: undefined };
+    const compose = (...args: string[]) => d.docker(['compose', '-f', join(dir, 'compose.yaml'), '-p', 'berthbuild2', ...args], { env, timeoutMs: 180_000 });
+    try {
+      const b = await compose('build');
+      expect(b.code, `${b.stdout}\n${b.stderr}`).toBe(0);
+      expect(await runOut('berth-compose2-build:1', ['cat', '/message'])).toBe('from-compose-v2\n');
+      // the target stage is the image: its label, not the later unused stage's
+      const label = await d.docker(['image', 'inspect', '-f', '{{index .Config.Labels "stage"}}', 'berth-compose2-build:1']);
+      expect(label.stdout.trim()).toBe('runtime');
+      const up = await compose('run', '--rm', '-T', 'app');
+      expect(up.stdout).toBe('from-compose-v2\n');
+    } finally {
+      await compose('down', '-v', '--remove-orphans');
+      await d.docker(['rmi', '-f', 'berth-compose2-build:1']);
+    }
+  }, 1_900_000);
 });
 
 describe('testcontainers GenericContainer.fromDockerfile', () => {
