@@ -125,7 +125,21 @@ function parseLine(line: Buffer): LogEntry | undefined {
   return parseJsonLine(line);
 }
 
+/** The kubelet's CRI format ("<RFC3339Nano> stdout|stderr F|P <content>") that CRI containers log in. */
+function parseCriLine(line: Buffer): LogEntry | undefined {
+  const a = line.indexOf(0x20);
+  if (a < 20 || line.length < a + 10) return undefined;
+  const stream = line.subarray(a + 1, a + 7).toString('latin1');
+  const tag = line[a + 8];
+  if ((stream !== 'stdout' && stream !== 'stderr') || line[a + 7] !== 0x20 || (tag !== 0x46 && tag !== 0x50) || line[a + 9] !== 0x20) return undefined;
+  const time = line.subarray(0, a).toString('latin1');
+  const content = line.subarray(a + 10);
+  const data = tag === 0x46 ? Buffer.concat([content, Buffer.from('\n')]) : Buffer.from(content);
+  return { stream, data, time, timeNano: timeToNano(time) };
+}
+
 function parseJsonLine(line: Buffer): LogEntry | undefined {
+  if (line[0] !== 0x7b) return parseCriLine(line);
   try {
     const j = JSON.parse(line.toString('utf8')) as { log?: string; stream?: string; time?: string };
     if (typeof j.log !== 'string' || (j.stream !== 'stdout' && j.stream !== 'stderr')) return undefined;

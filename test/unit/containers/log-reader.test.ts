@@ -33,6 +33,15 @@ describe('json-file log reader', () => {
     expect(await collect(readLogs(path, { stdout: true, stderr: true, tail: 1, follow: false, maxFile: 3 }))).toEqual(['stderr:d\n']);
   });
 
+  it("reads a CRI container's log in the kubelet's format (F ends a line, P is a part of one)", async () => {
+    writeFileSync(
+      path,
+      '2026-01-01T00:00:00.000000001Z stdout F hello\n2026-01-01T00:00:00.5Z stderr P par\n2026-01-01T00:00:01Z stderr F tial {"x"}\n',
+    );
+    expect(await collect(readLogs(path, { stdout: true, stderr: true, follow: false, maxFile: 1 }))).toEqual(['stdout:hello\n', 'stderr:par', 'stderr:tial {"x"}\n']);
+    expect(await collect(readLogs(path, { stdout: true, stderr: true, since: 1767225600_600_000_000n, follow: false, maxFile: 1 }))).toEqual(['stderr:tial {"x"}\n']);
+  });
+
   it('skips a torn last line and decodes escapes', async () => {
     writeFileSync(path, line('tab\there "q" \u0001\n') + '{"log":"torn');
     expect(await collect(readLogs(path, { stdout: true, stderr: true, follow: false, maxFile: 1 }))).toEqual(['stdout:tab\there "q" \u0001\n']);
