@@ -369,6 +369,7 @@ export class ContainerOps {
     let space = 0;
     for (const c of this.d.containers.all()) {
       if (c.state.Running || c.state.Paused || c.state.Restarting || c.state.Status === 'restarting' || c.state.Status === 'removing') continue;
+      if (c.cri) continue; // the kubelet's: it removes them through the CRI
       if (until !== undefined && BigInt(Date.parse(c.created)) * 1_000_000n >= until) continue;
       if (!f.matchesLabels(c.config.Labels)) continue;
       if (f.has('label!') && f.get('label!').some((t) => labelTermHolds(c.config.Labels ?? {}, t))) continue;

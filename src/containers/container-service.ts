@@ -257,6 +257,16 @@ export class ContainerService {
     return { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name, ...extra };
   }
 
+  /**
+   * CRI pods and containers belong to the kubelet (as containerd's k8s.io namespace keeps them from other clients):
+   * the Docker API sees them but does not start, stop, kill, restart or remove them.
+   */
+  private ownerCheck(c: ContainerRecord, by: 'cri' | undefined): void {
+    if (c.cri && by !== 'cri') {
+      throw new ConflictError(`container ${c.id} is managed by the Kubernetes CRI (${c.cri.kind === 'sandbox' ? 'pod sandbox' : 'pod container'}): use crictl or the kubelet`);
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------------------
   // Create
 
@@ -409,8 +419,9 @@ export class ContainerService {
   // ---------------------------------------------------------------------------------------------------------
   // Start
 
-  start(ref: string): Promise<'started' | 'already'> {
+  start(ref: string, by?: 'cri'): Promise<'started' | 'already'> {
     const c = this.record(ref);
+    this.ownerCheck(c, by);
     return this.serial(c.id, () => this.startLocked(c));
   }
 
@@ -717,8 +728,9 @@ export class ContainerService {
    * finishRun in that same lock (watchExit queues it), so holding the lock here would wait for itself until the
    * timeout. What they write themselves (manuallyStopped, the cancelled restart) is one synchronous step.
    */
-  stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'already'> {
+  stop(ref: string, opts: { timeout?: number; signal?: string; by?: 'cri' } = {}): Promise<'stopped' | 'already'> {
     const c = this.record(ref);
+    this.ownerCheck(c, opts.by);
     const l = this.liveOf(c.id);
     if (l.restartTimer) {
       clearTimeout(l.restartTimer);
@@ -764,6 +776,7 @@ export class ContainerService {
 
   async kill(ref: string, signal?: string): Promise<void> {
     const c = this.record(ref);
+    this.ownerCheck(c, undefined);
     if (!c.state.Running) throw new ConflictError(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
     const sig = signalNumber(signal || 'SIGKILL');
     // dockerd marks a killed container as manually stopped: its restart policy does not bring it back.
@@ -780,6 +793,7 @@ export class ContainerService {
 
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
     const c = this.record(ref);
+    this.ownerCheck(c, undefined);
     if (c.state.Running) await this.stopRunning(c, opts);
     await this.serial(c.id, () => this.startLocked(c));
     this.d.events.publish('container', 'restart', c.id, this.attrs(c));
@@ -796,8 +810,9 @@ export class ContainerService {
   // ---------------------------------------------------------------------------------------------------------
   // Remove
 
-  remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {
+  remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean; by?: 'cri' }): Promise<void> {
     const c = this.record(ref);
+    this.ownerCheck(c, opts.by);
     if (!opts.force) {
       // dockerd's cleanupContainer: a paused, running or restarting container needs force (or a stop first).
       if (c.state.Paused) {
@@ -893,7 +908,8 @@ export class ContainerService {
     const until = o.until && o.until !== '0' ? parseTimestampParam('until', o.until) : undefined;
     const l = this.liveOf(c.id);
     const follow = o.follow && (c.state.Running || c.state.Status === 'restarting');
-    const batches = readLogBatches(this.logPath(c), {
+    // a CRI container logs in the kubelet's file, in the CRI format (the reader takes both)
+    const batches = readLogBatches(c.cri?.logPath || this.logPath(c), {
       stdout: o.stdout,
       stderr: o.stderr,
       ...(since !== undefined ? { since } : {}),

@@ -247,31 +247,31 @@ export class CriContainers {
   async start(req: Msg): Promise<Msg> {
     const c = this.get(str(req.container_id));
     if (c.state.Status !== 'created') throw new ConflictError(`container ${c.id} is not in created state: ${criState(c)}`);
-    await this.containers.start(c.id);
+    await this.containers.start(c.id, 'cri');
     return {};
   }
 
   async stop(req: Msg): Promise<Msg> {
     const c = this.find(str(req.container_id));
     if (!c) return {}; // StopContainer is idempotent: an unknown container is already stopped
-    await this.containers.stop(c.id, { timeout: num(req.timeout) });
+    await this.containers.stop(c.id, { timeout: num(req.timeout), by: 'cri' });
     return {};
   }
 
   async remove(req: Msg): Promise<Msg> {
     const c = this.find(str(req.container_id));
     if (!c) return {}; // RemoveContainer is idempotent
-    await this.containers.remove(c.id, { force: true });
+    await this.containers.remove(c.id, { force: true, by: 'cri' });
     return {};
   }
 
   /** Kills and removes (remove) or only stops (stop) every container of a pod. */
   async stopAll(sandboxId: string): Promise<void> {
-    await Promise.all(this.inSandbox(sandboxId).filter((c) => c.state.Running).map((c) => this.containers.stop(c.id, { timeout: 0 })));
+    await Promise.all(this.inSandbox(sandboxId).filter((c) => c.state.Running).map((c) => this.containers.stop(c.id, { timeout: 0, by: 'cri' })));
   }
 
   async removeAll(sandboxId: string): Promise<void> {
-    await Promise.all(this.inSandbox(sandboxId).map((c) => this.containers.remove(c.id, { force: true })));
+    await Promise.all(this.inSandbox(sandboxId).map((c) => this.containers.remove(c.id, { force: true, by: 'cri' })));
   }
 
   private imageRef(c: ContainerView): string {

@@ -160,7 +160,7 @@ export class SandboxService {
       cri: { kind: 'sandbox', logPath: '', data: data as unknown as Record<string, unknown> },
     });
     try {
-      await this.containers.start(id);
+      await this.containers.start(id, 'cri');
       if (!hostNet) {
         const c = this.containers.get(id);
         const netns = String((c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '');
@@ -184,7 +184,7 @@ export class SandboxService {
         this.containers.setCriData(id, { networkUp: true });
       }
     } catch (e) {
-      await this.containers.remove(id, { force: true }).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'removing a sandbox that failed to start'));
+      await this.containers.remove(id, { force: true, by: 'cri' }).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'removing a sandbox that failed to start'));
       throw e;
     }
     this.log.info({ id, pod: `${namespace}/${name}` }, 'pod sandbox running');
@@ -201,14 +201,14 @@ export class SandboxService {
       await this.cni.tearDown(c.id, netns);
       this.containers.setCriData(c.id, { networkUp: false });
     }
-    if (c.state.Running) await this.containers.stop(c.id, { timeout: 0 });
+    if (c.state.Running) await this.containers.stop(c.id, { timeout: 0, by: 'cri' });
   }
 
   async remove(id: string, removeContainers: (sandboxId: string) => Promise<void>): Promise<void> {
     const c = this.find(id);
     if (!c) return;
     await this.stop(c.id, removeContainers);
-    await this.containers.remove(c.id, { force: true });
+    await this.containers.remove(c.id, { force: true, by: 'cri' });
   }
 
   status(c: ContainerView, verbose: boolean): Msg {

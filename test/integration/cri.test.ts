@@ -141,6 +141,10 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     const logs = await crictl.run(['logs', ctr]);
     expect(logs.stdout).toContain('hello');
     expect(logs.stderr).toContain('oops');
+    // the Docker side reads the same CRI-format file
+    const dlogs = await d.docker(['logs', ctr]);
+    expect(dlogs.stdout).toBe('hello\n');
+    expect(dlogs.stderr).toBe('oops\n');
 
     const stats = JSON.parse(await crictl.ok(['stats', '-o', 'json', ctr])) as { stats: { attributes: { id: string }; memory: { workingSetBytes: { value: string } } }[] };
     expect(stats.stats[0]?.attributes.id).toBe(ctr);
@@ -149,6 +153,12 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     // visible to docker ps, labelled, as the Docker side sees it
     const ps = await d.docker(['ps', '--filter', 'label=io.berth.cri.type=container', '--format', '{{.ID}} {{.Names}}']);
     expect(ps.stdout).toContain(`${ctr.slice(0, 12)} k8s_app_web_cri-test_uid-web_0`);
+
+    // read-only for docker: the kubelet owns them
+    const rm = await d.docker(['rm', '-f', ctr]);
+    expect(rm.code).not.toBe(0);
+    expect(rm.stderr).toContain('managed by the Kubernetes CRI');
+    expect((await d.docker(['stop', pod])).code).not.toBe(0);
 
     await crictl.ok(['stopp', pod]);
     const stopped = JSON.parse(await crictl.ok(['inspect', ctr])) as { status: { state: string; exitCode: number } };
