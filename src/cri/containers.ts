@@ -147,15 +147,29 @@ export class CriContainers {
     }
     checkAppArmor(sc);
 
-    const binds: string[] = [];
+    // HostConfig.Mounts: the CRI's read-only is non-recursive unless recursive_read_only asks (Docker's default is
+    // recursive); a missing host path is created, as containerd does
+    const binds: Record<string, unknown>[] = [];
     const mounts = msgList(config.mounts);
     for (const m of mounts) {
       if (m.image) throw new NotImplementedError('image volumes (Mount.image) are not supported by Berth yet');
       const src = str(m.host_path);
       const dst = str(m.container_path);
       if (!isAbsolute(src) || !isAbsolute(dst)) throw new InvalidParameterError(`mount paths must be absolute: "${src}" -> "${dst}"`);
-      const opts = [m.readonly === true ? 'ro' : 'rw', PROPAGATION[str(m.propagation)] ?? 'rprivate'];
-      binds.push(`${src}:${dst}:${opts.join(',')}`);
+      const readOnly = m.readonly === true;
+      const rro = m.recursive_read_only === true;
+      if (rro && !readOnly) throw new InvalidParameterError(`recursive_read_only needs readonly: ${dst}`);
+      binds.push({
+        Type: 'bind',
+        Source: src,
+        Target: dst,
+        ReadOnly: readOnly,
+        BindOptions: {
+          Propagation: PROPAGATION[str(m.propagation)] ?? 'rprivate',
+          CreateMountpoint: true,
+          ...(readOnly ? (rro ? { ReadOnlyForceRecursive: true } : { ReadOnlyNonRecursive: true }) : {}),
+        },
+      });
     }
     const devices = msgList(config.devices).map((d) => ({
       PathOnHost: str(d.host_path),
@@ -171,7 +185,7 @@ export class CriContainers {
       IpcMode: sd.namespaces.ipc === 'NODE' ? 'host' : `container:${sb.id}`,
       UTSMode: hostNet ? 'host' : `container:${sb.id}`,
       PidMode: pidMode,
-      Binds: binds,
+      Mounts: binds,
       Devices: devices,
       Privileged: privileged,
       CapAdd: caps(msg(sc.capabilities).add_capabilities),

@@ -7,6 +7,7 @@ import type { OutputChunk } from '../runtime/executor.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ContainerView } from '../containers/types.js';
 import { BERTH_VERSION } from '../version.js';
+import { recursiveReadOnlySupported } from '../volumes/container-mounts.js';
 import type { Logger } from '../util/logger.js';
 import type { CniManager } from './cni.js';
 import { containerData, criState, type CriContainers } from './containers.js';
@@ -54,7 +55,7 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
           ],
         },
         info,
-        runtime_handlers: [{ name: '', features: { recursive_read_only_mounts: false, user_namespaces: false } }],
+        runtime_handlers: [{ name: '', features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: false } }],
         features: { supplemental_groups_policy: false },
       };
     },
