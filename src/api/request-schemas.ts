@@ -167,7 +167,19 @@ export class RequestSchemas {
    * allows), querystrings and params through a plain one.
    */
   compile(schema: Schema, httpPart: string | undefined, method: string, url: string): ValidateFunction | ((data: unknown) => boolean) {
-    if (httpPart !== 'body') return this.plainAjv.compile(schema);
+    if (httpPart !== 'body') {
+      // Compiled on first use too: ~100 routes' query and path schemas compiled at start cost a daemon start
+      // hundreds of milliseconds and their code stays resident.
+      let v: ValidateFunction | undefined;
+      const plain = (data: unknown): boolean => {
+        v ??= this.plainAjv.compile(schema);
+        const ok = v(data);
+        plain.errors = v.errors;
+        return ok;
+      };
+      plain.errors = undefined as unknown;
+      return plain;
+    }
     // Compiled on first use: the body schemas pull in much of the spec, and most routes are never called.
     let v: ValidateFunction | undefined;
     const name = this.bodyNameFor(method, url);
