@@ -1064,8 +1064,10 @@ export class ContainerService {
   async restore(): Promise<string[]> {
     this.emptyTrash();
     const liveIds: string[] = [];
-    for (const c of this.records.values()) {
-      if (!c.state.Running && c.state.Status !== 'restarting') continue;
+    // Each container is adopted on its own (reads of its bundle, a round trip to its shim): several at a time, so
+    // a start with many running containers is not a sum of round trips.
+    const running = [...this.records.values()].filter((c) => c.state.Running || c.state.Status === 'restarting');
+    await eachLimited(running, RESTORE_CONCURRENCY, async (c) => {
       const dir = this.dir(c.id);
       let outcome: Awaited<ReturnType<Executor['adopt']>>;
       try {
@@ -1091,20 +1093,21 @@ export class ContainerService {
         c.state.Running = true;
         await this.serial(c.id, () => this.onExit(c, st));
       }
-    }
+    });
     return liveIds;
   }
 
   /** Containers with restart policy always / unless-stopped that were not running when berthd stopped. */
   async startRestartPolicyContainers(): Promise<void> {
-    for (const c of this.records.values()) {
+    const due = [...this.records.values()].filter((c) => {
       const p = c.hostConfig.RestartPolicy?.Name;
       // dockerd: `always` starts again at daemon start even when stopped by hand; unless-stopped does not
-      if (c.state.Running || !c.hasBeenStarted) continue;
-      if (p === 'always' || (p === 'unless-stopped' && !c.manuallyStopped)) {
-        await this.start(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'restart policy start failed'));
-      }
-    }
+      if (c.state.Running || !c.hasBeenStarted) return false;
+      return p === 'always' || (p === 'unless-stopped' && !c.manuallyStopped);
+    });
+    await eachLimited(due, RESTORE_CONCURRENCY, (c) =>
+      this.start(c.id).catch((e: unknown) => this.log.warn({ err: errorMessage(e), id: c.id }, 'restart policy start failed')),
+    );
   }
 
   /** Daemon shutdown: containers keep running; only timers stop. */
@@ -1337,4 +1340,16 @@ export function refuseUnsupportedFields(hc: HostConfig, o: { utsFromContainer?: 
   if (hc.StorageOpt && typeof hc.StorageOpt === 'object' && Object.keys(hc.StorageOpt).length > 0) {
     throw new InvalidParameterError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
   }
+}
+
+/** Containers restored (or started by their restart policy) at once at daemon start. */
+const RESTORE_CONCURRENCY = 8;
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
