@@ -25,7 +25,8 @@ import {
   restoreContainerMounts,
 } from '../volumes/container-mounts.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
-import { adaptResources, buildDeviceConfig, hostConfigToLinuxResources, verifyResources } from './resources.js';
+import { adaptResources, hostConfigToLinuxResources, verifyResources } from './resources.js';
+import { buildDeviceConfig } from './devices.js';
 import type { AttachHandle, ExitStatus, Executor } from '../runtime/executor.js';
 import { ContainerStartError } from '../runtime/executor.js';
 import type { ContainerRepo } from '../store/container-repo.js';

@@ -6,7 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cgroup, type CgroupManager, CgroupV1, CgroupWarnings, createCgroupManager, parseCgroupMounts } from '../../src/runtime/cgroups/index.js';
-import { adaptResources, buildDeviceConfig, runtimeAllowedDeviceRules, hostConfigToLinuxResources, mergeResourcesUpdate, verifyResources } from '../../src/containers/resources.js';
+import { adaptResources, hostConfigToLinuxResources, mergeResourcesUpdate, verifyResources } from '../../src/containers/resources.js';
+import { buildDeviceConfig, runtimeAllowedDeviceRules } from '../../src/containers/devices.js';
 
 const MiB = 1024 * 1024;
 

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, InvalidParameterError } from '../../../src/errors.js';
 import { type CgroupSysInfo, CgroupWarnings } from '../../../src/runtime/cgroups/index.js';
-import { adaptResources, buildDeviceConfig, defaultDeviceRules, devicesFromPath, hostConfigToLinuxResources, hostDevices, mergeResourcesUpdate, parseDeviceCgroupRule, runtimeAllowedDeviceRules, splitDevNumber, verifyResources } from '../../../src/containers/resources.js';
+import { adaptResources, hostConfigToLinuxResources, mergeResourcesUpdate, splitDevNumber, verifyResources } from '../../../src/containers/resources.js';
+import { buildDeviceConfig, defaultDeviceRules, devicesFromPath, hostDevices, parseDeviceCgroupRule, runtimeAllowedDeviceRules } from '../../../src/containers/devices.js';
 
 /** The CI hosts: cgroup v1, everything but a blkio weight file. */
 const HOST: CgroupSysInfo = {

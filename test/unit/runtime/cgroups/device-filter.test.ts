@@ -5,7 +5,7 @@ import {
   deviceRulesOnlyAllowAll,
   emulateDeviceRules,
 } from '../../../../src/runtime/cgroups/device-filter.js';
-import { parseDeviceCgroupRule } from '../../../../src/containers/resources.js';
+import { parseDeviceCgroupRule } from '../../../../src/containers/devices.js';
 import type { LinuxDeviceCgroup } from '../../../../src/runtime/cgroups/resources.js';
 import { DEFAULT_DEVICE_CGROUP_RULES, RUNTIME_ALLOWED_DEVICE_RULES } from '../../../../src/runtime/defaults.js';
 
