@@ -97,9 +97,21 @@ export function removeIgnoredBuildFiles(dir: string, ignore: string | undefined,
 }
 
 /** Writes the (decompressed) context tar to `file`: nothing is unpacked until a step needs the context. */
-export async function spoolContext(body: Readable, file: string): Promise<void> {
+/** Writes the (decompressed) context tar to `file`; returns the tar's sha256 (the same context gives the same digest). */
+export async function spoolContext(body: Readable, file: string): Promise<string> {
   const d = await decompressStream(body);
-  await pipeline(d.stream, createWriteStream(file, { mode: 0o600 }));
+  const h = createHash('sha256');
+  await pipeline(
+    d.stream,
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const chunk of src) {
+        h.update(chunk);
+        yield chunk;
+      }
+    },
+    createWriteStream(file, { mode: 0o600 }),
+  );
+  return h.digest('hex');
 }
 
 /**

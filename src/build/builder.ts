@@ -188,6 +188,11 @@ function keyConfig(c: ContainerConfigJson): ContainerConfigJson {
 export class BuildService {
   private readonly log: Logger;
   private readonly memo = new ChecksumMemo();
+  /**
+   * COPY/ADD source checksums by (context tar digest, Dockerfile name, sources): a rebuild of an unchanged context
+   * probes the cache of its COPY steps without unpacking and re-hashing the context.
+   */
+  readonly contextSums = new Map<string, string>();
   private readonly workRoot: string;
 
   constructor(private readonly d: BuildServiceDeps) {
@@ -207,7 +212,8 @@ export class BuildService {
     const run = new BuildRun(this, this.d, o, emit, signal, dir, holder, this.memo);
     try {
       const contextDir = join(dir, 'context');
-      const { dockerfile, unpack } = await this.prepareContext(body, o, contextDir, join(dir, 'context.tar'), emit);
+      const { dockerfile, unpack, digest } = await this.prepareContext(body, o, contextDir, join(dir, 'context.tar'), emit);
+      if (digest !== undefined) run.contextKey = `${digest}\0${o.dockerfile}`;
       const imageId = await run.run(contextDir, dockerfile, unpack);
       emit({ stream: `Successfully built ${short(imageId)}\n` });
       for (const t of tags) {
@@ -248,7 +254,7 @@ export class BuildService {
     contextDir: string,
     tarFile: string,
     emit: BuildEmit,
-  ): Promise<{ dockerfile: string; unpack?: () => Promise<void> }> {
+  ): Promise<{ dockerfile: string; unpack?: () => Promise<void>; digest?: string }> {
     const name = o.dockerfile || 'Dockerfile';
     if (o.remote !== '') {
       const { fetchRemoteContext } = await import('./remote-context.js');
@@ -257,7 +263,7 @@ export class BuildService {
       return { dockerfile: readDockerfile(contextDir, name).text };
     }
     if (!body) throw new InvalidParameterError('the build context is missing');
-    await spoolContext(body, tarFile);
+    const digest = await spoolContext(body, tarFile);
     const unpackTree = async (): Promise<void> => {
       await extractContext(createReadStream(tarFile), contextDir);
       rmSync(tarFile, { force: true });
@@ -269,6 +275,7 @@ export class BuildService {
     }
     return {
       dockerfile: found.text,
+      digest,
       unpack: async () => {
         await unpackTree();
         removeIgnoredBuildFiles(contextDir, found.ignore, found.name);
@@ -424,6 +431,8 @@ class BuildRun {
   private stageNames = new Map<string, number>();
   private contextDir = '';
   private unpack: (() => Promise<void>) | undefined;
+  /** The uploaded context's identity (tar digest + Dockerfile name) for BuildService.contextSums; unset otherwise. */
+  contextKey: string | undefined;
   /** State every stage runner shares (forks see this same object). */
   private readonly shared: { contextReady?: Promise<ConfinedRoot>; contextRoot?: ConfinedRoot } = {};
   private shlex = new ShellLex('\\');
@@ -1037,6 +1046,12 @@ class BuildRun {
     const rc = state.runConfig;
 
     // Where the sources come from: the context, another stage, or an image.
+    const comment = (srcHash: string): string => `${name} ${chown ? `--chown=${chown} ` : ''}${srcHash} in ${dest} `;
+    const fromContext = !(c.kind === 'copy' && c.from !== '') && !sources.some(isUrl);
+    const sumsKey = fromContext && this.contextKey !== undefined ? `${this.contextKey}\0${JSON.stringify(sources)}` : undefined;
+    const known = sumsKey !== undefined ? this.svc.contextSums.get(sumsKey) : undefined;
+    if (known !== undefined && this.probe(state, { ...copyConfig(rc), Cmd: [...shellOf(rc), `#(nop) ${comment(known)}`] })) return;
+
     let srcRoot: ConfinedRoot;
     let fromView: StepRootfs | undefined;
     if (c.kind === 'copy' && c.from !== '') {
@@ -1090,8 +1105,11 @@ class BuildRun {
         }
         const srcHash =
           infos.length === 1 ? (infos[0] as { hash: string }).hash : `multi:${stableHash(infos.map((i) => i.hash).join(','))}`;
-        const comment = `${name} ${chown ? `--chown=${chown} ` : ''}${srcHash} in ${dest} `;
-        const probeCfg: ContainerConfigJson = { ...copyConfig(rc), Cmd: [...shellOf(rc), `#(nop) ${comment}`] };
+        if (sumsKey !== undefined) {
+          if (this.svc.contextSums.size >= 4096) this.svc.contextSums.clear();
+          this.svc.contextSums.set(sumsKey, srcHash);
+        }
+        const probeCfg: ContainerConfigJson = { ...copyConfig(rc), Cmd: [...shellOf(rc), `#(nop) ${comment(srcHash)}`] };
         if (this.probe(state, probeCfg)) return;
 
         const destPath = normalizeDest(rc.WorkingDir ?? '', dest);
