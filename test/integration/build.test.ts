@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { layerTar } from '../helpers/image-builder.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
 
 let d: TestDaemon;
 let work: string;
@@ -348,5 +349,47 @@ describe('docker build (classic builder)', () => {
     expect(body.CachesDeleted.length).toBeGreaterThan(0);
     const again = await ok([], dir);
     expect(again).not.toContain('Using cache');
+  });
+
+  it('runs RUN under the build\'s --memory, --cpu-shares and --shm-size', async () => {
+    const dir = context('limits', {
+      Dockerfile: [
+        'FROM busybox',
+        // cgroup v1 (memory.limit_in_bytes, cpu.shares) or v2 (memory.max, cpu.weight), whichever the host has
+        'RUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null > /mem; cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu,cpuacct/cpu.shares /sys/fs/cgroup/cpu.weight 2>/dev/null | head -n1 > /cpu; grep " /dev/shm " /proc/mounts > /shm',
+        '',
+      ].join('\n'),
+    });
+    await ok(['-t', 'limits:1', '--memory', '64m', '--cpu-shares', '512', '--shm-size', '32m'], dir);
+    const out = (f: string): string => execFileSync('docker', ['run', '--rm', 'limits:1', 'cat', f], { env: d.env, encoding: 'utf8' }).trim();
+    expect(out('/mem')).toBe(String(64 * 1024 * 1024));
+    // cpu.weight is cpu.shares mapped as runc does: 1 + (512 - 2) * 9999 / 262142
+    expect(['512', '20']).toContain(out('/cpu'));
+    expect(out('/shm')).toMatch(/size=32768k/);
+  });
+
+  it('kills and removes the RUN container when the client disconnects, and tags nothing', async () => {
+    const dir = context('cancel', { Dockerfile: 'FROM busybox\nRUN sleep 300\n' });
+    const before = execFileSync('docker', ['ps', '-aq', '--no-trunc'], { env: d.env, encoding: 'utf8' }).trim();
+    const cli = spawn('docker', ['build', '-t', 'cancelled:1', dir], { env: { ...d.env, ...classic }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    cli.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise((r) => cli.once('exit', r));
+    try {
+      // the RUN container exists and runs the step
+      const running = (): string[] =>
+        execFileSync('docker', ['ps', '-q', '--no-trunc'], { env: d.env, encoding: 'utf8' })
+          .trim()
+          .split('\n')
+          .filter((id) => id !== '' && !before.includes(id));
+      await waitFor(() => output.includes('Running in') && running().length > 0, 60_000);
+      expect(output).toContain('sleep 300');
+    } finally {
+      cli.kill('SIGKILL');
+      await exited;
+    }
+    await waitFor(() => execFileSync('docker', ['ps', '-aq', '--no-trunc'], { env: d.env, encoding: 'utf8' }).trim() === before, 30_000);
+    const tagged = execFileSync('docker', ['images', '-q', 'cancelled'], { env: d.env, encoding: 'utf8' }).trim();
+    expect(tagged).toBe('');
   });
 });
