@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { busyboxEntries } from './busybox-image.js';
@@ -43,6 +43,27 @@ function nginxLayer(): LayerEntry[] {
 }
 
 /**
+ * /bin/sh as upstream busybox images have it: a busybox whose sh execs external commands through PATH.
+ * busybox-static's sh runs applets in-process (FEATURE_SH_STANDALONE), so a masked /bin/ls would never be
+ * exec'd; Debian's dynamically linked busybox (scripts/fetch-busybox-shell.sh) is built without it, and comes
+ * here with the host's libraries it links.
+ */
+function shellEntries(): LayerEntry[] {
+  const bin = execFileSync(fileURLToPath(new URL('../../scripts/fetch-busybox-shell.sh', import.meta.url)), { encoding: 'utf8' }).trim();
+  const out: LayerEntry[] = [file('bin/sh', readFileSync(bin), 0o755)];
+  const dirs = new Set<string>();
+  for (const line of execFileSync('ldd', [bin], { encoding: 'utf8' }).split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (!m) continue;
+    const lib = m[1].slice(1);
+    const parts = lib.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+    out.push(file(lib, readFileSync(realpathSync(m[1])), 0o755));
+  }
+  return [...[...dirs].sort().map((d) => dir(d)), ...out];
+}
+
+/**
  * Stand-ins for the images critest pulls, built from busybox-static with the configuration critest checks:
  * users and groups, distinct images per tag where critest expects distinct IDs, one image under several tags
  * where it expects one, web servers answering on the ports critest probes (busybox httpd behind a small
@@ -55,7 +76,10 @@ function nginxLayer(): LayerEntry[] {
  * lacks, as small scripts over ps and /proc/sysvipc.
  */
 function busyboxImageEntries(): LayerEntry[] {
-  const out = busyboxEntries().map((e): LayerEntry => (e.type === 'symlink' && e.linkname === '/bin/busybox' ? { path: e.path, type: 'link', linkname: 'bin/busybox' } : e));
+  const out = busyboxEntries()
+    .filter((e) => e.path !== 'bin/sh')
+    .map((e): LayerEntry => (e.type === 'symlink' && e.linkname === '/bin/busybox' ? { path: e.path, type: 'link', linkname: 'bin/busybox' } : e));
+  out.push(...shellEntries());
   const have = new Set(out.map((e) => e.path));
   const script = (path: string, text: string): void => {
     if (!have.has(path)) out.push(file(path, text, 0o755));
