@@ -48,6 +48,8 @@ interface Channels {
   stderr?: (b: Buffer) => void;
   stdin?: Readable;
   resize?: (cb: (h: number, w: number) => void) => void;
+  /** The terminal's size the client sends as the stream opens (undefined if none comes within a moment). */
+  initialSize?: () => Promise<[number, number] | undefined>;
   status(exitCode: number | undefined, error?: string): void;
   close(): void;
 }
@@ -181,31 +183,26 @@ export class StreamingServer {
         stdin.on('end', () => input.end());
       }
       const resize = streams.get('resize');
+      // the client sends the terminal's size as soon as the stream opens, before the exec has started: parsed from
+      // the start, the last size kept until the exec's handler is there
+      const sizes = resize ? resizeQueue() : undefined;
+      if (resize && sizes) {
+        let pendingText = '';
+        resize.on('data', (b: Buffer) => {
+          pendingText += b.toString('utf8');
+          let i: number;
+          while ((i = pendingText.indexOf('}')) >= 0) {
+            const one = pendingText.slice(0, i + 1);
+            pendingText = pendingText.slice(i + 1);
+            sizes.push(one);
+          }
+        });
+      }
       const channels: Channels = {
         ...(streams.get('stdout') ? { stdout: (b: Buffer) => streams.get('stdout')?.write(b) } : {}),
         ...(streams.get('stderr') ? { stderr: (b: Buffer) => streams.get('stderr')?.write(b) } : {}),
         ...(input ? { stdin: input.stream } : {}),
-        ...(resize
-          ? {
-              resize: (cb: (h: number, w: number) => void) => {
-                let pendingText = '';
-                resize.on('data', (b: Buffer) => {
-                  pendingText += b.toString('utf8');
-                  let i: number;
-                  while ((i = pendingText.indexOf('}')) >= 0) {
-                    const one = pendingText.slice(0, i + 1);
-                    pendingText = pendingText.slice(i + 1);
-                    try {
-                      const j = JSON.parse(one.trim()) as { Width?: number; Height?: number };
-                      cb(Number(j.Height ?? 0), Number(j.Width ?? 0));
-                    } catch {
-                      // a malformed size is ignored, as the kubelet does
-                    }
-                  }
-                });
-              },
-            }
-          : {}),
+        ...(sizes ? { resize: sizes.listen, initialSize: sizes.first } : {}),
         status: (code, error) => {
           const e = streams.get('error');
           e?.write(statusJson(code, error));
@@ -254,21 +251,15 @@ export class StreamingServer {
     const tty = bool(r.tty);
     const v5 = protocol === 'v5.channel.k8s.io';
     const input = bool(r.stdin) ? inputPipe() : undefined;
-    let onResize: ((h: number, w: number) => void) | undefined;
+    const sizes = tty ? resizeQueue() : undefined;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       const b = isBinary ? data : Buffer.from(data);
       if (b.length === 0) return;
       const ch = b[0];
       const payload = b.subarray(1);
       if (ch === 0 && input) input.push(payload);
-      else if (ch === 4 && onResize) {
-        try {
-          const j = JSON.parse(payload.toString('utf8')) as { Width?: number; Height?: number };
-          onResize(Number(j.Height ?? 0), Number(j.Width ?? 0));
-        } catch {
-          // ignored
-        }
-      } else if (v5 && ch === 255 && payload[0] === 0 && input) input.end();
+      else if (ch === 4 && sizes) sizes.push(payload.toString('utf8'));
+      else if (v5 && ch === 255 && payload[0] === 0 && input) input.end();
     });
     ws.on('close', () => input?.end());
     const send = (ch: number, b: Buffer): void => {
@@ -278,7 +269,7 @@ export class StreamingServer {
       ...(bool(r.stdout) ? { stdout: (b: Buffer) => send(1, b) } : {}),
       ...(bool(r.stderr) && !tty ? { stderr: (b: Buffer) => send(2, b) } : {}),
       ...(input ? { stdin: input.stream } : {}),
-      ...(tty ? { resize: (cb: (h: number, w: number) => void) => (onResize = cb) } : {}),
+      ...(sizes ? { resize: sizes.listen, initialSize: sizes.first } : {}),
       status: (code, error) => send(3, statusJson(code, error)),
       close: () => ws.close(1000),
     };
@@ -309,7 +300,16 @@ export class StreamingServer {
   private async runExec(r: Msg, ch: Channels): Promise<void> {
     const c = this.containers.get(str(r.container_id));
     const tty = bool(r.tty);
-    const execId = this.execs.create(c.id, { Cmd: strList(r.cmd), AttachStdin: ch.stdin !== undefined, AttachStdout: true, AttachStderr: !tty, Tty: tty });
+    // the process starts with the client's terminal size (a resize after the start could come after it asked)
+    const size = tty ? await ch.initialSize?.() : undefined;
+    const execId = this.execs.create(c.id, {
+      Cmd: strList(r.cmd),
+      AttachStdin: ch.stdin !== undefined,
+      AttachStdout: true,
+      AttachStderr: !tty,
+      Tty: tty,
+      ...(size ? { ConsoleSize: size } : {}),
+    });
     const { handle } = await this.execs.start(execId);
     ch.resize?.((h, w) => void handle.resize(h, w).catch(() => undefined));
     if (ch.stdin && handle.stdin) {
@@ -385,4 +385,51 @@ export class StreamingServer {
       data.on('reset', () => sock.destroy());
     });
   }
+}
+
+/**
+ * A terminal-size channel: JSON sizes ({"Width","Height"}) pushed as they come, handed to the listener once there
+ * is one; sizes sent before that (the initial one comes right as the stream opens) are kept, the last one replayed.
+ */
+const INITIAL_SIZE_WAIT_MS = 1000;
+
+function resizeQueue(): {
+  push: (json: string) => void;
+  listen: (cb: (h: number, w: number) => void) => void;
+  first: () => Promise<[number, number] | undefined>;
+} {
+  let last: [number, number] | undefined;
+  let listener: ((h: number, w: number) => void) | undefined;
+  let waiter: ((size: [number, number] | undefined) => void) | undefined;
+  return {
+    push: (json) => {
+      try {
+        const j = JSON.parse(json.trim()) as { Width?: number; Height?: number };
+        const size: [number, number] = [Number(j.Height ?? 0), Number(j.Width ?? 0)];
+        if (listener) listener(...size);
+        else last = size;
+        waiter?.(size);
+      } catch {
+        // a malformed size is ignored, as the kubelet does
+      }
+    },
+    first: () =>
+      last
+        ? Promise.resolve(last)
+        : new Promise((resolve) => {
+            // a client with no size to send (not a terminal) sends nothing: the exec starts without one
+            const timer = setTimeout(() => done(undefined), INITIAL_SIZE_WAIT_MS);
+            const done = (size: [number, number] | undefined): void => {
+              clearTimeout(timer);
+              waiter = undefined;
+              resolve(size);
+            };
+            waiter = done;
+          }),
+    listen: (cb) => {
+      listener = cb;
+      if (last) cb(...last);
+      last = undefined;
+    },
+  };
 }

@@ -243,6 +243,23 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
       env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' },
     });
     expect(tty.stdout).toMatch(/\/dev\/pts\/\d+/);
+    // the terminal's size reaches the process (sent as the resize stream opens, before the exec runs), and
+    // nothing but the process's output comes back (no stray byte on the stream's opening)
+    const sizes: string[] = [];
+    for (const transport of ['spdy', 'websocket']) {
+      // script's stdin stays open while it runs (at its end, script passes EOF on to the terminal crictl reads)
+      const script = spawn(
+        'script',
+        ['-qec', `stty rows 31 cols 101; ${join(crictl.bin, 'crictl')} --runtime-endpoint unix://${crictl.socket} --timeout 60s exec -it --transport ${transport} ${ctr} stty size`, '/dev/null'],
+        { env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' }, stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      script.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      await new Promise((resolve) => script.on('close', resolve));
+      script.stdin.end();
+      sizes.push(`${transport}: ${JSON.stringify(out)}`);
+    }
+    expect(sizes).toEqual(['spdy: "31 101\\r\\n"', 'websocket: "31 101\\r\\n"']);
 
     const local = await freePort();
     const pf = spawn(join(crictl.bin, 'crictl'), ['--runtime-endpoint', `unix://${crictl.socket}`, 'port-forward', pod, `${local}:8080`], {
