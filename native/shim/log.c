@@ -161,20 +161,17 @@ static void gz_wait(struct logw *l)
 	}
 }
 
-/* Rotation with compression: <log>.N.gz shift up (the oldest is dropped), <log> becomes <log>.1 and is
- * compressed in the background; the previous compression is finished first. */
-static void rotate_compressed(struct logw *l)
+/* Shifts <log>.N<suffix> to <log>.N+1<suffix> (the oldest is dropped) and <log> to <log>.1. The dropped file
+ * is kept open until then so that close_in_background frees it off the output loop. */
+static void shift_files(struct logw *l, const char *suffix)
 {
-	size_t pl = strlen(l->path) + 24;
+	size_t pl = strlen(l->path) + strlen(suffix) + 16;
 	char *a = xmalloc(pl), *b = xmalloc(pl);
-	if (l->fd >= 0)
-		close(l->fd);
-	gz_wait(l);
-	snprintf(a, pl, "%s.%d.gz", l->path, l->max_file - 1);
+	snprintf(a, pl, "%s.%d%s", l->path, l->max_file - 1, suffix);
 	int victim = open(a, O_RDONLY | O_CLOEXEC);
 	for (int i = l->max_file - 1; i > 1; i--) {
-		snprintf(a, pl, "%s.%d.gz", l->path, i - 1);
-		snprintf(b, pl, "%s.%d.gz", l->path, i);
+		snprintf(a, pl, "%s.%d%s", l->path, i - 1, suffix);
+		snprintf(b, pl, "%s.%d%s", l->path, i, suffix);
 		if (rename(a, b) < 0 && errno != ENOENT)
 			shim_log("rotate %s: %s", a, strerror(errno));
 	}
@@ -182,12 +179,28 @@ static void rotate_compressed(struct logw *l)
 	if (rename(l->path, b) < 0)
 		shim_log("rotate %s: %s", l->path, strerror(errno));
 	close_in_background(victim);
-	if (pthread_create(&l->gz_thread, NULL, gzip_thread, xstrdup(b)) == 0)
-		l->gz_running = 1;
-	else
-		shim_log("compress %s: cannot start a thread", b);
 	free(a);
 	free(b);
+}
+
+/* Rotation with compression: <log>.N.gz shift up, <log> becomes <log>.1 and is compressed in the background;
+ * the previous compression is finished first. */
+static void rotate_compressed(struct logw *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	gz_wait(l);
+	shift_files(l, ".gz");
+	size_t pl = strlen(l->path) + 8;
+	char *first = xmalloc(pl);
+	snprintf(first, pl, "%s.1", l->path);
+	/* the thread owns (and frees) its copy of the name */
+	if (pthread_create(&l->gz_thread, NULL, gzip_thread, first) == 0)
+		l->gz_running = 1;
+	else {
+		shim_log("compress %s: cannot start a thread", first);
+		free(first);
+	}
 	log_open(l);
 }
 
@@ -197,29 +210,12 @@ static void rotate(struct logw *l)
 		rotate_compressed(l);
 		return;
 	}
-	size_t pl = strlen(l->path) + 16;
-	char *a = xmalloc(pl), *b = xmalloc(pl);
 	if (l->fd >= 0)
 		close(l->fd);
-	if (l->max_file > 1) {
-		/* the oldest file is replaced below: keep it open so it is freed by close_in_background */
-		snprintf(a, pl, "%s.%d", l->path, l->max_file - 1);
-		int victim = open(a, O_RDONLY | O_CLOEXEC);
-		for (int i = l->max_file - 1; i > 1; i--) {
-			snprintf(a, pl, "%s.%d", l->path, i - 1);
-			snprintf(b, pl, "%s.%d", l->path, i);
-			if (rename(a, b) < 0 && errno != ENOENT)
-				shim_log("rotate %s: %s", a, strerror(errno));
-		}
-		snprintf(b, pl, "%s.1", l->path);
-		if (rename(l->path, b) < 0)
-			shim_log("rotate %s: %s", l->path, strerror(errno));
-		close_in_background(victim);
-	} else if (truncate(l->path, 0) < 0) {
+	if (l->max_file > 1)
+		shift_files(l, "");
+	else if (truncate(l->path, 0) < 0)
 		shim_log("truncate %s: %s", l->path, strerror(errno));
-	}
-	free(a);
-	free(b);
 	log_open(l);
 }
 
