@@ -186,7 +186,11 @@ interface LogFile {
   close(): Promise<void>;
 }
 
-function openLogFile(path: string): LogFile | undefined {
+/**
+ * Opens `path` now. The close is idempotent: an fd number must never be closed twice (by then it may belong to
+ * another file).
+ */
+function openOnce(path: string): { fd: number; ino: number; close(): Promise<void> } | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -195,12 +199,8 @@ function openLogFile(path: string): LogFile | undefined {
   }
   let closed = false;
   return {
+    fd,
     ino: fstatSync(fd).ino,
-    read: (buf, offset, length, position) =>
-      new Promise((resolve, reject) => {
-        read(fd, buf, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })));
-      }),
-    // Idempotent: an fd number must never be closed twice (it may already belong to another file).
     close: () => {
       if (closed) return Promise.resolve();
       closed = true;
@@ -209,35 +209,39 @@ function openLogFile(path: string): LogFile | undefined {
   };
 }
 
+function openLogFile(path: string): LogFile | undefined {
+  const f = openOnce(path);
+  if (!f) return undefined;
+  return {
+    ino: f.ino,
+    read: (buf, offset, length, position) =>
+      new Promise((resolve, reject) => {
+        read(f.fd, buf, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })));
+      }),
+    close: f.close,
+  };
+}
+
 const gunzipAsync = promisify(gunzip);
 
 /** A compressed rotated file: opened at once like the others, decompressed on the first read. */
 function openGzipLogFile(path: string): LogFile | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return undefined;
-  }
-  let closed = false;
+  const f = openOnce(path);
+  if (!f) return undefined;
   let data: Promise<Buffer> | undefined;
   const load = (): Promise<Buffer> =>
-    (data ??= new Promise<Buffer>((resolve, reject) => readFile(fd, (err, b) => (err ? reject(err) : resolve(b)))).then((b) =>
+    (data ??= new Promise<Buffer>((resolve, reject) => readFile(f.fd, (err, b) => (err ? reject(err) : resolve(b)))).then((b) =>
       gunzipAsync(b).catch(() => Buffer.alloc(0)),
     ));
   return {
-    ino: fstatSync(fd).ino,
+    ino: f.ino,
     read: async (buf, offset, length, position) => {
       const d = await load();
       const n = Math.max(0, Math.min(length, d.length - position));
       d.copy(buf, offset, position, position + n);
       return { bytesRead: n };
     },
-    close: () => {
-      if (closed) return Promise.resolve();
-      closed = true;
-      return new Promise((resolve) => close(fd, () => resolve()));
-    },
+    close: f.close,
   };
 }
 
