@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { openDatabase } from '../dist/store/database.js';
-import { EventRepo } from '../dist/store/event-repo.js';
+import { openDatabase } from '../dist/metadata/database.js';
+import { EventRepo } from '../dist/metadata/event-repo.js';
 import { EventBus } from '../dist/events/event-bus.js';
-import { NetworkRepo } from '../dist/store/network-repo.js';
+import { NetworkRepo } from '../dist/metadata/network-repo.js';
 import { NetworkService } from '../dist/network/network-service.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);

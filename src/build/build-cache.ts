@@ -3,7 +3,7 @@
 // gone are dropped when probed; prune removes entries and the dangling images only they kept.
 
 import { createHash } from 'node:crypto';
-import type { Db } from '../store/database.js';
+import type { Db } from '../metadata/database.js';
 
 export interface BuildCacheRow {
   key: string;

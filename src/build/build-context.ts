@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidParameterError, NotFoundError } from '../errors.js';
 import { ConfinedRoot, fdPath, openChildDir, type Resolved } from '../containers/confined-root.js';
-import { ByteReader } from '../storage/byte-reader.js';
-import { decompressStream } from '../storage/decompress.js';
-import { applyTar } from '../storage/layer-apply.js';
-import { readTar } from '../storage/tar-reader.js';
+import { ByteReader } from '../archive/byte-reader.js';
+import { decompressStream } from '../archive/decompress.js';
+import { applyTar } from '../snapshots/layer-apply.js';
+import { readTar } from '../archive/tar-reader.js';
 import { cleanPath, PatternMatcher, readIgnoreFile } from './dockerignore.js';
 
 /** Unpacks a (possibly compressed) context tar into `dir` (created). Returns the bytes received. */

@@ -21,9 +21,9 @@ import { familiarString, parseReference, withDefaultTag, type ImageReference } f
 import type { AuthConfig } from '../registry/auth-config.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { RegistryService } from '../registry/registry-service.js';
-import { decompressStream } from '../storage/decompress.js';
-import { LayerStore } from '../storage/layer-store.js';
-import { MNT_DETACH, nativeAddon } from '../storage/native.js';
+import { decompressStream } from '../archive/decompress.js';
+import { LayerStore } from '../snapshots/layer-store.js';
+import { MNT_DETACH, nativeAddon } from '../native.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import { BERTH_VERSION } from '../version.js';

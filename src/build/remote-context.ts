@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InvalidParameterError, errorMessage } from '../errors.js';
-import { detectFileCompression } from '../storage/decompress.js';
+import { detectFileCompression } from '../archive/decompress.js';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
 import { extractContext } from './build-context.js';

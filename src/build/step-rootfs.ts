@@ -11,8 +11,8 @@ import { errorMessage } from '../errors.js';
 import { ConfinedRoot } from '../containers/confined-root.js';
 import { upperLayerTar } from '../containers/commit.js';
 import type { ImageService } from '../images/image-service.js';
-import type { LayerStore } from '../storage/layer-store.js';
-import { mountOverlay, unmount } from '../storage/overlay.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
+import { mountOverlay, unmount } from '../snapshots/overlay.js';
 import type { Logger } from '../util/logger.js';
 
 export interface StepLayer {

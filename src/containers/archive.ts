@@ -26,11 +26,11 @@ import {
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BerthError, ForbiddenError, InvalidParameterError, NotFoundError } from '../errors.js';
-import { ByteReader } from '../storage/byte-reader.js';
-import { decompressStream } from '../storage/decompress.js';
-import { cleanMemberName, LayerApplyError } from '../storage/layer-apply.js';
-import { nativeAddon, S_IFBLK, S_IFCHR, S_IFIFO } from '../storage/native.js';
-import { readTar, TarFormatError, type TarEntry } from '../storage/tar-reader.js';
+import { ByteReader } from '../archive/byte-reader.js';
+import { decompressStream } from '../archive/decompress.js';
+import { cleanMemberName, LayerApplyError } from '../snapshots/layer-apply.js';
+import { nativeAddon, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
+import { readTar, TarFormatError, type TarEntry } from '../archive/tar-reader.js';
 import { fdPath, lstatOrUndefined, openChildDir, type ConfinedRoot, type Resolved } from './confined-root.js';
 import type { RootView } from './container-views.js';
 import { tarTree } from './tree-tar.js';

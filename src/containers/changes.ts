@@ -6,7 +6,7 @@
 // directory hides everything below it: what the lower view has there and the upper does not is deleted.
 
 import { closeSync, readdirSync, type Stats } from 'node:fs';
-import { nativeAddon } from '../storage/native.js';
+import { nativeAddon } from '../native.js';
 import { fdPath, lstatOrUndefined, openChildDir } from './confined-root.js';
 
 /** FilesystemChange.Kind: 0 Modify (C), 1 Add (A), 2 Delete (D). */

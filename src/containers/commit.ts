@@ -7,7 +7,7 @@ import { applyChanges } from '../images/changes.js';
 import type { ContainerConfigJson, ImageConfigJson } from '../images/image-config.js';
 import { targetReference } from '../images/image-import.js';
 import type { ImageService } from '../images/image-service.js';
-import { LayerStore } from '../storage/layer-store.js';
+import { LayerStore } from '../snapshots/layer-store.js';
 import { rfc3339Nano } from '../util/time.js';
 import { BERTH_VERSION } from '../version.js';
 import type { ConfinedRoot } from './confined-root.js';

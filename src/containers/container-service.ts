@@ -14,7 +14,7 @@ import {
 } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ImageService } from '../images/image-service.js';
-import type { LayerStore } from '../storage/layer-store.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
 import type { ContainerNetwork } from '../network/container-network.js';
 import type { EndpointRequest } from '../network/types.js';
 import type { VolumeService } from '../volumes/volume-service.js';
@@ -29,7 +29,7 @@ import { adaptResources, hostConfigToLinuxResources, verifyResources } from './r
 import { buildDeviceConfig } from './devices.js';
 import type { AttachHandle, ExitStatus, Executor } from '../runtime/executor.js';
 import { ContainerStartError } from '../runtime/executor.js';
-import type { ContainerRepo } from '../store/container-repo.js';
+import type { ContainerRepo } from '../metadata/container-repo.js';
 import type { Logger } from '../util/logger.js';
 import { Filters, labelTermHolds } from '../util/filters.js';
 import { nowNano, parseTimestampParam, rfc3339Nano } from '../util/time.js';
@@ -41,7 +41,7 @@ import { buildSpec, containerCapabilities, parseSecurityOpts } from './spec-buil
 import { logAttributes, logLimits, resolveLogConfig } from './log-options.js';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches } from '../registry/platform.js';
 import type { ContainerViews } from './container-views.js';
-import { CONTAINER_DIR_MODE } from '../storage/data-root.js';
+import { CONTAINER_DIR_MODE } from '../data-root.js';
 import { resolveUser } from './user-resolve.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 import type { ContainerConfig, ContainerRecord, ContainerState, ContainerView, CriAttachment, HostConfig } from './types.js';

@@ -7,7 +7,7 @@ import type { ExecHandle, Executor } from '../runtime/executor.js';
 import { containerPaths } from './paths.js';
 import { privilegedCapabilities } from '../runtime/capabilities.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
-import type { LayerStore } from '../storage/layer-store.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
 import type { ContainerService } from './container-service.js';
 import { resolveUser } from './user-resolve.js';
 

@@ -7,7 +7,7 @@
 
 import { closeSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { BerthError } from '../errors.js';
-import { nativeAddon } from '../storage/native.js';
+import { nativeAddon } from '../native.js';
 import { errnoCode, fdPath, lstatOrUndefined, openChildDir, openDirNoFollow, openRegular } from '../util/fd-fs.js';
 
 const MAX_SYMLINKS = 40;

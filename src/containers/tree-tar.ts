@@ -5,10 +5,10 @@
 import { closeSync, read, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { errorMessage } from '../errors.js';
-import { nativeAddon } from '../storage/native.js';
+import { nativeAddon } from '../native.js';
 import { splitDevNumber } from './resources.js';
 import { fdPath, lstatOrUndefined, openChildDir, openRegular } from './confined-root.js';
-import { TAR_END, tarHeader, tarPadding, type TarWriteHeader, type TarWriteType } from './tar-writer.js';
+import { TAR_END, tarHeader, tarPadding, type TarWriteHeader, type TarWriteType } from '../archive/tar-writer.js';
 
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const CAPABILITY_XATTR = 'security.capability';

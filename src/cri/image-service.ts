@@ -1,6 +1,6 @@
 import type { ImageRecord, ImageService } from '../images/image-service.js';
 import { parseReference, refString, withDefaultTag } from '../images/reference.js';
-import type { LayerStore } from '../storage/layer-store.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { AuthConfig } from '../registry/auth-config.js';
 import { InvalidParameterError } from '../errors.js';

@@ -6,7 +6,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { ImageService } from '../images/image-service.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
-import type { LayerStore } from '../storage/layer-store.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
 import { ConflictError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { CniManager } from './cni.js';

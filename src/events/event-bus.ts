@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { EventRepo } from '../store/event-repo.js';
+import type { EventRepo } from '../metadata/event-repo.js';
 import { nowNano } from '../util/time.js';
 import type { Filters } from '../util/filters.js';
 

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { InvalidParameterError } from '../errors.js';
-import { LayerStore } from '../storage/layer-store.js';
-import { detectFileCompression } from '../storage/decompress.js';
+import { LayerStore } from '../snapshots/layer-store.js';
+import { detectFileCompression } from '../archive/decompress.js';
 import { applyChanges } from './changes.js';
 import type { ContainerConfigJson, ImageConfigJson } from './image-config.js';
 import type { ImageService } from './image-service.js';

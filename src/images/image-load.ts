@@ -3,12 +3,12 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidParameterError } from '../errors.js';
-import { ByteReader } from '../storage/byte-reader.js';
-import { DigestMismatchError, isDigest } from '../storage/content-store.js';
-import { decompressStream, detectFileCompression } from '../storage/decompress.js';
-import { cleanMemberName, LayerApplyError } from '../storage/layer-apply.js';
-import { chainIdOf, LayerDigestError, LayerStore } from '../storage/layer-store.js';
-import { readTar, TarFormatError } from '../storage/tar-reader.js';
+import { ByteReader } from '../archive/byte-reader.js';
+import { DigestMismatchError, isDigest } from '../content/content-store.js';
+import { decompressStream, detectFileCompression } from '../archive/decompress.js';
+import { cleanMemberName, LayerApplyError } from '../snapshots/layer-apply.js';
+import { chainIdOf, LayerDigestError, LayerStore } from '../snapshots/layer-store.js';
+import { readTar, TarFormatError } from '../archive/tar-reader.js';
 import type { Logger } from '../util/logger.js';
 import { parseImageConfig } from './image-config.js';
 import type { ImageService } from './image-service.js';

@@ -1,8 +1,8 @@
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
-import type { ImageRepo, ImageRefRow, ImageRow } from '../store/image-repo.js';
-import type { ContentStore } from '../storage/content-store.js';
-import type { LayerStore } from '../storage/layer-store.js';
+import type { ImageRepo, ImageRefRow, ImageRow } from '../metadata/image-repo.js';
+import type { ContentStore } from '../content/content-store.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
 import { Filters } from '../util/filters.js';
 import type { Logger } from '../util/logger.js';
 import { parseTimestampParam, rfc3339Nano } from '../util/time.js';

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ImageService } from './image-service.js';
 import type { ImageLoader } from './image-load.js';
-import type { LayerStore } from '../storage/layer-store.js';
+import type { LayerStore } from '../snapshots/layer-store.js';
 import type { Query } from '../api/query.js';
 
 /** What the API holds for images; pull/push are plugged in by the registry subsystem when it exists. */

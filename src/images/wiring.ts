@@ -1,10 +1,10 @@
-import type { Db } from '../store/database.js';
+import type { Db } from '../metadata/database.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { Logger } from '../util/logger.js';
-import { ImageRepo } from '../store/image-repo.js';
-import { LayerRepo } from '../store/layer-repo.js';
-import { ContentStore } from '../storage/content-store.js';
-import { LayerStore, type StorageDriverName } from '../storage/layer-store.js';
+import { ImageRepo } from '../metadata/image-repo.js';
+import { LayerRepo } from '../metadata/layer-repo.js';
+import { ContentStore } from '../content/content-store.js';
+import { LayerStore, type StorageDriverName } from '../snapshots/layer-store.js';
 import { ImageService } from './image-service.js';
 import { ImageLoader } from './image-load.js';
 import type { ImagesApi } from './index.js';

@@ -18,7 +18,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Logger } from '../util/logger.js';
 import type { EventBus } from '../events/event-bus.js';
-import type { NetworkRepo } from '../store/network-repo.js';
+import type { NetworkRepo } from '../metadata/network-repo.js';
 import { BerthError, ConflictError, ForbiddenError, NotFoundError, errorMessage } from '../errors.js';
 import { NetworkBootstrap } from './bootstrap.js';
 import type { ContainerNetwork } from './container-network.js';

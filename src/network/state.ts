@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { NetworkRepo } from '../store/network-repo.js';
+import type { NetworkRepo } from '../metadata/network-repo.js';
 import { InvalidParameterError, NotFoundError } from '../errors.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord, SandboxRequest } from './types.js';
 

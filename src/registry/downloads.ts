@@ -4,7 +4,7 @@ import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, o
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestMismatchError, type ContentStore } from '../storage/content-store.js';
+import { DigestMismatchError, type ContentStore } from '../content/content-store.js';
 import type { Logger } from '../util/logger.js';
 import type { RepositoryClient } from './client.js';
 import { isRetryable, RegistryConnectError } from './errors.js';

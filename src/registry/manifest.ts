@@ -1,4 +1,4 @@
-import { isDigest } from '../storage/content-store.js';
+import { isDigest } from '../content/content-store.js';
 import type { Platform } from './platform.js';
 
 export const MT_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';

@@ -4,7 +4,7 @@ import { NotFoundError } from '../errors.js';
 import type { ImageRecord } from '../images/image-service.js';
 import { progressBar } from '../images/image-load.js';
 import { familiarString, parseReference, refString, repoName, type ImageReference } from '../images/reference.js';
-import type { LayerRecord } from '../storage/layer-store.js';
+import type { LayerRecord } from '../snapshots/layer-store.js';
 import { credentialsOf, type AuthConfig } from './auth-config.js';
 import { repositoryScope } from './auth.js';
 import type { RepositoryClient } from './client.js';

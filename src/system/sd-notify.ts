@@ -1,4 +1,4 @@
-import { nativeAddon } from '../storage/native.js';
+import { nativeAddon } from '../native.js';
 import type { Logger } from '../util/logger.js';
 
 /**

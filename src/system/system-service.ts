@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DaemonConfig } from '../config.js';
-import type { MetaRepo } from '../store/meta-repo.js';
+import type { MetaRepo } from '../metadata/meta-repo.js';
 import type { HostFacts } from './host-facts.js';
 import { API_VERSION, BERTH_VERSION, MIN_API_VERSION } from '../version.js';
 

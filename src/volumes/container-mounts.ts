@@ -3,7 +3,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfinedRoot, O_PATH } from '../containers/confined-root.js';
-import { MNT_DETACH, MS_BIND, nativeAddon } from '../storage/native.js';
+import { MNT_DETACH, MS_BIND, nativeAddon } from '../native.js';
 import type { Logger } from '../util/logger.js';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
 import type { VolumeService } from './volume-service.js';

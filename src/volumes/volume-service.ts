@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../util/logger.js';
 import type { EventBus } from '../events/event-bus.js';
-import type { VolumeRecord, VolumeRepo } from '../store/volume-repo.js';
+import type { VolumeRecord, VolumeRepo } from '../metadata/volume-repo.js';
 import { Filters } from '../util/filters.js';
 import { nowNano } from '../util/time.js';
 import { BerthError, ConflictError, InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CgroupV2Manager, compileDeviceFilter, type LinuxDeviceCgroup, parseCgroupMounts, realCgroupFs } from '../../src/runtime/cgroups/index.js';
 import { defaultDeviceRules, parseDeviceCgroupRule, runtimeAllowedDeviceRules } from '../../src/containers/devices.js';
-import { nativeAddon } from '../../src/storage/native.js';
+import { nativeAddon } from '../../src/native.js';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { waitForValue } from '../helpers/wait.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { tarHeader, tarPadding, TAR_END } from '../../src/containers/tar-writer.js';
+import { tarHeader, tarPadding, TAR_END } from '../../src/archive/tar-writer.js';
 
 /** A tar holding the given members (regular files only). */
 function tarOf(files: { name: string; content: string }[]): Buffer {

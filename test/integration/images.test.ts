@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar, busyboxRootfs } from '../helpers/busybox-image.js';
 import { dockerSaveArchive, layerTar, sha256 } from '../helpers/image-builder.js';
-import { mountOverlay, unmount } from '../../src/storage/overlay.js';
-import { rawTar } from '../unit/storage/tar-fixtures.js';
+import { mountOverlay, unmount } from '../../src/snapshots/overlay.js';
+import { rawTar } from '../unit/archive/tar-fixtures.js';
 import { ociLayoutArchive, rawDockerSave, threeLayers } from './images-fixtures.js';
 import { validateResponse } from '../helpers/api-spec.js';
 

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { openDatabase, type Db } from '../../src/store/database.js';
-import { EventRepo } from '../../src/store/event-repo.js';
+import { openDatabase, type Db } from '../../src/metadata/database.js';
+import { EventRepo } from '../../src/metadata/event-repo.js';
 import { EventBus } from '../../src/events/event-bus.js';
-import { NetworkRepo } from '../../src/store/network-repo.js';
+import { NetworkRepo } from '../../src/metadata/network-repo.js';
 import { NetworkService, type NetworkServiceOptions } from '../../src/network/network-service.js';
 import { buildQuery, buildResponse, parseQuery, parseResponse, TYPE_A } from '../../src/network/dns-codec.js';
 

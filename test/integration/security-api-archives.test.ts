@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon, type CliResult } from '../helpers/daemon.js';
 import { MiB, peakGrowth } from '../helpers/memory.js';
-import { paxRecords, rawTar, specialHeader } from '../unit/storage/tar-fixtures.js';
+import { paxRecords, rawTar, specialHeader } from '../unit/archive/tar-fixtures.js';
 
 /**
  * A tar that starts with `count` PAX headers of ~1000 KiB, each naming a new key (the old reader kept them all),

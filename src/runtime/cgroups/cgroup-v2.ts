@@ -4,7 +4,7 @@
 
 import path from 'node:path';
 import { BerthError, InvalidParameterError } from '../../errors.js';
-import { nativeAddon } from '../../storage/native.js';
+import { nativeAddon } from '../../native.js';
 import type { Logger } from '../../util/logger.js';
 import {
   BaseCgroup,

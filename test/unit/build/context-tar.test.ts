@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ByteReader } from '../../../src/storage/byte-reader.js';
-import { readTar } from '../../../src/storage/tar-reader.js';
+import { ByteReader } from '../../../src/archive/byte-reader.js';
+import { readTar } from '../../../src/archive/tar-reader.js';
 import { layerTar } from '../../helpers/image-builder.js';
 
 async function names(buf: Buffer, lenientEnd: boolean): Promise<string[]> {

@@ -6,9 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { absContainerPath, archiveBase, ArchiveExtractor, ArchiveOps, goFileMode } from '../../../src/containers/archive.js';
 import { ConfinedRoot } from '../../../src/containers/confined-root.js';
 import type { RootView } from '../../../src/containers/container-views.js';
-import { TAR_END, tarHeader, tarPadding, type TarWriteHeader } from '../../../src/containers/tar-writer.js';
-import { ByteReader } from '../../../src/storage/byte-reader.js';
-import { readTar } from '../../../src/storage/tar-reader.js';
+import { TAR_END, tarHeader, tarPadding, type TarWriteHeader } from '../../../src/archive/tar-writer.js';
+import { ByteReader } from '../../../src/archive/byte-reader.js';
+import { readTar } from '../../../src/archive/tar-reader.js';
 
 const base = { mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1_700_000_000 };
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { containerChanges } from '../../../src/containers/changes.js';
 import { ConfinedRoot } from '../../../src/containers/confined-root.js';
-import { nativeAddon, S_IFCHR } from '../../../src/storage/native.js';
+import { nativeAddon, S_IFCHR } from '../../../src/native.js';
 
 /** An overlay upper dir and the lower view it sits on, as plain directories. */
 describe('docker diff over an overlay upper dir', () => {

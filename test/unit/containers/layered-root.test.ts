@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readLayeredFile } from '../../../src/containers/layered-root.js';
-import { nativeAddon, S_IFCHR } from '../../../src/storage/native.js';
+import { nativeAddon, S_IFCHR } from '../../../src/native.js';
 
 const isRoot = process.getuid?.() === 0;
 

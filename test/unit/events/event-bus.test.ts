@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Db } from '../../../src/store/database.js';
-import { EventRepo } from '../../../src/store/event-repo.js';
+import { openDatabase, type Db } from '../../../src/metadata/database.js';
+import { EventRepo } from '../../../src/metadata/event-repo.js';
 import { EventBus, eventMatches } from '../../../src/events/event-bus.js';
 import { Filters } from '../../../src/util/filters.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { NetworkRepo } from '../../../src/store/network-repo.js';
+import type { NetworkRepo } from '../../../src/metadata/network-repo.js';
 import { networkNames } from '../../../src/network/dns-names.js';
 import { NetworkState, newSandboxRecord } from '../../../src/network/state.js';
 import type { EndpointRecord, NetworkRecord } from '../../../src/network/types.js';

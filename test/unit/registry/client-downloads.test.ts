@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ContentStore, DigestMismatchError } from '../../../src/storage/content-store.js';
+import { ContentStore, DigestMismatchError } from '../../../src/content/content-store.js';
 import { createLogger } from '../../../src/util/logger.js';
 import { RegistryAuth } from '../../../src/registry/auth.js';
 import { RepositoryClient } from '../../../src/registry/client.js';

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type { Logger } from '../util/logger.js';
-import { securedDatabaseFile } from '../storage/data-root.js';
+import { securedDatabaseFile } from '../data-root.js';
 
 export type Db = Database.Database;
 

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { nativeAddon, MNT_DETACH, MS_BIND, MS_RDONLY } from './native.js';
+import { nativeAddon, MNT_DETACH, MS_BIND, MS_RDONLY } from '../native.js';
 
 const MS_REMOUNT = 32;
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../../src/store/database.js';
-import { MIGRATIONS } from '../../../src/store/migrations.js';
+import { openDatabase } from '../../../src/metadata/database.js';
+import { MIGRATIONS } from '../../../src/metadata/migrations.js';
 
 const silent = pino({ level: 'silent' });
 

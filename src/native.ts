@@ -46,8 +46,8 @@ let addon: BerthAddon | undefined;
 /** Loads native/build/berth_addon.node once (built by `make -C native`). */
 export function nativeAddon(): BerthAddon {
   if (addon) return addon;
-  // src/storage/native.ts and dist/storage/native.js are both two levels below the project root.
-  const path = fileURLToPath(new URL('../../native/build/berth_addon.node', import.meta.url));
+  // src/native.ts and dist/native.js are both one level below the project root.
+  const path = fileURLToPath(new URL('../native/build/berth_addon.node', import.meta.url));
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`make -C native\` (npm install does)`);
   const require = createRequire(import.meta.url);
   addon = require(path) as BerthAddon;

@@ -4,7 +4,7 @@
 
 import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../util/logger.js';
+import type { Logger } from './util/logger.js';
 
 /** containers/ and each containers/<id>/ (dockerd: 0710 root:root). */
 export const CONTAINER_DIR_MODE = 0o710;

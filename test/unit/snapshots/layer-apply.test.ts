@@ -5,10 +5,10 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyLayerStream, LayerApplyError } from '../../../src/storage/layer-apply.js';
-import { nativeAddon } from '../../../src/storage/native.js';
+import { applyLayerStream, LayerApplyError } from '../../../src/snapshots/layer-apply.js';
+import { nativeAddon } from '../../../src/native.js';
 import { layerTar, type LayerEntry } from '../../helpers/image-builder.js';
-import { rawTar, sha256 } from './tar-fixtures.js';
+import { rawTar, sha256 } from '../archive/tar-fixtures.js';
 
 let dir: string;
 let root: string;

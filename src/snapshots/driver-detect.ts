@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { nativeAddon, MNT_DETACH } from './native.js';
+import { nativeAddon, MNT_DETACH } from '../native.js';
 
 export type StorageDriver = 'overlay2' | 'vfs';
 

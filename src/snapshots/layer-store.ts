@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { runTool } from '../util/run-tool.js';
 import type { Logger } from '../util/logger.js';
-import type { LayerRepo, LayerRow } from '../store/layer-repo.js';
-import type { ContentStore } from './content-store.js';
+import type { LayerRepo, LayerRow } from '../metadata/layer-repo.js';
+import type { ContentStore } from '../content/content-store.js';
 import { applyLayerStream, LayerApplyError } from './layer-apply.js';
 
 export type StorageDriverName = 'overlay2' | 'vfs';

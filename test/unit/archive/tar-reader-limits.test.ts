@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ByteReader } from '../../../src/storage/byte-reader.js';
-import { MAX_SPECIAL_HEADER_BYTES, readTar, type TarHeader } from '../../../src/storage/tar-reader.js';
+import { ByteReader } from '../../../src/archive/byte-reader.js';
+import { MAX_SPECIAL_HEADER_BYTES, readTar, type TarHeader } from '../../../src/archive/tar-reader.js';
 import { paxRecords, rawTar, specialHeader } from './tar-fixtures.js';
 
 async function headers(source: Readable | Buffer): Promise<TarHeader[]> {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ByteReader } from '../../../src/storage/byte-reader.js';
-import { readTar } from '../../../src/storage/tar-reader.js';
-import { TAR_END, tarHeader, tarPadding, type TarWriteHeader } from '../../../src/containers/tar-writer.js';
+import { ByteReader } from '../../../src/archive/byte-reader.js';
+import { readTar } from '../../../src/archive/tar-reader.js';
+import { TAR_END, tarHeader, tarPadding, type TarWriteHeader } from '../../../src/archive/tar-writer.js';
 
 function archive(members: { h: TarWriteHeader; data?: Buffer }[]): Buffer {
   const parts: Buffer[] = [];

@@ -17,10 +17,10 @@ import {
   type Stats,
 } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { ByteReader } from './byte-reader.js';
-import { decompressStream, type Compression } from './decompress.js';
-import { nativeAddon, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
-import { readTar, type TarEntry } from './tar-reader.js';
+import { ByteReader } from '../archive/byte-reader.js';
+import { decompressStream, type Compression } from '../archive/decompress.js';
+import { nativeAddon, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
+import { readTar, type TarEntry } from '../archive/tar-reader.js';
 
 /**
  * overlay: Docker whiteouts become overlayfs whiteouts (0/0 char devices, trusted.overlay.opaque=y) in a fresh
