@@ -3,11 +3,16 @@
 # system dockerd or Berth: `start` installs Debian's docker.io if needed and starts dockerd (with the containerd it
 # supervises itself) under $REFD_DIR; `stop` ends it by its pid file and removes its bridge. Never a dependency of
 # Berth or its tests. dockerd sets the iptables FORWARD policy to DROP; Berth is expected to survive that.
+# Several benchmark runs may share one reference dockerd (two dockerds would fight over the DOCKER chains): `start`
+# counts a user, `stop` drops one and stops dockerd only when none is left; `stop --all` stops it regardless.
 set -euo pipefail
 dir=${REFD_DIR:-/var/tmp/berth-refd}
 sock=$dir/docker.sock
 pidfile=$dir/dockerd.pid
+users=$dir.users
 bridge=refd0
+exec 8>"$dir.lock"
+flock 8
 
 case "${1:-}" in
 start)
@@ -15,7 +20,11 @@ start)
     # policy-rc.d keeps the package from starting a system dockerd on /var/run/docker.sock.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
   fi
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then echo "unix://$sock"; exit 0; fi
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo $(($(cat "$users" 2>/dev/null || echo 0) + 1)) >"$users"
+    echo "unix://$sock"
+    exit 0
+  fi
   mkdir -p "$dir/data" "$dir/exec"
   # dockerd turns the FORWARD policy to DROP; remember it so that stop can put it back.
   iptables -S FORWARD 2>/dev/null | awk '$1=="-P"{print $3}' >"$dir/forward-policy" || true
@@ -28,13 +37,20 @@ start)
   dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$sock" --pidfile "$pidfile" \
     --bridge "$bridge" --storage-driver overlay2 --log-level warn >"$dir/dockerd.log" 2>&1 &
   for _ in $(seq 1 200); do
-    DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1 && { echo "unix://$sock"; exit 0; }
+    DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1 && { echo 1 >"$users"; echo "unix://$sock"; exit 0; }
     sleep 0.1
   done
   echo "dockerd did not answer; see $dir/dockerd.log" >&2
   exit 1
   ;;
 stop)
+  left=$(($(cat "$users" 2>/dev/null || echo 1) - 1))
+  if [ "${2:-}" != --all ] && [ "$left" -gt 0 ]; then
+    echo "$left" >"$users"
+    echo "reference dockerd still used by $left other run(s); left running (stop --all to force)" >&2
+    exit 0
+  fi
+  rm -f "$users"
   if [ -f "$pidfile" ]; then
     pid=$(cat "$pidfile")
     # Containers first, so that no shim or mount outlives the daemon.
@@ -59,7 +75,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 start|stop   (REFD_DIR=$dir)" >&2
+  echo "usage: $0 start|stop [--all]   (REFD_DIR=$dir)" >&2
   exit 2
   ;;
 esac
