@@ -52,6 +52,29 @@ export class EventBus {
     return this.repo.range(fromNano, toNano).map((b) => JSON.parse(b) as DockerEvent);
   }
 
+  /**
+   * The stored events from `since` (when given) followed by live ones, none after `until`, each once and in order:
+   * subscribes before replaying, holds what is published meanwhile, and drops from it what the replay already sent.
+   * Returns the unsubscribe.
+   */
+  follow(range: { since?: bigint | undefined; until?: bigint | undefined }, listener: (e: DockerEvent) => void): () => void {
+    const { since, until } = range;
+    const startedAt = nowNano();
+    const pending: DockerEvent[] = [];
+    let replaying = true;
+    const unsubscribe = this.subscribe((e) => {
+      if (until !== undefined && BigInt(e.timeNano) > until) return;
+      if (replaying) pending.push(e);
+      else listener(e);
+    });
+    if (since !== undefined) {
+      for (const e of this.history(since, until !== undefined && until < startedAt ? until : startedAt)) listener(e);
+    }
+    replaying = false;
+    for (const e of pending) if (BigInt(e.timeNano) > startedAt) listener(e);
+    return unsubscribe;
+  }
+
   subscribe(listener: (e: DockerEvent) => void): () => void {
     this.emitter.on('event', listener);
     return () => this.emitter.off('event', listener);

@@ -37,20 +37,7 @@ export function systemRoutes(app: FastifyInstance, { system, events }: Services)
     const send = (e: DockerEvent): void => {
       if (eventMatches(e, filters)) res.write(`${JSON.stringify(e)}\n`);
     };
-    // Subscribe before replaying so nothing published in between is lost; replayed ones are skipped live.
-    const startedAt = nowNano();
-    const pending: DockerEvent[] = [];
-    let replaying = true;
-    const unsubscribe = events.subscribe((e) => {
-      if (until !== undefined && BigInt(e.timeNano) > until) return;
-      if (replaying) pending.push(e);
-      else send(e);
-    });
-    if (since !== undefined) {
-      for (const e of events.history(since, until !== undefined && until < startedAt ? until : startedAt)) send(e);
-    }
-    replaying = false;
-    for (const e of pending) if (BigInt(e.timeNano) > startedAt) send(e);
+    const unsubscribe = events.follow({ since, until }, send);
 
     let timer: NodeJS.Timeout | undefined;
     const finish = (): void => {

@@ -34,6 +34,29 @@ describe('event bus', () => {
     expect(all.map((x) => x.Action)).toEqual(['start', 'die']);
   });
 
+  it('follow replays stored events since an instant, then delivers live ones once each, none after until', () => {
+    const t0 = BigInt(Date.now() - 1000) * 1_000_000n;
+    bus.publish('volume', 'create', 'old');
+    const seen: string[] = [];
+    // A listener that publishes while the replay runs: its event is held and delivered after the replay, once.
+    const off = bus.follow({ since: t0 }, (e) => {
+      seen.push(e.Actor.ID);
+      if (e.Actor.ID === 'old') bus.publish('volume', 'create', 'during');
+    });
+    bus.publish('volume', 'create', 'live');
+    off();
+    bus.publish('volume', 'create', 'after');
+    expect(seen).toEqual(['old', 'during', 'live']);
+
+    const bounded: string[] = [];
+    const until = BigInt(Date.now() - 1) * 1_000_000n;
+    const off2 = bus.follow({ since: t0, until }, (e) => bounded.push(e.Actor.ID));
+    bus.publish('volume', 'create', 'too-late');
+    off2();
+    expect(bounded).not.toContain('too-late');
+    expect(bounded[0]).toBe('old');
+  });
+
   it('keeps only a bounded ring', () => {
     for (let i = 0; i < 600; i++) bus.publish('volume', 'create', `v${i}`);
     const n = bus.history(0n, BigInt(Date.now() + 1000) * 1_000_000n).length;
