@@ -10,9 +10,8 @@ import { EventBus } from './events/event-bus.js';
 import { SystemService } from './system/system-service.js';
 import { readHostFacts } from './system/host-facts.js';
 import { detectStorageDriver, driverStatus } from './snapshots/driver-detect.js';
-import { createImagesApi } from './images/wiring.js';
+import { openImageSubsystem } from './images/image-subsystem.js';
 import { RegistryService, registryOptionsFrom } from './registry/registry-service.js';
-import { pullHandler, pushHandler } from './api/routes/registry.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { checkHosts, takeSystemdFds, type ListenOptions } from './api/listeners.js';
 import type { Services } from './api/services.js';
@@ -87,10 +86,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
     const events = new EventBus(new EventRepo(db, 10_000));
     const storageDriver = detectStorageDriver(config.storageDriver, config.dataRoot);
-    const images = createImagesApi(db, config.dataRoot, storageDriver, events, log);
+    const images = openImageSubsystem(db, config.dataRoot, storageDriver, events, log);
     registry = new RegistryService(images.service, registryOptionsFrom(config), log);
-    images.pull = pullHandler(registry);
-    images.push = pushHandler(registry);
     const system = new SystemService(config, readHostFacts(), new MetaRepo(db), {
       storageDriver: () => ({ name: storageDriver, status: driverStatus(storageDriver, config.dataRoot) }),
       imageCount: () => images.service.count(),

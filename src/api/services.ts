@@ -3,7 +3,7 @@ import type { SystemService } from '../system/system-service.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import type { DiskUsageService } from '../volumes/disk-usage.js';
 import type { NetworkService } from '../network/network-service.js';
-import type { ImagesApi } from '../images/index.js';
+import type { ImageSubsystem } from '../images/image-subsystem.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ExecService } from '../containers/exec-service.js';
 import type { ContainerOps } from '../containers/container-ops.js';
@@ -17,7 +17,7 @@ export interface Services {
   volumes: VolumeService;
   diskUsage: DiskUsageService;
   networks: NetworkService;
-  images: ImagesApi;
+  images: ImageSubsystem;
   containers: ContainerService;
   execs: ExecService;
   containerOps: ContainerOps;

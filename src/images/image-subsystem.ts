@@ -7,13 +7,20 @@ import { ContentStore } from '../content/content-store.js';
 import { LayerStore, type StorageDriverName } from '../snapshots/layer-store.js';
 import { ImageService } from './image-service.js';
 import { ImageLoader } from './image-load.js';
-import type { ImagesApi } from './index.js';
+
+/** The image subsystem as the daemon wires it: image records, the loader (docker load), the layer store. */
+export interface ImageSubsystem {
+  service: ImageService;
+  loader: ImageLoader;
+  /** The layer store, for containers' root filesystems. */
+  layers: LayerStore;
+}
 
 /**
- * Builds the content store, layer store and image service over berth.db, and repairs what a crash left:
+ * Opens the image subsystem: builds the content store, layer store and image service over berth.db, and repairs what a crash left:
  * temp blobs, half-extracted layers, layers and blobs nothing references.
  */
-export function createImagesApi(db: Db, dataRoot: string, driver: StorageDriverName, events: EventBus, log: Logger): ImagesApi {
+export function openImageSubsystem(db: Db, dataRoot: string, driver: StorageDriverName, events: EventBus, log: Logger): ImageSubsystem {
   const content = new ContentStore(dataRoot);
   const layers = new LayerStore(dataRoot, driver, new LayerRepo(db), content, log);
   const removedTemp = content.cleanTemp();

@@ -6,6 +6,7 @@ import { type Query, qBool, qString, qStrings } from '../query.js';
 import { InvalidParameterError, NotFoundError, NotImplementedError, errorMessage } from '../../errors.js';
 import { saveImages } from '../../images/image-save.js';
 import { importImage } from '../../images/image-import.js';
+import { servePull, servePush } from './registry.js';
 
 /** Lets the request body run out so the client reads our answer instead of a reset. */
 function drainBody(request: FastifyRequest): void {
@@ -90,8 +91,7 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
     }
     drainBody(request);
     if (fromImage !== undefined && fromImage !== '') {
-      if (images.pull) return images.pull(request, reply);
-      throw new NotImplementedError('pulling images is not supported yet');
+      return servePull(services.registry, request, reply);
     }
     throw new InvalidParameterError('one of fromSrc or fromImage must be set');
   });
@@ -137,8 +137,7 @@ export function imageRoutes(app: FastifyInstance, services: Services): void {
       return;
     }
     if (rest.endsWith('/push')) {
-      if (images.push) return images.push(request, reply, rest.slice(0, -'/push'.length));
-      throw new NotImplementedError('pushing images is not supported yet');
+      return servePush(services.registry, request, reply, rest.slice(0, -'/push'.length));
     }
     throw new NotFoundError('page not found');
   });

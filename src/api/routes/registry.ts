@@ -33,42 +33,38 @@ class LazyStream {
   }
 }
 
-/** POST /images/create?fromImage=&tag=&platform= (plugged into ImagesApi.pull). */
-export function pullHandler(registry: RegistryService): (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply) => Promise<void> {
-  return async (request, reply) => {
-    const q = request.query;
-    const fromImage = qString(q, 'fromImage') ?? '';
-    const tag = qString(q, 'tag');
-    const platformStr = qString(q, 'platform');
-    const platform = platformStr !== undefined && platformStr !== '' ? parsePlatform(platformStr) : undefined;
-    const auth = decodeAuthHeader(request.headers['x-registry-auth']);
-    const stream = new LazyStream(reply);
-    try {
-      await registry.pull(fromImage, tag, auth, platform, stream.emit);
-    } catch (e) {
-      if (!stream.started) throw e;
-      request.log.info({ err: errorMessage(e), image: fromImage }, 'pull failed');
-      stream.fail(e);
-    }
-    stream.end();
-  };
+/** POST /images/create?fromImage=&tag=&platform=: the registry's pull, its progress as a JSON stream. */
+export async function servePull(registry: RegistryService, request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply): Promise<void> {
+  const q = request.query;
+  const fromImage = qString(q, 'fromImage') ?? '';
+  const tag = qString(q, 'tag');
+  const platformStr = qString(q, 'platform');
+  const platform = platformStr !== undefined && platformStr !== '' ? parsePlatform(platformStr) : undefined;
+  const auth = decodeAuthHeader(request.headers['x-registry-auth']);
+  const stream = new LazyStream(reply);
+  try {
+    await registry.pull(fromImage, tag, auth, platform, stream.emit);
+  } catch (e) {
+    if (!stream.started) throw e;
+    request.log.info({ err: errorMessage(e), image: fromImage }, 'pull failed');
+    stream.fail(e);
+  }
+  stream.end();
 }
 
-/** POST /images/{name}/push?tag= (plugged into ImagesApi.push). Failures after the first line are in-stream. */
-export function pushHandler(registry: RegistryService): (request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply, name: string) => Promise<void> {
-  return async (request, reply, name) => {
-    const q = request.query;
-    const job = registry.preparePush(name, qString(q, 'tag'));
-    const auth = decodeAuthHeader(request.headers['x-registry-auth']);
-    const stream = new LazyStream(reply);
-    try {
-      await job.run(auth, stream.emit);
-    } catch (e) {
-      request.log.info({ err: errorMessage(e), image: name }, 'push failed');
-      stream.fail(e);
-    }
-    stream.end();
-  };
+/** POST /images/{name}/push?tag=: the registry's push as a JSON stream. Failures after the first line are in-stream. */
+export async function servePush(registry: RegistryService, request: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply, name: string): Promise<void> {
+  const q = request.query;
+  const job = registry.preparePush(name, qString(q, 'tag'));
+  const auth = decodeAuthHeader(request.headers['x-registry-auth']);
+  const stream = new LazyStream(reply);
+  try {
+    await job.run(auth, stream.emit);
+  } catch (e) {
+    request.log.info({ err: errorMessage(e), image: name }, 'push failed');
+    stream.fail(e);
+  }
+  stream.end();
 }
 
 /** POST /auth, GET /distribution/{name}/json, GET /images/search. */
