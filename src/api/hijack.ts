@@ -2,9 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { API_VERSION, BERTH_VERSION } from '../version.js';
 import { checkApiVersion, effectiveVersion, stripVersionPrefix } from './api-version.js';
-import { statusOf } from './error-handler.js';
+import { rawErrorResponse, renderError, STANDARD_HEADER_LINES } from './responses.js';
 import { InvalidParameterError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Query } from './query.js';
@@ -55,9 +54,6 @@ interface HijackRoute {
   handler: HijackHandler;
 }
 
-const STANDARD_HEADERS =
-  `Api-Version: ${API_VERSION}\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Berth/${BERTH_VERSION} (linux)\r\n`;
-
 export class HijackRouter {
   private readonly routes: HijackRoute[] = [];
   private readonly wss = new WebSocketServer({
@@ -89,18 +85,8 @@ export class HijackRouter {
     let upgraded = false;
     socket.on('error', (e) => this.log.debug({ err: e }, 'hijacked socket error'));
     const fail = (err: unknown): void => {
-      const status = statusOf(err);
-      const message = err instanceof Error ? err.message : String(err);
-      if (status >= 500) this.log.error({ err, url: req.url }, 'hijacked request failed');
-      if (upgraded) {
-        socket.end();
-        return;
-      }
-      const body = `${JSON.stringify({ message })}\n`;
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : status === 400 ? 'Bad Request' : 'Error'}\r\n` +
-          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${STANDARD_HEADERS}Connection: close\r\n\r\n${body}`,
-      );
+      const rendered = renderError(err, this.log, { url: req.url });
+      socket.end(upgraded ? undefined : rawErrorResponse(rendered));
     };
     try {
       const { url, version } = stripVersionPrefix(req.url ?? '/');
@@ -133,7 +119,7 @@ export class HijackRouter {
           upgrade(contentType) {
             upgraded = true;
             socket.write(
-              `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${STANDARD_HEADERS}\r\n`,
+              `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${STANDARD_HEADER_LINES}\r\n`,
             );
           },
         },

@@ -1,12 +1,12 @@
 import type { Server, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../util/logger.js';
-import { BERTH_VERSION, API_VERSION } from '../version.js';
 import { checkApiVersion, stripVersionPrefix } from './api-version.js';
-import { installErrorHandling } from './error-handler.js';
+import { installErrorHandling, STANDARD_HEADERS } from './responses.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
 import { HijackRouter } from './hijack.js';
+import { registerHijackRoutes } from './attach-stream.js';
 import { installRequestSchemas } from './schema-validation.js';
 import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
@@ -20,8 +20,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Aborted when the daemon shuts down: long-lived streams (events, logs -f) end on it. */
     shutdownSignal: AbortSignal;
-    /** Routes that answer `Upgrade: tcp` with 101 and raw bytes (attach, exec start). */
-    hijack: HijackRouter;
   }
   interface FastifyContextConfig {
     /** The handler reads request.raw itself (tar uploads); no parser touches the body. */
@@ -62,17 +60,11 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
   const shutdown = new AbortController();
   app.decorate('shutdownSignal', shutdown.signal);
   const hijack = new HijackRouter(log.child({ sub: 'api' }), timeouts);
-  app.decorate('hijack', hijack);
   hijack.install(app);
+  registerHijackRoutes(hijack, services, log.child({ sub: 'api' }));
   app.decorateRequest('apiVersion', undefined);
   // Requests in flight per connection, so shutdown can close idle keep-alive connections at once.
   const active = new Map<Socket, number>();
-  const standardHeaders = {
-    'api-version': API_VERSION,
-    'docker-experimental': 'false',
-    ostype: 'linux',
-    server: `Berth/${BERTH_VERSION} (linux)`,
-  };
   // The hooks run on every request (a /_ping on a kept-alive connection is little else): callback-style, not
   // async, so none costs a promise, and nothing is allocated that the common request does not need.
   app.addHook('onRequest', (request, reply, done) => {
@@ -81,7 +73,7 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
     const socket = request.raw.socket;
     active.set(socket, (active.get(socket) ?? 0) + 1);
     reply.raw.once('close', () => active.set(socket, (active.get(socket) ?? 1) - 1));
-    void reply.headers(standardHeaders);
+    void reply.headers(STANDARD_HEADERS);
     guardRequestBody(request.raw, request.routeOptions.config.rawBody === true, timeouts, log);
     try {
       checkApiVersion(version);

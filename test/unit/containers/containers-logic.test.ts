@@ -4,7 +4,7 @@ import { commandOf, mergeImageConfig } from '../../../src/containers/config-merg
 import { RestartBackoff, validateRestartPolicy } from '../../../src/containers/restart-policy.js';
 import { humanDuration } from '../../../src/util/human-duration.js';
 import { signalNumber } from '../../../src/containers/signals.js';
-import { parseDetachKeys } from '../../../src/api/routes/containers.js';
+import { parseDetachKeys } from '../../../src/api/attach-stream.js';
 import { parseLogSize, resolveLogConfig } from '../../../src/containers/log-options.js';
 import { parseSecurityOpts } from '../../../src/containers/spec-builder.js';
 
