@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { BerthError, InvalidParameterError, errorMessage } from '../errors.js';
 import { allocateSubnet, cidrOverlaps, cidrToString, DOCKER_DEFAULT_POOLS, ipToString, parseCidr, parseIp, routesToCidrs, type Cidr } from './ipam.js';
 import { BridgeTakenError } from './plumbing.js';
+import type { DaemonRegistry } from './daemon-registry.js';
 import type { EmbeddedDns } from './dns-server.js';
+import { firewallTag, removeFirewallOf } from './firewall.js';
 import { nowRfc3339, randomId } from './state.js';
 import type { NetworkContext, NetworkRecord } from './types.js';
 
@@ -47,6 +49,32 @@ export class NetworkBootstrap {
         log.info({ link: link.ifname }, 'removing a leftover link');
         await plumbing.deleteLink(link.ifname);
       }
+    }
+  }
+
+  /**
+   * What daemons that died without stopping (killed) left on the host: their links (tagged with their owner alias)
+   * and firewall chains, which would otherwise drop traffic of a later bridge that reuses a name. Only daemons
+   * the registry proves dead, and none whose bridge still has ports (its containers may still be running, for
+   * that daemon to take back when it restarts).
+   */
+  async removeDeadDaemons(registry: DaemonRegistry): Promise<void> {
+    const { plumbing, log, opts } = this.ctx;
+    const dead = registry.dead().filter((id) => id !== opts.daemonId);
+    if (dead.length === 0) return;
+    const links = await plumbing.links();
+    for (const id of dead) {
+      const theirs = links.filter((l) => l.ifalias === `berth:${id}`);
+      const bridges = new Set(theirs.filter((l) => l.linkinfo?.info_kind === 'bridge').map((l) => l.ifname));
+      const attached = links.filter((l) => l.master !== undefined && bridges.has(l.master));
+      if (attached.length > 0) {
+        log.info({ daemon: id, ports: attached.map((l) => l.ifname) }, 'a dead daemon\'s bridge still has ports: its leftovers are kept');
+        continue;
+      }
+      for (const l of theirs) await plumbing.deleteLink(l.ifname, true);
+      const rules = await removeFirewallOf(log, firewallTag(id));
+      registry.forget(id);
+      log.info({ daemon: id, links: theirs.map((l) => l.ifname), rules }, 'removed the leftovers of a daemon that is gone');
     }
   }
 
@@ -171,11 +199,11 @@ export class NetworkBootstrap {
         continue;
       }
       if (!n.autoSubnet || hasEndpoints || attempt >= 5) break;
-      // Another device routing an overlapping subnet (a host route, or another daemon that picked the same
-      // pool subnet at the same moment): a foreign device wins; between two Berth bridges the lower name keeps it.
+      // Another device routes an overlapping subnet (a host route, or another daemon's bridge that took the subnet
+      // while this daemon was down): it keeps it. Callers hold the host network lock, so the other device was
+      // there first and a daemon bringing up a bridge at the same moment cannot be missed.
       const clashes = await this.overlappingDevices(subnet, n.bridge);
       if (clashes.length === 0) break;
-      if (clashes.every((c) => c.berth && c.dev > n.bridge!)) break;
       await plumbing.deleteAddr(n.bridge, `${cfg.Gateway}/${subnet.prefix}`);
       taken.push(subnet);
       const fresh = await this.pickSubnet(taken, n.bridge);

@@ -319,25 +319,56 @@ export class Firewall {
     if (this.backend === 'none') return;
     if (this.backend === 'nft') {
       await runTool(this.log, 'nft', ['delete', 'table', 'ip', this.nftTable], { allowFailure: true });
-      this.backend = 'none';
-      this.live = undefined;
-      return;
-    }
-    for (const [table, chain, rule] of jumps(this.chains)) {
-      for (let i = 0; i < 8; i++) {
-        const r = await runTool(this.log, 'iptables', ['-w', '-t', table, '-D', chain, ...rule], { allowFailure: true });
-        if (r.code !== 0) break;
-      }
-    }
-    const c = this.chains;
-    const chains = [['filter', c.forward], ['filter', c.isolation], ['filter', c.ports], ['nat', c.postrouting], ['nat', c.dnat]] as const;
-    for (const [table, chain] of chains) {
-      await runTool(this.log, 'iptables', ['-w', '-t', table, '-F', chain], { allowFailure: true });
-    }
-    for (const [table, chain] of chains) {
-      await runTool(this.log, 'iptables', ['-w', '-t', table, '-X', chain], { allowFailure: true });
+    } else {
+      await removeIptablesChains(this.log, this.chains);
     }
     this.backend = 'none';
     this.live = undefined;
   }
+}
+
+/** The tag of a daemon's chains and nft table: the first 8 hex digits of its daemon ID. */
+export function firewallTag(daemonId: string): string {
+  return daemonId.replaceAll('-', '').slice(0, 8);
+}
+
+/** Deletes the jumps into a daemon's chains, then the chains; ones already gone are fine. */
+async function removeIptablesChains(log: Logger, c: ChainNames): Promise<void> {
+  for (const [table, chain, rule] of jumps(c)) {
+    for (let i = 0; i < 8; i++) {
+      const r = await runTool(log, 'iptables', ['-w', '-t', table, '-D', chain, ...rule], { allowFailure: true });
+      if (r.code !== 0) break;
+    }
+  }
+  const chains = [['filter', c.forward], ['filter', c.isolation], ['filter', c.ports], ['nat', c.postrouting], ['nat', c.dnat]] as const;
+  for (const [table, chain] of chains) {
+    await runTool(log, 'iptables', ['-w', '-t', table, '-F', chain], { allowFailure: true });
+  }
+  for (const [table, chain] of chains) {
+    await runTool(log, 'iptables', ['-w', '-t', table, '-X', chain], { allowFailure: true });
+  }
+}
+
+/**
+ * Removes what a daemon that is gone left in the firewall under `tag` (its iptables chains and their jumps, or its
+ * nft table), with whichever tools the host has. Only for a daemon proven dead (see DaemonRegistry).
+ */
+export async function removeFirewallOf(log: Logger, tag: string): Promise<boolean> {
+  const c = chainNames(tag);
+  let removed = false;
+  const listed = await Promise.all(
+    ['filter', 'nat'].map((t) => runTool(log, 'iptables', ['-w', '-t', t, '-S'], { allowFailure: true }).catch(() => ({ code: 1, stdout: '' }))),
+  );
+  const names = new Set(Object.values(c));
+  if (listed.some((r) => r.code === 0 && r.stdout.split('\n').some((l) => names.has(l.split(' ')[1] ?? '')))) {
+    await removeIptablesChains(log, c);
+    removed = true;
+  }
+  const table = nftTable(tag);
+  const nft = await runTool(log, 'nft', ['list', 'tables', 'ip'], { allowFailure: true }).catch(() => ({ code: 1, stdout: '' }));
+  if (nft.code === 0 && nft.stdout.split('\n').some((l) => l.trim() === `table ip ${table}`)) {
+    await runTool(log, 'nft', ['delete', 'table', 'ip', table], { allowFailure: true });
+    removed = true;
+  }
+  return removed;
 }

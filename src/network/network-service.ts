@@ -24,7 +24,9 @@ import { NetworkBootstrap } from './bootstrap.js';
 import type { ContainerNetwork } from './container-network.js';
 import { EmbeddedDns } from './dns-server.js';
 import { networkNames } from './dns-names.js';
-import { Firewall, type FirewallState } from './firewall.js';
+import { DaemonRegistry } from './daemon-registry.js';
+import { Firewall, firewallTag, type FirewallState } from './firewall.js';
+import { HOST_NETWORK_LOCK, withHostLock } from './host-lock.js';
 import { BridgeMode } from './modes/bridge.js';
 import { containerSandbox } from './modes/container.js';
 import { hostSandbox } from './modes/host.js';
@@ -64,6 +66,7 @@ export class NetworkService implements ContainerNetwork {
   private readonly files: SandboxFiles;
   private readonly ports: PortPublisher;
   private readonly bootstrap: NetworkBootstrap;
+  private readonly registry: DaemonRegistry;
   private readonly userNetworks: UserNetworks;
   private readonly bridge: BridgeMode;
   private readonly none: NoneMode;
@@ -78,7 +81,7 @@ export class NetworkService implements ContainerNetwork {
     const shell = new ToolShell(log);
     this.plumbing = new Plumbing(log, shell);
     this.state = new NetworkState(repo);
-    const tag = opts.daemonId.replaceAll('-', '').slice(0, 8);
+    const tag = firewallTag(opts.daemonId);
     this.ctx = { state: this.state, plumbing: this.plumbing, events, log, opts, owner: `berth:${opts.daemonId}`, settled: () => this.settled() };
     this.firewall = new Firewall(log, tag, opts.iptables, shell);
     this.files = new SandboxFiles(this.ctx);
@@ -90,6 +93,7 @@ export class NetworkService implements ContainerNetwork {
     );
     this.ports = new PortPublisher(this.ctx);
     this.bootstrap = new NetworkBootstrap(this.ctx, this.dnsServer);
+    this.registry = new DaemonRegistry(opts.daemonsDir);
     this.userNetworks = new UserNetworks(this.ctx, this.bootstrap, this.dnsServer, () => this.applyFirewall());
     this.bridge = new BridgeMode(this.ctx, this.ports, this.files);
     this.none = new NoneMode(this.ctx);
@@ -118,14 +122,19 @@ export class NetworkService implements ContainerNetwork {
     await this.exclusive(async () => {
       this.state.load();
       this.warningList.push(...(await this.bootstrap.enableForwarding()));
+      this.registry.register(this.ctx.opts.daemonId);
       this.warningList.push(...(await this.firewall.start()));
       await this.bootstrap.removeLeftoverLinks();
       await this.bootstrap.removeLeftoverNetns();
-      await this.bootstrap.ensurePredefined();
-      for (const n of this.state.networks.values()) {
-        if (n.Driver !== 'bridge') continue;
-        await this.bootstrap.bringUpBridge(n);
-      }
+      // Other daemons pick subnets and bridge names from the same host: one at a time (see withHostLock).
+      await withHostLock(HOST_NETWORK_LOCK, async () => {
+        await this.bootstrap.removeDeadDaemons(this.registry);
+        await this.bootstrap.ensurePredefined();
+        for (const n of this.state.networks.values()) {
+          if (n.Driver !== 'bridge') continue;
+          await this.bootstrap.bringUpBridge(n);
+        }
+      });
       await this.applyFirewall();
       this.started = true;
       this.none.setRunning(true);
@@ -168,6 +177,7 @@ export class NetworkService implements ContainerNetwork {
         if (n.Driver === 'bridge' && n.bridge && !used.has(n.Id)) await this.plumbing.deleteLink(n.bridge);
       }
       this.plumbing.close();
+      this.registry.forget(this.ctx.opts.daemonId);
     });
   }
 

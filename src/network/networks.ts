@@ -4,6 +4,7 @@ import { parseTimestampParam } from '../util/time.js';
 import { cidrOverlaps, cidrToString, ipToString, parseCidr, parseIp, parseSubnet, planSubnet } from './ipam.js';
 import { BRIDGE_NAME_OPT, HOST_BINDING_OPT, ICC_OPT, MASQ_OPT, MTU_OPT, type NetworkBootstrap } from './bootstrap.js';
 import type { EmbeddedDns } from './dns-server.js';
+import { HOST_NETWORK_LOCK, withHostLock } from './host-lock.js';
 import { networkApi, type NetworkApi } from './presenters.js';
 import { nowRfc3339, randomId } from './state.js';
 import type { NetworkContext, NetworkRecord } from './types.js';
@@ -128,49 +129,52 @@ export class UserNetworks {
       throw parseErr(HOST_BINDING_OPT, hostBinding, 'nil ip');
     }
 
-    let entry: { Subnet: string; Gateway: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> };
-    let auto = false;
-    const given = v4[0];
-    if (given && typeof given.Subnet === 'string' && given.Subnet !== '') {
-      const subnet = parseSubnet(given.Subnet);
-      for (const n of state.networks.values()) {
-        for (const c of n.IPAM.Config) {
-          const other = parseCidr(c.Subnet);
-          if (other && cidrOverlaps(other, subnet)) throw new ForbiddenError('Pool overlaps with other one on this address space');
+    const rec = await withHostLock(HOST_NETWORK_LOCK, async () => {
+      let entry: { Subnet: string; Gateway: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> };
+      let auto = false;
+      const given = v4[0];
+      if (given && typeof given.Subnet === 'string' && given.Subnet !== '') {
+        const subnet = parseSubnet(given.Subnet);
+        for (const n of state.networks.values()) {
+          for (const c of n.IPAM.Config) {
+            const other = parseCidr(c.Subnet);
+            if (other && cidrOverlaps(other, subnet)) throw new ForbiddenError('Pool overlaps with other one on this address space');
+          }
         }
+        const plan = planSubnet(subnet, typeof given.Gateway === 'string' ? given.Gateway : undefined, typeof given.IPRange === 'string' ? given.IPRange : undefined);
+        entry = { Subnet: cidrToString(subnet), Gateway: ipToString(plan.gateway) };
+        if (plan.ipRange) entry.IPRange = cidrToString(plan.ipRange);
+        const aux = strMap(given.AuxiliaryAddresses, 'AuxiliaryAddresses');
+        if (Object.keys(aux).length > 0) entry.AuxiliaryAddresses = aux;
+      } else {
+        if (given && (given.Gateway || given.IPRange)) throw new InvalidParameterError('gateway and ip-range need a subnet');
+        const subnet = await this.bootstrap.pickSubnet([]);
+        entry = { Subnet: cidrToString(subnet), Gateway: ipToString(subnet.base + 1) };
+        auto = true;
       }
-      const plan = planSubnet(subnet, typeof given.Gateway === 'string' ? given.Gateway : undefined, typeof given.IPRange === 'string' ? given.IPRange : undefined);
-      entry = { Subnet: cidrToString(subnet), Gateway: ipToString(plan.gateway) };
-      if (plan.ipRange) entry.IPRange = cidrToString(plan.ipRange);
-      const aux = strMap(given.AuxiliaryAddresses, 'AuxiliaryAddresses');
-      if (Object.keys(aux).length > 0) entry.AuxiliaryAddresses = aux;
-    } else {
-      if (given && (given.Gateway || given.IPRange)) throw new InvalidParameterError('gateway and ip-range need a subnet');
-      const subnet = await this.bootstrap.pickSubnet([]);
-      entry = { Subnet: cidrToString(subnet), Gateway: ipToString(subnet.base + 1) };
-      auto = true;
-    }
 
-    const rec: NetworkRecord = {
-      Id: id, Name: name, Created: nowRfc3339(), Driver: 'bridge',
-      Internal: body.Internal === true, Attachable: body.Attachable === true,
-      Options: options, Labels: labels,
-      IPAM: { Driver: 'default', Options: strMap(body.IPAM?.Options, 'IPAM.Options'), Config: [entry] },
-      bridge, mtu, predefined: false, autoSubnet: auto, masquerade, icc,
-      ...(hostBinding !== undefined && hostBinding !== '0.0.0.0' ? { hostBinding } : {}),
-    };
-    state.saveNetwork(rec, true);
-    try {
-      await this.bootstrap.bringUpBridge(rec);
-      await this.applyFirewall();
-    } catch (e) {
-      await this.dns.close(rec.Id);
-      await this.ctx.plumbing.deleteLink(bridge);
-      state.deleteNetwork(rec.Id);
-      throw e;
-    }
+      const rec: NetworkRecord = {
+        Id: id, Name: name, Created: nowRfc3339(), Driver: 'bridge',
+        Internal: body.Internal === true, Attachable: body.Attachable === true,
+        Options: options, Labels: labels,
+        IPAM: { Driver: 'default', Options: strMap(body.IPAM?.Options, 'IPAM.Options'), Config: [entry] },
+        bridge, mtu, predefined: false, autoSubnet: auto, masquerade, icc,
+        ...(hostBinding !== undefined && hostBinding !== '0.0.0.0' ? { hostBinding } : {}),
+      };
+      state.saveNetwork(rec, true);
+      try {
+        await this.bootstrap.bringUpBridge(rec);
+        await this.applyFirewall();
+      } catch (e) {
+        await this.dns.close(rec.Id);
+        await this.ctx.plumbing.deleteLink(bridge);
+        state.deleteNetwork(rec.Id);
+        throw e;
+      }
+      return rec;
+    });
     this.ctx.events.publish('network', 'create', id, { name, type: 'bridge' });
-    this.ctx.log.info({ network: name, id, subnet: entry.Subnet, bridge }, 'network created');
+    this.ctx.log.info({ network: name, id, subnet: rec.IPAM.Config[0]?.Subnet, bridge }, 'network created');
     return { Id: id, Warning: '' };
   }
 

@@ -207,6 +207,8 @@ export interface NetworkServiceOptions {
   dnsPort?: number;
   /** Preferred name of the default bridge device. */
   defaultBridgeName?: string;
+  /** Where running daemons are recorded host-wide (DaemonRegistry; tests point it elsewhere). */
+  daemonsDir?: string;
 }
 
 /** What the parts of the network service share (built once by NetworkService). */

@@ -1,16 +1,20 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetHarness, dnsQuery, randomHex, startHttpd } from './network-harness.js';
 import { httpGet, refused } from '../helpers/net-client.js';
+import { processStartTime } from '../../src/daemon-lock.js';
+import { Firewall, firewallTag } from '../../src/network/firewall.js';
 
 describe('network state across daemon restarts and crashes', () => {
   let h: NetHarness;
   let stopHttpd: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    h = await NetHarness.start({ bip: '10.245.0.1/24' });
+    // A bridge name of its own: a daemon of a concurrent test file must not take it while this one is down.
+    h = await NetHarness.start({ bip: '10.245.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
   });
 
   afterAll(async () => {
@@ -102,5 +106,94 @@ describe('network state across daemon restarts and crashes', () => {
     } finally {
       execFileSync('ip', ['link', 'del', 'dev', name]);
     }
+  });
+});
+
+describe('leftovers of daemons that are gone, and daemons side by side', () => {
+  const daemons = '/run/berth-daemons';
+
+  /** What a daemon killed mid-run leaves: its record, a bridge with its alias, its chains jumping from FORWARD. */
+  async function killedDaemon(h: NetHarness, record: string, withPort: boolean): Promise<{ id: string; bridge: string; tag: string; veth: string }> {
+    const id = randomUUID();
+    const tag = firewallTag(id);
+    const bridge = `bkd${randomHex(8)}`;
+    const veth = `bkv${randomHex(8)}`;
+    mkdirSync(daemons, { recursive: true });
+    writeFileSync(join(daemons, id), record);
+    execFileSync('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
+    execFileSync('ip', ['link', 'set', 'dev', bridge, 'alias', `berth:${id}`]);
+    if (withPort) {
+      execFileSync('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
+      execFileSync('ip', ['link', 'set', 'dev', veth, 'alias', `berth:${id}`, 'master', bridge]);
+    }
+    const fw = new Firewall(h.log, tag, true);
+    await fw.start();
+    await fw.apply({ bridges: [{ name: bridge, subnet: '10.249.0.0/24', internal: false, masquerade: true }], ports: [] });
+    return { id, bridge, tag, veth };
+  }
+
+  function linkExists(name: string): boolean {
+    try {
+      execFileSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async function removeFake(h: NetHarness, k: { id: string; bridge: string; tag: string; veth: string }): Promise<void> {
+    const fw = new Firewall(h.log, k.tag, true);
+    await fw.start();
+    await fw.stop();
+    for (const l of [k.veth, k.bridge]) if (linkExists(l)) execFileSync('ip', ['link', 'del', 'dev', l]);
+    rmSync(join(daemons, k.id), { force: true });
+  }
+
+  it('a start removes the bridges, chains and record of a daemon proven dead, so a reused bridge name meets no stale DROP', async () => {
+    const h = await NetHarness.start({ bip: '10.244.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const dead = await killedDaemon(h, '999999999 12345\n', false);
+    const busy = await killedDaemon(h, '999999999 12345\n', true);
+    const live = await killedDaemon(h, `${process.pid} ${processStartTime(process.pid)}\n`, false);
+    try {
+      expect(h.rules()).toContain(`-A BERTH-FORWARD-${dead.tag} ! -i ${dead.bridge} -o ${dead.bridge} -j DROP`);
+      await h.close();
+      await h.open();
+      // Dead, nothing attached: everything of it is gone.
+      expect(linkExists(dead.bridge)).toBe(false);
+      expect(h.rules()).not.toContain(dead.tag);
+      expect(existsSync(join(daemons, dead.id))).toBe(false);
+      // Dead but a port is still on its bridge (containers that may be taken back): untouched.
+      expect(linkExists(busy.bridge)).toBe(true);
+      expect(linkExists(busy.veth)).toBe(true);
+      expect(h.rules()).toContain(`BERTH-FORWARD-${busy.tag}`);
+      expect(existsSync(join(daemons, busy.id))).toBe(true);
+      // Alive: untouched.
+      expect(linkExists(live.bridge)).toBe(true);
+      expect(h.rules()).toContain(`BERTH-FORWARD-${live.tag}`);
+      // This daemon's own record is there while it runs, and gone after a clean stop.
+      expect(existsSync(join(daemons, h.daemonId))).toBe(true);
+    } finally {
+      for (const k of [dead, busy, live]) await removeFake(h, k);
+      await h.destroy();
+    }
+    expect(existsSync(join(daemons, h.daemonId))).toBe(false);
+  });
+
+  it('two daemons creating networks at the same moment never pick the same subnet', async () => {
+    const a = await NetHarness.start({ bip: '10.243.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const b = await NetHarness.start({ bip: '10.242.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const names = [0, 1, 2].map((i) => `side-${i}-${randomHex(6)}`);
+    try {
+      await Promise.all(names.flatMap((n) => [a.service.create({ Name: n }), b.service.create({ Name: n })]));
+      const subnets = names.flatMap((n) => [a, b].map((h) => h.service.inspect(n).IPAM.Config[0]!.Subnet));
+      expect(new Set(subnets).size).toBe(6);
+    } finally {
+      for (const h of [a, b]) {
+        for (const n of names) await h.service.remove(n).catch(() => undefined);
+        await h.destroy();
+      }
+    }
+    expect(a.ownedLinks()).toEqual([]);
+    expect(b.ownedLinks()).toEqual([]);
   });
 });
