@@ -6,6 +6,8 @@
 # dockerode's devDependencies are installed with npm into a temporary copy of its checkout. The images the suites
 # expect (alpine, busybox, ubuntu, hello-world) are stand-ins made from busybox-static. Upstream tests listed in
 # test/fixtures/clients/skip-list.txt (swarm, plugins, BuildKit-only, internet) are deselected.
+# CLIENTS_DAEMON=unix://<socket> runs the same suites against a daemon already running there instead (the reference
+# dockerd of scripts/reference-dockerd.sh, for today's comparison figures); that daemon is not stopped.
 set -uo pipefail
 
 DOCKER_PY_SRC=${1:-}
@@ -23,7 +25,7 @@ MOCHA_ARGS=${MOCHA_ARGS:-}
 
 WORK=$(mktemp -d /tmp/berth-clients.XXXXXX)
 SOCK="$WORK/docker.sock"
-export DOCKER_HOST="unix://$SOCK"
+export DOCKER_HOST="${CLIENTS_DAEMON:-unix://$SOCK}"
 export DOCKER_CONFIG="$WORK/docker-config"
 mkdir -p "$DOCKER_CONFIG"
 echo '{}' > "$WORK/daemon.json"
@@ -48,12 +50,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[[ -f "$REPO/dist/main.js" ]] || (cd "$REPO" && npm run build) || exit 1
-node "$REPO/dist/main.js" --host "unix://$SOCK" --data-root "$WORK/data" --exec-root "$WORK/run" \
-  --config-file "$WORK/daemon.json" --log-level info --no-cri >"$WORK/berthd.log" 2>&1 &
-BERTHD_PID=$!
-for _ in $(seq 200); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-docker version --format 'berthd {{.Server.Version}} (API {{.Server.APIVersion}}) on {{.Client.Os}}' || { cat "$WORK/berthd.log"; exit 1; }
+if [[ -z "${CLIENTS_DAEMON:-}" ]]; then
+  [[ -f "$REPO/dist/main.js" ]] || (cd "$REPO" && npm run build) || exit 1
+  node "$REPO/dist/main.js" --host "unix://$SOCK" --data-root "$WORK/data" --exec-root "$WORK/run" \
+    --config-file "$WORK/daemon.json" --log-level info --no-cri >"$WORK/berthd.log" 2>&1 &
+  BERTHD_PID=$!
+  for _ in $(seq 200); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}}) at '"$DOCKER_HOST" || { cat "$WORK/berthd.log" 2>/dev/null; exit 1; }
 
 # --- stand-in images from busybox-static
 rootfs_tar() { # <dir> <with-bash>
