@@ -18,6 +18,9 @@ export interface DockerEvent {
   timeNano: number;
 }
 
+/** An upper bound past every stored event (int64 max, as nanoseconds). */
+const END_OF_TIME = 2n ** 63n - 1n;
+
 /** In-process publish/subscribe with a persisted ring behind it. */
 export class EventBus {
   private readonly emitter = new EventEmitter();
@@ -53,13 +56,13 @@ export class EventBus {
   }
 
   /**
-   * The stored events from `since` (when given) followed by live ones, none after `until`, each once and in order:
-   * subscribes before replaying, holds what is published meanwhile, and drops from it what the replay already sent.
+   * The stored events from `since` (when given) followed by live ones, none after `until`, each once and in order.
+   * Subscribes, then reads the stored ones (synchronously: nothing can be published between the two, so nothing is
+   * both stored and live), and holds what is published while the replay runs (a listener may publish) until it ends.
    * Returns the unsubscribe.
    */
   follow(range: { since?: bigint | undefined; until?: bigint | undefined }, listener: (e: DockerEvent) => void): () => void {
     const { since, until } = range;
-    const startedAt = nowNano();
     const pending: DockerEvent[] = [];
     let replaying = true;
     const unsubscribe = this.subscribe((e) => {
@@ -67,11 +70,9 @@ export class EventBus {
       if (replaying) pending.push(e);
       else listener(e);
     });
-    if (since !== undefined) {
-      for (const e of this.history(since, until !== undefined && until < startedAt ? until : startedAt)) listener(e);
-    }
+    if (since !== undefined) for (const e of this.history(since, until ?? END_OF_TIME)) listener(e);
     replaying = false;
-    for (const e of pending) if (BigInt(e.timeNano) > startedAt) listener(e);
+    for (const e of pending) listener(e);
     return unsubscribe;
   }
 
