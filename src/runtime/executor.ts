@@ -21,23 +21,32 @@
 // (ExitStatus), shim.log (the shim's diagnostics), rootfs/ (mount point, used only inside the container's
 // mount namespace), exec/<execId>/{plan, exit.json}. Sockets: <execRoot>/s/<id[0:24]>.sock.
 
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, promises as fsp, readFileSync, readlinkSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, promises as fsp, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BerthError, ConflictError, NotFoundError, errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Cgroup, CgroupManager } from './cgroups/index.js';
 import { INIT_PATH_IN_CONTAINER, RUNTIME_ALLOWED_DEVICE_RULES } from './defaults.js';
-import { compileLaunchPlan, writeLaunchFiles, type NsName, type RootfsSource } from './launch-plan.js';
-import type { OciMount, OciProcess, OciSpec } from './oci-spec.js';
-import { ShimConnection, ShimRequestError, parseExitStatus, type ExitStatus, type ShimState } from './shim-client.js';
-import { ShimSpawner } from './shim-spawner.js';
-import { compileSeccomp, seccompFilterFlags } from './seccomp/index.js';
+import {
+  ContainerStartError,
+  type AttachHandle,
+  type ContainerCreateOptions,
+  type ContainerRuntime,
+  type ExecHandle,
+  type ExecOptions,
+} from './executor-api.js';
+import { compileLaunchPlan, writeLaunchFiles, type NsName } from './launch-plan.js';
+import type { OciMount, OciSpec } from './oci-spec.js';
+import { compiledSeccomp, type CompiledSeccomp } from './seccomp/cache.js';
+import { ShimConnection, ShimRequestError, type ExitStatus, type ShimState } from './shim-client.js';
+import { isAlive, type ShimInfo } from './shim-process.js';
+import { spawnShim } from './shim-spawner.js';
+import { attachHandle, readExit, waitExitFile } from './shim-streams.js';
 
-export type { ExitStatus, ShimState };
+export * from './executor-api.js';
+export { procStartTime } from './shim-process.js';
+
 
 export interface ExecutorOptions {
   /** Berth's exec root (e.g. /run/berth); shim sockets go to <execRoot>/s/. Keep it short (sun_path is 108 bytes). */
@@ -47,77 +56,6 @@ export interface ExecutorOptions {
   initPath?: string;
   log: Logger;
   cgroups?: CgroupManager;
-}
-
-export interface ContainerCreateOptions {
-  bundleDir: string;
-  spec: OciSpec;
-  rootfs: RootfsSource;
-  logPath?: string;
-  logOpts?: { maxSize?: number; maxFile?: number; compress?: boolean; attrs?: Record<string, string> };
-  /** 'cri': the kubelet's log format at logPath (CRI containers); json-file otherwise. */
-  logFormat?: 'json-file' | 'cri';
-  tty: boolean;
-  openStdin: boolean;
-  stdinOnce: boolean;
-  consoleSize?: { height: number; width: number };
-}
-
-export interface ExecOptions {
-  process: OciProcess;
-  tty: boolean;
-  openStdin: boolean;
-  stdinOnce?: boolean;
-  consoleSize?: { height: number; width: number };
-  /** Run without the container's seccomp filter (a privileged exec). */
-  unconfined?: boolean;
-  /** Which output streams to deliver (default both). */
-  stdout?: boolean;
-  stderr?: boolean;
-}
-
-export interface OutputChunk {
-  stream: 'stdout' | 'stderr';
-  data: Buffer;
-}
-
-export interface AttachHandle {
-  /** Present when stdin was requested; end() closes the container's stdin if stdinOnce. */
-  stdin?: Writable;
-  /** objectMode stream of OutputChunk; ends when the process has exited and its output is drained. */
-  output: Readable;
-  /** Resolves with the exit status when the process ends while attached (undefined if detached first). */
-  exited: Promise<ExitStatus | undefined>;
-  close(): void;
-}
-
-export interface ExecHandle {
-  execId: string;
-  pid: number;
-  stdin?: Writable;
-  output: Readable;
-  resize(height: number, width: number): Promise<void>;
-  kill(signal: number): Promise<void>;
-  exit: Promise<ExitStatus>;
-}
-
-/** A failure before the container's process ran (Docker maps 127/126 to 400s and exit codes). */
-export class ContainerStartError extends BerthError {
-  override readonly statusCode: number;
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-    this.statusCode = exitCode === 126 || exitCode === 127 ? 400 : 500;
-  }
-}
-
-interface ShimInfo {
-  shimPid: number;
-  shimStart: number;
-  initPid: number;
-  initStart: number;
 }
 
 interface Entry {
@@ -134,48 +72,9 @@ interface Entry {
   seccomp?: CompiledSeccomp | null;
 }
 
-interface CompiledSeccomp {
-  bpf: Buffer;
-  flags: number;
-}
-
-/** Compiled seccomp programs by machine + profile: the same profile and capabilities compile once per daemon. */
-const seccompPrograms = new Map<string, CompiledSeccomp>();
-
-/** The spec's seccomp filter compiled for this machine (cached), undefined when the spec has none. */
-function compiledSeccomp(spec: OciSpec): CompiledSeccomp | undefined {
-  const profile = spec.linux?.seccomp;
-  if (!profile) return undefined;
-  const machine = os.machine() === 'aarch64' ? 'aarch64' : 'x86_64';
-  const key = `${machine}\0${JSON.stringify(profile, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`;
-  let c = seccompPrograms.get(key);
-  if (!c) {
-    c = { bpf: compileSeccomp(profile, machine), flags: seccompFilterFlags(profile) };
-    if (seccompPrograms.size >= 32) seccompPrograms.delete(seccompPrograms.keys().next().value as string);
-    seccompPrograms.set(key, c);
-  }
-  return c;
-}
-
-/** Field 22 of /proc/<pid>/stat, or undefined if the process is gone. */
-export function procStartTime(pid: number): number | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    const v = Number(rest[19]);
-    return Number.isFinite(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number, start: number): boolean {
-  return pid > 0 && procStartTime(pid) === start;
-}
-
 const NS_FILES = ['user', 'mnt', 'uts', 'ipc', 'net', 'pid', 'cgroup'] as const;
 
-export class Executor {
+export class Executor implements ContainerRuntime {
   private readonly entries = new Map<string, Entry>();
   private readonly log: Logger;
 
@@ -255,7 +154,7 @@ export class Executor {
       });
       const planPath = await writeLaunchFiles(bundle, o.spec, records);
       mark('plan');
-      const pid = await this.spawnShim('create', planPath, path.join(bundle, 'shim.log'));
+      const pid = await spawnShim(this.opts, 'create', planPath, path.join(bundle, 'shim.log'));
       mark('shim');
       const info = JSON.parse(await fsp.readFile(path.join(bundle, 'shim.json'), 'utf8')) as ShimInfo;
       const e: Entry = { id, bundleDir: bundle, socketPath, stdinOnce: o.stdinOnce, tty: o.tty, info, execSockets: new Set(), seccomp: seccomp ?? null };
@@ -267,62 +166,6 @@ export class Executor {
       if (cgroup) await cgroup.destroy().catch((e2: unknown) => this.log.warn({ err: e2, id }, 'destroy cgroup after failed create'));
       throw err;
     }
-  }
-
-  /** Starts a shim (through the shim spawner) and waits for its one-line report; resolves with the init's pid. */
-  private async spawnShim(mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<number> {
-    let line: string;
-    if (ShimSpawner.accepts(planPath, shimLog)) {
-      const spawner = ShimSpawner.for(this.opts.shimPath, path.join(this.opts.execRoot, 'shim-spawner.log'), this.log);
-      line = await spawner.spawn(mode, planPath, shimLog);
-    } else {
-      line = await this.spawnShimDirect(mode, planPath, shimLog);
-    }
-    const ok = /^ok (\d+)$/.exec(line);
-    if (ok) return Number(ok[1]);
-    const err = /^err (\d+) (.*)$/.exec(line);
-    if (err) throw new ContainerStartError(err[2] ?? 'unknown error', Number(err[1]));
-    let tail = '';
-    try {
-      tail = readFileSync(shimLog, 'utf8').trim().split('\n').slice(-3).join('; ');
-    } catch {
-      // no diagnostics
-    }
-    throw new BerthError(`berth-shim failed without a report${tail ? `: ${tail}` : ''}`);
-  }
-
-  /** Spawns a detached shim from berthd itself and resolves with its report line on fd 3 ('' if none). */
-  private spawnShimDirect(mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<string> {
-    const logFd = openSync(shimLog, 'a', 0o600);
-    let child;
-    try {
-      child = spawn(this.opts.shimPath, [mode, planPath], { detached: true, stdio: ['ignore', 'ignore', logFd, 'pipe'] });
-    } finally {
-      closeSync(logFd);
-    }
-    const report = child.stdio[3] as Readable;
-    return new Promise<string>((resolve, reject) => {
-      let text = '';
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        report.destroy();
-        child.unref();
-        resolve(text.includes('\n') ? (text.split('\n')[0] ?? '') : '');
-      };
-      report.on('data', (d: Buffer) => {
-        text += d.toString('utf8');
-        if (text.includes('\n')) finish();
-      });
-      report.on('end', finish);
-      report.on('error', finish);
-      child.on('error', (err) => {
-        if (done) return;
-        done = true;
-        reject(new BerthError(`cannot run ${this.opts.shimPath}: ${errorMessage(err)}`, { cause: err }));
-      });
-    });
   }
 
   private async control(e: Entry): Promise<ShimConnection> {
@@ -361,47 +204,7 @@ export class Executor {
   async attach(id: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<AttachHandle> {
     const e = this.entry(id);
     const conn = await ShimConnection.connect(e.socketPath);
-    return this.attachHandle(conn, want, e.stdinOnce);
-  }
-
-  private async attachHandle(
-    conn: ShimConnection,
-    want: { stdin: boolean; stdout: boolean; stderr: boolean },
-    stdinOnce: boolean,
-  ): Promise<AttachHandle> {
-    // Bounded: when the consumer falls behind, reading from the shim pauses (the shim then stops
-    // reading the container's output), so berthd never buffers more than a few chunks per session.
-    const output = new Readable({
-      objectMode: true,
-      highWaterMark: 16,
-      read: () => conn.resume(),
-    });
-    conn.on('output', (stream: 'stdout' | 'stderr', data: Buffer) => {
-      if (!output.push({ stream, data } satisfies OutputChunk)) conn.pause();
-    });
-    const exited = new Promise<ExitStatus | undefined>((resolve) => {
-      conn.once('exit', (st: ExitStatus) => resolve(st));
-      conn.once('close', () => resolve(conn.exitStatus));
-    });
-    conn.once('close', () => output.push(null));
-    if (want.stdout || want.stderr) await conn.attach(want.stdout, want.stderr);
-    const handle: AttachHandle = { output, exited, close: () => conn.close() };
-    if (want.stdin) {
-      handle.stdin = new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          if (conn.writeStdin(chunk)) cb();
-          else conn.onDrain(() => cb());
-        },
-        final(cb) {
-          if (!stdinOnce || conn.isClosed) return cb();
-          conn.closeStdin().then(
-            () => cb(),
-            () => cb(),
-          );
-        },
-      });
-    }
-    return handle;
+    return attachHandle(conn, want, e.stdinOnce);
   }
 
   /** The shim closes and opens its log file again (CRI ReopenContainerLog after the kubelet rotated it). */
@@ -431,53 +234,7 @@ export class Executor {
 
   async waitExit(id: string): Promise<ExitStatus> {
     const e = this.entry(id);
-    return this.waitExitFile(path.join(e.bundleDir, 'exit.json'), e.socketPath, e.info.shimPid, e.info.shimStart);
-  }
-
-  private async readExit(file: string): Promise<ExitStatus | undefined> {
-    try {
-      return parseExitStatus(await fsp.readFile(file, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-  }
-
-  private async waitExitFile(file: string, socketPath: string, shimPid: number, shimStart: number): Promise<ExitStatus> {
-    for (;;) {
-      const st = await this.readExit(file);
-      if (st) return st;
-      let conn: ShimConnection | undefined;
-      try {
-        conn = await ShimConnection.connect(socketPath);
-      } catch {
-        conn = undefined;
-      }
-      if (conn) {
-        const c = conn;
-        const fromSocket = await new Promise<ExitStatus | undefined>((resolve) => {
-          c.once('exit', (s: ExitStatus) => resolve(s));
-          c.once('close', () => resolve(c.exitStatus));
-        });
-        c.close();
-        if (fromSocket) return fromSocket;
-        continue;
-      }
-      // socket gone: the shim is writing/has written the exit file, or died without one
-      if (!isAlive(shimPid, shimStart)) {
-        const last = await this.readExit(file);
-        if (last) return last;
-        return {
-          exitCode: 255,
-          signal: 0,
-          oomKilled: null,
-          finishedAt: new Date().toISOString(),
-          pid: 0,
-          error: 'berth-shim exited without recording an exit status',
-        };
-      }
-      await delay(10);
-    }
+    return waitExitFile(path.join(e.bundleDir, 'exit.json'), e.socketPath, e.info.shimPid, e.info.shimStart);
   }
 
   /**
@@ -541,11 +298,11 @@ export class Executor {
       },
     );
     const planPath = await writeLaunchFiles(dir, undefined, records);
-    await this.spawnShim('exec', planPath, path.join(e.bundleDir, 'shim.log'));
+    await spawnShim(this.opts, 'exec', planPath, path.join(e.bundleDir, 'shim.log'));
     e.execSockets.add(socketPath);
     const info = JSON.parse(await fsp.readFile(path.join(dir, 'shim.json'), 'utf8')) as ShimInfo;
     const conn = await ShimConnection.connect(socketPath);
-    const h = await this.attachHandle(
+    const h = await attachHandle(
       conn,
       { stdin: o.openStdin, stdout: o.stdout ?? true, stderr: o.stderr ?? true },
       o.stdinOnce ?? true,
@@ -556,10 +313,10 @@ export class Executor {
       pid = await conn.start();
     } catch (err) {
       conn.close();
-      const st = await this.waitExitFile(exitFile, socketPath, info.shimPid, info.shimStart);
+      const st = await waitExitFile(exitFile, socketPath, info.shimPid, info.shimStart);
       throw new ContainerStartError(st.error ?? errorMessage(err), st.exitCode);
     }
-    const exit = h.exited.then(async (st) => st ?? this.waitExitFile(exitFile, socketPath, info.shimPid, info.shimStart));
+    const exit = h.exited.then(async (st) => st ?? waitExitFile(exitFile, socketPath, info.shimPid, info.shimStart));
     exit.then(
       () => e.execSockets.delete(socketPath),
       () => undefined,
@@ -622,7 +379,7 @@ export class Executor {
       }
       return this.waitExit(id);
     }
-    const st = await this.readExit(exitFile);
+    const st = await readExit(exitFile);
     if (st) return st;
     return {
       exitCode: 255,

@@ -7,12 +7,16 @@
 //   ShimSpawner.for(shimPath, logFile, log) → the process-wide spawner for that binary
 //   spawner.spawn(mode, planPath, shimLog) → Promise<string>   the shim's report line ('' if it left none)
 //   ShimSpawner.accepts(...paths) → whether the paths fit the line protocol (no TAB / LF / NUL)
+//   spawnShim(launcher, mode, planPath, shimLog) → the init's pid: through the spawner, or spawned directly when
+//     the paths do not fit its protocol; a shim's failure report becomes a ContainerStartError
 
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { BerthError, errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
+import { ContainerStartError } from './executor-api.js';
 
 interface Pending {
   resolve: (report: string) => void;
@@ -112,4 +116,67 @@ export class ShimSpawner {
     }
     if (this.child) this.refWhileBusy(this.child);
   }
+}
+
+/** Where shims come from: the berth-shim binary and the exec root (for the spawner's log). */
+export interface ShimLauncher {
+  shimPath: string;
+  execRoot: string;
+  log: Logger;
+}
+
+/** Starts a shim (through the shim spawner) and waits for its one-line report; resolves with the init's pid. */
+export async function spawnShim(o: ShimLauncher, mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<number> {
+  let line: string;
+  if (ShimSpawner.accepts(planPath, shimLog)) {
+    const spawner = ShimSpawner.for(o.shimPath, path.join(o.execRoot, 'shim-spawner.log'), o.log);
+    line = await spawner.spawn(mode, planPath, shimLog);
+  } else {
+    line = await spawnShimDirect(o.shimPath, mode, planPath, shimLog);
+  }
+  const ok = /^ok (\d+)$/.exec(line);
+  if (ok) return Number(ok[1]);
+  const err = /^err (\d+) (.*)$/.exec(line);
+  if (err) throw new ContainerStartError(err[2] ?? 'unknown error', Number(err[1]));
+  let tail = '';
+  try {
+    tail = readFileSync(shimLog, 'utf8').trim().split('\n').slice(-3).join('; ');
+  } catch {
+    // no diagnostics
+  }
+  throw new BerthError(`berth-shim failed without a report${tail ? `: ${tail}` : ''}`);
+}
+
+/** Spawns a detached shim from berthd itself and resolves with its report line on fd 3 ('' if none). */
+function spawnShimDirect(shimPath: string, mode: 'create' | 'exec', planPath: string, shimLog: string): Promise<string> {
+  const logFd = openSync(shimLog, 'a', 0o600);
+  let child;
+  try {
+    child = spawn(shimPath, [mode, planPath], { detached: true, stdio: ['ignore', 'ignore', logFd, 'pipe'] });
+  } finally {
+    closeSync(logFd);
+  }
+  const report = child.stdio[3] as Readable;
+  return new Promise<string>((resolve, reject) => {
+    let text = '';
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      report.destroy();
+      child.unref();
+      resolve(text.includes('\n') ? (text.split('\n')[0] ?? '') : '');
+    };
+    report.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      if (text.includes('\n')) finish();
+    });
+    report.on('end', finish);
+    report.on('error', finish);
+    child.on('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(new BerthError(`cannot run ${shimPath}: ${errorMessage(err)}`, { cause: err }));
+    });
+  });
 }

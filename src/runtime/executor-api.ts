@@ -1,0 +1,88 @@
+// What the runtime accepts and hands back: the options of a container's run and of an exec (an OCI spec and
+// process, never Docker's shapes), the streams of a running process, and the ContainerRuntime interface the
+// containers layer depends on (Executor implements it; tests fake it).
+
+import type { Readable, Writable } from 'node:stream';
+import { BerthError } from '../errors.js';
+import type { RootfsSource } from './launch-plan.js';
+import type { OciProcess, OciSpec } from './oci-spec.js';
+import type { ExitStatus, ShimState } from './shim-client.js';
+
+export type { ExitStatus, ShimState };
+
+export interface ContainerCreateOptions {
+  bundleDir: string;
+  spec: OciSpec;
+  rootfs: RootfsSource;
+  logPath?: string;
+  logOpts?: { maxSize?: number; maxFile?: number; compress?: boolean; attrs?: Record<string, string> };
+  /** 'cri': the kubelet's log format at logPath (CRI containers); json-file otherwise. */
+  logFormat?: 'json-file' | 'cri';
+  tty: boolean;
+  openStdin: boolean;
+  stdinOnce: boolean;
+  consoleSize?: { height: number; width: number };
+}
+
+export interface ExecOptions {
+  process: OciProcess;
+  tty: boolean;
+  openStdin: boolean;
+  stdinOnce?: boolean;
+  consoleSize?: { height: number; width: number };
+  /** Run without the container's seccomp filter (a privileged exec). */
+  unconfined?: boolean;
+  /** Which output streams to deliver (default both). */
+  stdout?: boolean;
+  stderr?: boolean;
+}
+
+export interface OutputChunk {
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+}
+
+export interface AttachHandle {
+  /** Present when stdin was requested; end() closes the container's stdin if stdinOnce. */
+  stdin?: Writable;
+  /** objectMode stream of OutputChunk; ends when the process has exited and its output is drained. */
+  output: Readable;
+  /** Resolves with the exit status when the process ends while attached (undefined if detached first). */
+  exited: Promise<ExitStatus | undefined>;
+  close(): void;
+}
+
+export interface ExecHandle {
+  execId: string;
+  pid: number;
+  stdin?: Writable;
+  output: Readable;
+  resize(height: number, width: number): Promise<void>;
+  kill(signal: number): Promise<void>;
+  exit: Promise<ExitStatus>;
+}
+
+/** A failure before the container's process ran (Docker maps 127/126 to 400s and exit codes). */
+export class ContainerStartError extends BerthError {
+  override readonly statusCode: number;
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.statusCode = exitCode === 126 || exitCode === 127 ? 400 : 500;
+  }
+}
+
+/** The executor as the containers layer uses it (one container's shim, by container id). */
+export interface ContainerRuntime {
+  create(id: string, o: ContainerCreateOptions): Promise<{ pid: number; warnings: string[] }>;
+  start(id: string): Promise<{ pid: number }>;
+  attach(id: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<AttachHandle>;
+  resize(id: string, height: number, width: number): Promise<void>;
+  kill(id: string, signal: number, opts?: { all?: boolean }): Promise<void>;
+  waitExit(id: string): Promise<ExitStatus>;
+  adopt(id: string, bundleDir: string, opts?: { stdinOnce?: boolean }): Promise<'created' | 'running' | ExitStatus>;
+  delete(id: string): Promise<void>;
+  reopenLog(id: string): Promise<void>;
+}
