@@ -18,3 +18,30 @@ export function signalNumber(s: string): number {
   if (n === undefined) throw new InvalidParameterError(`Invalid signal: ${s}`);
   return n;
 }
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (true: `p` did). */
+export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * dockerd's stop sequence: the stop signal, then SIGKILL when the process has not ended within `timeout` seconds
+ * (a negative timeout waits for ever); SIGKILL itself waits at most 30 s for the end. `send` failures are ignored
+ * (the process may be gone already).
+ */
+export async function stopSequence(o: { signal: number; timeout: number; stopped: Promise<void>; send(sig: number): Promise<void> }): Promise<void> {
+  if (o.signal !== 9) {
+    await o.send(o.signal).catch(() => undefined);
+    if (o.timeout < 0) {
+      await o.stopped;
+      return;
+    }
+    if (await within(o.stopped, o.timeout * 1000)) return;
+  }
+  await o.send(9).catch(() => undefined);
+  await within(o.stopped, 30_000);
+}
