@@ -277,7 +277,7 @@ export class ContainerOps {
   }
 
   /** POST /containers/{id}/update: resources applied live to the cgroup, restart policy for the next exit. */
-  async update(ref: string, body: UpdateBody): Promise<{ Warnings: string[] | null }> {
+  async update(ref: string, body: UpdateBody, by?: 'cri'): Promise<{ Warnings: string[] | null }> {
     return this.d.containers.update(ref, async (c) => {
       const prefix = `Cannot update container ${c.id}: `;
       const wrap = (e: unknown): never => {
@@ -326,7 +326,7 @@ export class ContainerOps {
         ...(changePolicy ? { RestartPolicy: { Name: rp.Name, MaximumRetryCount: rp.MaximumRetryCount ?? 0 } } : {}),
       };
       return { hostConfig, result: { Warnings: warnings.length > 0 ? warnings : null } };
-    });
+    }, by);
   }
 
   /** POST /containers/{id}/rename?name= */
@@ -345,7 +345,7 @@ export class ContainerOps {
     try {
       await this.d.containers.rename(c.id, name);
     } catch (e) {
-      if (e instanceof ConflictError) throw taken();
+      if (e instanceof ConflictError && !c.cri) throw taken(); // a CRI container's refusal passes as it is
       throw e;
     }
     try {

@@ -139,7 +139,7 @@ export class ContainerService {
 
   /**
    * CRI pods and containers belong to the kubelet (as containerd's k8s.io namespace keeps them from other clients):
-   * the Docker API sees them but does not start, stop, kill, restart or remove them.
+   * the Docker API sees them but does not start, stop, kill, restart, pause, unpause, update, rename or remove them.
    */
   private ownerCheck(c: ContainerRecord, by: 'cri' | undefined): void {
     if (c.cri && by !== 'cri') {
@@ -388,9 +388,9 @@ export class ContainerService {
     await this.d.executor.kill(c.id, sig, { all: sig === 9 });
   }
 
-  async kill(ref: string, signal?: string): Promise<void> {
+  async kill(ref: string, signal?: string, by?: 'cri'): Promise<void> {
     const c = this.record(ref);
-    this.ownerCheck(c, undefined);
+    this.ownerCheck(c, by);
     if (!c.state.Running) throw new ConflictError(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
     const sig = signalNumber(signal || 'SIGKILL');
     // dockerd marks a killed container as manually stopped: its restart policy does not bring it back.
@@ -615,8 +615,9 @@ export class ContainerService {
   // Intent methods: every change another module makes to a container goes through one of these.
 
   /** docker pause: freezes the cgroup of a running container. */
-  pause(ref: string): Promise<void> {
+  pause(ref: string, by?: 'cri'): Promise<void> {
     const c = this.record(ref);
+    this.ownerCheck(c, by);
     return this.serial(c.id, async () => {
       if (!c.state.Running) throw new ConflictError(`Container ${c.id} is not running`);
       if (c.state.Paused) throw new ConflictError(`Container ${c.id} is already paused`);
@@ -628,8 +629,9 @@ export class ContainerService {
   }
 
   /** docker unpause: thaws it. */
-  unpause(ref: string): Promise<void> {
+  unpause(ref: string, by?: 'cri'): Promise<void> {
     const c = this.record(ref);
+    this.ownerCheck(c, by);
     return this.serial(c.id, async () => {
       if (!c.state.Paused) throw new ConflictError(`Container ${c.id} is not paused`);
       await this.unpauseCgroup(c);
@@ -638,8 +640,9 @@ export class ContainerService {
   }
 
   /** A new name (validated by the caller); a ConflictError when another container holds it. */
-  rename(ref: string, name: string): Promise<{ oldName: string }> {
+  rename(ref: string, name: string, by?: 'cri'): Promise<{ oldName: string }> {
     const c = this.record(ref);
+    this.ownerCheck(c, by);
     return this.serial(c.id, () => {
       const oldName = c.name;
       c.name = name;
@@ -657,8 +660,9 @@ export class ContainerService {
    * docker update: `decide` reads the container (and may apply resources to its running cgroup) under the
    * lifecycle lock and returns the new HostConfig, which this service records (and publishes `update`).
    */
-  update<T>(ref: string, decide: (c: ContainerView) => Promise<{ hostConfig: HostConfig; result: T }>): Promise<T> {
+  update<T>(ref: string, decide: (c: ContainerView) => Promise<{ hostConfig: HostConfig; result: T }>, by?: 'cri'): Promise<T> {
     const c = this.record(ref);
+    this.ownerCheck(c, by);
     return this.serial(c.id, async () => {
       const { hostConfig, result } = await decide(c);
       c.hostConfig = hostConfig;

@@ -98,7 +98,7 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       if (num(r.memory_swap_limit_in_bytes) > 0) body.MemorySwap = num(r.memory_swap_limit_in_bytes);
       if (str(r.cpuset_cpus) !== '') body.CpusetCpus = str(r.cpuset_cpus);
       if (str(r.cpuset_mems) !== '') body.CpusetMems = str(r.cpuset_mems);
-      await d.containerOps.update(c.id, body as Parameters<ContainerOps['update']>[1]);
+      await d.containerOps.update(c.id, body as Parameters<ContainerOps['update']>[1], 'cri');
       return {};
     },
 

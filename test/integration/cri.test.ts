@@ -159,6 +159,18 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     expect(rm.code).not.toBe(0);
     expect(rm.stderr).toContain('managed by the Kubernetes CRI');
     expect((await d.docker(['stop', pod])).code).not.toBe(0);
+    // nor pause, unpause, update or rename: each answers 409 with the reason, and the container is unchanged
+    for (const args of [['pause', ctr], ['unpause', ctr], ['update', '--memory', '64m', ctr], ['rename', ctr, 'taken-by-docker'], ['pause', pod]]) {
+      const r = await d.docker(args);
+      expect(r.code, `docker ${args.join(' ')}`).not.toBe(0);
+      expect(r.stderr).toContain('managed by the Kubernetes CRI');
+    }
+    const api = await d.request('POST', `/containers/${ctr}/pause`);
+    expect(api.status).toBe(409);
+    expect(api.json<{ message: string }>().message).toMatch(/^container [0-9a-f]{64} is managed by the Kubernetes CRI \(pod container\): use crictl or the kubelet$/);
+    const after = JSON.parse((await d.docker(['inspect', ctr])).stdout) as { Name: string; State: { Paused: boolean }; HostConfig: { Memory?: number } }[];
+    expect(after[0]).toMatchObject({ Name: '/k8s_app_web_cri-test_uid-web_0', State: { Paused: false } });
+    expect(after[0]?.HostConfig.Memory ?? 0).toBe(0);
 
     await crictl.ok(['stopp', pod]);
     const stopped = JSON.parse(await crictl.ok(['inspect', ctr])) as { status: { state: string; exitCode: number } };
