@@ -6,9 +6,11 @@ import type { ContainerService } from '../containers/container-service.js';
 import type { ContainerView, HostConfig } from '../containers/types.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano } from '../util/time.js';
+import { signalNumber } from '../containers/signals.js';
 import type { CriImageService } from './image-service.js';
 import { labelsMatch, msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
 import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
+import { redeliverWhenCaught } from './stop-signal.js';
 
 export interface ContainerData {
   sandboxId: string;
@@ -268,7 +270,20 @@ export class CriContainers {
   async stop(req: Msg): Promise<Msg> {
     const c = this.find(str(req.container_id));
     if (!c) return {}; // StopContainer is idempotent: an unknown container is already stopped
-    await this.containers.stop(c.id, { timeout: num(req.timeout), by: 'cri' });
+    const timeout = num(req.timeout);
+    const stopSignal = c.config.StopSignal || 'SIGTERM';
+    // a stop signal PID 1 has no handler for yet is dropped by the kernel: sent again once it has one
+    const watch = c.state.Running
+      ? redeliverWhenCaught(c.state.Pid, signalNumber(stopSignal), timeout * 1000, async () => {
+          this.log.debug({ id: c.id, signal: stopSignal }, 'CRI stop: the stop signal was dropped (no handler yet in PID 1); sending it again');
+          await this.containers.kill(c.id, stopSignal, 'cri').catch(() => undefined);
+        })
+      : undefined;
+    try {
+      await this.containers.stop(c.id, { timeout, by: 'cri' });
+    } finally {
+      watch?.cancel();
+    }
     return {};
   }
 

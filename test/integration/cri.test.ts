@@ -238,6 +238,19 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     }
   });
 
+  it('stops a container whose PID 1 installs its SIGTERM handler only after the stop began (the dropped signal is sent again)', async () => {
+    const pod = (await crictl.ok(['runp', podConfig('stopsig')])).trim();
+    // PID 1 has no SIGTERM handler for its first 4 s: the kernel drops a SIGTERM sent to it meanwhile
+    const cmd = ['sh', '-c', 'sleep 4; trap "exit 7" TERM; while :; do sleep 0.2; done'];
+    const ctr = (await crictl.ok(['create', pod, containerConfig('stopsig', 'late-trap', cmd), podConfig('stopsig')])).trim();
+    await crictl.ok(['start', ctr]);
+    // right after the start, as critest and the kubelet do; without the second signal it would end by SIGKILL (137) after 30 s
+    await criCall(join(d.execRoot, 'cri.sock'), 'StopContainer', { container_id: ctr, timeout: 30 });
+    const st = JSON.parse(await crictl.ok(['inspect', ctr])) as { status: { state: string; exitCode: number } };
+    expect(st.status).toMatchObject({ state: 'CONTAINER_EXITED', exitCode: 7 });
+    await crictl.ok(['rmp', '-f', pod]);
+  });
+
   it('streams exec (stdin, tty) over SPDY and WebSocket and port-forwards to the pod', async () => {
     const pod = (await crictl.ok(['runp', podConfig('stream')])).trim();
     const ctr = (
