@@ -8,8 +8,9 @@ import type { Logger } from '../util/logger.js';
 import { nowNano } from '../util/time.js';
 import { signalNumber } from '../containers/signals.js';
 import type { CriImageService } from './image-service.js';
-import { labelsMatch, msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
+import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
 import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
+import { findByIdOrPrefix, selectByFilter } from './select.js';
 import { redeliverWhenCaught } from './stop-signal.js';
 
 export interface ContainerData {
@@ -93,12 +94,7 @@ export class CriContainers {
   ) {}
 
   find(id: string): ContainerView | undefined {
-    if (id === '') return undefined;
-    const all = this.list();
-    const exact = all.find((c) => c.id === id);
-    if (exact) return exact;
-    const matches = all.filter((c) => c.id.startsWith(id));
-    return matches.length === 1 ? matches[0] : undefined;
+    return findByIdOrPrefix(this.list(), id);
   }
 
   get(id: string): ContainerView {
@@ -324,19 +320,13 @@ export class CriContainers {
     };
   }
 
+  /** The containers a ContainerFilter (or ContainerStatsFilter) selects. */
+  select(filter: unknown): ContainerView[] {
+    return selectByFilter(this.list(), filter, (c) => ({ state: criState(c), labels: containerData(c).labels, sandboxId: containerData(c).sandboxId }));
+  }
+
   async listContainers(req: Msg): Promise<Msg> {
-    const f = msg(req.filter);
-    const id = str(f.id);
-    const sandbox = str(f.pod_sandbox_id);
-    const state = f.state ? str(msg(f.state).state) : '';
-    const selector = strMap(f.label_selector);
-    const containers = this.list()
-      .filter((c) => id === '' || c.id.startsWith(id))
-      .filter((c) => sandbox === '' || containerData(c).sandboxId.startsWith(sandbox))
-      .filter((c) => state === '' || criState(c) === state)
-      .filter((c) => labelsMatch(containerData(c).labels, selector))
-      .map((c) => this.listItem(c));
-    return { containers };
+    return { containers: this.select(req.filter).map((c) => this.listItem(c)) };
   }
 
   status(req: Msg): Msg {

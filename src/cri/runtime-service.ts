@@ -158,13 +158,9 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
 
     ContainerStats: async (req) => ({ stats: await d.stats.container(ctrs.get(str(req.container_id))) }),
     ListContainerStats: async (req) => {
-      const f = msg(req.filter);
-      const listed = msg(await ctrs.listContainers({ filter: { id: f.id, pod_sandbox_id: f.pod_sandbox_id, label_selector: f.label_selector } }));
+      // ContainerStatsFilter has no state: the running containers it selects
       const out: Msg[] = [];
-      for (const item of (listed.containers ?? []) as Msg[]) {
-        const c = ctrs.find(str(item.id));
-        if (c && criState(c) === 'CONTAINER_RUNNING') out.push(await d.stats.container(c));
-      }
+      for (const c of ctrs.select(req.filter)) if (criState(c) === 'CONTAINER_RUNNING') out.push(await d.stats.container(c));
       return { stats: out };
     },
     PodSandboxStats: async (req) => {
@@ -172,13 +168,8 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       return { stats: await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)) };
     },
     ListPodSandboxStats: async (req) => {
-      const f = msg(req.filter);
-      const listed = msg(await sandboxes.listSandboxes({ filter: { id: f.id, label_selector: f.label_selector } }));
       const out: Msg[] = [];
-      for (const item of (listed.items ?? []) as Msg[]) {
-        const sb = sandboxes.find(str(item.id));
-        if (sb && sb.state.Running) out.push(await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)));
-      }
+      for (const sb of sandboxes.select(req.filter)) if (sb.state.Running) out.push(await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)));
       return { stats: out };
     },
 

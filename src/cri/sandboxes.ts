@@ -6,8 +6,9 @@ import type { ImageService } from '../images/image-service.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano } from '../util/time.js';
 import type { CniManager, PortMapping } from './cni.js';
-import { labelsMatch, msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
+import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
 import { ensurePauseImage } from './pause-image.js';
+import { findByIdOrPrefix, selectByFilter } from './select.js';
 
 /** Docker labels that mark CRI objects (docker ps --filter label=io.berth.cri.type=container). */
 export const CRI_TYPE_LABEL = 'io.berth.cri.type';
@@ -73,12 +74,7 @@ export class SandboxService {
 
   /** A sandbox by full ID or unique prefix (CRI objects only: Docker containers are not sandboxes). */
   find(id: string): ContainerView | undefined {
-    if (id === '') return undefined;
-    const all = this.containers.all().filter((c) => c.cri?.kind === 'sandbox');
-    const exact = all.find((c) => c.id === id);
-    if (exact) return exact;
-    const matches = all.filter((c) => c.id.startsWith(id));
-    return matches.length === 1 ? matches[0] : undefined;
+    return findByIdOrPrefix(this.list(), id);
   }
 
   get(id: string): ContainerView {
@@ -93,6 +89,11 @@ export class SandboxService {
 
   ready(c: ContainerView): boolean {
     return c.state.Running && sandboxData(c).networkUp !== false;
+  }
+
+  /** The CRI state name of a sandbox. */
+  state(c: ContainerView): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
+    return this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
   }
 
   async run(req: Msg): Promise<Msg> {
@@ -217,7 +218,7 @@ export class SandboxService {
     const status = {
       id: c.id,
       metadata: d.metadata,
-      state: this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+      state: this.state(c),
       created_at: d.createdAt,
       network: { ip, additional_ips: more.map((x) => ({ ip: x })) },
       linux: { namespaces: { options: { network: d.namespaces.network, pid: d.namespaces.pid, ipc: d.namespaces.ipc, target_id: d.namespaces.targetId } } },
@@ -243,7 +244,7 @@ export class SandboxService {
     return {
       id: c.id,
       metadata: d.metadata,
-      state: this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY',
+      state: this.state(c),
       created_at: d.createdAt,
       labels: d.labels,
       annotations: d.annotations,
@@ -251,17 +252,13 @@ export class SandboxService {
     };
   }
 
+  /** The sandboxes a PodSandboxFilter (or PodSandboxStatsFilter) selects. */
+  select(filter: unknown): ContainerView[] {
+    return selectByFilter(this.list(), filter, (c) => ({ state: this.state(c), labels: sandboxData(c).labels }));
+  }
+
   async listSandboxes(req: Msg): Promise<Msg> {
-    const f = msg(req.filter);
-    const id = str(f.id);
-    const state = msg(f.state);
-    const selector = strMap(f.label_selector);
-    const items = this.list()
-      .filter((c) => id === '' || c.id.startsWith(id))
-      .filter((c) => !f.state || str(state.state) === (this.ready(c) ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY'))
-      .filter((c) => labelsMatch(sandboxData(c).labels, selector))
-      .map((c) => this.listItem(c));
-    return { items };
+    return { items: this.select(req.filter).map((c) => this.listItem(c)) };
   }
 
   /** The started time of the holder, for status (nanoseconds). */
