@@ -214,6 +214,8 @@ export async function* readTar(reader: ByteReader, opts: { lenientEnd?: boolean 
       if (left <= 0) return;
       if (opts.lenientEnd) {
         if (dataLeft > 0) await reader.skip(dataLeft, h.name);
+        // data of a whole number of blocks has no padding: the next read is the next header (or the end)
+        if (left === dataLeft) return;
         const pad = await reader.read(left - dataLeft);
         if (pad.length === 0) ended = true; // stopped right after the data: no padding, no end blocks
         else if (pad.length < left - dataLeft) throw new TarFormatError('unexpected EOF: the tar archive is truncated');

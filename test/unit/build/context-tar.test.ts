@@ -27,4 +27,15 @@ describe('build context tar', () => {
     // a cut inside the data is still an error
     await expect(names(full.subarray(0, 512 * 3 + 20), true)).rejects.toThrow();
   });
+
+  it('reads on past a skipped member whose data is a whole number of blocks', async () => {
+    const full = await layerTar([
+      { path: 'big', type: 'file', content: 'y'.repeat(1024) },
+      { path: 'Dockerfile', type: 'file', content: 'FROM scratch\n' },
+    ]);
+    const seen: string[] = [];
+    // the first member's body is not read: the reader skips it
+    for await (const e of readTar(new ByteReader(Readable.from([full])), { lenientEnd: true })) seen.push(e.header.name);
+    expect(seen).toEqual(['big', 'Dockerfile']);
+  });
 });
