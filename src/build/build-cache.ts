@@ -61,8 +61,11 @@ export class BuildCacheRepo {
     this.putStmt.run(row);
   }
 
-  touch(key: string, imageId: string, nowNano: bigint): void {
-    this.touchStmt.run(nowNano, key, imageId);
+  /** Records the use of cache entries, in one transaction. */
+  touchAll(used: readonly [key: string, imageId: string][], nowNano: bigint): void {
+    this.db.transaction(() => {
+      for (const [key, imageId] of used) this.touchStmt.run(nowNano, key, imageId);
+    })();
   }
 
   delete(key: string, imageId: string): void {

@@ -4,9 +4,8 @@
 // the host; a source that climbs out of the context is refused.
 
 import { createHash } from 'node:crypto';
-import { closeSync, constants as C, createReadStream, createWriteStream, lstatSync, mkdirSync, readdirSync, readlinkSync, readSync, openSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants as C, lstatSync, mkdirSync, readdirSync, readlinkSync, readSync, openSync, rmSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { InvalidParameterError, NotFoundError } from '../errors.js';
@@ -81,7 +80,8 @@ export function readDockerfile(dir: string, name: string): { text: string; name:
   }
 }
 
-function dockerfileRel(name: string): string {
+/** The Dockerfile's path inside the context; a path that climbs out of it is refused. */
+export function dockerfileRel(name: string): string {
   const rel = cleanPath(name).replace(/^\/+/, '');
   if (rel.startsWith('../') || rel === '..') throw new InvalidParameterError(`Forbidden path outside the build context: ${name} ()`);
   return rel;
@@ -94,62 +94,6 @@ export function removeIgnoredBuildFiles(dir: string, ignore: string | undefined,
   for (const f of ['.dockerignore', dockerfile]) {
     if (m.matchesOrParentMatches(f)) rmSync(join(dir, f), { force: true, recursive: true });
   }
-}
-
-/** Writes the (decompressed) context tar to `file`: nothing is unpacked until a step needs the context. */
-/** Writes the (decompressed) context tar to `file`; returns the tar's sha256 (the same context gives the same digest). */
-export async function spoolContext(body: Readable, file: string): Promise<string> {
-  const d = await decompressStream(body);
-  const h = createHash('sha256');
-  await pipeline(
-    d.stream,
-    async function* (src: AsyncIterable<Buffer>) {
-      for await (const chunk of src) {
-        h.update(chunk);
-        yield chunk;
-      }
-    },
-    createWriteStream(file, { mode: 0o600 }),
-  );
-  return h.digest('hex');
-}
-
-/**
- * The Dockerfile and .dockerignore read from a spooled context tar without unpacking it (regular files only;
- * undefined when the Dockerfile is not a plain member: the caller unpacks and reads it from the tree).
- */
-export async function dockerfileFromTar(file: string, name: string): Promise<{ text: string; name: string; ignore?: string } | undefined> {
-  const rel = dockerfileRel(name);
-  const wanted = new Set([rel, '.dockerignore', ...(name === 'Dockerfile' ? ['dockerfile'] : [])]);
-  const found = new Map<string, Buffer | null>();
-  try {
-    for await (const e of readTar(new ByteReader(createReadStream(file)), { lenientEnd: true })) {
-      const n = cleanPath(e.header.name).replace(/^\/+/, '');
-      if (!wanted.has(n)) continue;
-      if (e.header.type !== 'file' || e.header.size > 64 * 1024 * 1024) {
-        found.set(n, null);
-        continue;
-      }
-      const chunks: Buffer[] = [];
-      for await (const c of e.body) chunks.push(c);
-      found.set(n, Buffer.concat(chunks));
-    }
-  } catch (e) {
-    throw new InvalidParameterError(`failed to read the build context: ${(e as Error).message}`);
-  }
-  let used = rel;
-  let df = found.get(rel);
-  if (df === undefined && name === 'Dockerfile') {
-    used = 'dockerfile';
-    df = found.get('dockerfile');
-  }
-  const ignore = found.get('.dockerignore');
-  if (df === null || ignore === null) return undefined; // a link or special file: resolve it in the unpacked tree
-  if (df === undefined) {
-    // a member under a symlinked directory would need the tree; otherwise dockerd's message
-    return undefined;
-  }
-  return { text: df.toString('utf8'), name: used, ...(ignore ? { ignore: ignore.toString('utf8') } : {}) };
 }
 
 /** Go's path.Match for one pattern against a slash-separated name (`*` and `?` stop at `/`). */

@@ -3,7 +3,7 @@
 // metadata instructions as history entries without layers), with dockerd's progress stream and build cache.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as C, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, readSync, rmdirSync, rmSync, utimesSync } from 'node:fs';
+import { constants as C, createReadStream, createWriteStream, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, utimesSync } from 'node:fs';
 import { lchown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -31,15 +31,13 @@ import { BuildArgs } from './build-args.js';
 import { stableHash, type BuildCacheRepo } from './build-cache.js';
 import {
   ChecksumMemo,
-  dockerfileFromTar,
   entryChecksum,
-  extractContext,
   globContext,
   hasWildcards,
   readDockerfile,
   removeIgnoredBuildFiles,
-  spoolContext,
 } from './build-context.js';
+import { receiveContext } from './context-upload.js';
 import { cleanPath } from './dockerignore.js';
 import { parseDockerfile } from './dockerfile-parser.js';
 import { parseInstruction, parseStages, type Command, type Stage } from './instructions.js';
@@ -206,13 +204,12 @@ export class BuildService {
   /** Runs one build; returns the final image ID. Progress goes to `emit`; failures throw (BuildStepError for step errors). */
   async build(body: Readable | undefined, o: BuildOptions, emit: BuildEmit, signal: AbortSignal): Promise<string> {
     const tags = this.sanitizeTags(o.tags);
-    const dir = join(this.workRoot, randomBytes(8).toString('hex'));
-    mkdirSync(dir, { mode: 0o700 });
-    const holder = LayerStore.tempHolder('build');
-    const run = new BuildRun(this, this.d, o, emit, signal, dir, holder, this.memo);
+    const run = new BuildRun(this, this.d, o, emit, signal, join(this.workRoot, randomBytes(8).toString('hex')), LayerStore.tempHolder('build'), this.memo);
+    let disposeContext: (() => void) | undefined;
     try {
-      const contextDir = join(dir, 'context');
-      const { dockerfile, unpack, digest } = await this.prepareContext(body, o, contextDir, join(dir, 'context.tar'), emit);
+      const contextDir = join(run.dir, 'context');
+      const { dockerfile, unpack, digest, dispose } = await this.prepareContext(body, o, contextDir, () => run.workDir(), emit);
+      disposeContext = dispose;
       if (digest !== undefined) run.contextKey = `${digest}\0${o.dockerfile}`;
       const imageId = await run.run(contextDir, dockerfile, unpack);
       emit({ stream: `Successfully built ${short(imageId)}\n` });
@@ -222,9 +219,8 @@ export class BuildService {
       }
       return imageId;
     } finally {
+      disposeContext?.();
       await run.cleanup();
-      this.d.images.layers.release(holder);
-      rmSync(dir, { recursive: true, force: true });
     }
   }
 
@@ -245,39 +241,40 @@ export class BuildService {
   }
 
   /**
-   * The Dockerfile, and how to get the context tree: an uploaded tar is only spooled to disk here and unpacked the
-   * first time a step reads the context (a build that never COPYs from it never unpacks it).
+   * The Dockerfile, and how to get the context tree: an uploaded tar is received (hashed, scanned for the
+   * Dockerfile) and unpacked only the first time a step reads the context (a build that never COPYs from it, or
+   * whose COPY steps are all cached, never unpacks it).
    */
   private async prepareContext(
     body: Readable | undefined,
     o: BuildOptions,
     contextDir: string,
-    tarFile: string,
+    workDir: () => string,
     emit: BuildEmit,
-  ): Promise<{ dockerfile: string; unpack?: () => Promise<void>; digest?: string }> {
+  ): Promise<{ dockerfile: string; unpack?: () => Promise<void>; digest?: string; dispose?: () => void }> {
     const name = o.dockerfile || 'Dockerfile';
     if (o.remote !== '') {
+      workDir();
       const { fetchRemoteContext } = await import('./remote-context.js');
       const r = await fetchRemoteContext(o.remote, contextDir, this.log, emit);
       if (r.dockerfileText !== undefined) return { dockerfile: r.dockerfileText };
       return { dockerfile: readDockerfile(contextDir, name).text };
     }
     if (!body) throw new InvalidParameterError('the build context is missing');
-    const digest = await spoolContext(body, tarFile);
-    const unpackTree = async (): Promise<void> => {
-      await extractContext(createReadStream(tarFile), contextDir);
-      rmSync(tarFile, { force: true });
-    };
-    const found = await dockerfileFromTar(tarFile, name);
+    const ctx = await receiveContext(body, name, () => join(workDir(), 'context.tar'));
+    const found = ctx.found;
     if (!found) {
-      await unpackTree();
+      workDir();
+      await ctx.unpack(contextDir);
       return { dockerfile: readDockerfile(contextDir, name).text };
     }
     return {
       dockerfile: found.text,
-      digest,
+      digest: ctx.digest,
+      dispose: ctx.dispose,
       unpack: async () => {
-        await unpackTree();
+        workDir();
+        await ctx.unpack(contextDir);
         removeIgnoredBuildFiles(contextDir, found.ignore, found.name);
       },
     };
@@ -285,15 +282,17 @@ export class BuildService {
 
   // ---- cache -------------------------------------------------------------------------------------------
 
-  probe(key: string, cacheFrom: Set<string> | undefined): string | undefined {
+  /** The image cached for a step; its use is added to `used` (recorded in one write when the build ends). */
+  probe(key: string, cacheFrom: Set<string> | undefined, used: [key: string, imageId: string][]): ImageRecord | undefined {
     for (const row of this.d.cache.get(key)) {
-      if (!this.d.images.get(row.image_id)) {
+      const img = this.d.images.get(row.image_id);
+      if (!img) {
         this.d.cache.delete(key, row.image_id);
         continue;
       }
       if (cacheFrom && !cacheFrom.has(row.image_id)) continue;
-      this.d.cache.touch(key, row.image_id, nowNano());
-      return row.image_id;
+      used.push([key, row.image_id]);
+      return img;
     }
     return undefined;
   }
@@ -434,7 +433,16 @@ class BuildRun {
   /** The uploaded context's identity (tar digest + Dockerfile name) for BuildService.contextSums; unset otherwise. */
   contextKey: string | undefined;
   /** State every stage runner shares (forks see this same object). */
-  private readonly shared: { contextReady?: Promise<ConfinedRoot>; contextRoot?: ConfinedRoot } = {};
+  private readonly shared: {
+    contextReady?: Promise<ConfinedRoot>;
+    contextRoot?: ConfinedRoot;
+    /** The work directory exists (made when a step first needs it). */
+    dirMade?: boolean;
+    /** A step layer was committed under the build's hold. */
+    held?: boolean;
+    /** Cache entries the build used, touched in one write at the end. */
+    cacheUsed: [key: string, imageId: string][];
+  } = { cacheUsed: [] };
   private shlex = new ShellLex('\\');
   private total = 0;
   private step = 1;
@@ -450,7 +458,8 @@ class BuildRun {
     private readonly o: BuildOptions,
     private readonly emit: BuildEmit,
     clientGone: AbortSignal,
-    private readonly dir: string,
+    /** The build's private directory (context, views, downloads), made by workDir() when first needed. */
+    readonly dir: string,
     private readonly holder: string,
     private readonly memo: ChecksumMemo,
   ) {
@@ -473,7 +482,7 @@ class BuildRun {
     const shared = this.shared;
     shared.contextReady ??= (async () => {
       if (this.unpack) await this.unpack();
-      else mkdirSync(this.contextDir, { recursive: true, mode: 0o700 });
+      else mkdirSync(join(this.workDir(), 'context'), { recursive: true, mode: 0o700 });
       shared.contextRoot = ConfinedRoot.open(this.contextDir);
       return shared.contextRoot;
     })();
@@ -526,7 +535,23 @@ class BuildRun {
     return [...out];
   }
 
+  /** The build's private directory, made on first use. */
+  workDir(): string {
+    if (!this.shared.dirMade) {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      this.shared.dirMade = true;
+    }
+    return this.dir;
+  }
+
+  /** A step's upper directory committed as a layer, held by the build until it ends. */
+  private commitLayer(chainId: string | null, upper: string): Promise<StepLayer | undefined> {
+    this.shared.held = true;
+    return commitUpperDir(this.d.images, chainId, upper, this.holder);
+  }
+
   async cleanup(): Promise<void> {
+    if (this.shared.cacheUsed.length > 0) this.d.cache.touchAll(this.shared.cacheUsed.splice(0), nowNano());
     for (const v of this.views) v.release();
     this.views.clear();
     this.shared.contextRoot?.close();
@@ -542,6 +567,8 @@ class BuildRun {
       );
     }
     this.containers.clear();
+    if (this.shared.held) this.d.images.layers.release(this.holder);
+    if (this.shared.dirMade) rmSync(this.dir, { recursive: true, force: true });
   }
 
   async run(contextDir: string, dockerfileText: string, unpack?: () => Promise<void>): Promise<string> {
@@ -867,10 +894,9 @@ class BuildRun {
 
   private probe(state: State, probeCfg: ContainerConfigJson): boolean {
     if (this.o.noCache) return false;
-    const hit = this.svc.probe(this.cacheKey(state, probeCfg), this.cacheFrom);
-    if (!hit) return false;
+    const img = this.svc.probe(this.cacheKey(state, probeCfg), this.cacheFrom, this.shared.cacheUsed);
+    if (!img) return false;
     this.out(' ---> Using cache\n');
-    const img = this.d.images.resolve(hit);
     state.imageId = img.id;
     state.chainId = img.chainId;
     return true;
@@ -989,7 +1015,7 @@ class BuildRun {
       throw new BuildStepError(`The command '${cmd.join(' ')}' returned a non-zero code: ${exitCode}`, exitCode);
     }
     const upper = containerPaths(this.d.dataRoot, id).upper;
-    const layer = await commitUpperDir(this.d.images, state.chainId, upper, this.holder);
+    const layer = await this.commitLayer(state.chainId, upper);
     this.commitImage(state, probeCfg, layer, id);
     this.containers.delete(id);
     if (this.o.rm || this.o.forceRm) {
@@ -1013,7 +1039,7 @@ class BuildRun {
       try {
         await mkdirAll(view.root, rc.WorkingDir ?? '/', 0, 0);
         view.unmount();
-        layer = await commitUpperDir(this.d.images, state.chainId, view.upper, this.holder);
+        layer = await this.commitLayer(state.chainId, view.upper);
       } finally {
         this.closeView(view);
       }
@@ -1023,7 +1049,7 @@ class BuildRun {
   }
 
   private openView(chainId: string | null): StepRootfs {
-    const v = StepRootfs.open(this.d.images.layers, this.d.execRoot, this.dir, chainId, this.d.log);
+    const v = StepRootfs.open(this.d.images.layers, this.d.execRoot, this.workDir(), chainId, this.d.log);
     this.views.add(v);
     return v;
   }
@@ -1125,7 +1151,7 @@ class BuildRun {
             await this.copyOne(view.root, info, destPath, preserve ? undefined : identity, c.kind === 'add', name);
           }
           view.unmount();
-          layer = await commitUpperDir(this.d.images, state.chainId, view.upper, this.holder);
+          layer = await this.commitLayer(state.chainId, view.upper);
         } finally {
           this.closeView(view);
         }
@@ -1228,7 +1254,7 @@ class BuildRun {
 
   /** ADD <url>: downloaded into the build dir, mode 0600 and the Last-Modified time as dockerd does. */
   private async download(url: string): Promise<{ resolved: Resolved; hash: string; downloaded: { path: string; mtime?: number; name: string } }> {
-    const dlDir = join(this.dir, `dl-${randomBytes(6).toString('hex')}`);
+    const dlDir = join(this.workDir(), `dl-${randomBytes(6).toString('hex')}`);
     await mkdir(dlDir, { mode: 0o700 });
     let res: Response;
     try {
