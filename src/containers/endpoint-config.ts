@@ -1,7 +1,7 @@
 // A container's NetworkingConfig.EndpointsConfig (what it asks of each network, kept while it is stopped) and
 // the endpoint requests the network layer takes from it.
 
-import type { EndpointRequest } from '../network/types.js';
+import { endpointIpamConfig, type EndpointRequest } from '../network/types.js';
 import type { ContainerRecord, ContainerView } from './types.js';
 
 type NetworkingConfig = ContainerRecord['networkingConfig'];
@@ -14,10 +14,15 @@ export function endpointsOf(c: ContainerView): Record<string, EndpointRequest> {
     // The CLI keys the endpoint of the container's own network "default".
     const net = key === 'default' ? mode : key;
     if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) continue;
-    const e = ep as { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null; MacAddress?: string; Links?: string[] | null; DriverOpts?: Record<string, string> | null };
+    const e = ep as {
+      Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
+      MacAddress?: string; Links?: string[] | null; DriverOpts?: Record<string, string> | null;
+    };
     out[net] = {
       ...(e.Aliases ? { aliases: e.Aliases } : {}),
       ...(e.IPAMConfig?.IPv4Address ? { ipv4Address: e.IPAMConfig.IPv4Address } : {}),
+      ...(e.IPAMConfig?.IPv6Address ? { ipv6Address: e.IPAMConfig.IPv6Address } : {}),
+      ...(e.IPAMConfig?.LinkLocalIPs && e.IPAMConfig.LinkLocalIPs.length > 0 ? { linkLocalIps: e.IPAMConfig.LinkLocalIPs } : {}),
       ...(e.MacAddress ? { macAddress: e.MacAddress } : {}),
       ...(e.Links ? { links: e.Links } : {}),
       ...(e.DriverOpts ? { driverOpts: e.DriverOpts } : {}),
@@ -32,7 +37,7 @@ export function withEndpoint(c: ContainerView, network: string, cfg: EndpointReq
   for (const key of Object.keys(eps)) if (key === network || (key === 'default' && c.hostConfig.NetworkMode === network)) delete eps[key];
   eps[network] = {
     Aliases: cfg.aliases ?? null,
-    IPAMConfig: cfg.ipv4Address ? { IPv4Address: cfg.ipv4Address } : null,
+    IPAMConfig: endpointIpamConfig({ ipv4: cfg.ipv4Address, ipv6: cfg.ipv6Address, linkLocal: cfg.linkLocalIps }),
     Links: cfg.links ?? null,
     ...(cfg.macAddress ? { MacAddress: cfg.macAddress } : {}),
     ...(cfg.driverOpts ? { DriverOpts: cfg.driverOpts } : {}),

@@ -98,7 +98,7 @@ export class NetworkBootstrap {
       if (byName.has(name)) continue;
       state.saveNetwork({
         Id: randomId(), Name: name, Created: nowRfc3339(), Driver: driver, Internal: false, Attachable: false,
-        Options: {}, Labels: {}, IPAM: { Driver: 'default', Options: {}, Config: [] }, mtu: 1500,
+        Options: {}, Labels: {}, IPAM: { Driver: 'default', Options: null, Config: [] }, mtu: 1500,
         predefined: true, autoSubnet: false, masquerade: false,
       }, true);
     }
@@ -131,7 +131,7 @@ export class NetworkBootstrap {
         [MTU_OPT]: '1500',
       },
       Labels: {},
-      IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: cidrToString(subnet), Gateway: gateway }] },
+      IPAM: { Driver: 'default', Options: null, Config: [{ Subnet: cidrToString(subnet), Gateway: gateway }] },
       bridge, mtu: 1500, predefined: true, autoSubnet: opts.bip === undefined, masquerade: true,
     }, true);
   }
@@ -212,6 +212,8 @@ export class NetworkBootstrap {
       state.saveNetwork(n, false);
       log.info({ network: n.Name, subnet: cfg.Subnet, clashes }, 'subnet also routed elsewhere; picked a new one');
     }
+    const c6 = n.enableIPv6 ? n.IPAM.Config.find((c) => c.Subnet.includes(':')) : undefined;
+    if (c6) await plumbing.ensureAddr6(n.bridge, `${c6.Gateway}/${c6.Subnet.split('/')[1]}`);
     if (!state.isDefaultBridge(n) && cfg.Gateway) {
       try {
         await this.dns.listen(n.Id, cfg.Gateway);

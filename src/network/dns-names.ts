@@ -31,6 +31,8 @@ function lookup(state: NetworkState, networkId: string, askerIp: string, rawName
     }
   }
   for (const nid of nets) {
+    const linked = asker ? linkTarget(state, nid, asker.containerId, name) : undefined;
+    if (linked) return [linked];
     const ips: string[] = [];
     for (const ep of state.endpointsOf(nid)) {
       if (!ep.ip) continue;
@@ -40,6 +42,26 @@ function lookup(state: NetworkState, networkId: string, askerIp: string, rawName
       if (names.includes(name) && !ips.includes(ep.ip)) ips.push(ep.ip);
     }
     if (ips.length > 0) return ips;
+  }
+  return undefined;
+}
+
+/**
+ * Links given on a user network's endpoint (EndpointSettings.Links, "<container>:<alias>") are names for the
+ * linking container only: the alias resolves to the linked container's address on that network, whenever the
+ * linked container is there (it may be created after the link).
+ */
+function linkTarget(state: NetworkState, networkId: string, askerId: string, name: string): string | undefined {
+  const own = state.endpoint(networkId, askerId);
+  for (const link of own?.links ?? []) {
+    const colon = link.lastIndexOf(':');
+    const target = (colon < 0 ? link : link.slice(0, colon)).replace(/^\//, '');
+    const alias = colon < 0 ? target : link.slice(colon + 1);
+    if (alias.toLowerCase() !== name && target.toLowerCase() !== name) continue;
+    for (const ep of state.endpointsOf(networkId)) {
+      const sb = state.sandboxes.get(ep.containerId);
+      if (ep.ip && sb && (sb.name === target || sb.containerId.startsWith(target))) return ep.ip;
+    }
   }
   return undefined;
 }

@@ -5,6 +5,7 @@ import { cidrOverlaps, cidrToString, ipToString, parseCidr, parseIp, parseSubnet
 import { BRIDGE_NAME_OPT, HOST_BINDING_OPT, ICC_OPT, MASQ_OPT, MTU_OPT, type NetworkBootstrap } from './bootstrap.js';
 import type { EmbeddedDns } from './dns-server.js';
 import { HOST_NETWORK_LOCK, withHostLock } from './host-lock.js';
+import { cidr6Overlaps, cidr6ToString, ip6ToString, parseCidr6, planSubnet6 } from './ipam6.js';
 import { networkApi, type NetworkApi } from './presenters.js';
 import { nowRfc3339, randomId } from './state.js';
 import type { NetworkContext, NetworkRecord } from './types.js';
@@ -90,22 +91,39 @@ export class UserNetworks {
     const { state } = this.ctx;
     const name = typeof body.Name === 'string' ? body.Name : '';
     if (name === '') throw new InvalidParameterError('network name is required');
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new InvalidParameterError(`invalid network name "${name}"`);
     const driver = body.Driver === undefined || body.Driver === '' ? 'bridge' : String(body.Driver);
     if (PREDEFINED.has(name)) throw new ForbiddenError(`operation is not permitted on predefined ${name} network`);
     if ([...state.networks.values()].some((n) => n.Name === name)) throw new ConflictError(`network with name ${name} already exists`);
     if (driver === 'host' || driver === 'null') throw new ForbiddenError(`only one instance of "${driver}" network is allowed`);
     if (driver !== 'bridge') throw new NotFoundError(`plugin "${driver}" not found`);
-    if (body.EnableIPv6 === true) throw new InvalidParameterError('IPv6 networks are not supported by Berth');
     if (body.ConfigOnly === true) throw new InvalidParameterError('config-only networks are not supported by Berth');
     const options = strMap(body.Options, 'Options');
     const labels = strMap(body.Labels, 'Labels');
+    // Kept as given: dockerd shows null when the client sent none (docker-py), {} when it sent {} (the CLI).
+    const ipamOptions = body.IPAM?.Options === undefined || body.IPAM.Options === null ? null : strMap(body.IPAM.Options, 'IPAM.Options');
     const ipamDriver = body.IPAM?.Driver === undefined || body.IPAM.Driver === '' ? 'default' : String(body.IPAM.Driver);
     if (ipamDriver !== 'default') throw new NotFoundError(`plugin "${ipamDriver}" not found`);
     const configs = Array.isArray(body.IPAM?.Config) ? (body.IPAM.Config as Record<string, unknown>[]) : [];
     const v4 = configs.filter((c) => typeof c.Subnet !== 'string' || !c.Subnet.includes(':'));
+    const v6 = configs.filter((c) => typeof c.Subnet === 'string' && c.Subnet.includes(':'));
     if (v4.length > 1) throw new InvalidParameterError('Berth supports one IPv4 subnet per network');
-    if (v4.length < configs.length) throw new InvalidParameterError('IPv6 subnets are not supported by Berth');
+    if (v6.length > 1) throw new InvalidParameterError('Berth supports one IPv6 subnet per network');
+    const enableIPv6 = body.EnableIPv6 === true;
+    if (v6.length > 0 && !enableIPv6) throw new InvalidParameterError('an IPv6 subnet needs EnableIPv6 (--ipv6)');
+    if (enableIPv6 && v6.length === 0) throw new InvalidParameterError('Berth needs an IPv6 subnet for EnableIPv6 (--subnet)');
+    let entry6: { Subnet: string; Gateway: string; IPRange?: string } | undefined;
+    const given6 = v6[0];
+    if (given6) {
+      const plan6 = planSubnet6(String(given6.Subnet), typeof given6.Gateway === 'string' ? given6.Gateway : undefined, typeof given6.IPRange === 'string' ? given6.IPRange : undefined);
+      for (const n of state.networks.values()) {
+        for (const c of n.IPAM.Config) {
+          const other = parseCidr6(c.Subnet);
+          if (other && cidr6Overlaps(other, plan6.subnet)) throw new ForbiddenError('Pool overlaps with other one on this address space');
+        }
+      }
+      entry6 = { Subnet: cidr6ToString(plan6.subnet), Gateway: ip6ToString(plan6.gateway) };
+      if (plan6.ipRange) entry6.IPRange = cidr6ToString(plan6.ipRange);
+    }
 
     const id = randomId();
     const bridge = options[BRIDGE_NAME_OPT] ?? `br-${id.slice(0, 12)}`;
@@ -157,8 +175,9 @@ export class UserNetworks {
         Id: id, Name: name, Created: nowRfc3339(), Driver: 'bridge',
         Internal: body.Internal === true, Attachable: body.Attachable === true,
         Options: options, Labels: labels,
-        IPAM: { Driver: 'default', Options: strMap(body.IPAM?.Options, 'IPAM.Options'), Config: [entry] },
+        IPAM: { Driver: 'default', Options: ipamOptions, Config: entry6 ? [entry, entry6] : [entry] },
         bridge, mtu, predefined: false, autoSubnet: auto, masquerade, icc,
+        ...(enableIPv6 ? { enableIPv6 } : {}),
         ...(hostBinding !== undefined && hostBinding !== '0.0.0.0' ? { hostBinding } : {}),
       };
       state.saveNetwork(rec, true);

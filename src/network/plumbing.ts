@@ -51,6 +51,10 @@ export interface EndpointPlumbing {
   mtu: number;
   /** Installs the default route via this gateway when set. */
   defaultGateway: string | undefined;
+  /** More addresses on the interface, as CIDRs: the IPv6 one, link-local ones. */
+  extraAddrs?: string[];
+  /** Installs the IPv6 default route via this gateway when set. */
+  defaultGateway6?: string | undefined;
   /** ifalias put on the host side, marking it as this daemon's */
   owner: string;
   /** Bridge port isolation (enable_icc=false): isolated ports reach the bridge and the host, not each other. */
@@ -64,8 +68,12 @@ function isolation(ep: EndpointPlumbing): string[] {
 
 /** Address, link up and (for the primary endpoint) the default route, run inside the namespace. */
 function insideConfig(ep: EndpointPlumbing): string[] {
-  const cmds = [`addr add ${ep.address}/${ep.prefixLen} dev ${ep.ifName}`, `link set dev ${ep.ifName} up`];
+  const cmds = [`addr add ${ep.address}/${ep.prefixLen} dev ${ep.ifName}`];
+  // IPv6 addresses skip duplicate address detection: usable at once, as dockerd sets them.
+  for (const a of ep.extraAddrs ?? []) cmds.push(`addr add ${a} dev ${ep.ifName}${a.includes(':') ? ' nodad' : ''}`);
+  cmds.push(`link set dev ${ep.ifName} up`);
   if (ep.defaultGateway) cmds.push(`route replace default via ${ep.defaultGateway} dev ${ep.ifName}`);
+  if (ep.defaultGateway6) cmds.push(`route replace default via ${ep.defaultGateway6} dev ${ep.ifName}`);
   return cmds;
 }
 
@@ -133,6 +141,12 @@ export class Plumbing {
       await this.ip(['addr', 'add', gatewayCidr, 'dev', name]);
     }
     await this.ip(['link', 'set', 'dev', name, 'up']);
+  }
+
+  /** Adds an IPv6 address to a device unless it has it (no duplicate address detection: usable at once). */
+  async ensureAddr6(dev: string, cidr: string): Promise<void> {
+    const addrs = await this.ip(['-j', '-6', 'addr', 'show', 'dev', dev]);
+    if (!addrs.stdout.includes(`"${cidr.split('/')[0]}"`)) await this.ip(['-6', 'addr', 'add', cidr, 'dev', dev, 'nodad']);
   }
 
   async deleteAddr(dev: string, cidr: string): Promise<void> {

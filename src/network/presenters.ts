@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { NetworkState } from './state.js';
 import { portMap } from './ports/port-spec.js';
-import type { EndpointRecord, EndpointRequest, EndpointSettings, NetworkRecord, NetworkSettings, SandboxInfo, SandboxRecord } from './types.js';
+import { endpointIpamConfig, type EndpointRecord, type EndpointRequest, type EndpointSettings, type NetworkRecord, type NetworkSettings, type SandboxInfo, type SandboxRecord } from './types.js';
 
 /** Docker's `Network` object (GET /networks, network inspect). */
 export interface NetworkApi {
@@ -33,7 +33,7 @@ export function networkApi(state: NetworkState, n: NetworkRecord, withContainers
         EndpointID: e.endpointId,
         MacAddress: e.mac,
         IPv4Address: e.ip ? `${e.ip}/${e.prefixLen}` : '',
-        IPv6Address: '',
+        IPv6Address: e.ip6 ? `${e.ip6}/${e.ip6PrefixLen ?? 64}` : '',
       };
     }
   }
@@ -44,8 +44,9 @@ export function networkApi(state: NetworkState, n: NetworkRecord, withContainers
     Scope: 'local',
     Driver: n.Driver,
     EnableIPv4: true,
-    EnableIPv6: false,
-    IPAM: n.IPAM,
+    EnableIPv6: n.enableIPv6 === true,
+    // The predefined networks have no IPAM options (null, as dockerd; older records kept {}).
+    IPAM: n.predefined ? { ...n.IPAM, Options: null } : n.IPAM,
     Internal: n.Internal,
     Attachable: n.Attachable,
     Ingress: false,
@@ -60,7 +61,7 @@ export function networkApi(state: NetworkState, n: NetworkRecord, withContainers
 function endpointSettings(state: NetworkState, n: NetworkRecord, ep: EndpointRecord, sb: SandboxRecord): EndpointSettings {
   const userNet = n.Driver === 'bridge' && !state.isDefaultBridge(n);
   return {
-    IPAMConfig: ep.ipv4Requested ? { IPv4Address: ep.ipv4Requested } : null,
+    IPAMConfig: endpointIpamConfig({ ipv4: ep.ipv4Requested, ipv6: ep.ipv6Requested, linkLocal: ep.linkLocalIps }),
     Links: ep.links.length > 0 ? ep.links : null,
     Aliases: ep.aliases.length > 0 ? ep.aliases : null,
     MacAddress: ep.mac,
@@ -71,9 +72,9 @@ function endpointSettings(state: NetworkState, n: NetworkRecord, ep: EndpointRec
     Gateway: ep.gateway,
     IPAddress: ep.ip,
     IPPrefixLen: ep.prefixLen,
-    IPv6Gateway: '',
-    GlobalIPv6Address: '',
-    GlobalIPv6PrefixLen: 0,
+    IPv6Gateway: ep.gateway6 ?? '',
+    GlobalIPv6Address: ep.ip6 ?? '',
+    GlobalIPv6PrefixLen: ep.ip6PrefixLen ?? 0,
     DNSNames: userNet ? [sb.name, ...ep.aliases, sb.containerId.slice(0, 12)].filter((x, i, a) => x !== '' && a.indexOf(x) === i) : null,
   };
 }
@@ -102,11 +103,11 @@ export function sandboxSettings(state: NetworkState, sb: SandboxRecord): Network
     SecondaryIPv6Addresses: null,
     EndpointID: top?.EndpointID ?? '',
     Gateway: top?.Gateway ?? '',
-    GlobalIPv6Address: '',
-    GlobalIPv6PrefixLen: 0,
+    GlobalIPv6Address: top?.GlobalIPv6Address ?? '',
+    GlobalIPv6PrefixLen: top?.GlobalIPv6PrefixLen ?? 0,
     IPAddress: top?.IPAddress ?? '',
     IPPrefixLen: top?.IPPrefixLen ?? 0,
-    IPv6Gateway: '',
+    IPv6Gateway: top?.IPv6Gateway ?? '',
     MacAddress: top?.MacAddress ?? '',
     Networks: networks,
   };
@@ -127,7 +128,7 @@ export function stoppedSettings(state: NetworkState, endpoints: Record<string, E
     }
     const cfg = endpoints[ref] ?? {};
     networks[n.Name] = {
-      IPAMConfig: cfg.ipv4Address ? { IPv4Address: cfg.ipv4Address } : null,
+      IPAMConfig: endpointIpamConfig({ ipv4: cfg.ipv4Address, ipv6: cfg.ipv6Address, linkLocal: cfg.linkLocalIps }),
       Links: null, Aliases: cfg.aliases && cfg.aliases.length > 0 ? cfg.aliases : null, MacAddress: cfg.macAddress ?? '', DriverOpts: cfg.driverOpts ?? null, GwPriority: 0,
       NetworkID: n.Id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '',
       GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: null,

@@ -25,12 +25,14 @@ export interface NetworkRecord {
   Attachable: boolean;
   Options: Record<string, string>;
   Labels: Record<string, string>;
-  IPAM: { Driver: string; Options: Record<string, string>; Config: IpamConfigEntry[] };
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: IpamConfigEntry[] };
   /** Linux bridge device (bridge driver only). */
   bridge?: string;
   mtu: number;
   /** bridge, host and none: created by the daemon, never removed. */
   predefined: boolean;
+  /** EnableIPv6: IPAM.Config holds an IPv6 entry after the IPv4 one. */
+  enableIPv6?: boolean;
   /** The subnet was picked from the pools (it may be re-picked when it collides at start). */
   autoSubnet: boolean;
   /** false when com.docker.network.bridge.enable_ip_masquerade=false */
@@ -54,8 +56,14 @@ export interface EndpointRecord {
   gateway: string;
   mac: string;
   aliases: string[];
-  /** IPAMConfig as requested (static address). */
+  /** IPAMConfig as requested (static addresses, link-local addresses). */
   ipv4Requested?: string;
+  ipv6Requested?: string;
+  linkLocalIps?: string[];
+  /** IPv6 address, prefix length and gateway on a network with EnableIPv6. */
+  ip6?: string;
+  ip6PrefixLen?: number;
+  gateway6?: string;
   links: string[];
   /** EndpointSettings.DriverOpts as given */
   driverOpts?: Record<string, string>;
@@ -93,6 +101,9 @@ export interface SandboxRecord {
 export interface EndpointRequest {
   aliases?: string[];
   ipv4Address?: string;
+  ipv6Address?: string;
+  /** EndpointIPAMConfig.LinkLocalIPs: extra addresses put on the interface. */
+  linkLocalIps?: string[];
   macAddress?: string;
   links?: string[];
   /** EndpointSettings.DriverOpts: kept and shown by inspect (the bridge driver reads none of them). */
@@ -124,8 +135,24 @@ export interface SandboxRequest {
   filesDir: string;
 }
 
+/** EndpointIPAMConfig: only the fields that were given (dockerd's omitempty). */
+export interface EndpointIpamConfig {
+  IPv4Address?: string;
+  IPv6Address?: string;
+  LinkLocalIPs?: string[];
+}
+
+/** The IPAMConfig shown for what was requested; null when nothing was. */
+export function endpointIpamConfig(r: { ipv4?: string | undefined; ipv6?: string | undefined; linkLocal?: string[] | undefined }): EndpointIpamConfig | null {
+  const out: EndpointIpamConfig = {};
+  if (r.ipv4) out.IPv4Address = r.ipv4;
+  if (r.ipv6) out.IPv6Address = r.ipv6;
+  if (r.linkLocal && r.linkLocal.length > 0) out.LinkLocalIPs = r.linkLocal;
+  return Object.keys(out).length > 0 ? out : null;
+}
+
 export interface EndpointSettings {
-  IPAMConfig: { IPv4Address?: string } | null;
+  IPAMConfig: EndpointIpamConfig | null;
   Links: string[] | null;
   Aliases: string[] | null;
   MacAddress: string;

@@ -396,4 +396,139 @@ print(json.dumps(res))
       }
     });
   });
+
+  describe('networks (docker-py api_network_test)', () => {
+    const tag = Math.random().toString(16).slice(2, 6);
+
+    it('shows IPAM Options as the client sent them: null when absent (docker-py), {} from the CLI; the bridge null', async () => {
+      const out = await dockerPy(`
+from docker.types import IPAMConfig, IPAMPool
+n = c.create_network('cc-ipam-${tag}', ipam=IPAMConfig(driver='default', pool_configs=[IPAMPool(
+    subnet='10.212.0.0/16', iprange='10.212.5.0/24', gateway='10.212.5.254', aux_addresses={'a': '10.212.1.5', 'b': '10.212.1.6'})]))
+ipam = c.inspect_network(n['Id'])['IPAM']
+c.remove_network(n['Id'])
+print(json.dumps(ipam))
+`);
+      expect(JSON.parse(out)).toEqual({
+        Driver: 'default', Options: null,
+        Config: [{ Subnet: '10.212.0.0/16', IPRange: '10.212.5.0/24', Gateway: '10.212.5.254', AuxiliaryAddresses: { a: '10.212.1.5', b: '10.212.1.6' } }],
+      });
+      expect((await d.docker(['network', 'create', `cc-cli-${tag}`])).code).toBe(0);
+      try {
+        expect((await d.docker(['network', 'inspect', '--format', '{{json .IPAM.Options}}', `cc-cli-${tag}`, 'bridge'])).stdout.trim().split('\n')).toEqual(['{}', 'null']);
+      } finally {
+        await d.docker(['network', 'rm', `cc-cli-${tag}`]);
+      }
+    });
+
+    it('takes a network name with a space: create, inspect and remove by that name', async () => {
+      const out = await dockerPy(`
+n = c.create_network('cc test ${tag}')
+name = c.inspect_network('cc test ${tag}')['Name']
+print(json.dumps([name, c.remove_network('cc test ${tag}')]))
+`);
+      expect(JSON.parse(out)).toEqual([`cc test ${tag}`, null]);
+    });
+
+    it('puts link-local IPs on the interface and reports them in IPAMConfig (create_endpoint_config(link_local_ips=…))', async () => {
+      const out = await dockerPy(`
+ct = c.create_container('busybox', ['sleep', '60'], host_config=c.create_host_config(network_mode='bridge'),
+    networking_config=c.create_networking_config({'bridge': c.create_endpoint_config(link_local_ips=['169.254.8.8'])}))
+try:
+    c.start(ct)
+    cfg = c.inspect_container(ct)['NetworkSettings']['Networks']['bridge']['IPAMConfig']
+    e = c.exec_create(ct, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])
+    addrs = c.exec_start(e).decode()
+finally:
+    c.remove_container(ct, force=True)
+print(json.dumps([cfg, 'inet 169.254.8.8/16' in addrs]))
+`);
+      expect(JSON.parse(out)).toEqual([{ LinkLocalIPs: ['169.254.8.8'] }, true]);
+    });
+
+    it('creates IPv6 networks (EnableIPv6 with an IPv6 pool) and gives containers static IPv6 addresses at create and connect', async () => {
+      const subnet = `2001:db8:${tag}::/64`;
+      const out = await dockerPy(`
+from docker.types import IPAMConfig, IPAMPool
+n = c.create_network('cc-v6-${tag}', enable_ipv6=True, ipam=IPAMConfig(driver='default', pool_configs=[
+    IPAMPool(subnet='${subnet}', iprange='2001:db8:${tag}::/96', gateway='2001:db8:${tag}::ffff')]))
+res = {}
+ct = None
+try:
+    net = c.inspect_network(n['Id'])
+    res['enabled'] = net['EnableIPv6']
+    res['v6config'] = [x for x in net['IPAM']['Config'] if ':' in x['Subnet']]
+    ct = c.create_container('busybox', ['sleep', '60'], host_config=c.create_host_config(network_mode='cc-v6-${tag}'),
+        networking_config=c.create_networking_config({'cc-v6-${tag}': c.create_endpoint_config(ipv6_address='2001:db8:${tag}::f00d')}))
+    c.start(ct)
+    ns = c.inspect_container(ct)['NetworkSettings']['Networks']['cc-v6-${tag}']
+    res['create'] = [ns['IPAMConfig'], ns['GlobalIPv6Address'], ns['GlobalIPv6PrefixLen'], ns['IPv6Gateway'], bool(ns['IPAddress'])]
+    e = c.exec_create(ct, ['sh', '-c', 'ip -6 -o addr show dev eth0; ping -c 1 -W 5 2001:db8:${tag}::ffff >/dev/null && echo gateway-reached'])
+    res['inside'] = c.exec_start(e).decode()
+    c.disconnect_container_from_network(ct, n['Id'])
+    c.connect_container_to_network(ct, n['Id'], ipv6_address='2001:db8:${tag}::beef')
+    ns = c.inspect_container(ct)['NetworkSettings']['Networks']['cc-v6-${tag}']
+    res['connect'] = [ns['IPAMConfig'], ns['GlobalIPv6Address']]
+    res['containers'] = [x['IPv6Address'] for x in c.inspect_network(n['Id'])['Containers'].values()]
+finally:
+    if ct: c.remove_container(ct, force=True)
+    c.remove_network(n['Id'])
+print(json.dumps(res))
+`);
+      const res = JSON.parse(out) as Record<string, unknown>;
+      expect(res.enabled).toBe(true);
+      expect(res.v6config).toEqual([{ Subnet: subnet, IPRange: `2001:db8:${tag}::/96`, Gateway: `2001:db8:${tag}::ffff` }]);
+      expect(res.create).toEqual([{ IPv6Address: `2001:db8:${tag}::f00d` }, `2001:db8:${tag}::f00d`, 64, `2001:db8:${tag}::ffff`, true]);
+      expect(res.inside).toContain(`inet6 2001:db8:${tag}::f00d/64`);
+      expect(res.inside).toContain('gateway-reached');
+      expect(res.connect).toEqual([{ IPv6Address: `2001:db8:${tag}::beef` }, `2001:db8:${tag}::beef`]);
+      expect(res.containers).toEqual([`2001:db8:${tag}::beef/64`]);
+    });
+
+    it('refuses what it cannot do with IPv6 with a clear message', async () => {
+      const noPool = await d.request('POST', '/networks/create', { body: { Name: `cc-v6x-${tag}`, EnableIPv6: true } });
+      expect(noPool.status).toBe(400);
+      expect(noPool.json()).toEqual({ message: 'Berth needs an IPv6 subnet for EnableIPv6 (--subnet)' });
+      const notEnabled = await d.request('POST', '/networks/create', { body: { Name: `cc-v6x-${tag}`, IPAM: { Config: [{ Subnet: 'fd00:1::/64' }] } } });
+      expect(notEnabled.status).toBe(400);
+      const onBridge = await d.docker(['run', '--rm', '--ip6', '2001:db8::5', 'busybox', 'true']);
+      expect(onBridge.stderr).toContain('user specified IP address is supported on user defined networks only');
+    });
+
+    it('resolves a link alias given on a user network for the linking container (create_endpoint_config(links=…), connect(links=…))', async () => {
+      const out = await dockerPy(`
+net = 'cc-links-${tag}'
+n = c.create_network(net)
+made = []
+def run(name=None, **kw):
+    ct = c.create_container('busybox', ['sleep', '60'], name=name, host_config=c.create_host_config(network_mode=net), **kw)
+    made.append(ct)
+    c.start(ct)
+    return ct
+def lookup(ct, name):
+    e = c.exec_create(ct, ['nslookup', name])
+    out = c.exec_start(e).decode()
+    return [c.exec_inspect(e)['ExitCode'], out]
+try:
+    a = run(networking_config=c.create_networking_config({net: c.create_endpoint_config(links=[('cc-upstream-${tag}', 'bar')])}))
+    b = run()
+    c.disconnect_container_from_network(b, net)
+    c.connect_container_to_network(b, net, links=[('cc-upstream-${tag}', 'baz')])
+    up = run(name='cc-upstream-${tag}')
+    ip = c.inspect_container(up)['NetworkSettings']['Networks'][net]['IPAddress']
+    res = [c.inspect_container(a)['NetworkSettings']['Networks'][net]['Links'], ip, lookup(a, 'bar'), lookup(b, 'baz'), lookup(b, 'bar')[0]]
+finally:
+    for ct in made: c.remove_container(ct, force=True)
+    c.remove_network(n['Id'])
+print(json.dumps(res))
+`);
+      const [links, ip, viaCreate, viaConnect, notMine] = JSON.parse(out) as [string[], string, [number, string], [number, string], number];
+      expect(links).toEqual([`cc-upstream-${tag}:bar`]);
+      expect(viaCreate[0]).toBe(0);
+      expect(viaCreate[1]).toContain(`Address: ${ip}`);
+      expect(viaConnect[0]).toBe(0);
+      expect(viaConnect[1]).toContain(`Address: ${ip}`);
+      expect(notMine).not.toBe(0);
+    });
+  });
 });

@@ -30,6 +30,9 @@ export function endpointRequestFrom(v: unknown): EndpointRequest {
   const links = strings(e.Links, 'Links');
   if (links) out.links = links;
   if (typeof ipam.IPv4Address === 'string' && ipam.IPv4Address !== '') out.ipv4Address = ipam.IPv4Address;
+  if (typeof ipam.IPv6Address === 'string' && ipam.IPv6Address !== '') out.ipv6Address = ipam.IPv6Address;
+  const linkLocal = strings(ipam.LinkLocalIPs, 'LinkLocalIPs');
+  if (linkLocal && linkLocal.length > 0) out.linkLocalIps = linkLocal;
   if (typeof e.MacAddress === 'string' && e.MacAddress !== '') out.macAddress = e.MacAddress;
   if (e.DriverOpts !== undefined && e.DriverOpts !== null) {
     const opts = asObject(e.DriverOpts, 'map[string]string');

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { BerthError, ConflictError, ForbiddenError, InvalidParameterError, errorMessage } from '../../errors.js';
 import { allocateAddress, ipToString, isValidMac, macForIp, parseCidr, parseIp, type SubnetPlan } from '../ipam.js';
+import { allocateAddress6, ip6ToString, parseIp6, planSubnet6 } from '../ipam6.js';
 import type { EndpointPlumbing } from '../plumbing.js';
 import type { PortPublisher } from '../ports/publisher.js';
 import { wantedPorts } from '../ports/port-spec.js';
@@ -119,8 +120,12 @@ export class BridgeMode {
     if (!userNet && aliases.length > 0) {
       throw new InvalidParameterError('network-scoped alias is supported only for containers in user defined networks');
     }
-    if (!userNet && cfg.ipv4Address) {
+    if (!userNet && (cfg.ipv4Address || cfg.ipv6Address)) {
       throw new InvalidParameterError('user specified IP address is supported on user defined networks only');
+    }
+    const linkLocal = (cfg.linkLocalIps ?? []).filter((a) => a !== '');
+    for (const a of linkLocal) {
+      if (parseIp(a) === undefined && parseIp6(a) === undefined) throw new InvalidParameterError(`invalid link-local IP address: ${a}`);
     }
     const c = n.IPAM.Config[0];
     if (!c || !n.bridge) throw new BerthError(`network ${n.Name} has no IPv4 configuration`);
@@ -134,6 +139,17 @@ export class BridgeMode {
     }
     const ipNum = allocateAddress(plan, used, cfg.ipv4Address);
     const ip = ipToString(ipNum);
+    const c6 = n.enableIPv6 ? n.IPAM.Config.find((x) => x.Subnet.includes(':')) : undefined;
+    if (cfg.ipv6Address && !c6) {
+      throw new InvalidParameterError(`invalid endpoint settings:\nno configured subnet or ip-range contain the IP address ${cfg.ipv6Address}`);
+    }
+    let v6: { ip: string; prefixLen: number; gateway: string } | undefined;
+    if (c6) {
+      const plan6 = planSubnet6(c6.Subnet, c6.Gateway, c6.IPRange);
+      const used6 = new Set<bigint>();
+      for (const e of state.endpointsOf(n.Id)) if (e.ip6) used6.add(parseIp6(e.ip6)!);
+      v6 = { ip: ip6ToString(allocateAddress6(plan6, used6, cfg.ipv6Address)), prefixLen: plan6.subnet.prefix, gateway: ip6ToString(plan6.gateway) };
+    }
     if (cfg.macAddress && !isValidMac(cfg.macAddress)) throw new InvalidParameterError(`invalid MAC address: ${cfg.macAddress}`);
     const endpointId = randomId();
     // The default route goes through the first endpoint on a network with a way out.
@@ -152,6 +168,13 @@ export class BridgeMode {
       links: cfg.links ?? [],
     };
     if (cfg.ipv4Address) ep.ipv4Requested = cfg.ipv4Address;
+    if (cfg.ipv6Address) ep.ipv6Requested = cfg.ipv6Address;
+    if (linkLocal.length > 0) ep.linkLocalIps = linkLocal;
+    if (v6) {
+      ep.ip6 = v6.ip;
+      ep.ip6PrefixLen = v6.prefixLen;
+      ep.gateway6 = v6.gateway;
+    }
     if (cfg.driverOpts) ep.driverOpts = cfg.driverOpts;
     // The record first: the unique index on (network, ip) is the final word on conflicts.
     try {
@@ -173,6 +196,9 @@ export class BridgeMode {
       mac: ep.mac,
       mtu: n.mtu,
       defaultGateway: routes ? c.Gateway : undefined,
+      // Link-local IPv4 addresses as dockerd adds them (/16), IPv6 ones /64.
+      extraAddrs: [...(v6 ? [`${v6.ip}/${v6.prefixLen}`] : []), ...linkLocal.map((a) => (a.includes(':') ? `${a}/64` : `${a}/16`))],
+      defaultGateway6: routes && v6 ? v6.gateway : undefined,
       owner: this.ctx.owner,
       isolated: n.icc === false,
     };

@@ -23,14 +23,14 @@ describe('what the embedded DNS answers, and to whom', () => {
   for (const n of [network('front'), network('back'), network('sealed', true)]) state.saveNetwork(n, true);
   const ips: Record<string, string> = {};
   let next = 2;
-  const container = (name: string, nets: string[], aliases: string[] = []): void => {
+  const container = (name: string, nets: string[], aliases: string[] = [], links: string[] = []): void => {
     const sb = newSandboxRecord(`${name}-id`.padEnd(64, '0'), { name, mode: nets[0]!, hostname: name, filesDir: '/nonexistent' });
     for (const nid of nets) {
       const ip = `10.0.0.${next++}`;
       ips[`${name}@${nid}`] = ip;
       const ep: EndpointRecord = {
         networkId: nid, containerId: sb.containerId, endpointId: nid, ifName: 'eth0', hostIfName: '', ip, prefixLen: 24,
-        gateway: '10.0.0.1', mac: '', aliases, links: [],
+        gateway: '10.0.0.1', mac: '', aliases, links,
       };
       state.addEndpoint(ep);
       sb.order.push(nid);
@@ -41,6 +41,8 @@ describe('what the embedded DNS answers, and to whom', () => {
   container('db', ['back']);
   container('vault', ['sealed']);
   container('bridge-both', ['sealed', 'front']);
+  // docker-py test_create_with_links: a link to a container that does not exist yet, given on a user network.
+  container('linker', ['front'], [], ['later:bar']);
   const dns = networkNames(state);
 
   it('serves only the containers of its own network', () => {
@@ -54,6 +56,14 @@ describe('what the embedded DNS answers, and to whom', () => {
     expect(dns.lookup('front', ips['web@front']!, 'WWW.')).toEqual([ips['web@front']]);
     expect(dns.lookup('front', ips['web@front']!, 'db')).toBeUndefined();
     expect(dns.lookup('sealed', ips['bridge-both@sealed']!, 'web')).toEqual([ips['web@front']]);
+  });
+
+  it("resolves a user-network link's alias (and target name) for the linking container only, once the target is there", () => {
+    expect(dns.lookup('front', ips['linker@front']!, 'bar')).toBeUndefined();
+    container('later', ['front']);
+    expect(dns.lookup('front', ips['linker@front']!, 'bar')).toEqual([ips['later@front']]);
+    expect(dns.lookup('front', ips['linker@front']!, 'later')).toEqual([ips['later@front']]);
+    expect(dns.lookup('front', ips['web@front']!, 'bar')).toBeUndefined();
   });
 
   it('forwards only for askers with a network that is not internal', () => {
