@@ -29,7 +29,7 @@ import { ExecService } from './containers/exec-service.js';
 import { ContainerOps } from './containers/container-ops.js';
 import { ContainerViews } from './containers/container-views.js';
 import { secureDataRoot } from './data-root.js';
-import type { ContainerRecord, ContainerView } from './containers/types.js';
+import type { StoredContainer } from './containers/types.js';
 import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
@@ -114,7 +114,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const executor = new Executor({ execRoot: config.execRoot, shimPath: SHIM_PATH, initPath: INIT_PATH, log, cgroups });
     containers = new ContainerService({
       dataRoot: config.dataRoot,
-      repo: new ContainerRepo<ContainerRecord>(db),
+      repo: new ContainerRepo<StoredContainer>(db),
       images: images.service,
       layers: images.layers,
       volumes,

@@ -29,14 +29,16 @@ import type { LogEntry } from './log-reader.js';
 import { generateContainerName } from './names.js';
 import { cgroupPathOf } from './paths.js';
 import { signalNumber, stopSequence, within } from './signals.js';
-import type { ContainerRecord, ContainerState, ContainerView, HostConfig } from './types.js';
+import { recordedState, stateOf } from './state.js';
+import type { ContainerRecord, ContainerState, ContainerView, HostConfig, RecordedState, StoredContainer } from './types.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 
 export type { CreateRequest };
 
 export interface ContainerServiceDeps {
   dataRoot: string;
-  repo: ContainerRepo<ContainerRecord>;
+  /** The containers table (SQLite): records are written through to it and read from it at start. */
+  repo: Pick<ContainerRepo<StoredContainer>, 'insert' | 'update' | 'delete' | 'all'>;
   images: ImageService;
   layers: LayerStore;
   volumes: VolumeService;
@@ -74,7 +76,7 @@ export class ContainerService {
     this.log = d.log;
     this.dirs = new ContainerDirs(d.dataRoot, d.log);
     this.launcher = new Launcher({ ...d, dirs: this.dirs, lookup: (ref) => this.record(ref) });
-    for (const r of d.repo.all()) this.records.set(r.id, r);
+    for (const r of d.repo.all()) this.records.set(r.id, { ...r, state: stateOf(r.state) });
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -129,8 +131,13 @@ export class ContainerService {
     return this.runs.serial(id, op);
   }
 
+  /** The one place a container's state changes: recorded fields patched, the flags derived from Status again. */
+  private setState(c: ContainerRecord, patch: Partial<RecordedState>): void {
+    c.state = stateOf({ ...c.state, ...patch });
+  }
+
   private save(c: ContainerRecord): void {
-    if (!this.d.repo.update(c)) throw new ConflictError(`Conflict. The container name "/${c.name}" is already in use`);
+    if (!this.d.repo.update(stored(c))) throw new ConflictError(`Conflict. The container name "/${c.name}" is already in use`);
   }
 
   private attrs(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
@@ -163,7 +170,7 @@ export class ContainerService {
 
     // The name is reserved atomically by the UNIQUE column; generated names retry.
     for (let attempt = 0; ; attempt++) {
-      if (this.d.repo.insert(record, created)) break;
+      if (this.d.repo.insert(stored(record), created)) break;
       if (name !== undefined) {
         const holder = this.findRecord(name);
         throw new ConflictError(
@@ -247,19 +254,7 @@ export class ContainerService {
       started: (pid, settings) => {
         c.hasBeenStarted = true;
         c.networkSettings = settings as unknown as Record<string, unknown>;
-        c.state = {
-          ...c.state,
-          Status: 'running',
-          Running: true,
-          Paused: false,
-          Restarting: false,
-          OOMKilled: false,
-          Dead: false,
-          Pid: pid,
-          ExitCode: 0,
-          Error: '',
-          StartedAt: rfc3339Nano(nowNano()),
-        };
+        this.setState(c, { Status: 'running', OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339Nano(nowNano()) });
         this.save(c);
         this.d.events.publish('container', 'start', c.id, this.attrs(c));
         this.watchExit(c);
@@ -292,21 +287,17 @@ export class ContainerService {
     let oom = false;
     if (ran) {
       ({ oom } = await this.launcher.release(c));
-      c.state = {
-        ...c.state,
+      this.setState(c, {
         Status: 'exited',
-        Running: false,
-        Paused: false,
-        Restarting: false,
         OOMKilled: oom,
         Pid: 0,
         ExitCode: end.exitCode,
         Error: end.error ?? '',
         FinishedAt: end.finishedAt || rfc3339Nano(nowNano()),
-      };
+      });
       c.networkSettings = this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
     } else {
-      c.state = { ...c.state, Status: c.hasBeenStarted ? 'exited' : 'created', Running: false, Pid: 0, ExitCode: end.exitCode, Error: end.error ?? '' };
+      this.setState(c, { Status: c.hasBeenStarted ? 'exited' : 'created', Pid: 0, ExitCode: end.exitCode, Error: end.error ?? '' });
     }
     if (oom) this.d.events.publish('container', 'oom', c.id, this.attrs(c));
     this.d.events.publish('container', 'die', c.id, this.attrs(c, { exitCode: String(end.exitCode) }));
@@ -315,8 +306,7 @@ export class ContainerService {
 
     const delay = end.kind === 'exited' ? this.runs.restartDelay(c.id, c.hostConfig.RestartPolicy, end.exitCode, c.restartCount, c.manuallyStopped, Date.now() - startedAt) : undefined;
     if (delay !== undefined && !c.hostConfig.AutoRemove) {
-      c.state.Status = 'restarting';
-      c.state.Restarting = true;
+      this.setState(c, { Status: 'restarting' });
       this.save(c);
       this.waiters.exited(c.id, exited);
       this.runs.scheduleRestart(c.id, delay, () => {
@@ -328,7 +318,7 @@ export class ContainerService {
             this.d.events.publish('container', 'restart', c.id, this.attrs(c));
           } catch (e) {
             this.log.warn({ err: errorMessage(e), id: c.id }, 'restart failed');
-            c.state = { ...c.state, Status: 'exited', Restarting: false, Error: errorMessage(e) };
+            this.setState(c, { Status: 'exited', Error: errorMessage(e) });
             this.save(c);
           }
         });
@@ -359,7 +349,7 @@ export class ContainerService {
     this.ownerCheck(c, opts.by);
     if (this.runs.cancelRestart(c.id)) {
       c.manuallyStopped = true;
-      c.state = { ...c.state, Status: 'exited', Restarting: false };
+      this.setState(c, { Status: 'exited' });
       this.save(c);
       return Promise.resolve('stopped');
     }
@@ -459,7 +449,7 @@ export class ContainerService {
       // A container that exited: its executor entry (if a restart policy kept it) is gone already.
       await this.d.executor.delete(c.id).catch(() => undefined);
     }
-    c.state = { ...c.state, Status: 'removing' };
+    this.setState(c, { Status: 'removing' });
     const anonymous = c.mounts.filter((m) => m.Anonymous && m.Name).map((m) => m.Name as string);
     this.records.delete(c.id);
     this.d.repo.delete(c.id);
@@ -584,10 +574,9 @@ export class ContainerService {
         this.watchExit(c);
         this.log.info({ id: c.id }, 'container re-adopted');
       } else {
+        // The run ended while berthd was away: recorded as any exit (the restart policy then applies).
         const st = outcome;
-        // onExit needs the state "running" to act; it then applies the restart policy.
-        c.state.Running = true;
-        await this.serial(c.id, () => this.onExit(c, st));
+        await this.serial(c.id, () => this.finishRun(c, { kind: 'exited', exitCode: st.exitCode, error: st.error ?? '', finishedAt: st.finishedAt }));
       }
     });
     return liveIds;
@@ -681,18 +670,18 @@ export class ContainerService {
   setHealth(id: string, health: ContainerState['Health'], opts: { whenRunning?: boolean } = {}): boolean {
     const c = this.records.get(id);
     if (!c || (opts.whenRunning && !c.state.Running)) return false;
-    if (health) c.state = { ...c.state, Health: health };
+    if (health) this.setState(c, { Health: health });
     else if (c.state.Health) {
-      const { Health: _h, ...rest } = c.state;
+      const { Health: _h, ...rest } = recordedState(c.state);
       void _h;
-      c.state = rest;
+      c.state = stateOf(rest);
     } else return true;
     this.save(c);
     return true;
   }
 
   private setPaused(c: ContainerRecord, paused: boolean): void {
-    c.state = { ...c.state, Paused: paused, Status: paused ? 'paused' : 'running' };
+    this.setState(c, { Status: paused ? 'paused' : 'running' });
     this.save(c);
   }
 
@@ -733,3 +722,8 @@ interface RunEnd {
 
 /** Containers restored (or started by their restart policy) at once at daemon start. */
 const RESTORE_CONCURRENCY = 8;
+
+/** A record as the metadata store keeps it (the state without its derived flags). */
+function stored(c: ContainerRecord): StoredContainer {
+  return { ...c, state: recordedState(c.state) };
+}

@@ -1,10 +1,9 @@
 import { humanDuration } from '../util/human-duration.js';
 import { inspectMounts } from '../volumes/container-mounts.js';
+import { inspectState, ZERO_TIME } from './state.js';
 import type { ContainerView } from './types.js';
 import type { ContainerMount } from '../volumes/container-mounts.js';
 
-const ZERO_TIME = '0001-01-01T00:00:00Z';
-export { ZERO_TIME };
 
 /** The Status column of `docker ps`, as dockerd words it. */
 export function statusText(c: ContainerView, now = Date.now()): string {
@@ -72,14 +71,12 @@ export interface InspectPaths {
 
 /** ContainerInspect, field for field as dockerd serves it. */
 export function inspectEntry(c: ContainerView, paths: InspectPaths, networkSettings: unknown, sizes?: { rw: number; rootFs: number }): Record<string, unknown> {
-  const state: Record<string, unknown> = { ...c.state };
-  if (!state.Health) delete state.Health;
   const out: Record<string, unknown> = {
     Id: c.id,
     Created: c.created,
     Path: c.path,
     Args: c.args,
-    State: state,
+    State: inspectState(c.state),
     Image: c.imageId,
     ResolvConfPath: paths.resolvConfPath,
     HostnamePath: paths.hostnamePath,

@@ -86,19 +86,28 @@ export interface HealthLogEntry {
   Output: string;
 }
 
-export interface ContainerState {
+/** What is recorded of a container's state (persisted); the flags of ContainerState follow from Status. */
+export interface RecordedState {
   Status: ContainerStatus;
-  Running: boolean;
-  Paused: boolean;
-  Restarting: boolean;
   OOMKilled: boolean;
-  Dead: boolean;
   Pid: number;
   ExitCode: number;
   Error: string;
   StartedAt: string;
   FinishedAt: string;
   Health?: { Status: string; FailingStreak: number; Log: HealthLogEntry[] };
+}
+
+/**
+ * A container's state as readers see it: the recorded fields and the flags derived from Status by state.ts
+ * (never set on their own). Running: a process runs (running or paused); inspect shows dockerd's Running, which
+ * is also true while restarting.
+ */
+export interface ContainerState extends RecordedState {
+  readonly Running: boolean;
+  readonly Paused: boolean;
+  readonly Restarting: boolean;
+  readonly Dead: boolean;
 }
 
 /** Everything Berth keeps about a container (persisted as one JSON record). */
@@ -127,6 +136,9 @@ export interface ContainerRecord {
   /** CRI containers and pod sandboxes: what the CRI layer (src/cri) keeps about them; absent for Docker's. */
   cri?: CriAttachment;
 }
+
+/** A container as the metadata store keeps it: the state without its derived flags. */
+export type StoredContainer = Omit<ContainerRecord, 'state'> & { state: RecordedState };
 
 /** A read-only view of a value: what ContainerService hands out (it is the only writer of container state). */
 export type DeepReadonly<T> = T extends (infer U)[]
