@@ -429,9 +429,9 @@ export class ContainerService {
         throw new ConflictError(`You cannot remove a ${state} container ${c.id}. Stop the container before attempting removal or force remove`);
       }
     }
-    // Like dockerd's rm, the answer comes once the network namespace and links are gone too (the network
-    // service tears them down in the background; AutoRemove does not wait for that).
-    return this.serial(c.id, () => this.removeLocked(c, opts)).then(() => this.d.network.settled());
+    // Like dockerd's rm, the answer comes once the network namespace is unmounted too (the network service
+    // tears it down in the background, and its veths after it; AutoRemove does not wait for that).
+    return this.serial(c.id, () => this.removeLocked(c, opts)).then(() => this.d.network.unmounted());
   }
 
   private async removeLocked(c: ContainerRecord, opts: { force?: boolean; removeVolumes?: boolean }): Promise<void> {

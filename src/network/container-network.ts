@@ -21,6 +21,8 @@ export interface ContainerNetwork {
   releaseSandbox(containerId: string): Promise<void>;
   /** Resolves once no released sandbox has devices left. */
   settled(): Promise<void>;
+  /** Resolves once no released sandbox still has its namespace mounted. */
+  unmounted(): Promise<void>;
   /** NetworkSettings while the sandbox exists (inspect of a running container). */
   settings(containerId: string): NetworkSettings | undefined;
   /** NetworkSettings of a container that is not running: its networks with empty addresses. */

@@ -57,6 +57,17 @@ export type { ContainerNetwork } from './container-network.js';
 export type { NetworkCreateBody } from './networks.js';
 export type { NetworkApi } from './presenters.js';
 
+/** A released sandbox whose devices are still being deleted. */
+interface Teardown {
+  containerId: string;
+  /** "<network id> <ip>" of each endpoint it had. */
+  addresses: string[];
+  /** Resolves once its namespace is unmounted. */
+  unmounted: Promise<void>;
+  /** Resolves once everything is gone (never rejects). */
+  done: Promise<void>;
+}
+
 export class NetworkService implements ContainerNetwork {
   private readonly ctx: NetworkContext;
   private readonly state: NetworkState;
@@ -74,7 +85,7 @@ export class NetworkService implements ContainerNetwork {
   private directory: ContainerDirectory | undefined;
   private lock: Promise<unknown> = Promise.resolve();
   /** Device teardowns of released sandboxes still running (see releaseSandbox). */
-  private readonly teardowns = new Set<Promise<void>>();
+  private readonly teardowns = new Set<Teardown>();
   private started = false;
 
   constructor(repo: NetworkRepo, events: EventBus, private readonly log: Logger, opts: NetworkServiceOptions) {
@@ -82,7 +93,17 @@ export class NetworkService implements ContainerNetwork {
     this.plumbing = new Plumbing(log, shell);
     this.state = new NetworkState(repo);
     const tag = firewallTag(opts.daemonId);
-    this.ctx = { state: this.state, plumbing: this.plumbing, events, log, opts, owner: `berth:${opts.daemonId}`, settled: () => this.settled() };
+    this.ctx = {
+      state: this.state,
+      plumbing: this.plumbing,
+      events,
+      log,
+      opts,
+      owner: `berth:${opts.daemonId}`,
+      settled: () => this.settled(),
+      settledFor: (containerId, addresses) => this.settledFor(containerId, addresses),
+      cooling: (networkId, containerId) => this.cooling(networkId, containerId),
+    };
     this.firewall = new Firewall(log, tag, opts.iptables, shell);
     this.files = new SandboxFiles(this.ctx);
     this.dnsServer = new EmbeddedDns(
@@ -328,7 +349,36 @@ export class NetworkService implements ContainerNetwork {
 
   /** Waits until no released sandbox has devices left (tests, diagnostics). */
   async settled(): Promise<void> {
-    while (this.teardowns.size > 0) await Promise.all(this.teardowns);
+    while (this.teardowns.size > 0) await Promise.all([...this.teardowns].map((t) => t.done));
+  }
+
+  /** Waits until no released sandbox still has its namespace mounted (its veths may still be going). */
+  async unmounted(): Promise<void> {
+    await Promise.all([...this.teardowns].map((t) => t.unmounted));
+  }
+
+  /**
+   * Waits for the teardowns that could collide with a new sandbox of `containerId` holding `addresses`
+   * ("<network id> <ip>"): the same namespace path, or a veth still answering for one of the addresses (its MAC
+   * is derived from the address too). Other teardowns go on while the new sandbox is plumbed.
+   */
+  async settledFor(containerId: string, addresses: readonly string[]): Promise<void> {
+    const clash = (t: Teardown): boolean => t.containerId === containerId || t.addresses.some((a) => addresses.includes(a));
+    for (let ts = [...this.teardowns].filter(clash); ts.length > 0; ts = [...this.teardowns].filter(clash)) await Promise.all(ts.map((t) => t.done));
+  }
+
+  /**
+   * Addresses on `networkId` whose released veths (of containers other than `containerId`, which waits for its own
+   * teardown anyway and so keeps its address over a restart) are still being deleted: the allocator passes them
+   * over when it can.
+   */
+  private cooling(networkId: string, containerId: string): Set<string> {
+    const out = new Set<string>();
+    for (const t of this.teardowns) {
+      if (t.containerId === containerId) continue;
+      for (const a of t.addresses) if (a.startsWith(`${networkId} `)) out.add(a.slice(networkId.length + 1));
+    }
+    return out;
   }
 
   private async releaseLocked(containerId: string, publishEvents: boolean, background = false): Promise<void> {
@@ -348,23 +398,36 @@ export class NetworkService implements ContainerNetwork {
     // schedule, and a veth that outlives its release could still answer for a reused address.
     // Unchanged rules (no published ports) cost nothing: Firewall.apply skips them.
     const rules = eps.length > 0 || (sb?.published.length ?? 0) > 0;
+    // The namespace's unmount and the links' deletion run side by side: the unmount is quick and is what a
+    // removal waits for (no mount outlives docker rm); a link deletion waits for an RCU grace period (~30 ms), and
+    // only a new sandbox reusing one of these addresses (or this namespace path) waits for it (settledFor). Once
+    // the namespace is gone the kernel deletes its veths itself; `ip link del` of one already gone is fine.
+    let unmountedResolve!: () => void;
+    const unmounted = new Promise<void>((r) => (unmountedResolve = r));
     const teardown = async (): Promise<void> => {
       await Promise.all([
-        (async () => {
-          await Promise.all(links.map((l) => this.plumbing.deleteLink(l)));
-          if (netnsPath) await this.plumbing.deleteNetns(netnsPath);
-        })(),
+        (netnsPath ? this.plumbing.deleteNetns(netnsPath) : Promise.resolve()).finally(unmountedResolve),
+        Promise.all(links.map((l) => this.plumbing.deleteLink(l))),
         rules ? this.applyFirewall() : undefined,
       ]);
     };
     if (background) {
       // Forking a child blocks the event loop for a few ms (the daemon's page tables are copied): start
       // after the caller's reply is on its way rather than before.
-      const done: Promise<void> = nextTurn()
+      const t: Teardown = {
+        containerId,
+        addresses: eps.flatMap((ep) => (ep.ip ? [`${ep.networkId} ${ep.ip}`] : [])),
+        unmounted,
+        done: Promise.resolve(),
+      };
+      t.done = nextTurn()
         .then(teardown)
         .catch((e: unknown) => this.log.error({ container: containerId, err: errorMessage(e) }, 'tearing down a released sandbox failed'))
-        .finally(() => this.teardowns.delete(done));
-      this.teardowns.add(done);
+        .finally(() => {
+          unmountedResolve();
+          this.teardowns.delete(t);
+        });
+      this.teardowns.add(t);
     } else {
       await teardown();
     }

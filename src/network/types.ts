@@ -249,4 +249,9 @@ export interface NetworkContext {
   owner: string;
   /** Resolves once no released sandbox has devices left: plumbing waits for it. */
   settled(): Promise<void>;
+  /** Resolves once no released sandbox that could collide with this one (same namespace path, or one of the
+   * "<network id> <ip>" addresses) has devices left. */
+  settledFor(containerId: string, addresses: readonly string[]): Promise<void>;
+  /** Addresses of a network still held by the devices of another container's released sandbox. */
+  cooling(networkId: string, containerId: string): ReadonlySet<string>;
 }

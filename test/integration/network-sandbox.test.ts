@@ -255,11 +255,18 @@ describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkSer
     expect(ports().length).toBe(1);
     expect((await inNetns(second.netnsPath!, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0'])).out).toContain(`${ip}/24`);
     expect((await inNetns(second.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.247.0.1'])).code).toBe(0);
-    // Another container takes the freed address right after a release: still one port on the bridge.
+    // Another container asks for the freed address right after a release: plumbed once the old veth is gone.
     await h.service.releaseSandbox(id);
-    const other = await sandbox('other', 'sb-reuse');
+    const other = await sandbox('other', 'sb-reuse', { endpoints: { 'sb-reuse': { ipv4Address: ip } } });
     expect(other.info.settings.Networks['sb-reuse']!.IPAddress).toBe(ip);
     expect(ports().length).toBe(1);
     expect((await inNetns(other.info.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.247.0.1'])).code).toBe(0);
+    // One that takes any address right after a release gets a working one (the freed one once its veth is gone,
+    // another while it is still being deleted), and the bridge ends with one port per sandbox.
+    await h.service.releaseSandbox(other.id);
+    const any = await sandbox('any', 'sb-reuse');
+    expect((await inNetns(any.info.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.247.0.1'])).code).toBe(0);
+    await h.service.settled();
+    expect(ports().length).toBe(1);
   });
 });

@@ -45,12 +45,15 @@ export class BridgeMode {
     }
     list.unshift([primary, primaryCfg]);
     const plumbing: EndpointPlumbing[] = [];
+    const addresses: string[] = [];
     for (const [n, cfg] of list) {
       if (n.Driver !== 'bridge') throw new InvalidParameterError(`container cannot be connected to network ${n.Name} together with others`);
-      plumbing.push(this.allocate(sb, n, cfg).plumbing);
+      const a = this.allocate(sb, n, cfg, true);
+      plumbing.push(a.plumbing);
+      addresses.push(`${n.Id} ${a.ep.ip}`);
     }
     // Namespace and every endpoint at once (two processes, see Plumbing.createNetns).
-    await this.ctx.settled();
+    await this.ctx.settledFor(sb.containerId, addresses);
     await this.ctx.plumbing.createNetns(sb.netnsPath!, plumbing);
     sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
     await this.ports.publish(sb);
@@ -109,8 +112,12 @@ export class BridgeMode {
     return ep;
   }
 
-  /** The endpoint record of `sb` on `n` (address allocated, saved) and what plugging it in takes. */
-  allocate(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest): { ep: EndpointRecord; plumbing: EndpointPlumbing } {
+  /**
+   * The endpoint record of `sb` on `n` (address allocated, saved) and what plugging it in takes. With
+   * `avoidCooling`, an address whose released veth is still being deleted is passed over while another is free
+   * (the caller then need not wait for that deletion).
+   */
+  allocate(sb: SandboxRecord, n: NetworkRecord, cfg: EndpointRequest, avoidCooling = false): { ep: EndpointRecord; plumbing: EndpointPlumbing } {
     const { state } = this.ctx;
     if (state.endpoint(n.Id, sb.containerId)) {
       throw new ForbiddenError(`endpoint with name ${sb.name} already exists in network ${n.Name}`);
@@ -137,7 +144,16 @@ export class BridgeMode {
       const ip = parseIp(aux);
       if (ip !== undefined) used.add(ip);
     }
-    const ipNum = allocateAddress(plan, used, cfg.ipv4Address);
+    const cooling = avoidCooling && !cfg.ipv4Address ? this.ctx.cooling(n.Id, sb.containerId) : undefined;
+    let ipNum: number | undefined;
+    if (cooling && cooling.size > 0) {
+      try {
+        ipNum = allocateAddress(plan, new Set([...used, ...[...cooling].map((a) => parseIp(a)!)]));
+      } catch {
+        // every free address is cooling: take one and wait for its veth
+      }
+    }
+    ipNum ??= allocateAddress(plan, used, cfg.ipv4Address);
     const ip = ipToString(ipNum);
     const c6 = n.enableIPv6 ? n.IPAM.Config.find((x) => x.Subnet.includes(':')) : undefined;
     if (cfg.ipv6Address && !c6) {
