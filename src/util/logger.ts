@@ -33,6 +33,9 @@ export function createDaemonLogger(level: LevelWithSilent, format: LogFormat, ou
     },
     stream,
   );
+  // pino's own level stays 'trace' (the hook filters), so its isLevelEnabled would say yes to everything: answer
+  // from the threshold instead. Children are made with Object.create(parent) and so share this one.
+  log.isLevelEnabled = (l: string): boolean => (PINO_LEVELS[l] ?? 30) >= threshold;
   return {
     log,
     setLevel(l) {

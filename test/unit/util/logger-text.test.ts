@@ -25,4 +25,14 @@ describe('daemon log format', () => {
     createDaemonLogger('info', 'json', { write: (s: string) => void json.push(s) }).log.info({ a: 1 }, 'hi');
     expect(JSON.parse(json[0] as string)).toMatchObject({ level: 30, a: 1, msg: 'hi' });
   });
+
+  it('answers isLevelEnabled from the adjustable threshold, in children made before a change too', () => {
+    const d = createDaemonLogger('warn', 'json', { write: () => undefined });
+    const child = d.log.child({ sub: 'x' }).child({ part: 'y' });
+    expect(child.isLevelEnabled('debug')).toBe(false);
+    expect(child.isLevelEnabled('error')).toBe(true);
+    d.setLevel('debug');
+    expect(child.isLevelEnabled('debug')).toBe(true);
+    expect(child.isLevelEnabled('trace')).toBe(false);
+  });
 });
