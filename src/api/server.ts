@@ -11,6 +11,7 @@ import { installRequestSchemas } from './schema-validation.js';
 import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
 import { openListeners, type ListenOptions } from './listeners.js';
+import { installPingFastPath } from './ping-fast-path.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -107,6 +108,7 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
   installRequestSchemas(app);
   await registerRoutes(app, services);
   await app.ready();
+  installPingFastPath(app.server, STANDARD_HEADERS, () => log.isLevelEnabled('debug'));
   // Connections reach the Fastify server from our own unix listeners, so Node's http server never emits
   // 'listening' itself, and that is what starts its timer for headersTimeout: start it here.
   app.server.emit('listening');

@@ -29,6 +29,14 @@ describe('berthd foundation through the docker CLI', () => {
     expect(r.headers.pragma).toBe('no-cache');
     const g = await d.request('GET', '/v1.41/_ping');
     expect(g.text()).toBe('OK');
+    expect(g.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(g.headers.swarm).toBe('inactive');
+    // The fast path hands anything unusual to the routed /_ping: its version check and errors stay dockerd's.
+    const tooNew = await d.request('GET', '/v1.99/_ping');
+    expect(tooNew.status).toBe(400);
+    expect(tooNew.json()).toEqual({ message: 'client version 1.99 is too new. Maximum supported API version is 1.50' });
+    expect((await d.request('GET', '/_ping?x=1')).text()).toBe('OK');
+    expect((await d.request('POST', '/_ping')).status).toBe(404);
   });
 
   it('docker version shows a full Server section', async () => {

@@ -5,16 +5,11 @@ import { type Query, qString } from '../query.js';
 import { Filters } from '../../util/filters.js';
 import { EVENT_FILTER_KEYS, eventMatches, type DockerEvent } from '../../events/event-bus.js';
 import { nowNano, parseTimestampParam } from '../../util/time.js';
+import { PING_HEADERS } from '../ping-fast-path.js';
 
-const PING_HEADERS = {
-  'cache-control': 'no-cache, no-store, must-revalidate',
-  pragma: 'no-cache',
-  // The classic builder only (POST /build?version=1); no BuildKit session.
-  'builder-version': '1',
-  swarm: 'inactive',
-};
 
 export function systemRoutes(app: FastifyInstance, { system, events }: Services): void {
+  // Usually answered by the fast path (ping-fast-path.ts) before routing; these serve what it passes on.
   app.head('/_ping', async (_req, reply) => {
     void reply.headers(PING_HEADERS).type('text/plain; charset=utf-8').header('content-length', '0').send();
   });
