@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { logAttributes, logLimits, resolveLogConfig } from '../../../src/containers/log-options.js';
+import { logAttributes, logLimits, parseLogSize, resolveLogConfig } from '../../../src/containers/log-options.js';
 
 const daemon = { type: 'json-file', opts: {} };
 
@@ -39,5 +39,16 @@ describe('container log configuration', () => {
       { id: 'abcdef0123456789ff', name: 'web', imageId: 'sha256:0123456789abcdef', imageName: 'busybox', labels: { a: '1', b: '2' }, env: ['FOO=x', 'BAR=y=z', 'OTHER=1'] },
     );
     expect(attrs).toEqual({ a: '1', FOO: 'x', BAR: 'y=z', tag: 'web/abcdef012345/busybox' });
+  });
+});
+
+describe('json-file options', () => {
+  it('resolves json-file options with daemon defaults', () => {
+    expect(parseLogSize('10m')).toBe(10 * 1024 * 1024);
+    expect(parseLogSize('1k')).toBe(1024);
+    const d = { type: 'json-file', opts: { 'max-size': '20m', 'max-file': '5' } };
+    expect(resolveLogConfig(undefined, d)).toEqual({ Type: 'json-file', Config: { 'max-size': '20m', 'max-file': '5' } });
+    expect(() => resolveLogConfig({ Type: 'syslog', Config: {} }, d)).toThrow(/not supported/);
+    expect(() => resolveLogConfig({ Type: 'json-file', Config: { 'max-file': 'x' } }, d)).toThrow(/max-file/);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { collides, parseHostPort, parsePortKey, portAllocatedMessage, portList, portMap, wantedPorts } from '../../../src/network/ports/port-spec.js';
+import { collides, parseHostPort, parsePortKey, portAllocatedMessage, portList, portMap, wantedPorts } from '../../../../src/network/ports/port-spec.js';
 
 describe('port specs', () => {
   it('parses port keys and host ports, defaulting to tcp and ephemeral', () => {
