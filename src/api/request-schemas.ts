@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { InvalidParameterError } from '../errors.js';
+import { unversionedPath } from './api-version.js';
 
 /**
  * Request schemas for every route, derived from Docker's own API description (api-spec/docker-engine-api-v1.50.yaml,
@@ -80,9 +81,9 @@ function toDecoderSchema(s: unknown, strslice: boolean): unknown {
   return out;
 }
 
-/** fastify route path (`/containers/:id/json`) and spec path (`/containers/{id}/json`) on one shape. */
+/** fastify route path (`/containers/:id/json`, either mount) and spec path (`/containers/{id}/json`) on one shape. */
 function pathShape(p: string): string {
-  return p.replace(/\{[^}]+\}/g, '{}').replace(/:[A-Za-z0-9_]+/g, '{}').replace(/\*$/, '{}');
+  return unversionedPath(p).replace(/\{[^}]+\}/g, '{}').replace(/:[A-Za-z0-9_]+/g, '{}').replace(/\*$/, '{}');
 }
 
 export interface RouteSchemas {

@@ -1,7 +1,7 @@
 import type { Server, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../util/logger.js';
-import { checkApiVersion, stripVersionPrefix } from './api-version.js';
+import { checkApiVersion } from './api-version.js';
 import { installErrorHandling, STANDARD_HEADERS } from './responses.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
@@ -28,8 +28,6 @@ declare module 'fastify' {
   }
 }
 
-const RAW_VERSION = Symbol('berth.apiVersion');
-
 export interface ApiServer {
   app: FastifyInstance;
   listen(hosts: readonly string[], options?: ListenOptions): Promise<void>;
@@ -51,11 +49,6 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
     // docker-modem repeats every option in the query string (Labels, Env, HostConfig as JSON): Node's 16 KiB
     // header limit answers 431 where dockerd (Go's 1 MiB default) accepts the request.
     http: { maxHeaderSize: 1024 * 1024, ...httpServerTimeoutOptions(timeouts) },
-    rewriteUrl(req) {
-      const { url, version } = stripVersionPrefix(req.url ?? '/');
-      (req as unknown as Record<symbol, string | undefined>)[RAW_VERSION] = version;
-      return url;
-    },
   });
 
   const shutdown = new AbortController();
@@ -69,7 +62,8 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
   // The hooks run on every request (a /_ping on a kept-alive connection is little else): callback-style, not
   // async, so none costs a promise, and nothing is allocated that the common request does not need.
   app.addHook('onRequest', (request, reply, done) => {
-    const version = (request.raw as unknown as Record<symbol, string | undefined>)[RAW_VERSION];
+    // The versioned mount's parameter (routes/index.ts); unversioned requests speak the maximum version.
+    const version = (request.params as { version?: string } | undefined)?.version;
     request.apiVersion = version;
     const socket = request.raw.socket;
     active.set(socket, (active.get(socket) ?? 0) + 1);

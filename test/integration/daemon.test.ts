@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
+import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -84,6 +85,40 @@ describe('berthd foundation through the docker CLI', () => {
     expect(r.json()).toEqual({ message: 'client version 1.99 is too new. Maximum supported API version is 1.50' });
     const low = await d.request('GET', '/v1.12/version');
     expect(low.status).toBe(400);
+    expect(low.json()).toEqual({
+      message: 'client version 1.12 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version',
+    });
+    // The hijacked routes check the version the same way, before anything is attached.
+    const hijacked = await new Promise<string>((resolve, reject) => {
+      const sock = connect(d.socket);
+      let text = '';
+      sock.on('data', (c: Buffer) => (text += c.toString()));
+      sock.on('end', () => resolve(text));
+      sock.on('error', reject);
+      sock.write('POST /v1.99/containers/x/attach?stream=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    });
+    expect(hijacked).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(hijacked).toContain('\r\nApi-Version: 1.50\r\n');
+    expect(hijacked).toContain('{"message":"client version 1.99 is too new. Maximum supported API version is 1.50"}');
+  });
+
+  it('serves every route on both mounts: /… and /v1.NN/… (dockerd\'s /v{version:[0-9.]+}), with the same schemas', async () => {
+    for (const prefix of ['', '/v1.24', '/v1.44', '/v1.50']) {
+      expect((await d.request('GET', `${prefix}/_ping`)).text()).toBe('OK');
+      const bad = await d.request('POST', `${prefix}/containers/create`, { body: { Image: 'busybox', Env: [1] } });
+      expect(bad.status).toBe(400);
+      expect(bad.json()).toEqual({ message: 'json: cannot unmarshal number into Go struct field ContainerCreate.Env of type string' });
+      const missing = await d.request('GET', `${prefix}/containers/berth-no-such/json`);
+      expect(missing.json()).toEqual({ message: 'No such container: berth-no-such' });
+    }
+    // Not a version: no route, as with dockerd's [0-9.]+ pattern.
+    for (const url of ['/vx/_ping', '/v1.50/no/such/route', '/v1.50']) {
+      const r = await d.request('GET', url);
+      expect(r.status, url).toBe(404);
+      expect(r.json()).toEqual({ message: 'page not found' });
+    }
+    // The version reaches the handlers: before 1.42 volume ls lists only named volumes unless asked (dockerd).
+    expect((await d.request('GET', '/v1.41/volumes')).status).toBe(200);
   });
 
   it('answers malformed JSON with 400, unknown routes with a JSON 404, and stays healthy', async () => {

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { beginStream, writeJsonLine } from '../streaming.js';
 import { type Query, qBool, qInt, qString, qStrings } from '../query.js';
 import { effectiveVersion, versionAtLeast } from '../api-version.js';
@@ -105,7 +105,7 @@ function errorLine(e: unknown): Record<string, unknown> {
 }
 
 /** POST /build, POST /build/prune, and BuildKit's /session and /grpc (refused: Builder-Version is 1). */
-export function buildRoutes(app: FastifyInstance, services: Services): void {
+export async function buildRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
   const { build } = services;
 
   app.post<{ Querystring: Query }>('/build', { config: { rawBody: true } }, async (request, reply) => {

@@ -1,7 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { beginStream } from '../streaming.js';
 import { type Query, qBool, qString, qStrings } from '../query.js';
 import { BerthError, InvalidParameterError, errorMessage } from '../../errors.js';
@@ -33,7 +33,8 @@ function requirePath(q: Query): string {
 }
 
 /** Containers API part 2: cp, diff, export, commit, top, stats, pause/unpause, update, rename, prune. */
-export function containerOpsRoutes(app: FastifyInstance, { containerOps: ops }: Services): void {
+export async function containerOpsRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
+  const { containerOps: ops } = services;
   // --- docker cp
 
   app.head<{ Params: IdParams; Querystring: Query }>('/containers/:id/archive', async (request, reply) => {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { beginStream } from '../streaming.js';
 import { type Query, qBool, qInt, qString } from '../query.js';
 import { versionAtLeast } from '../api-version.js';
@@ -11,7 +11,8 @@ import { BatchWriter, parseDetachKeys, serveAttach, serveExec, streamMediaType }
 
 type IdParams = { id: string };
 
-export function containerRoutes(app: FastifyInstance, { containers, execs, containerOps }: Services): void {
+export async function containerRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
+  const { containers, execs, containerOps } = services;
   const deps = { containers, execs };
   app.post<{ Querystring: Query }>('/containers/create', async (request, reply) => {
     const q = request.query;

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { beginStream, writeJsonLine } from '../streaming.js';
 import { type Query, qBool, qString, qStrings } from '../query.js';
 import { InvalidParameterError, NotFoundError, NotImplementedError, errorMessage } from '../../errors.js';
@@ -34,7 +34,7 @@ function changesParam(q: Query): string[] {
  * /images/*: names carry `/` and `:`, so the name routes are one wildcard per method, dispatched by suffix
  * (`/json`, `/history`, `/get`, `/tag`, `/push`). Static routes (json, load, create, prune, get) win over it.
  */
-export function imageRoutes(app: FastifyInstance, services: Services): void {
+export async function imageRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
   const { images } = services;
 
   app.get<{ Querystring: Query }>('/images/json', async (request) => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { type Query, qString } from '../query.js';
 import { InvalidParameterError } from '../../errors.js';
 import type { EndpointRequest, NetworkCreateBody } from '../../network/network-service.js';
@@ -41,7 +41,8 @@ export function endpointRequestFrom(v: unknown): EndpointRequest {
   return out;
 }
 
-export function networkRoutes(app: FastifyInstance, { networks }: Services): void {
+export async function networkRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
+  const { networks } = services;
   app.get<{ Querystring: Query }>('/networks', async (request) => networks.list(qString(request.query, 'filters')));
 
   app.get('/networks/:id', async (request) => networks.inspect((request.params as { id: string }).id));

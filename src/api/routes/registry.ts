@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { beginStream, writeJsonLine } from '../streaming.js';
 import { type Query, qInt, qString } from '../query.js';
 import { InvalidParameterError, NotFoundError, errorMessage } from '../../errors.js';
@@ -68,7 +68,7 @@ export async function servePush(registry: RegistryService, request: FastifyReque
 }
 
 /** POST /auth, GET /distribution/{name}/json, GET /images/search. */
-export function registryRoutes(app: FastifyInstance, services: Services): void {
+export async function registryRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
   const { registry } = services;
 
   app.post('/auth', async (request) => {

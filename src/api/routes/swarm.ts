@@ -38,7 +38,7 @@ const MANAGER_ROUTES: ReadonlyArray<readonly ['GET' | 'POST' | 'DELETE', string]
   ['POST', '/configs/:id/update'],
 ];
 
-export function swarmRoutes(app: FastifyInstance): void {
+export async function swarmRoutes(app: FastifyInstance): Promise<void> {
   for (const [method, url] of MANAGER_ROUTES) {
     app.route({
       method,
@@ -73,7 +73,7 @@ const PLUGIN_ACTIONS: Record<string, RegExp> = {
   DELETE: /^(.+)$/,
 };
 
-export function pluginRoutes(app: FastifyInstance): void {
+export async function pluginRoutes(app: FastifyInstance): Promise<void> {
   app.get('/plugins', async () => []);
   const unsupported = async (): Promise<never> => {
     throw new NotImplementedError('managed plugins are not supported by Berth');

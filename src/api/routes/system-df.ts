@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { type Query, qStrings } from '../query.js';
 import { effectiveVersion, versionAtLeast } from '../api-version.js';
 import { InvalidParameterError } from '../../errors.js';
@@ -7,7 +7,8 @@ import type { DiskUsageObject } from '../../volumes/disk-usage.js';
 
 const TYPES: readonly DiskUsageObject[] = ['container', 'image', 'volume', 'build-cache'];
 
-export function systemDfRoutes(app: FastifyInstance, { diskUsage }: Services): void {
+export async function systemDfRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
+  const { diskUsage } = services;
   app.get<{ Querystring: Query }>('/system/df', async (request) => {
     const typeParams = qStrings(request.query, 'type');
     let types: Set<DiskUsageObject> | undefined;

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { beginStream } from '../streaming.js';
 import { type Query, qString } from '../query.js';
 import { Filters } from '../../util/filters.js';
@@ -7,8 +7,8 @@ import { EVENT_FILTER_KEYS, eventMatches, type DockerEvent } from '../../events/
 import { nowNano, parseTimestampParam } from '../../util/time.js';
 import { PING_HEADERS } from '../ping-fast-path.js';
 
-
-export function systemRoutes(app: FastifyInstance, { system, events }: Services): void {
+export async function systemRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
+  const { system, events } = services;
   // Usually answered by the fast path (ping-fast-path.ts) before routing; these serve what it passes on.
   app.head('/_ping', async (_req, reply) => {
     void reply.headers(PING_HEADERS).type('text/plain; charset=utf-8').header('content-length', '0').send();

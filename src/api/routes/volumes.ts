@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../services.js';
+import type { ApiRouteOptions } from './index.js';
 import { type Query, qBool, qString } from '../query.js';
 import { effectiveVersion, versionAtLeast } from '../api-version.js';
 import { Filters } from '../../util/filters.js';
@@ -49,7 +49,8 @@ function parseCreateBody(body: unknown): VolumeCreateBody {
   };
 }
 
-export function volumeRoutes(app: FastifyInstance, { volumes }: Services): void {
+export async function volumeRoutes(app: FastifyInstance, { services }: ApiRouteOptions): Promise<void> {
+  const { volumes } = services;
   app.get<{ Querystring: Query }>('/volumes', async (request) => {
     const filters = Filters.parse(qString(request.query, 'filters'), VOLUME_LIST_FILTERS);
     return volumes.list(filters);
