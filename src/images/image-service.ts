@@ -7,6 +7,7 @@ import { Filters } from '../util/filters.js';
 import type { Logger } from '../util/logger.js';
 import { parseTimestampParam, rfc3339Nano } from '../util/time.js';
 import { createdNano, parseImageConfig, type ImageConfigJson } from './image-config.js';
+import { manifestSummary } from './image-manifest.js';
 import {
   familiarName,
   familiarOf,
@@ -345,7 +346,12 @@ export class ImageService {
   // ---- list / inspect / history / prune -----------------------------------------------------------
 
   /** GET /images/json */
-  list(opts: { all?: boolean; filters?: string; digests?: boolean; sharedSize?: boolean } = {}): Record<string, unknown>[] {
+  /**
+   * GET /images/json. `sharedSize`: SharedSize is the size of the image's layers that other images use too (else -1,
+   * as dockerd leaves it). `manifests` (API 1.47+): each image gets `Manifests`, the summary of the manifest Berth
+   * describes it by (empty when its layers keep no blobs).
+   */
+  list(opts: { all?: boolean; filters?: string; digests?: boolean; sharedSize?: boolean; manifests?: boolean } = {}): Record<string, unknown>[] {
     const f = Filters.parse(opts.filters, ['dangling', 'label', 'label!', 'before', 'since', 'reference', 'until']);
     const dangling = f.bool('dangling');
     const before = f.has('before') ? this.resolve(f.get('before')[0] as string).createdNano : undefined;
@@ -360,7 +366,13 @@ export class ImageService {
     const out: Record<string, unknown>[] = [];
     const rows = this.repo.all();
     const hasChildren = new Set(rows.map((r) => r.parent).filter((p) => p !== ''));
-    const layerSizes = new Map<string, number>();
+    // How many images use each layer (by chain ID), over every image as dockerd counts them, not only those listed.
+    const layerUsers = new Map<string, number>();
+    if (opts.sharedSize) {
+      for (const row of rows) {
+        if (row.chain_id) for (const l of this.layers.chain(row.chain_id)) layerUsers.set(l.chainId, (layerUsers.get(l.chainId) ?? 0) + 1);
+      }
+    }
     for (const row of rows) {
       const img = this.record(row, refsByImage.get(row.id) ?? []);
       if (before !== undefined && !(img.createdNano < before)) continue;
@@ -380,8 +392,8 @@ export class ImageService {
       if (dangling === true && !isDangling) continue;
       if (dangling === false && isDangling) continue;
       if (isDangling && !opts.all && hasChildren.has(row.id)) continue; // intermediate build image
-      if (img.chainId) for (const l of this.layers.chain(img.chainId)) layerSizes.set(l.chainId, l.size);
-      out.push({
+      const chain = img.chainId && (opts.sharedSize || opts.manifests) ? this.layers.chain(img.chainId) : [];
+      const summary: Record<string, unknown> = {
         Containers: -1,
         Created: Number(img.createdNano / 1_000_000_000n),
         Id: img.id,
@@ -389,9 +401,21 @@ export class ImageService {
         ParentId: img.parent,
         RepoDigests: repoDigests,
         RepoTags: repoTags,
-        SharedSize: -1,
+        SharedSize: opts.sharedSize ? chain.reduce((n, l) => n + ((layerUsers.get(l.chainId) ?? 0) > 1 ? l.size : 0), 0) : -1,
         Size: img.size,
-      });
+      };
+      if (opts.manifests) {
+        const m = manifestSummary({
+          configDigest: img.id,
+          configSize: this.content.has(img.id) ? this.content.size(img.id) : 0,
+          layers: chain,
+          platform: { architecture: img.config.architecture ?? '', os: img.config.os ?? '', ...(img.config.variant ? { variant: img.config.variant } : {}) },
+          unpackedSize: img.size,
+          containers: this.usage(img.id).map((u) => u.id),
+        });
+        summary.Manifests = m ? [m] : [];
+      }
+      out.push(summary);
     }
     return out;
   }

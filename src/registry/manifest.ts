@@ -1,20 +1,38 @@
 import { isDigest } from '../content/content-store.js';
 import type { Platform } from './platform.js';
 
-export const MT_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-export const MT_DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-export const MT_DOCKER_SCHEMA1 = 'application/vnd.docker.distribution.manifest.v1+json';
-export const MT_DOCKER_SCHEMA1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
-export const MT_DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
-export const MT_DOCKER_LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
-export const MT_DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
-export const MT_DOCKER_FOREIGN_GZIP = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
-export const MT_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const MT_OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const MT_OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
-export const MT_OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
-export const MT_OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
-export const MT_OCI_LAYER_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
+export {
+  MT_DOCKER_MANIFEST,
+  MT_DOCKER_LIST,
+  MT_DOCKER_SCHEMA1,
+  MT_DOCKER_SCHEMA1_SIGNED,
+  MT_DOCKER_CONFIG,
+  MT_DOCKER_LAYER,
+  MT_DOCKER_LAYER_GZIP,
+  MT_DOCKER_FOREIGN_GZIP,
+  MT_OCI_MANIFEST,
+  MT_OCI_INDEX,
+  MT_OCI_CONFIG,
+  MT_OCI_LAYER,
+  MT_OCI_LAYER_GZIP,
+  MT_OCI_LAYER_ZSTD,
+} from '../images/image-manifest.js';
+import {
+  MT_DOCKER_CONFIG,
+  MT_DOCKER_FOREIGN_GZIP,
+  MT_DOCKER_LAYER,
+  MT_DOCKER_LAYER_GZIP,
+  MT_DOCKER_LIST,
+  MT_DOCKER_MANIFEST,
+  MT_DOCKER_SCHEMA1,
+  MT_DOCKER_SCHEMA1_SIGNED,
+  MT_OCI_CONFIG,
+  MT_OCI_INDEX,
+  MT_OCI_LAYER,
+  MT_OCI_LAYER_GZIP,
+  MT_OCI_LAYER_ZSTD,
+  MT_OCI_MANIFEST,
+} from '../images/image-manifest.js';
 
 /** Accept header for manifest requests: every type Berth can pull, lists first as dockerd sends them. */
 export const MANIFEST_ACCEPT = [MT_DOCKER_LIST, MT_OCI_INDEX, MT_DOCKER_MANIFEST, MT_OCI_MANIFEST].join(', ');

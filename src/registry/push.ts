@@ -11,18 +11,8 @@ import type { RepositoryClient } from './client.js';
 import { connectRepository, shortDigest, type Emit, type RegistryContext } from './context.js';
 import { isRetryable } from './errors.js';
 import { sleep } from './limiter.js';
-import {
-  MT_DOCKER_CONFIG,
-  MT_DOCKER_LAYER,
-  MT_DOCKER_LAYER_GZIP,
-  MT_DOCKER_MANIFEST,
-  MT_OCI_CONFIG,
-  MT_OCI_LAYER,
-  MT_OCI_LAYER_GZIP,
-  MT_OCI_LAYER_ZSTD,
-  MT_OCI_MANIFEST,
-  type Descriptor,
-} from './manifest.js';
+import { buildManifest } from '../images/image-manifest.js';
+import type { Descriptor } from './manifest.js';
 
 const UPLOAD_ATTEMPTS = 3;
 
@@ -44,32 +34,6 @@ export function tagsToPush(ctx: RegistryContext, name: string, tag: string | und
     .sort();
   if (tags.length === 0) throw new NotFoundError(`An image does not exist locally with the tag: ${familiarString(repo)}`);
   return { repo, tags };
-}
-
-function isZstd(mt: string): boolean {
-  return mt.endsWith('zstd');
-}
-
-function layerMediaType(stored: string, oci: boolean): string {
-  const gzip = stored.endsWith('gzip');
-  if (isZstd(stored)) return MT_OCI_LAYER_ZSTD;
-  if (oci) return gzip ? MT_OCI_LAYER_GZIP : MT_OCI_LAYER;
-  return gzip ? MT_DOCKER_LAYER_GZIP : MT_DOCKER_LAYER;
-}
-
-/**
- * The manifest for an image: Docker schema 2 (what dockerd pushes), or an OCI manifest when a layer is
- * zstd-compressed (schema 2 has no type for it). Indented with three spaces like dockerd's.
- */
-export function buildManifest(configDigest: string, configSize: number, layers: { digest: string; size: number; mediaType: string }[]): { bytes: Buffer; mediaType: string } {
-  const oci = layers.some((l) => isZstd(l.mediaType));
-  const doc = {
-    schemaVersion: 2,
-    mediaType: oci ? MT_OCI_MANIFEST : MT_DOCKER_MANIFEST,
-    config: { mediaType: oci ? MT_OCI_CONFIG : MT_DOCKER_CONFIG, size: configSize, digest: configDigest },
-    layers: layers.map((l) => ({ mediaType: layerMediaType(l.mediaType, oci), size: l.size, digest: l.digest })),
-  };
-  return { bytes: Buffer.from(JSON.stringify(doc, null, 3)), mediaType: doc.mediaType };
 }
 
 function counting(source: Readable, onBytes: (n: number) => void): Readable {

@@ -121,6 +121,52 @@ describe('responses match api-spec/berth.yaml', () => {
   });
 });
 
+describe('GET /images/json shared-size and manifests', () => {
+  it('SharedSize counts layers other images use too; Manifests (API 1.47+) summarises each image as the spec shapes it', async () => {
+    await ok(['load', '-i', await busyboxImageTar()]);
+    const ctx = mkdtempSync(join(work, 'shared-'));
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nLABEL berth.shared=1\n');
+    await ok(['build', '-q', '-t', 'berth-shared:1', ctx]);
+    const cid = (await ok(['create', 'berth-shared:1', 'true'])).trim();
+    try {
+      type Summary = { Id: string; RepoTags: string[]; Size: number; SharedSize: number; Manifests?: Record<string, any>[] };
+      const plain = (await d.request('GET', '/images/json')).json<Summary[]>();
+      expect(plain.every((i) => i.SharedSize === -1 && !('Manifests' in i))).toBe(true);
+
+      const res = await d.request('GET', '/images/json?shared-size=1&manifests=1');
+      const list = res.json<Summary[]>();
+      expect(validateResponse('GET', '/images/json', 200, list)).toEqual([]);
+      const base = list.find((i) => i.RepoTags.includes('busybox:latest'));
+      const derived = list.find((i) => i.RepoTags.includes('berth-shared:1'));
+      if (!base || !derived) throw new Error(`images missing: ${res.text()}`);
+      // The derived image adds no layer: all of busybox's layer is shared, by both.
+      expect(base.SharedSize).toBe(base.Size);
+      expect(derived.SharedSize).toBe(base.Size);
+
+      const m = derived.Manifests?.[0];
+      expect(derived.Manifests).toHaveLength(1);
+      expect(m).toMatchObject({ Available: true, Kind: 'image', ImageData: { Platform: { os: 'linux' }, Containers: [cid], Size: { Unpacked: derived.Size } } });
+      expect(m?.ID).toBe(m?.Descriptor.digest);
+      expect(m?.Descriptor.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+      expect(m?.Size.Total).toBe(m?.Size.Content + derived.Size);
+      expect(base.Manifests?.[0]?.ImageData.Containers).toEqual([]);
+
+      // docker image ls --tree (CLI 28) reads Manifests: the image and its platform's entry.
+      const tree = await ok(['image', 'ls', '--tree']);
+      expect(tree).toContain('berth-shared:1');
+      expect(tree).toMatch(/linux\/amd64/);
+
+      // Before API 1.47 the parameter does not exist (dockerd drops the field).
+      const old = (await d.request('GET', '/v1.46/images/json?manifests=1')).json<Summary[]>();
+      expect(old.every((i) => !('Manifests' in i))).toBe(true);
+    } finally {
+      await ok(['rm', cid]);
+      await ok(['rmi', 'berth-shared:1']);
+      rmSync(ctx, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('docker save / load round trip', () => {
   it('save, rmi, load gives the same image ID and layer digests; skopeo reads the archive', async () => {
     const before = inspect('busybox');

@@ -7,6 +7,7 @@ import { InvalidParameterError, NotFoundError, NotImplementedError, errorMessage
 import { saveImages } from '../../images/image-save.js';
 import { importImage } from '../../images/image-import.js';
 import { servePull, servePush } from './registry.js';
+import { effectiveVersion, versionAtLeast } from '../api-version.js';
 
 /** Lets the request body run out so the client reads our answer instead of a reset. */
 function drainBody(request: FastifyRequest): void {
@@ -44,6 +45,8 @@ export async function imageRoutes(app: FastifyInstance, { services }: ApiRouteOp
       filters: qString(q, 'filters') ?? filterFromLegacy(q),
       digests: qBool(q, 'digests'),
       sharedSize: qBool(q, 'shared-size'),
+      // dockerd: the parameter exists from API 1.47; older requests never get the field.
+      manifests: qBool(q, 'manifests') && versionAtLeast(effectiveVersion(request.apiVersion), '1.47'),
     });
   });
 

@@ -6,7 +6,7 @@ import { formatErrors, registryErrorFrom } from '../../../src/registry/errors.js
 import { RegistryHosts } from '../../../src/registry/hosts.js';
 import { ManifestError, parseManifest } from '../../../src/registry/manifest.js';
 import { normalizePlatform, parsePlatform, selectPlatform } from '../../../src/registry/platform.js';
-import { buildManifest } from '../../../src/registry/push.js';
+import { buildManifest } from '../../../src/images/image-manifest.js';
 import { serverToDomain } from '../../../src/registry/registry-service.js';
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;
