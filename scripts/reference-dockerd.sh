@@ -13,6 +13,7 @@ users=$dir.users
 bridge=refd0
 exec 8>"$dir.lock"
 flock 8
+# dockerd is started with fd 8 closed: a daemon holding the lock would block every later start and stop.
 
 case "${1:-}" in
 start)
@@ -35,7 +36,7 @@ start)
   }
   # Its own bridge on a fixed private subnet: dockerd must not take docker0's default range from anyone.
   dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$sock" --pidfile "$pidfile" \
-    --bridge "$bridge" --storage-driver overlay2 --log-level warn >"$dir/dockerd.log" 2>&1 &
+    --bridge "$bridge" --storage-driver overlay2 --log-level warn >"$dir/dockerd.log" 2>&1 8>&- &
   for _ in $(seq 1 200); do
     DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1 && { echo 1 >"$users"; echo "unix://$sock"; exit 0; }
     sleep 0.1
