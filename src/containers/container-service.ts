@@ -35,19 +35,20 @@ import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 
 export type { CreateRequest };
 
+/** What the container service depends on: each collaborator by the part of it the service uses (tests fake them). */
 export interface ContainerServiceDeps {
   dataRoot: string;
   /** The containers table (SQLite): records are written through to it and read from it at start. */
   repo: Pick<ContainerRepo<StoredContainer>, 'insert' | 'update' | 'delete' | 'all'>;
-  images: ImageService;
-  layers: LayerStore;
+  images: Pick<ImageService, 'resolve' | 'tryResolve'>;
+  layers: Pick<LayerStore, 'driver' | 'hold' | 'release' | 'lowerDirs'>;
   volumes: VolumeService;
   network: ContainerNetwork;
   executor: ContainerRuntime;
-  cgroups: CgroupManager;
+  cgroups: Pick<CgroupManager, 'version' | 'sysInfo' | 'open'>;
   /** Read-only views of container filesystems (the image's root for copy-up at create). */
-  views: ContainerViews;
-  events: EventBus;
+  views: Pick<ContainerViews, 'imageRootfs'>;
+  events: Pick<EventBus, 'publish'>;
   log: Logger;
   /** daemon.json log-driver and log-opts (only what daemon.json sets: they show in each container's LogConfig). */
   logConfig: { type: string; opts: Record<string, string> };
