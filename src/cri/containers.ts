@@ -7,6 +7,7 @@ import type { ContainerView, HostConfig } from '../containers/types.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano } from '../util/time.js';
 import { signalNumber } from '../containers/signals.js';
+import { resolveUser } from '../containers/user-resolve.js';
 import type { CriImageService } from './image-service.js';
 import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
 import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
@@ -22,6 +23,8 @@ export interface ContainerData {
   createdAt: string;
   logPath: string;
   mounts: Msg[];
+  /** The identity the first process starts with (ContainerStatus.user), resolved at create. */
+  user?: { uid: number; gid: number; supplemental_groups: number[] };
 }
 
 export function containerData(c: ContainerView): ContainerData {
@@ -145,6 +148,23 @@ export class CriContainers {
     }
     checkAppArmor(sc);
 
+    // SupplementalGroupsPolicy (Kubernetes' semantics): Merge, the default, gives the process the groups the
+    // image's /etc/group lists the user in, even when run_as_group names the primary group (Docker drops them
+    // then: they are passed as added groups); Strict gives only the primary group and supplemental_groups.
+    // The resulting identity is the one the container service resolves at start (same function, same files).
+    const dirs = this.images.layerDirs(image);
+    const effective = user !== '' ? user : (image.config.config?.User ?? '');
+    const [userOnly = '', groupPart = ''] = effective.split(':', 2);
+    const base = await resolveUser(dirs, userOnly);
+    const supplemental = strList(sc.supplemental_groups).map(String);
+    let groupAdd = supplemental;
+    if (str(sc.supplemental_groups_policy) === 'Strict') {
+      if (groupPart === '') user = `${userOnly === '' ? base.uid : userOnly}:${base.gid}`;
+    } else {
+      groupAdd = [...new Set([...base.additionalGids.filter((g) => g !== base.gid).map(String), ...supplemental])];
+    }
+    const identity = await resolveUser(dirs, user !== '' ? user : effective, groupAdd);
+
     // HostConfig.Mounts: the CRI's read-only is non-recursive unless recursive_read_only asks (Docker's default is
     // recursive); a missing host path is created, as containerd does
     const binds: Record<string, unknown>[] = [];
@@ -188,7 +208,7 @@ export class CriContainers {
       Privileged: privileged,
       CapAdd: caps(msg(sc.capabilities).add_capabilities),
       CapDrop: caps(msg(sc.capabilities).drop_capabilities),
-      GroupAdd: strList(sc.supplemental_groups).map(String),
+      GroupAdd: groupAdd,
       ReadonlyRootfs: sc.readonly_rootfs === true,
       SecurityOpt: [...(sc.no_new_privs === true ? ['no-new-privileges'] : []), ...(privileged ? [] : seccompOpt(sc))],
       ...(masked.length > 0 ? { MaskedPaths: masked } : {}),
@@ -223,6 +243,7 @@ export class CriContainers {
       createdAt: nowNano().toString(),
       logPath,
       mounts: mounts.map((m) => ({ ...m })),
+      user: { uid: identity.uid, gid: identity.gid, supplemental_groups: identity.additionalGids },
     };
     const pod = sd.metadata;
     const { Id: id } = await this.containers.create({
@@ -352,6 +373,7 @@ export class CriContainers {
       annotations: d.annotations,
       mounts: d.mounts,
       log_path: d.logPath,
+      ...(d.user ? { user: { linux: { uid: String(d.user.uid), gid: String(d.user.gid), supplemental_groups: d.user.supplemental_groups.map(String) } } } : {}),
       resources: {
         linux: {
           cpu_period: String(c.hostConfig.CpuPeriod ?? 0),

@@ -27,6 +27,11 @@ export class CriImageService {
     }
   }
 
+  /** The image's layer directories, top first (to read its /etc/passwd and /etc/group). */
+  layerDirs(img: ImageRecord): string[] {
+    return img.chainId ? this.layers.lowerDirs(img.chainId) : [];
+  }
+
   /** The CRI Image message. */
   toCri(img: ImageRecord): Msg {
     const user = img.config.config?.User ?? '';
