@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError } from '../errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ContainerView, HostConfig } from '../containers/types.js';
 import type { Logger } from '../util/logger.js';
@@ -13,6 +13,7 @@ import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from '
 import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
 import { findByIdOrPrefix, selectByFilter } from './select.js';
 import { redeliverWhenCaught } from './stop-signal.js';
+import type { ImageVolumes, ImageVolumeSet } from './image-volumes.js';
 
 export interface ContainerData {
   sandboxId: string;
@@ -23,6 +24,8 @@ export interface ContainerData {
   createdAt: string;
   logPath: string;
   mounts: Msg[];
+  /** Image volumes mounted for it (released at remove). */
+  imageVolumes?: ImageVolumeSet;
   /** The identity the first process starts with (ContainerStatus.user), resolved at create. */
   user?: { uid: number; gid: number; supplemental_groups: number[] };
 }
@@ -93,6 +96,7 @@ export class CriContainers {
     private readonly containers: ContainerService,
     private readonly sandboxes: SandboxService,
     private readonly images: CriImageService,
+    private readonly imageVolumes: ImageVolumes,
     private readonly log: Logger,
   ) {}
 
@@ -170,7 +174,7 @@ export class CriContainers {
     const binds: Record<string, unknown>[] = [];
     const mounts = msgList(config.mounts);
     for (const m of mounts) {
-      if (m.image) throw new NotImplementedError('image volumes (Mount.image) are not supported by Berth yet');
+      if (m.image) continue; // an image volume: below
       const src = str(m.host_path);
       const dst = str(m.container_path);
       if (!isAbsolute(src) || !isAbsolute(dst)) throw new InvalidParameterError(`mount paths must be absolute: "${src}" -> "${dst}"`);
@@ -230,6 +234,10 @@ export class CriContainers {
     else if (isAbsolute(str(config.log_path))) logPath = str(config.log_path);
     if (logPath !== '') await mkdir(dirname(logPath), { recursive: true, mode: 0o755 });
 
+    // image volumes last: mounted now, released if the create fails
+    const imageVolumes = this.imageVolumes.prepare(mounts);
+    if (imageVolumes) binds.push(...imageVolumes.binds);
+
     const labels = strMap(config.labels);
     const annotations = strMap(config.annotations);
     const command = strList(config.command);
@@ -242,11 +250,13 @@ export class CriContainers {
       image: imageSpec,
       createdAt: nowNano().toString(),
       logPath,
-      mounts: mounts.map((m) => ({ ...m })),
+      // as ContainerStatus reports them: an image volume with the ID of the image it shows (image_ref)
+      mounts: mounts.map((m) => (m.image ? { ...m, image: { ...msg(m.image), image_ref: this.images.find(str(msg(m.image).image))?.id ?? '' } } : { ...m })),
+      ...(imageVolumes ? { imageVolumes: imageVolumes.set } : {}),
       user: { uid: identity.uid, gid: identity.gid, supplemental_groups: identity.additionalGids },
     };
     const pod = sd.metadata;
-    const { Id: id } = await this.containers.create({
+    const created = this.containers.create({
       name: `k8s_${dockerSafe(name)}_${dockerSafe(String(pod.name))}_${dockerSafe(String(pod.namespace))}_${dockerSafe(String(pod.uid))}_${num(md.attempt)}`,
       body: {
         Image: image.id,
@@ -273,6 +283,10 @@ export class CriContainers {
       },
       cri: { kind: 'container', logPath, data: data as unknown as Record<string, unknown> },
     });
+    const { Id: id } = await created.catch((e: unknown) => {
+      if (imageVolumes) this.imageVolumes.release(imageVolumes.set);
+      throw e;
+    });
     this.log.debug({ id, sandbox: sb.id, name }, 'CRI container created');
     return { container_id: id };
   }
@@ -280,6 +294,8 @@ export class CriContainers {
   async start(req: Msg): Promise<Msg> {
     const c = this.get(str(req.container_id));
     if (c.state.Status !== 'created') throw new ConflictError(`container ${c.id} is not in created state: ${criState(c)}`);
+    const volumes = containerData(c).imageVolumes;
+    if (volumes) this.imageVolumes.ensure(volumes);
     await this.containers.start(c.id, 'cri');
     return {};
   }
@@ -307,8 +323,14 @@ export class CriContainers {
   async remove(req: Msg): Promise<Msg> {
     const c = this.find(str(req.container_id));
     if (!c) return {}; // RemoveContainer is idempotent
-    await this.containers.remove(c.id, { force: true, by: 'cri' });
+    await this.removeOne(c);
     return {};
+  }
+
+  private async removeOne(c: ContainerView): Promise<void> {
+    await this.containers.remove(c.id, { force: true, by: 'cri' });
+    const volumes = containerData(c).imageVolumes;
+    if (volumes) this.imageVolumes.release(volumes);
   }
 
   /** Kills and removes (remove) or only stops (stop) every container of a pod. */
@@ -317,7 +339,7 @@ export class CriContainers {
   }
 
   async removeAll(sandboxId: string): Promise<void> {
-    await Promise.all(this.inSandbox(sandboxId).map((c) => this.containers.remove(c.id, { force: true, by: 'cri' })));
+    await Promise.all(this.inSandbox(sandboxId).map((c) => this.removeOne(c)));
   }
 
   private imageRef(c: ContainerView): string {

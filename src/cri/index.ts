@@ -13,6 +13,7 @@ import { CniManager } from './cni.js';
 import { CriContainers } from './containers.js';
 import { CriGrpcServer } from './grpc-server.js';
 import { CriImageService } from './image-service.js';
+import { ImageVolumes } from './image-volumes.js';
 import { runtimeHandlers } from './runtime-service.js';
 import { SandboxService, sandboxData } from './sandboxes.js';
 import { StreamingServer } from './streaming.js';
@@ -48,7 +49,8 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
   const cni = new CniManager({ confDir: o.cniConfDir, binDirs: o.cniBinDirs, cacheDir: join(o.dataRoot, 'cri', 'cni-results'), writeDefault: true }, log);
   const images = new CriImageService(d.images, d.layers, d.registry, join(o.dataRoot, 'layers'), log);
   const sandboxes = new SandboxService(d.containers, d.images, cni, o.initPath, log);
-  const criContainers = new CriContainers(d.containers, sandboxes, images, log);
+  const imageVolumes = new ImageVolumes(join(o.dataRoot, 'cri', 'image-volumes'), d.layers, images, log);
+  const criContainers = new CriContainers(d.containers, sandboxes, images, imageVolumes, log);
   const stats = new CriStats(d.cgroups, o.dataRoot);
   const streaming = new StreamingServer(
     d.containers,

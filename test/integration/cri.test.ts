@@ -251,6 +251,40 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     await crictl.ok(['rmp', '-f', pod]);
   });
 
+  it('mounts an image volume read-only (whole image and an image_sub_path) and unmounts it at RemoveContainer', async () => {
+    const pod = (await crictl.ok(['runp', podConfig('imgvol')])).trim();
+    const mounts = [
+      { container_path: '/iv', readonly: true, image: { image } },
+      { container_path: '/iv-etc', readonly: true, image: { image }, image_sub_path: 'etc' },
+    ];
+    const ctr = (await crictl.ok(['create', pod, containerConfig('imgvol', 'app', ['sleep', '1000'], { mounts }), podConfig('imgvol')])).trim();
+    const volumesDir = join(d.dataRoot, 'cri', 'image-volumes');
+    const mounted = (): string[] => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(volumesDir));
+    expect(mounted()).toHaveLength(2);
+    await crictl.ok(['start', ctr]);
+    const sh = (cmd: string): Promise<Record<string, unknown>> => criCall(join(d.execRoot, 'cri.sock'), 'ExecSync', { container_id: ctr, cmd: ['sh', '-c', cmd], timeout: 10 });
+    expect(await sh('test -x /iv/bin/busybox && test -f /iv-etc/passwd && test ! -e /iv-etc/etc && /iv/bin/busybox echo runs')).toMatchObject({ exit_code: 0 });
+    const write = await sh('touch /iv/new 2>&1');
+    expect(write.exit_code).not.toBe(0);
+    expect(Buffer.from(write.stdout as Uint8Array).toString()).toContain('Read-only file system');
+    // the image's ID, as PullImage answered it, in the status
+    const st = JSON.parse(await crictl.ok(['inspect', ctr])) as { status: { mounts: { containerPath: string; image?: { imageRef?: string } }[] } };
+    const imageId = JSON.parse(await crictl.ok(['inspecti', image])).status.id as string;
+    expect(st.status.mounts.find((m) => m.containerPath === '/iv')?.image?.imageRef).toBe(imageId);
+    // refused: writable, a sub path that is not in the image, one that climbs out
+    for (const bad of [
+      { container_path: '/rw', readonly: false, image: { image } },
+      { container_path: '/nope', readonly: true, image: { image }, image_sub_path: 'not-there' },
+      { container_path: '/out', readonly: true, image: { image }, image_sub_path: '../..' },
+    ]) {
+      const r = await crictl.run(['create', pod, containerConfig('imgvol', 'bad', ['true'], { mounts: [bad] }), podConfig('imgvol')]);
+      expect(r.code, JSON.stringify(bad)).not.toBe(0);
+    }
+    expect(mounted()).toHaveLength(2);
+    await crictl.ok(['rmp', '-f', pod]);
+    expect(mounted()).toEqual([]);
+  });
+
   it('streams exec (stdin, tty) over SPDY and WebSocket and port-forwards to the pod', async () => {
     const pod = (await crictl.ok(['runp', podConfig('stream')])).trim();
     const ctr = (
