@@ -105,6 +105,18 @@ static char *get_string(napi_env env, napi_value v, size_t max) {
   return buf;
 }
 
+/* An xattr call's (path, name) arguments; -1 with a JS exception pending when either is bad. */
+static int get_path_and_name(napi_env env, napi_value argv[2], char **path, char **name) {
+  *path = get_string(env, argv[0], MAX_PATH_ARG);
+  if (!*path) return -1;
+  *name = get_string(env, argv[1], 256);
+  if (!*name) {
+    free(*path);
+    return -1;
+  }
+  return 0;
+}
+
 static int get_u32(napi_env env, napi_value v, uint32_t *out) {
   if (napi_get_value_uint32(env, v, out) != napi_ok) {
     napi_throw_type_error(env, NULL, "expected a number argument");
@@ -139,13 +151,8 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "value must be a Buffer");
     return NULL;
   }
-  char *path = get_string(env, argv[0], MAX_PATH_ARG);
-  if (!path) return NULL;
-  char *name = get_string(env, argv[1], 256);
-  if (!name) {
-    free(path);
-    return NULL;
-  }
+  char *path, *name;
+  if (get_path_and_name(env, argv, &path, &name)) return NULL;
   napi_value ret = NULL;
   if (lsetxattr(path, name, data, len, (int)flags) != 0) ret = throw_errno(env, errno, "lsetxattr", path);
   free(name);
@@ -157,13 +164,8 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
-  char *path = get_string(env, argv[0], MAX_PATH_ARG);
-  if (!path) return NULL;
-  char *name = get_string(env, argv[1], 256);
-  if (!name) {
-    free(path);
-    return NULL;
-  }
+  char *path, *name;
+  if (get_path_and_name(env, argv, &path, &name)) return NULL;
   napi_value ret = NULL;
   for (;;) {
     ssize_t n = lgetxattr(path, name, NULL, 0);

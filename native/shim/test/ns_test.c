@@ -2,6 +2,7 @@
  * ns_proc_join must join it through the pidfd and through the /proc/<pid> fallback of kernels whose
  * setns does not take pidfds, and ns_proc_open must refuse a start time that is not the process's (a
  * recycled pid) and a process that is gone. Built and run by `make -C native test-ns`. */
+#include "check.h"
 #include "../ns.h"
 #include "../util.h"
 
@@ -12,16 +13,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
 
 /* In a child process (so the test itself stays in its namespaces): join the uts namespace of ref, with
  * or without the pidfd, and report the hostname seen through a pipe. */
@@ -105,10 +96,5 @@ int main(void)
 	waitpid(init, NULL, 0);
 	CHECK(join_and_read_hostname(&ref, 1, host, sizeof(host), &err) < 0 && strstr(err.msg, "not the container's process any more"));
 
-	if (failures) {
-		fprintf(stderr, "ns_test: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("ns_test: ok\n");
-	return 0;
+	return check_report("ns_test");
 }

@@ -1,5 +1,6 @@
 /* plan_load on its own: every record kind, binary-safe values, and the malformed plans it must refuse.
  * Built and run by `make -C native test-plan` (test/unit/native/shim-c.test.ts runs that). */
+#include "check.h"
 #include "../plan.h"
 
 #include <sched.h>
@@ -8,16 +9,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
 
 struct buf {
 	char d[65536];
@@ -249,10 +240,5 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/plan", dir);
 	unlink(path);
 	rmdir(dir);
-	if (failures) {
-		fprintf(stderr, "plan_test: %d failure(s)\n", failures);
-		return 1;
-	}
-	printf("plan_test: ok\n");
-	return 0;
+	return check_report("plan_test");
 }
