@@ -7,10 +7,9 @@ import { ConflictError, errorMessage } from '../errors.js';
 import type { ContainerNetwork } from '../network/container-network.js';
 import type { NetworkSettings } from '../network/types.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
-import type { ContainerRuntime, ExitStatus } from '../runtime/executor-api.js';
+import { lostExit, type ContainerRuntime, type ExitStatus } from '../runtime/executor-api.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
 import type { Logger } from '../util/logger.js';
-import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import { prepareContainerMounts, releaseContainerMounts, restoreContainerMounts } from '../volumes/container-mounts.js';
 import type { ContainerDirs } from './container-dirs.js';
@@ -192,7 +191,7 @@ export class Launcher {
       outcome = await this.d.executor.adopt(c.id, this.d.dirs.dir(c.id));
     } catch (e) {
       this.d.log.warn({ err: errorMessage(e), id: c.id }, 'adopting container failed');
-      return { exitCode: 255, signal: 0, oomKilled: null, finishedAt: rfc3339Nano(nowNano()), pid: 0, error: errorMessage(e) };
+      return lostExit(errorMessage(e));
     }
     if (outcome !== 'running' && outcome !== 'created') return outcome;
     await restoreContainerMounts(this.d.volumes, c.id, c.mounts).catch(() => undefined);

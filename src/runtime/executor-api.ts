@@ -86,3 +86,11 @@ export interface ContainerRuntime {
   delete(id: string): Promise<void>;
   reopenLog(id: string): Promise<void>;
 }
+
+/**
+ * The one exit status berthd makes up itself: for a run whose shim is gone without an exit record (or that could
+ * not be adopted), code 255 and why.
+ */
+export function lostExit(error: string, pid = 0): ExitStatus {
+  return { exitCode: 255, signal: 0, oomKilled: null, finishedAt: new Date().toISOString(), pid, error };
+}

@@ -35,6 +35,7 @@ import {
   type ContainerRuntime,
   type ExecHandle,
   type ExecOptions,
+  lostExit,
 } from './executor-api.js';
 import { compileLaunchPlan, writeLaunchFiles, type NsName } from './launch-plan.js';
 import type { OciMount, OciSpec } from './oci-spec.js';
@@ -381,14 +382,7 @@ export class Executor implements ContainerRuntime {
     }
     const st = await readExit(exitFile);
     if (st) return st;
-    return {
-      exitCode: 255,
-      signal: 0,
-      oomKilled: null,
-      finishedAt: new Date().toISOString(),
-      pid: info?.initPid ?? 0,
-      error: 'berth-shim is gone and left no exit status',
-    };
+    return lostExit('berth-shim is gone and left no exit status', info?.initPid ?? 0);
   }
 
   /** Stops the shim if still alive (SIGKILL to every container process), destroys the cgroup, removes sockets. */

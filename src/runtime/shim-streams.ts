@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { AttachHandle, OutputChunk } from './executor-api.js';
+import { lostExit, type AttachHandle, type OutputChunk } from './executor-api.js';
 import { ShimConnection, parseExitStatus, type ExitStatus } from './shim-client.js';
 import { isAlive } from './shim-process.js';
 
@@ -82,14 +82,7 @@ export async function waitExitFile(file: string, socketPath: string, shimPid: nu
     if (!isAlive(shimPid, shimStart)) {
       const last = await readExit(file);
       if (last) return last;
-      return {
-        exitCode: 255,
-        signal: 0,
-        oomKilled: null,
-        finishedAt: new Date().toISOString(),
-        pid: 0,
-        error: 'berth-shim exited without recording an exit status',
-      };
+      return lostExit('berth-shim exited without recording an exit status');
     }
     await delay(10);
   }
