@@ -30,6 +30,7 @@ import { ContainerOps } from './containers/container-ops.js';
 import { ContainerViews } from './containers/container-views.js';
 import { secureDataRoot } from './data-root.js';
 import type { StoredContainer } from './containers/types.js';
+import { serveCriOnDemand } from './cri/on-demand.js';
 import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
@@ -168,11 +169,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry, build };
 
     if (config.criSocket !== '') {
-      // Loaded only when served: gRPC is ~15 MiB of resident memory that a daemon started with --no-cri never uses.
-      const { startCri } = await import('./cri/index.js');
-      cri = await startCri(
-        { endpoint: config.criSocket, dataRoot: config.dataRoot, cniConfDir: config.cniConfDir, cniBinDirs: config.cniBinDirs, initPath: INIT_PATH },
-        { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log },
+      // Loaded on the first CRI connection: gRPC and the CRI services are resident memory that a daemon nobody
+      // drives through the CRI never uses.
+      const criDeps = { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log };
+      const criOptions = { dataRoot: config.dataRoot, cniConfDir: config.cniConfDir, cniBinDirs: config.cniBinDirs, initPath: INIT_PATH };
+      cri = await serveCriOnDemand(
+        config.criSocket,
+        async (endpoint) => (await import('./cri/index.js')).startCri({ ...criOptions, endpoint }, criDeps),
+        log.child({ sub: 'cri' }),
       );
     }
     api = await createApiServer(services, log, config.apiTimeouts);
