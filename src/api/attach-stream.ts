@@ -1,4 +1,4 @@
-import { createWebSocketStream } from 'ws';
+import { createRequire } from 'node:module';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { type Query, qBool, qString } from './query.js';
 import { frame, StreamType } from './stdcopy.js';
@@ -343,6 +343,8 @@ export function registerHijackRoutes(hijack: HijackRouter, deps: AttachDeps, log
     const q = { stream: '1', stdout: '1', stderr: '1', stdin: '1', ...req.query };
     await serveAttach(deps, req.params[0] ?? '', q, req.apiVersion, () => {
       const ws = conn.acceptWebSocket();
+      // ws is loaded by the hijack router's first WebSocket handshake, before any stream is made here.
+      const { createWebSocketStream } = createRequire(import.meta.url)('ws') as typeof import('ws');
       const stream = createWebSocketStream(ws);
       // A protocol error (unmasked frame, oversized payload) is answered by ws with a close frame.
       stream.on('error', (err) => log.debug({ err: errorMessage(err) }, 'attach websocket closed on error'));

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { createRequire } from 'node:module';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { checkApiVersion, effectiveVersion, stripVersionPrefix } from './api-version.js';
 import { rawErrorResponse, renderError, STANDARD_HEADER_LINES } from './responses.js';
 import { InvalidParameterError } from '../errors.js';
@@ -56,14 +57,23 @@ interface HijackRoute {
 
 export class HijackRouter {
   private readonly routes: HijackRoute[] = [];
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    perMessageDeflate: false,
-    maxPayload: WEBSOCKET_MAX_PAYLOAD,
-    // stdin is bytes, as dockerd treats it: text frames are not held to UTF-8.
-    skipUTF8Validation: true,
-  });
+  /** Made on the first WebSocket request: most daemons never see one, and ws stays unloaded until then. */
+  private wssInstance: WebSocketServer | undefined;
+
+  private get wss(): WebSocketServer {
+    if (!this.wssInstance) {
+      const ws = createRequire(import.meta.url)('ws') as typeof import('ws');
+      this.wssInstance = new ws.WebSocketServer({
+        noServer: true,
+        clientTracking: false,
+        perMessageDeflate: false,
+        maxPayload: WEBSOCKET_MAX_PAYLOAD,
+        // stdin is bytes, as dockerd treats it: text frames are not held to UTF-8.
+        skipUTF8Validation: true,
+      });
+    }
+    return this.wssInstance;
+  }
 
   constructor(
     private readonly log: Logger,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { parse as parseYaml } from 'yaml';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { InvalidParameterError } from '../errors.js';
 import { unversionedPath } from './api-version.js';
 
@@ -22,13 +22,23 @@ const SPEC_PATH = fileURLToPath(new URL('../../api-spec/docker-engine-api-v1.50.
 /** The same, as JSON without prose, written next to this file by the build (scripts/api-spec-json.mjs). */
 const SPEC_JSON_PATH = fileURLToPath(new URL('./docker-engine-api-v1.50.json', import.meta.url));
 
+// ajv and yaml are loaded when first needed (synchronously: Fastify compiles validators synchronously), so a
+// daemon whose routes take no validated input yet keeps neither resident.
+const require = createRequire(import.meta.url);
+
 /** The spec as the build left it, or parsed from the YAML (slow: seconds on a busy machine) when not built. */
 function loadSpec(): Spec {
   try {
     return JSON.parse(readFileSync(SPEC_JSON_PATH, 'utf8')) as Spec;
   } catch {
-    return parseYaml(readFileSync(SPEC_PATH, 'utf8')) as Spec;
+    const { parse } = require('yaml') as typeof import('yaml');
+    return parse(readFileSync(SPEC_PATH, 'utf8')) as Spec;
   }
+}
+
+function newAjv(opts: ConstructorParameters<typeof Ajv>[0]): Ajv {
+  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  return new AjvClass(opts);
 }
 const DEFS_ID = 'docker-v1.50';
 
@@ -104,8 +114,8 @@ const QUERY_VALUE = { anyOf: [{ type: 'string' }, { type: 'array', items: { type
 export class RequestSchemas {
   private readonly ops = new Map<string, Operation>();
   readonly definitions: Schema;
-  private readonly bodyAjv: Ajv;
-  private readonly plainAjv: Ajv;
+  private bodyAjvInstance: Ajv | undefined;
+  private plainAjvInstance: Ajv | undefined;
   private readonly bodyNames = new WeakMap<object, string>();
 
   constructor(spec: Spec = loadSpec()) {
@@ -135,8 +145,13 @@ export class RequestSchemas {
         this.ops.set(`${method.toUpperCase()} ${pathShape(path)}`, { schemas, bodyName });
       }
     }
-    this.bodyAjv = new Ajv({ strict: false, validateFormats: false, validateSchema: false, coerceTypes: false, allErrors: false, verbose: true });
-    this.bodyAjv.addKeyword({
+  }
+
+  /** The decoder-like ajv for bodies, made on first use. */
+  private get bodyAjv(): Ajv {
+    if (this.bodyAjvInstance) return this.bodyAjvInstance;
+    const ajv = newAjv({ strict: false, validateFormats: false, validateSchema: false, coerceTypes: false, allErrors: false, verbose: true });
+    ajv.addKeyword({
       keyword: 'strslice',
       modifying: true,
       errors: true,
@@ -150,8 +165,15 @@ export class RequestSchemas {
         return false;
       },
     });
-    this.bodyAjv.addSchema(this.definitions);
-    this.plainAjv = new Ajv({ strict: false, validateFormats: false, coerceTypes: false });
+    ajv.addSchema(this.definitions);
+    this.bodyAjvInstance = ajv;
+    return ajv;
+  }
+
+  /** A plain ajv for querystrings and params, made on first use. */
+  private get plainAjv(): Ajv {
+    this.plainAjvInstance ??= newAjv({ strict: false, validateFormats: false, coerceTypes: false });
+    return this.plainAjvInstance;
   }
 
   /** The schemas for a route, or undefined when the spec has no such operation (Berth's own routes). */
