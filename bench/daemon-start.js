@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { benchArgs, daemonRssMiB, ensureBusybox } from './lib/daemons.js';
+import { benchArgs, berthdNodeFlags, daemonRssMiB, ensureBusybox } from './lib/daemons.js';
 import { dockerCli, median } from './lib/common.js';
 import { writeImageArchive } from './lib/images.js';
 
@@ -37,7 +37,7 @@ async function api(method, path, body) {
 function start() {
   // BENCH_NODE_FLAGS (e.g. --cpu-prof --cpu-prof-dir=/tmp/p) go to node for berthd: profiles of the restarts.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  child = spawn(process.execPath, [...flags, MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn'], { stdio: 'ignore' });
+  child = spawn(process.execPath, [...berthdNodeFlags(), ...flags, MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn'], { stdio: 'ignore' });
   agent = new Agent({ connect: { socketPath: sock } });
 }
 

@@ -10,6 +10,13 @@ import { busyboxRootfs, dockerCli } from './common.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
+/** The node flags berthd's entry point asks for on its #! line (as when it runs as `berthd`). */
+export function berthdNodeFlags() {
+  const first = readFileSync(MAIN, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!.*\bnode\b(.*)$/.exec(first);
+  return (m?.[1] ?? '').split(' ').filter(Boolean);
+}
+
 /** Command-line options shared by the scripts: --compare unix:///path, --rounds N. */
 export function benchArgs(argv = process.argv.slice(2)) {
   const out = { compare: undefined, rounds: 5, rest: [] };
@@ -65,7 +72,7 @@ export async function startBerth() {
   const sock = join(dir, 'd.sock');
   const child = spawn(
     process.execPath,
-    [MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn'],
+    [...berthdNodeFlags(), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn'],
     { stdio: 'ignore' },
   );
   const d = daemonHandle('Berth', sock, {
