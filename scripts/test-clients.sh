@@ -18,7 +18,7 @@ if [[ -z "$DOCKER_PY_SRC" && -z "$DOCKERODE_SRC" ]]; then
 fi
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS=${BERTH_TOOLS:-/var/cache/berth-tools}
-DOCKER_PY_VERSION=${DOCKER_PY_VERSION:-7.1.0}
+DOCKER_PY_VERSION=${DOCKER_PY_VERSION:-7.2.0}
 SKIP_LIST="$REPO/test/fixtures/clients/skip-list.txt"
 PYTEST_ARGS=${PYTEST_ARGS:-}
 MOCHA_ARGS=${MOCHA_ARGS:-}
