@@ -18,6 +18,7 @@ import { runtimeHandlers } from './runtime-service.js';
 import { SandboxService, sandboxData } from './sandboxes.js';
 import { StreamingServer } from './streaming.js';
 import { CriStats } from './stats.js';
+import { CriMetrics } from './metrics.js';
 
 export interface CriOptions {
   /** unix:///run/berth/cri.sock */
@@ -77,6 +78,7 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
         sandboxes,
         criContainers,
         stats,
+        metrics: new CriMetrics(d.cgroups, o.dataRoot),
         streamUrl: (kind, req) => Promise.resolve(streaming.url(kind, req)),
         log,
       }),

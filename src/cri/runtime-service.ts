@@ -15,6 +15,7 @@ import { msg, num, str, strList, type Msg } from './messages.js';
 import { CRI_API_VERSION } from './proto.js';
 import type { SandboxService } from './sandboxes.js';
 import type { CriStats } from './stats.js';
+import { metricDescriptors, type CriMetrics } from './metrics.js';
 import type { ServerStream, Unary } from './grpc-server.js';
 
 /** A deadline the runtime enforced itself (ExecSync timeout): gRPC DEADLINE_EXCEEDED, as containerd answers. */
@@ -33,6 +34,7 @@ export interface RuntimeDeps {
   sandboxes: SandboxService;
   criContainers: CriContainers;
   stats: CriStats;
+  metrics: CriMetrics;
   streamUrl: (kind: 'exec' | 'attach' | 'portforward', req: Msg) => Promise<string>;
   log: Logger;
 }
@@ -166,6 +168,12 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
     PodSandboxStats: async (req) => {
       const sb = sandboxes.get(str(req.pod_sandbox_id));
       return { stats: await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)) };
+    },
+    ListMetricDescriptors: async () => ({ descriptors: metricDescriptors() }),
+    ListPodSandboxMetrics: async () => {
+      const out: Msg[] = [];
+      for (const sb of sandboxes.list()) if (sb.state.Running) out.push(await d.metrics.pod(sb, ctrs.inSandbox(sb.id)));
+      return { pod_metrics: out };
     },
     ListPodSandboxStats: async (req) => {
       const out: Msg[] = [];

@@ -285,6 +285,29 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     expect(mounted()).toEqual([]);
   });
 
+  it('answers the CRI metrics: descriptors, and per pod its network and each container\'s cgroup, process and file-system series', async () => {
+    const pod = (await crictl.ok(['runp', podConfig('metrics')])).trim();
+    const ctr = (await crictl.ok(['create', pod, containerConfig('metrics', 'app', ['sleep', '1000']), podConfig('metrics')])).trim();
+    await crictl.ok(['start', ctr]);
+    const sock = join(d.execRoot, 'cri.sock');
+    const descs = (await criCall(sock, 'ListMetricDescriptors', {})).descriptors as { name: string; label_keys: string[] }[];
+    const keys = new Map(descs.map((x) => [x.name, x.label_keys.length]));
+    expect(keys.get('container_memory_working_set_bytes')).toBe(6);
+    type Metric = { name: string; label_values: string[]; value: { value: string } };
+    const all = (await criCall(sock, 'ListPodSandboxMetrics', {})).pod_metrics as { pod_sandbox_id: string; metrics: Metric[]; container_metrics: { container_id: string; metrics: Metric[] }[] }[];
+    const mine = all.find((m) => m.pod_sandbox_id === pod);
+    const rx = mine?.metrics.find((m) => m.name === 'container_network_receive_bytes_total');
+    expect(rx?.label_values.at(-1)).toBe('eth0');
+    const series = mine?.container_metrics.find((c) => c.container_id === ctr)?.metrics ?? [];
+    const value = (name: string): number => Number(series.find((m) => m.name === name)?.value.value);
+    expect(value('container_processes')).toBe(1);
+    expect(value('container_memory_usage_bytes')).toBeGreaterThan(0);
+    expect(value('container_fs_inodes_total')).toBeGreaterThan(0);
+    // every series has as many label values as its descriptor has keys
+    for (const m of [...(mine?.metrics ?? []), ...series]) expect(m.label_values.length, m.name).toBe(keys.get(m.name));
+    await crictl.ok(['rmp', '-f', pod]);
+  });
+
   it('streams exec (stdin, tty) over SPDY and WebSocket and port-forwards to the pod', async () => {
     const pod = (await crictl.ok(['runp', podConfig('stream')])).trim();
     const ctr = (
