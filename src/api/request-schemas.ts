@@ -12,8 +12,8 @@ import { unversionedPath } from './api-version.js';
  *
  * Bodies are checked as dockerd's Go JSON decoder checks them, not as the spec's prose describes them: types only
  * (a number is not a string, a string is not a list), `null` accepted anywhere (Go decodes it to the zero value),
- * unknown fields ignored, no coercion except StrSlice fields (Cmd, Entrypoint, Shell), where a string is a
- * one-element list. Enums, bounds, patterns and `required` are left to the services, which answer them with
+ * unknown fields ignored, field names matched case-insensitively (renamed to the spec's spelling), no coercion
+ * except StrSlice fields (Cmd, Entrypoint, Shell), where a string is a one-element list. Enums, bounds, patterns and `required` are left to the services, which answer them with
  * dockerd's own messages. Query strings and path parameters stay strings (dockerd parses `all=1`, `since=1.5`
  * itself; so do our routes).
  */
@@ -88,6 +88,9 @@ function toDecoderSchema(s: unknown, strslice: boolean): unknown {
       out.properties = props;
     } else out[k] = toDecoderSchema(v, strslice);
   }
+  // A struct: Go's decoder matches field names case-insensitively (docker-py sends CPURealtimePeriod for
+  // CpuRealtimePeriod); the keys are renamed to the spec's names first, then checked under them.
+  if (out.properties) return { allOf: [{ gofields: Object.keys(out.properties as Schema) }, out] };
   return out;
 }
 
@@ -163,6 +166,25 @@ export class RequestSchemas {
         if (data === null || (Array.isArray(data) && data.every((x) => typeof x === 'string'))) return true;
         (strslice as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'type', params: { type: 'strslice' } }];
         return false;
+      },
+    });
+    ajv.addKeyword({
+      keyword: 'gofields',
+      modifying: true,
+      schemaType: 'array',
+      compile: (names: string[]) => {
+        const byFolded = new Map(names.map((n) => [n.toLowerCase(), n]));
+        return (data: unknown): boolean => {
+          if (typeof data !== 'object' || data === null || Array.isArray(data)) return true;
+          const obj = data as Record<string, unknown>;
+          for (const key of Object.keys(obj)) {
+            const canon = byFolded.get(key.toLowerCase());
+            if (canon === undefined || canon === key || canon in obj) continue;
+            obj[canon] = obj[key];
+            delete obj[key];
+          }
+          return true;
+        };
       },
     });
     ajv.addSchema(this.definitions);

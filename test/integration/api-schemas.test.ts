@@ -56,6 +56,20 @@ describe('API request schemas', () => {
     expect(info.Config.Entrypoint).toEqual(['echo']);
   });
 
+  it('matches field names case-insensitively as Go does, then checks them under the spec names (docker-py sends CPURealtimePeriod)', async () => {
+    const r = await d.request('POST', '/containers/create?name=schemacase', {
+      body: { image: 'busybox', CMD: 'hello', HostConfig: { CPURealtimePeriod: 1000, CPURealtimeRuntime: 500, memory: 8000000 }, Labels: { lower: 'kept' } },
+    });
+    expect(r.status, r.text()).toBe(201);
+    created.push('schemacase');
+    const info = (await d.request('GET', '/containers/schemacase/json')).json<{ Config: { Cmd: string[]; Labels: Record<string, string> }; HostConfig: Record<string, unknown> }>();
+    expect(info.Config.Cmd).toEqual(['hello']);
+    expect(info.Config.Labels).toEqual({ lower: 'kept' });
+    expect([info.HostConfig.CpuRealtimePeriod, info.HostConfig.CpuRealtimeRuntime, info.HostConfig.Memory]).toEqual([1000, 500, 8000000]);
+    expect(info.HostConfig).not.toHaveProperty('CPURealtimePeriod');
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', HostConfig: { cpurealtimeperiod: 'x' } })).toMatch(/HostConfig\.CpuRealtimePeriod of type int64$/);
+  });
+
   it('checks exec, network and volume bodies too', async () => {
     expect(await refused('POST', '/containers/schemacmd/exec', { Cmd: 'ls' })).toMatch(/of type \[\]string$/);
     expect(await refused('POST', '/networks/create', { Name: 'schemanet', Options: { a: 1 } })).toMatch(/Options of type string$/);

@@ -251,6 +251,16 @@ print(json.dumps([st['Running'], st['ExitCode'], st['Status']]))
       expect(JSON.parse(out)).toEqual([false, 137, 'exited']);
     });
 
+    it('keeps real-time CPU settings sent as docker-py spells them (CPURealtimePeriod: Go matches names case-insensitively)', async () => {
+      const out = await dockerPy(`
+ct = c.create_container('busybox', 'true', host_config=c.create_host_config(cpu_rt_period=1000, cpu_rt_runtime=500))
+hc = c.inspect_container(ct)['HostConfig']
+c.remove_container(ct)
+print(json.dumps([hc['CpuRealtimePeriod'], hc['CpuRealtimeRuntime']]))
+`);
+      expect(JSON.parse(out)).toEqual([1000, 500]);
+    });
+
     it('resets the image entrypoint with --entrypoint ""', async () => {
       const img = 'compat-entrypoint:1';
       const base = await d.docker(['create', 'busybox', 'true']);
