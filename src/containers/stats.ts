@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CgroupManager, CgroupStats } from '../runtime/cgroups/index.js';
 import { readSystemCpu } from '../runtime/cgroups/index.js';
+import { emptyBlkio } from '../runtime/cgroups/docker-stats.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { ContainerView } from './types.js';
 import { cgroupPathOf } from './paths.js';
@@ -46,18 +47,6 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 const PREVIOUS_MAX_AGE_NS = 10_000_000_000n;
 const SHORT_SAMPLE_MS = 100;
 
-function emptyBlkio(): CgroupStats['blkio_stats'] {
-  return {
-    io_service_bytes_recursive: null,
-    io_serviced_recursive: null,
-    io_queue_recursive: null,
-    io_service_time_recursive: null,
-    io_wait_time_recursive: null,
-    io_merged_recursive: null,
-    io_time_recursive: null,
-    sectors_recursive: null,
-  };
-}
 
 function emptyCpu(): CpuStats {
   return { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };

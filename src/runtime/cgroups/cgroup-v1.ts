@@ -10,6 +10,7 @@ import {
   type Cgroup,
   type CgroupFs,
   type CgroupManager,
+  definedUint,
   errnoCode,
   normaliseCgroupPath,
   parseKeyValues,
@@ -23,7 +24,7 @@ import {
 import type { V1Hierarchy } from './mountinfo.js';
 import {
   type BlkioStatEntry,
-  type CgroupStats,
+  type CgroupCounters,
   type CgroupSysInfo,
   CgroupWarnings,
   type LinuxDeviceCgroup,
@@ -173,7 +174,7 @@ export class CgroupV1 extends BaseCgroup {
     rel: string,
     private readonly opts: CgroupV1Options,
   ) {
-    super(rel, opts.fs);
+    super(rel, opts.fs, opts.hostMemory);
   }
 
   /** This cgroup's directory in the hierarchy holding `controller`. */
@@ -481,7 +482,7 @@ export class CgroupV1 extends BaseCgroup {
     return parseKeyValues(await readOptional(this.fs, path.join(dir, 'memory.oom_control'))).oom_kill ?? 0;
   }
 
-  async stats(): Promise<CgroupStats> {
+  async counters(): Promise<CgroupCounters> {
     const read = (controller: string, file: string): Promise<string | undefined> => {
       const dir = this.dirOf(controller);
       return dir === undefined ? Promise.resolve(undefined) : readOptional(this.fs, path.join(dir, file));
@@ -502,67 +503,57 @@ export class CgroupV1 extends BaseCgroup {
       ]);
     const acct = parseKeyValues(acctStat);
     const throttle = parseKeyValues(cpuStat);
-    const memory: CgroupStats['memory_stats'] = { stats: parseKeyValues(memStat) };
-    const u = parseUintValue(memUsage);
-    if (u !== undefined) memory.usage = u;
-    const mx = parseUintValue(memMax);
-    if (mx !== undefined) memory.max_usage = mx;
-    const fc = parseUintValue(memFail);
-    if (fc !== undefined) memory.failcnt = fc;
-    const lim = parseUintValue(memLimit);
-    if (lim !== undefined) memory.limit = Math.min(lim, this.opts.hostMemory);
-    const pids: CgroupStats['pids_stats'] = {};
-    const pc = parseUintValue(pidsCur);
-    if (pc !== undefined) pids.current = pc;
-    if (pidsMax !== undefined) pids.limit = parseUintValue(pidsMax) ?? 0;
-
     return {
-      cpu_stats: {
-        cpu_usage: {
-          total_usage: parseUintValue(usage) ?? 0,
-          percpu_usage: (percpu ?? '').trim() === '' ? [] : (percpu ?? '').trim().split(/\s+/).map(Number),
-          usage_in_kernelmode: (acct.system ?? 0) * NS_PER_TICK,
-          usage_in_usermode: (acct.user ?? 0) * NS_PER_TICK,
-        },
-        throttling_data: {
-          periods: throttle.nr_periods ?? 0,
-          throttled_periods: throttle.nr_throttled ?? 0,
-          throttled_time: throttle.throttled_time ?? 0,
-        },
+      cpu: {
+        usageNs: parseUintValue(usage) ?? 0,
+        perCpuNs: (percpu ?? '').trim() === '' ? [] : (percpu ?? '').trim().split(/\s+/).map(Number),
+        kernelNs: (acct.system ?? 0) * NS_PER_TICK,
+        userNs: (acct.user ?? 0) * NS_PER_TICK,
+        periods: throttle.nr_periods ?? 0,
+        throttledPeriods: throttle.nr_throttled ?? 0,
+        throttledNs: throttle.throttled_time ?? 0,
       },
-      memory_stats: memory,
-      pids_stats: pids,
-      blkio_stats: await this.blkioStats(),
+      memory: {
+        ...definedUint('usage', memUsage),
+        ...definedUint('maxUsage', memMax),
+        ...definedUint('failcnt', memFail),
+        ...(memLimit !== undefined ? { limit: parseUintValue(memLimit) ?? Infinity } : {}),
+        stat: parseKeyValues(memStat),
+      },
+      pids: { ...definedUint('current', pidsCur), ...(pidsMax !== undefined ? { limit: parseUintValue(pidsMax) ?? Infinity } : {}) },
+      io: await this.blkioCounters(),
     };
   }
 
   /** CFQ/BFQ-era recursive files when they carry data, else the throttle layer's counters (as containerd does). */
-  private async blkioStats(): Promise<CgroupStats['blkio_stats']> {
+  private async blkioCounters(): Promise<CgroupCounters['io']> {
     const dir = this.dirOf('blkio');
     const read = async (file: string): Promise<BlkioStatEntry[]> =>
       dir === undefined ? [] : parseBlkioFile(await readOptional(this.fs, path.join(dir, file)));
     const cfqBytes = await read('blkio.io_service_bytes_recursive');
     if (cfqBytes.length > 0) {
       return {
-        io_service_bytes_recursive: cfqBytes,
-        io_serviced_recursive: await read('blkio.io_serviced_recursive'),
-        io_queue_recursive: await read('blkio.io_queued_recursive'),
-        io_service_time_recursive: await read('blkio.io_service_time_recursive'),
-        io_wait_time_recursive: await read('blkio.io_wait_time_recursive'),
-        io_merged_recursive: await read('blkio.io_merged_recursive'),
-        io_time_recursive: await read('blkio.time_recursive'),
-        sectors_recursive: await read('blkio.sectors_recursive'),
+        version: '1',
+        serviceBytes: cfqBytes,
+        serviced: await read('blkio.io_serviced_recursive'),
+        queued: await read('blkio.io_queued_recursive'),
+        serviceTime: await read('blkio.io_service_time_recursive'),
+        waitTime: await read('blkio.io_wait_time_recursive'),
+        merged: await read('blkio.io_merged_recursive'),
+        time: await read('blkio.time_recursive'),
+        sectors: await read('blkio.sectors_recursive'),
       };
     }
     return {
-      io_service_bytes_recursive: await read('blkio.throttle.io_service_bytes_recursive'),
-      io_serviced_recursive: await read('blkio.throttle.io_serviced_recursive'),
-      io_queue_recursive: [],
-      io_service_time_recursive: [],
-      io_wait_time_recursive: [],
-      io_merged_recursive: [],
-      io_time_recursive: [],
-      sectors_recursive: [],
+      version: '1',
+      serviceBytes: await read('blkio.throttle.io_service_bytes_recursive'),
+      serviced: await read('blkio.throttle.io_serviced_recursive'),
+      queued: [],
+      serviceTime: [],
+      waitTime: [],
+      merged: [],
+      time: [],
+      sectors: [],
     };
   }
 }

@@ -11,6 +11,7 @@ import {
   type Cgroup,
   type CgroupFs,
   type CgroupManager,
+  definedUint,
   errnoCode,
   normaliseCgroupPath,
   parseIoStat,
@@ -24,8 +25,7 @@ import {
 } from './cgroup.js';
 import { compileDeviceFilter, deviceRulesOnlyAllowAll } from './device-filter.js';
 import {
-  type BlkioStatEntry,
-  type CgroupStats,
+  type CgroupCounters,
   type CgroupSysInfo,
   CgroupWarnings,
   type LinuxDeviceCgroup,
@@ -173,7 +173,7 @@ export class CgroupV2 extends BaseCgroup {
     rel: string,
     private readonly opts: CgroupV2Options,
   ) {
-    super(rel, opts.fs);
+    super(rel, opts.fs, opts.hostMemory);
     this.dir = path.join(opts.mountPoint, rel);
   }
 
@@ -352,7 +352,7 @@ export class CgroupV2 extends BaseCgroup {
     return parseKeyValues(await readOptional(this.fs, path.join(this.dir, 'memory.events'))).oom_kill ?? 0;
   }
 
-  async stats(): Promise<CgroupStats> {
+  async counters(): Promise<CgroupCounters> {
     const read = (file: string): Promise<string | undefined> => readOptional(this.fs, path.join(this.dir, file));
     const [cpuStat, memCurrent, memMax, memStat, pidsCur, pidsMax, ioStat] = await Promise.all([
       read('cpu.stat'),
@@ -364,43 +364,24 @@ export class CgroupV2 extends BaseCgroup {
       read('io.stat'),
     ]);
     const cpu = parseKeyValues(cpuStat);
-    const memory: CgroupStats['memory_stats'] = { stats: parseKeyValues(memStat) };
-    const usage = parseUintValue(memCurrent);
-    if (usage !== undefined) memory.usage = usage;
-    if (memMax !== undefined) memory.limit = Math.min(parseUintValue(memMax) ?? Infinity, this.opts.hostMemory);
-    const pids: CgroupStats['pids_stats'] = {};
-    const pc = parseUintValue(pidsCur);
-    if (pc !== undefined) pids.current = pc;
-    if (pidsMax !== undefined) pids.limit = parseUintValue(pidsMax) ?? 0;
-    const bytes: BlkioStatEntry[] = [];
-    for (const dev of parseIoStat(ioStat)) {
-      bytes.push({ major: dev.major, minor: dev.minor, op: 'read', value: dev.fields.rbytes ?? 0 });
-      bytes.push({ major: dev.major, minor: dev.minor, op: 'write', value: dev.fields.wbytes ?? 0 });
-    }
     return {
-      cpu_stats: {
-        cpu_usage: {
-          total_usage: (cpu.usage_usec ?? 0) * 1000,
-          usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000,
-          usage_in_usermode: (cpu.user_usec ?? 0) * 1000,
-        },
-        throttling_data: {
-          periods: cpu.nr_periods ?? 0,
-          throttled_periods: cpu.nr_throttled ?? 0,
-          throttled_time: (cpu.throttled_usec ?? 0) * 1000,
-        },
+      cpu: {
+        usageNs: (cpu.usage_usec ?? 0) * 1000,
+        kernelNs: (cpu.system_usec ?? 0) * 1000,
+        userNs: (cpu.user_usec ?? 0) * 1000,
+        periods: cpu.nr_periods ?? 0,
+        throttledPeriods: cpu.nr_throttled ?? 0,
+        throttledNs: (cpu.throttled_usec ?? 0) * 1000,
       },
-      memory_stats: memory,
-      pids_stats: pids,
-      blkio_stats: {
-        io_service_bytes_recursive: bytes,
-        io_serviced_recursive: null,
-        io_queue_recursive: null,
-        io_service_time_recursive: null,
-        io_wait_time_recursive: null,
-        io_merged_recursive: null,
-        io_time_recursive: null,
-        sectors_recursive: null,
+      memory: {
+        ...definedUint('usage', memCurrent),
+        ...(memMax !== undefined ? { limit: parseUintValue(memMax) ?? Infinity } : {}),
+        stat: parseKeyValues(memStat),
+      },
+      pids: { ...definedUint('current', pidsCur), ...(pidsMax !== undefined ? { limit: parseUintValue(pidsMax) ?? Infinity } : {}) },
+      io: {
+        version: '2',
+        devices: parseIoStat(ioStat).map((d) => ({ major: d.major, minor: d.minor, rbytes: d.fields.rbytes ?? 0, wbytes: d.fields.wbytes ?? 0 })),
       },
     };
   }

@@ -4,7 +4,8 @@ import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, promises 
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BerthError, InvalidParameterError, errorMessage } from '../../errors.js';
-import type { CgroupStats, CgroupSysInfo, LinuxResources } from './resources.js';
+import { dockerCgroupStats } from './docker-stats.js';
+import type { CgroupCounters, CgroupStats, CgroupSysInfo, LinuxResources } from './resources.js';
 
 /** One container's cgroup (every v1 hierarchy, or one v2 directory). */
 export interface Cgroup {
@@ -23,6 +24,9 @@ export interface Cgroup {
   /** Signal every process without letting any fork away (cgroup.kill for SIGKILL when available, else freeze/signal/thaw). */
   killAll(signal: NodeJS.Signals | number): Promise<void>;
   oomKillCount(): Promise<number>;
+  /** CPU, memory, pids and block I/O counters, raw. */
+  counters(): Promise<CgroupCounters>;
+  /** The counters in Docker's stats shape (runtime/cgroups/docker-stats.ts), memory limit capped at the host's memory. */
   stats(): Promise<CgroupStats>;
   /** Kill leftovers, then remove every directory of the cgroup (and its sub-cgroups) bottom-up. */
   destroy(): Promise<void>;
@@ -148,6 +152,12 @@ export function parseUintValue(text: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+/** `{ [key]: value }` when the file holds a number, else `{}` (to spread into a counters object). */
+export function definedUint<K extends string>(key: K, text: string | undefined): Partial<Record<K, number>> {
+  const v = parseUintValue(text);
+  return v === undefined ? {} : ({ [key]: v } as Partial<Record<K, number>>);
+}
+
 /** Parse "key value" lines (memory.stat, cpu.stat, memory.events, oom_control) into a map. */
 export function parseKeyValues(text: string | undefined): Record<string, number> {
   const out: Record<string, number> = {};
@@ -261,6 +271,8 @@ export abstract class BaseCgroup implements Cgroup {
   protected constructor(
     readonly path: string,
     protected readonly fs: CgroupFs,
+    /** Host memory in bytes: stats() caps the memory limit at it (as dockerd does). */
+    private readonly hostMemory: number,
   ) {}
 
   abstract procsFiles(): string[];
@@ -269,7 +281,12 @@ export abstract class BaseCgroup implements Cgroup {
   abstract thaw(): Promise<void>;
   abstract isFrozen(): Promise<boolean>;
   abstract oomKillCount(): Promise<number>;
-  abstract stats(): Promise<CgroupStats>;
+  abstract counters(): Promise<CgroupCounters>;
+
+  async stats(): Promise<CgroupStats> {
+    return dockerCgroupStats(await this.counters(), this.hostMemory);
+  }
+
   /** Whether freezing is possible at all on this host. */
   protected abstract canFreeze(): Promise<boolean>;
   /** `cgroup.kill` files that kill every member at once (v2, or the unified tree of a hybrid host). */

@@ -52,4 +52,5 @@ export {
 export { compileDeviceFilter, emulateDeviceRules } from './device-filter.js';
 export { type CgroupMounts, type V1Hierarchy, parseCgroupMounts } from './mountinfo.js';
 export * from './resources.js';
+export { dockerCgroupStats } from './docker-stats.js';
 export { parseProcStat, readSystemCpu } from './system-cpu.js';

@@ -1,5 +1,5 @@
 // OCI runtime-spec `linux.resources` (the subset Berth applies), the host's cgroup capabilities
-// (Docker's sysinfo) and the statistics a cgroup reports, shaped for Docker's stats JSON.
+// (Docker's sysinfo) and the raw counters a cgroup reports (Docker's stats JSON is made from them in containers/).
 
 /** OCI `linux.resources.devices[]` entry. `type` absent or 'a' = all devices; major/minor absent or −1 = `*`. */
 export interface LinuxDeviceCgroup {
@@ -118,48 +118,58 @@ export interface BlkioStatEntry {
 }
 
 /**
- * The cgroup part of Docker's `ContainerStatsResponse`, with Docker's JSON keys. The containers service adds
- * `read`, `preread`, `name`, `id`, `networks`, `precpu_stats`, and `cpu_stats.system_cpu_usage` / `online_cpus`.
+ * What a cgroup's files say, in nanoseconds, bytes and counts, for the layers above to present (Docker's stats
+ * JSON in src/containers/stats.ts, the CRI's stats). No policy here: limits are as the kernel has them
+ * (Infinity for "max").
  */
-export interface CgroupStats {
-  cpu_stats: {
-    cpu_usage: {
-      total_usage: number;
-      /** cgroup v1 only. */
-      percpu_usage?: number[];
-      usage_in_kernelmode: number;
-      usage_in_usermode: number;
-    };
-    throttling_data: { periods: number; throttled_periods: number; throttled_time: number };
+export interface CgroupCounters {
+  cpu: {
+    usageNs: number;
+    /** cgroup v1 only. */
+    perCpuNs?: number[];
+    kernelNs: number;
+    userNs: number;
+    periods: number;
+    throttledPeriods: number;
+    throttledNs: number;
   };
-  memory_stats: {
+  memory: {
     usage?: number;
     /** cgroup v1 only. */
-    max_usage?: number;
+    maxUsage?: number;
     /** cgroup v1 only. */
     failcnt?: number;
-    /** The cgroup's limit, capped at the host's memory (as dockerd does). */
+    /** Infinity when unlimited; absent without the memory controller. */
     limit?: number;
-    /** memory.stat as a map (v1 keys: cache, rss, total_inactive_file…; v2 keys: anon, file, inactive_file…). */
-    stats: Record<string, number>;
+    /** memory.stat (v1 keys: cache, rss, total_inactive_file…; v2 keys: anon, file, inactive_file…). */
+    stat: Record<string, number>;
   };
-  pids_stats: {
+  pids: {
     current?: number;
-    /** 0 = no limit. */
+    /** Infinity when unlimited; absent without the pids controller. */
     limit?: number;
   };
-  blkio_stats: {
-    io_service_bytes_recursive: BlkioStatEntry[] | null;
-    /** cgroup v1 only (null on v2). */
-    io_serviced_recursive: BlkioStatEntry[] | null;
-    io_queue_recursive: BlkioStatEntry[] | null;
-    io_service_time_recursive: BlkioStatEntry[] | null;
-    io_wait_time_recursive: BlkioStatEntry[] | null;
-    io_merged_recursive: BlkioStatEntry[] | null;
-    io_time_recursive: BlkioStatEntry[] | null;
-    sectors_recursive: BlkioStatEntry[] | null;
-  };
+  /**
+   * Block I/O. v1: the blkio files, the CFQ/BFQ-era recursive ones when they carry data, else the throttle
+   * layer's two (the others empty), as containerd reads them. v2: io.stat's byte counts per device.
+   */
+  io:
+    | {
+        version: '1';
+        serviceBytes: BlkioStatEntry[];
+        serviced: BlkioStatEntry[];
+        queued: BlkioStatEntry[];
+        serviceTime: BlkioStatEntry[];
+        waitTime: BlkioStatEntry[];
+        merged: BlkioStatEntry[];
+        time: BlkioStatEntry[];
+        sectors: BlkioStatEntry[];
+      }
+    | { version: '2'; devices: { major: number; minor: number; rbytes: number; wbytes: number }[] };
 }
+
+/** Docker's stats shape, from Cgroup.stats() (what src/cri and src/containers read today). */
+export type { DockerCgroupStats as CgroupStats } from './docker-stats.js';
 
 /**
  * Docker's warning texts (moby `daemon/daemon_unix.go verifyPlatformContainerResources`), used both by the

@@ -11,6 +11,7 @@ import {
   parseCgroupMounts,
 } from '../../../../src/runtime/cgroups/index.js';
 import { FakeCgroupFs } from './fake-cgroupfs.js';
+import { dockerCgroupStats } from '../../../../src/runtime/cgroups/docker-stats.js';
 
 const UNLIMITED = '9223372036854771712\n';
 
@@ -275,7 +276,11 @@ describe('cgroup v1 backend over a fake cgroupfs', () => {
       '8:0 Read 1048576\n8:0 Write 4096\n8:0 Sync 1052672\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 1052672\nTotal 1052672\n',
     );
     await fake.put(`blkio/${d}/blkio.throttle.io_serviced_recursive`, '8:0 Read 12\n8:0 Write 1\nTotal 13\n');
-    const s = await cgroup.stats();
+    // raw counters from the driver; Docker's shape from the containers layer
+    const raw = await cgroup.counters();
+    expect(raw.memory.limit).toBe(Number(UNLIMITED));
+    expect(raw.pids.limit).toBe(Infinity);
+    const s = dockerCgroupStats(raw, 2 ** 31);
     expect(s.cpu_stats).toEqual({
       cpu_usage: {
         total_usage: 1523456789,
@@ -289,6 +294,7 @@ describe('cgroup v1 backend over a fake cgroupfs', () => {
     expect(s.memory_stats.max_usage).toBe(9437184);
     expect(s.memory_stats.failcnt).toBe(3);
     expect(s.memory_stats.limit).toBe(2 ** 31); // capped at host memory
+    expect((await cgroup.stats()).memory_stats.limit).toBe(2 ** 31); // the same through stats()
     expect(s.memory_stats.stats).toMatchObject({ cache: 4096000, rss: 2359296, inactive_file: 2785280, total_inactive_file: 2785280 });
     expect(s.pids_stats).toEqual({ current: 3, limit: 0 });
     expect(s.blkio_stats.io_service_bytes_recursive).toEqual([

@@ -10,6 +10,7 @@ import {
   sharesToCpuWeight,
 } from '../../../../src/runtime/cgroups/index.js';
 import { FakeCgroupFs } from './fake-cgroupfs.js';
+import { dockerCgroupStats } from '../../../../src/runtime/cgroups/docker-stats.js';
 
 /** Root of a pure cgroup v2 host. Files listed here are also what every child cgroup gets. */
 const ROOT_FILES: Record<string, string> = {
@@ -191,7 +192,7 @@ describe('cgroup v2 backend over a fake cgroupfs', () => {
     await fake.put('s/memory.events', 'low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n');
     await fake.put('s/pids.current', '4\n');
     await fake.put('s/io.stat', '8:0 rbytes=7593984 wbytes=100 rios=120 wios=2 dbytes=0 dios=0\n253:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n');
-    const s = await cgroup.stats();
+    const s = dockerCgroupStats(await cgroup.counters(), 4 * 2 ** 30);
     expect(s.cpu_stats).toEqual({
       cpu_usage: { total_usage: 2213456000, usage_in_kernelmode: 713456000, usage_in_usermode: 1500000000 },
       throttling_data: { periods: 50, throttled_periods: 4, throttled_time: 81234000 },
@@ -212,8 +213,11 @@ describe('cgroup v2 backend over a fake cgroupfs', () => {
     expect(await cgroup.oomKillCount()).toBe(1);
   });
 
-  it('caps an unlimited memory.max at the host memory in stats', async () => {
+  it('reports an unlimited memory.max as Infinity; stats cap it at the host memory', async () => {
     const { cgroup } = await manager().create('m', {});
+    const raw = await cgroup.counters();
+    expect(raw.memory.limit).toBe(Infinity);
+    expect(dockerCgroupStats(raw, 4 * 2 ** 30).memory_stats.limit).toBe(4 * 2 ** 30);
     expect((await cgroup.stats()).memory_stats.limit).toBe(4 * 2 ** 30);
   });
 
