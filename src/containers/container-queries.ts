@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { InvalidParameterError, NotImplementedError } from '../errors.js';
 import type { ImageService } from '../images/image-service.js';
 import type { ContainerNetwork } from '../network/container-network.js';
+import type { NetworkSettings } from '../network/types.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
 import { Filters, labelTermHolds } from '../util/filters.js';
 import { parseTimestampParam } from '../util/time.js';
@@ -28,7 +29,9 @@ export interface QueryDeps {
   dirs: ContainerDirs;
   images: Pick<ImageService, 'tryResolve'>;
   layers: Pick<LayerStore, 'lowerDirs'>;
-  network: Pick<ContainerNetwork, 'portList' | 'settings'>;
+  network: Pick<ContainerNetwork, 'portList'>;
+  /** A container's NetworkSettings from their owner, the network service (ContainerService.networkSettings). */
+  settingsOf(c: ContainerView): NetworkSettings;
 }
 
 /** docker ps: newest first, filtered; `find` resolves the before/since references (NotFoundError otherwise). */
@@ -62,12 +65,12 @@ export function listContainers(
     if (sinceC && c.created <= sinceC.created) return false;
     if (f.has('volume') && !f.get('volume').some((v) => c.mounts.some((m) => m.Name === v || m.Destination === v || m.Source === v))) return false;
     if (f.has('network')) {
-      const nets = Object.keys((c.networkSettings as { Networks?: object } | null)?.Networks ?? {});
+      const nets = Object.keys(d.settingsOf(c).Networks ?? {});
       if (!f.get('network').some((n) => nets.includes(n) || (c.hostConfig.NetworkMode ?? '') === n)) return false;
     }
     if (f.has('expose') && !f.get('expose').some((p) => Object.keys(c.config.ExposedPorts ?? {}).includes(p.includes('/') ? p : `${p}/tcp`))) return false;
     if (f.has('publish')) {
-      const ports = Object.entries((c.networkSettings as { Ports?: Record<string, { HostPort: string }[] | null> } | null)?.Ports ?? {});
+      const ports = Object.entries((d.settingsOf(c).Ports ?? {}) as Record<string, { HostPort: string }[] | null>);
       const ok = f.get('publish').some((p) => {
         const [port, proto = 'tcp'] = p.split('/');
         return ports.some(([k, v]) => (v ?? []).some((b) => b.HostPort === port) && k.endsWith(`/${proto}`)) ||
@@ -78,14 +81,13 @@ export function listContainers(
     return true;
   });
   if (o.limit !== undefined && o.limit > 0) list = list.slice(0, o.limit);
-  return list.map((c) => listEntry(c, { ports: d.network.portList(c.id) }));
+  return list.map((c) => listEntry(c, { ports: d.network.portList(c.id), networks: d.settingsOf(c).Networks ?? {} }));
 }
 
 /** docker inspect of one container. */
 export function inspectContainer(c: ContainerView, d: QueryDeps): Record<string, unknown> {
   const dir = d.dirs.dir(c.id);
   const lower = c.chainId ? d.layers.lowerDirs(c.chainId) : [];
-  const ns = isRunning(c.state) ? (d.network.settings(c.id) ?? c.networkSettings) : c.networkSettings;
   return inspectEntry(
     c,
     {
@@ -101,7 +103,7 @@ export function inspectContainer(c: ContainerView, d: QueryDeps): Record<string,
             : null,
       },
     },
-    ns,
+    d.settingsOf(c),
   );
 }
 

@@ -9,7 +9,7 @@ import type { EventBus } from '../events/event-bus.js';
 import type { ImageService } from '../images/image-service.js';
 import type { ContainerRepo } from '../metadata/container-repo.js';
 import type { ContainerNetwork } from '../network/container-network.js';
-import type { EndpointRequest } from '../network/types.js';
+import type { EndpointRequest, NetworkSettings } from '../network/types.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import { ContainerStartError, type AttachHandle, type ContainerRuntime, type ExitStatus } from '../runtime/executor-api.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
@@ -29,7 +29,7 @@ import type { LogEntry } from './log-reader.js';
 import { generateContainerName } from './names.js';
 import { cgroupPathOf } from './paths.js';
 import { signalNumber, stopSequence, within } from './signals.js';
-import { recordedState, stateOf } from './state.js';
+import { isRunning, recordedState, stateOf } from './state.js';
 import type { ContainerRecord, ContainerState, ContainerView, HostConfig, RecordedState, StoredContainer } from './types.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 
@@ -203,7 +203,7 @@ export class ContainerService {
         log: this.log,
       });
       record.mounts = resolved.mounts;
-      record.networkSettings = this.d.network.stoppedSettings(endpointsOf(record), record.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+      this.snapshotNetworkSettings(record);
       this.save(record);
     } catch (e) {
       this.records.delete(id);
@@ -254,7 +254,7 @@ export class ContainerService {
       },
       started: (pid, settings) => {
         c.hasBeenStarted = true;
-        c.networkSettings = settings as unknown as Record<string, unknown>;
+        this.snapshotNetworkSettings(c, settings);
         this.setState(c, { Status: 'running', OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339Nano(nowNano()) });
         this.save(c);
         this.d.events.publish('container', 'start', c.id, this.attrs(c));
@@ -296,7 +296,7 @@ export class ContainerService {
         Error: end.error ?? '',
         FinishedAt: end.finishedAt || rfc3339Nano(nowNano()),
       });
-      c.networkSettings = this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+      this.snapshotNetworkSettings(c);
     } else {
       this.setState(c, { Status: c.hasBeenStarted ? 'exited' : 'created', Pid: 0, ExitCode: end.exitCode, Error: end.error ?? '' });
     }
@@ -508,14 +508,30 @@ export class ContainerService {
   }
 
   private queryDeps(): QueryDeps {
-    return { dirs: this.dirs, images: this.d.images, layers: this.d.layers, network: this.d.network };
+    return { dirs: this.dirs, images: this.d.images, layers: this.d.layers, network: this.d.network, settingsOf: (c) => this.networkSettings(c) };
+  }
+
+  /**
+   * A container's NetworkSettings, from their one owner, the network service: the live sandbox's while the container
+   * runs, else its configured networks with empty addresses.
+   */
+  networkSettings(c: ContainerView): NetworkSettings {
+    return (isRunning(c.state) ? this.d.network.settings(c.id) : undefined) ?? this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge');
+  }
+
+  /**
+   * record.networkSettings: a copy of the owner's answer as of the last start or stop, kept only for src/cri (it
+   * reads SandboxKey from the view); everything in this folder asks networkSettings().
+   */
+  private snapshotNetworkSettings(c: ContainerRecord, live?: NetworkSettings): void {
+    c.networkSettings = (live ?? this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge')) as unknown as Record<string, unknown>;
   }
 
   /** network connect on a stopped container: remembered in its NetworkingConfig, applied at start. */
   attachStopped(id: string, network: string, cfg: EndpointRequest): void {
     const c = this.record(id);
     c.networkingConfig = withEndpoint(c, network, cfg);
-    c.networkSettings = this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge') as unknown as Record<string, unknown>;
+    this.snapshotNetworkSettings(c);
     this.save(c);
   }
 

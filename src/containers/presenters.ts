@@ -39,8 +39,7 @@ export function commandText(c: ContainerView): string {
 }
 
 /** The ImageSummary name shown for a container: the reference it was created with. */
-export function listEntry(c: ContainerView, extra: { ports: unknown[]; sizeRw?: number; sizeRootFs?: number }): Record<string, unknown> {
-  const ns = c.networkSettings as { Networks?: Record<string, unknown> } | null;
+export function listEntry(c: ContainerView, extra: { ports: unknown[]; networks: Record<string, unknown>; sizeRw?: number; sizeRootFs?: number }): Record<string, unknown> {
   const entry: Record<string, unknown> = {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -53,7 +52,7 @@ export function listEntry(c: ContainerView, extra: { ports: unknown[]; sizeRw?: 
     State: c.state.Status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: ns?.Networks ?? {} },
+    NetworkSettings: { Networks: extra.networks },
     Mounts: inspectMounts(c.mounts as readonly ContainerMount[]),
   };
   if (extra.sizeRw !== undefined) entry.SizeRw = extra.sizeRw;
