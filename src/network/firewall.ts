@@ -19,6 +19,8 @@ export interface FirewallBridge {
   internal: boolean;
   /** MASQUERADE outgoing traffic (com.docker.network.bridge.enable_ip_masquerade) */
   masquerade: boolean;
+  /** The network has IPv6 (EnableIPv6): its bridge also gets the IPv6 forwarding rules. */
+  ipv6?: boolean;
 }
 
 export interface FirewallPort {
@@ -131,6 +133,32 @@ export function renderRules(c: ChainNames, state: FirewallState): string {
   return `${f.join('\n')}\n${n.join('\n')}\n`;
 }
 
+/**
+ * The ip6tables-restore input for bridges of networks with IPv6 (no NAT for IPv6: only forwarding). Same policy as
+ * IPv4: internal bridges and bridges among themselves are cut off, return traffic passes, traffic inside a bridge
+ * and egress of non-internal bridges are accepted, nothing else enters a bridge (a host that forwards IPv6 is no
+ * router into the containers). Pure, unit-tested.
+ */
+export function renderRules6(c: ChainNames, bridges: readonly FirewallBridge[]): string {
+  const v6 = bridges.filter((b) => b.ipv6 === true);
+  const f: string[] = ['*filter', `:${c.forward} - [0:0]`];
+  for (const b of v6) {
+    if (b.internal) {
+      f.push(`-A ${c.forward} -i ${b.name} ! -o ${b.name} -j DROP`);
+      f.push(`-A ${c.forward} -o ${b.name} ! -i ${b.name} -j DROP`);
+    }
+    for (const other of v6) if (other.name !== b.name) f.push(`-A ${c.forward} -i ${b.name} -o ${other.name} -j DROP`);
+  }
+  for (const b of v6) {
+    f.push(`-A ${c.forward} -o ${b.name} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
+    f.push(`-A ${c.forward} -i ${b.name} -o ${b.name} -j ACCEPT`);
+  }
+  for (const b of v6) if (!b.internal) f.push(`-A ${c.forward} -i ${b.name} ! -o ${b.name} -j ACCEPT`);
+  for (const b of v6) f.push(`-A ${c.forward} ! -i ${b.name} -o ${b.name} -j DROP`);
+  f.push('COMMIT');
+  return `${f.join('\n')}\n`;
+}
+
 /** Jumps from the built-in chains into Berth's: [table, chain, rule args]. */
 function jumps(c: ChainNames): [string, string, string[]][] {
   return [
@@ -225,6 +253,9 @@ export class Firewall {
   private backend: FirewallBackend = 'none';
   /** What the chains hold now: the rules without ports, and the ports (by their rules) on top. */
   private live: { base: string; ports: Set<string> } | undefined;
+  /** ip6tables is there (iptables backend only): IPv6 bridges get forwarding rules too; what they hold now. */
+  private ip6 = false;
+  private live6: string | undefined;
   private applying: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -264,10 +295,17 @@ export class Firewall {
       return ['No iptables or nftables found: containers have no outgoing NAT and no network isolation; published ports are served by the userland proxy only'];
     }
     this.backend = 'iptables';
+    const probe6 = await runTool(this.log, 'ip6tables', ['-w', '-S', 'FORWARD'], { allowFailure: true }).catch(() => ({ code: -1 }));
+    this.ip6 = probe6.code === 0;
     await this.apply({ bridges: [], ports: [] }, true);
     for (const [table, chain, rule] of jumps(this.chains)) {
       const check = await runTool(this.log, 'iptables', ['-w', '-t', table, '-C', chain, ...rule], { allowFailure: true });
       if (check.code !== 0) await runTool(this.log, 'iptables', ['-w', '-t', table, '-I', chain, '1', ...rule]);
+    }
+    if (this.ip6) {
+      const jump6 = ['FORWARD', '-j', this.chains.forward];
+      const check = await runTool(this.log, 'ip6tables', ['-w', '-C', ...jump6], { allowFailure: true });
+      if (check.code !== 0) await runTool(this.log, 'ip6tables', ['-w', '-I', 'FORWARD', '1', '-j', this.chains.forward]);
     }
     return [];
   }
@@ -281,6 +319,14 @@ export class Firewall {
   apply(state: FirewallState, force = false): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.backend === 'none') return;
+      if (this.ip6) {
+        const rules6 = renderRules6(this.chains, state.bridges);
+        if (force || rules6 !== this.live6) {
+          this.live6 = undefined;
+          await this.restore(rules6, 'ip6tables-restore');
+          this.live6 = rules6;
+        }
+      }
       const nft = this.backend === 'nft';
       const base = nft ? renderNft(this.nftTable, { bridges: state.bridges, ports: [] }) : renderRules(this.chains, { bridges: state.bridges, ports: [] });
       const keyed = new Map(state.ports.map((p) => [JSON.stringify(nft ? nftPortRules(p) : portRules(this.chains, p)), p]));
@@ -304,9 +350,9 @@ export class Firewall {
     return p;
   }
 
-  /** Feeds a script to iptables-restore --noflush or nft -f. */
-  private async restore(script: string): Promise<void> {
-    const [cmd, args] = this.backend === 'nft' ? ['nft', ['-f', '-']] : ['iptables-restore', ['-w', '--noflush']];
+  /** Feeds a script to iptables-restore --noflush (ip6tables-restore when asked) or nft -f. */
+  private async restore(script: string, tool = 'iptables-restore'): Promise<void> {
+    const [cmd, args] = this.backend === 'nft' ? ['nft', ['-f', '-']] : [tool, ['-w', '--noflush']];
     if (this.shell) {
       await this.shell.run(chain([{ command: `${cmd} ${args.join(' ')}`, input: script.replace(/\n$/, '').split('\n') }]));
     } else {
@@ -321,9 +367,11 @@ export class Firewall {
       await runTool(this.log, 'nft', ['delete', 'table', 'ip', this.nftTable], { allowFailure: true });
     } else {
       await removeIptablesChains(this.log, this.chains);
+      if (this.ip6) await removeIp6tablesChain(this.log, this.chains);
     }
     this.backend = 'none';
     this.live = undefined;
+    this.live6 = undefined;
   }
 }
 
@@ -349,6 +397,16 @@ async function removeIptablesChains(log: Logger, c: ChainNames): Promise<void> {
   }
 }
 
+/** Deletes the jumps into a daemon's IPv6 forward chain, then the chain. */
+async function removeIp6tablesChain(log: Logger, c: ChainNames): Promise<void> {
+  for (let i = 0; i < 8; i++) {
+    const r = await runTool(log, 'ip6tables', ['-w', '-D', 'FORWARD', '-j', c.forward], { allowFailure: true });
+    if (r.code !== 0) break;
+  }
+  await runTool(log, 'ip6tables', ['-w', '-F', c.forward], { allowFailure: true });
+  await runTool(log, 'ip6tables', ['-w', '-X', c.forward], { allowFailure: true });
+}
+
 /**
  * Removes what a daemon that is gone left in the firewall under `tag` (its iptables chains and their jumps, or its
  * nft table), with whichever tools the host has. Only for a daemon proven dead (see DaemonRegistry).
@@ -362,6 +420,11 @@ export async function removeFirewallOf(log: Logger, tag: string): Promise<boolea
   const names = new Set(Object.values(c));
   if (listed.some((r) => r.code === 0 && r.stdout.split('\n').some((l) => names.has(l.split(' ')[1] ?? '')))) {
     await removeIptablesChains(log, c);
+    removed = true;
+  }
+  const listed6 = await runTool(log, 'ip6tables', ['-w', '-S'], { allowFailure: true }).catch(() => ({ code: 1, stdout: '' }));
+  if (listed6.code === 0 && listed6.stdout.split('\n').some((l) => l === `-N ${c.forward}`)) {
+    await removeIp6tablesChain(log, c);
     removed = true;
   }
   const table = nftTable(tag);

@@ -228,7 +228,7 @@ export class NetworkService implements ContainerNetwork {
     const state: FirewallState = { bridges: [], ports: this.ports.firewallPorts() };
     for (const n of this.state.networks.values()) {
       if (n.Driver !== 'bridge' || !n.bridge || !n.IPAM.Config[0]) continue;
-      state.bridges.push({ name: n.bridge, subnet: n.IPAM.Config[0].Subnet, internal: n.Internal, masquerade: n.masquerade });
+      state.bridges.push({ name: n.bridge, subnet: n.IPAM.Config[0].Subnet, internal: n.Internal, masquerade: n.masquerade, ...(n.enableIPv6 ? { ipv6: true } : {}) });
     }
     return state;
   }

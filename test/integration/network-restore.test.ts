@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetHarness, dnsQuery, randomHex, startHttpd } from './network-harness.js';
@@ -110,7 +111,9 @@ describe('network state across daemon restarts and crashes', () => {
 });
 
 describe('leftovers of daemons that are gone, and daemons side by side', () => {
-  const daemons = '/run/berth-daemons';
+  // A records directory of this test's own, so that no other daemon on the host sees (and cleans) its fake dead daemons.
+  const daemons = join(tmpdir(), `bdaemons-${randomHex(8)}`);
+  afterAll(() => rmSync(daemons, { recursive: true, force: true }));
 
   /** What a daemon killed mid-run leaves: its record, a bridge with its alias, its chains jumping from FORWARD. */
   async function killedDaemon(h: NetHarness, record: string, withPort: boolean): Promise<{ id: string; bridge: string; tag: string; veth: string }> {
@@ -150,17 +153,19 @@ describe('leftovers of daemons that are gone, and daemons side by side', () => {
   }
 
   it('a start removes the bridges, chains and record of a daemon proven dead, so a reused bridge name meets no stale DROP', async () => {
-    const h = await NetHarness.start({ bip: '10.244.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const h = await NetHarness.start({ bip: '10.244.0.1/24', defaultBridgeName: `brs${randomHex(8)}`, daemonsDir: daemons });
     const dead = await killedDaemon(h, '999999999 12345\n', false);
     const busy = await killedDaemon(h, '999999999 12345\n', true);
     const live = await killedDaemon(h, `${process.pid} ${processStartTime(process.pid)}\n`, false);
     try {
       expect(h.rules()).toContain(`-A BERTH-FORWARD-${dead.tag} ! -i ${dead.bridge} -o ${dead.bridge} -j DROP`);
+      expect(execFileSync('ip6tables', ['-w', '-S'], { encoding: 'utf8' })).toContain(`-A FORWARD -j BERTH-FORWARD-${dead.tag}`);
       await h.close();
       await h.open();
       // Dead, nothing attached: everything of it is gone.
       expect(linkExists(dead.bridge)).toBe(false);
       expect(h.rules()).not.toContain(dead.tag);
+      expect(execFileSync('ip6tables', ['-w', '-S'], { encoding: 'utf8' })).not.toContain(dead.tag);
       expect(existsSync(join(daemons, dead.id))).toBe(false);
       // Dead but a port is still on its bridge (containers that may be taken back): untouched.
       expect(linkExists(busy.bridge)).toBe(true);
@@ -177,6 +182,23 @@ describe('leftovers of daemons that are gone, and daemons side by side', () => {
       await h.destroy();
     }
     expect(existsSync(join(daemons, h.daemonId))).toBe(false);
+  });
+
+  it('IPv6 networks get forwarding rules in ip6tables (nothing enters their bridge from outside), removed with the network and at stop', async () => {
+    const h = await NetHarness.start({ bip: '10.241.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const rules6 = (): string => execFileSync('ip6tables', ['-w', '-S'], { encoding: 'utf8' });
+    try {
+      expect(rules6()).toContain(`-A FORWARD -j BERTH-FORWARD-${h.tag}`);
+      const name = `v6-${randomHex(6)}`;
+      await h.service.create({ Name: name, EnableIPv6: true, IPAM: { Config: [{ Subnet: `fd00:${randomHex(4)}::/64` }] } });
+      const bridge = h.service.inspect(name).Options['com.docker.network.bridge.name'] ?? `br-${h.service.inspect(name).Id.slice(0, 12)}`;
+      expect(rules6()).toContain(`-A BERTH-FORWARD-${h.tag} ! -i ${bridge} -o ${bridge} -j DROP`);
+      await h.service.remove(name);
+      expect(rules6()).not.toContain(bridge);
+    } finally {
+      await h.destroy();
+    }
+    expect(rules6()).not.toContain(h.tag);
   });
 
   it('two daemons creating networks at the same moment never pick the same subnet', async () => {

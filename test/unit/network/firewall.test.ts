@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chainNames, renderNft, renderNftPortAdd, renderPortAppend, renderRules, type FirewallPort } from '../../../src/network/firewall.js';
+import { chainNames, renderNft, renderNftPortAdd, renderPortAppend, renderRules, renderRules6, type FirewallPort } from '../../../src/network/firewall.js';
 
 describe('firewall rules', () => {
   const c = chainNames('abcd1234');
@@ -123,5 +123,36 @@ describe('appending published ports without rebuilding the chains', () => {
     ]);
     const full = renderNft('berth_abcd1234', { bridges, ports: [p1] });
     for (const l of add.trim().split('\n')) expect(full).toContain(l.replace(/^add rule ip berth_abcd1234 \w+ /, ''));
+  });
+});
+
+describe('IPv6 forwarding rules (networks with EnableIPv6)', () => {
+  const c = chainNames('abcd1234');
+  it('covers only IPv6 bridges: isolation, return traffic, inside the bridge, egress unless internal, nothing else in', () => {
+    const out = renderRules6(c, [
+      { name: 'br-v4', subnet: '10.1.0.0/24', internal: false, masquerade: true },
+      { name: 'br-a', subnet: '10.2.0.0/24', internal: false, masquerade: true, ipv6: true },
+      { name: 'br-int', subnet: '10.3.0.0/24', internal: true, masquerade: true, ipv6: true },
+    ]);
+    expect(out).toBe(
+      [
+        '*filter',
+        ':BERTH-FORWARD-abcd1234 - [0:0]',
+        '-A BERTH-FORWARD-abcd1234 -i br-a -o br-int -j DROP',
+        '-A BERTH-FORWARD-abcd1234 -i br-int ! -o br-int -j DROP',
+        '-A BERTH-FORWARD-abcd1234 -o br-int ! -i br-int -j DROP',
+        '-A BERTH-FORWARD-abcd1234 -i br-int -o br-a -j DROP',
+        '-A BERTH-FORWARD-abcd1234 -o br-a -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-A BERTH-FORWARD-abcd1234 -i br-a -o br-a -j ACCEPT',
+        '-A BERTH-FORWARD-abcd1234 -o br-int -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-A BERTH-FORWARD-abcd1234 -i br-int -o br-int -j ACCEPT',
+        '-A BERTH-FORWARD-abcd1234 -i br-a ! -o br-a -j ACCEPT',
+        '-A BERTH-FORWARD-abcd1234 ! -i br-a -o br-a -j DROP',
+        '-A BERTH-FORWARD-abcd1234 ! -i br-int -o br-int -j DROP',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    expect(renderRules6(c, [])).toBe('*filter\n:BERTH-FORWARD-abcd1234 - [0:0]\nCOMMIT\n');
   });
 });
