@@ -4,7 +4,7 @@
 // set-up), container-dirs.ts (the bundle directory), container-queries.ts (ps, inspect, logs), create-checks.ts.
 
 import type { Readable, Writable } from 'node:stream';
-import { BerthError, ConflictError, InvalidParameterError, NotFoundError, errorMessage } from '../errors.js';
+import { BerthError, ConflictError, NotFoundError, errorMessage } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ImageService } from '../images/image-service.js';
 import type { ContainerRepo } from '../metadata/container-repo.js';
@@ -16,9 +16,9 @@ import type { LayerStore } from '../snapshots/layer-store.js';
 import type { Logger } from '../util/logger.js';
 import { eachLimited } from '../util/each-limited.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
-import { resolveContainerMounts } from '../volumes/container-mounts.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import { ContainerDirs } from './container-dirs.js';
+import { ContainerIndex } from './container-index.js';
 import { inspectContainer, listContainers, readContainerLogs, type ListOptions, type LogsOptions, type QueryDeps } from './container-queries.js';
 import type { ContainerViews } from './container-views.js';
 import { newContainerRecord, type CreateRequest } from './create-request.js';
@@ -29,7 +29,7 @@ import type { LogEntry } from './log-reader.js';
 import { generateContainerName } from './names.js';
 import { cgroupPathOf } from './paths.js';
 import { signalNumber, stopSequence, within } from './signals.js';
-import { isRunning, recordedState, stateOf } from './state.js';
+import { isRunning, recordedState, refuseRemovalOf, stateOf } from './state.js';
 import type { ContainerRecord, ContainerState, ContainerView, HostConfig, RecordedState, StoredContainer } from './types.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 
@@ -65,7 +65,7 @@ export interface AttachSession {
 
 /** Containers: records, lifecycle, attach, logs. HTTP-free: routes call it, it calls the layers below. */
 export class ContainerService {
-  private readonly records = new Map<string, ContainerRecord>();
+  private readonly records = new ContainerIndex();
   private readonly runs = new LiveRuns();
   private readonly waiters = new Waiters();
   private readonly log: Logger;
@@ -76,8 +76,8 @@ export class ContainerService {
   constructor(private readonly d: ContainerServiceDeps) {
     this.log = d.log;
     this.dirs = new ContainerDirs(d.dataRoot, d.log);
-    this.launcher = new Launcher({ ...d, dirs: this.dirs, lookup: (ref) => this.record(ref) });
-    for (const r of d.repo.all()) this.records.set(r.id, { ...r, state: stateOf(r.state) });
+    this.launcher = new Launcher({ ...d, dirs: this.dirs, lookup: (ref) => this.records.require(ref), find: (ref) => this.records.find(ref) });
+    for (const r of d.repo.all()) this.records.add({ ...r, state: stateOf(r.state) });
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -85,46 +85,25 @@ export class ContainerService {
 
   /** By full ID, name (with or without "/") or unique ID prefix; dockerd's 404 text otherwise. */
   get(ref: string): ContainerView {
-    return this.record(ref);
+    return this.records.require(ref);
   }
 
   find(ref: string): ContainerView | undefined {
-    return this.findRecord(ref);
+    return this.records.find(ref);
   }
 
   /** Read-only views of every container. */
   all(): ContainerView[] {
-    return [...this.records.values()];
+    return this.records.all();
+  }
+
+  counts(): { total: number; running: number; paused: number; stopped: number } {
+    return this.records.counts();
   }
 
   /** The mutable record: for this service alone, the only writer of container state. */
   private record(ref: string): ContainerRecord {
-    const c = this.findRecord(ref);
-    if (!c) throw new NotFoundError(`No such container: ${ref}`);
-    return c;
-  }
-
-  private findRecord(ref: string): ContainerRecord | undefined {
-    const byId = this.records.get(ref);
-    if (byId) return byId;
-    const name = ref.replace(/^\//, '');
-    for (const r of this.records.values()) if (r.name === name) return r;
-    if (/^[0-9a-f]+$/.test(ref) && ref.length > 0) {
-      const matches = [...this.records.values()].filter((r) => r.id.startsWith(ref));
-      if (matches.length > 1) throw new InvalidParameterError(`multiple IDs found with provided prefix: ${ref}`);
-      return matches[0];
-    }
-    return undefined;
-  }
-
-  counts(): { total: number; running: number; paused: number; stopped: number } {
-    let running = 0;
-    let paused = 0;
-    for (const r of this.records.values()) {
-      if (r.state.Paused) paused++;
-      else if (r.state.Running) running++;
-    }
-    return { total: this.records.size, running, paused, stopped: this.records.size - running - paused };
+    return this.records.require(ref);
   }
 
   /** Runs lifecycle operations of one container one at a time. */
@@ -165,15 +144,14 @@ export class ContainerService {
       logConfig: this.d.logConfig,
       driver: this.d.layers.driver,
     });
-    const { id, config } = record;
-    const hc = record.hostConfig;
+    const { id } = record;
     const name = req.name ? record.name : undefined;
 
     // The name is reserved atomically by the UNIQUE column; generated names retry.
     for (let attempt = 0; ; attempt++) {
       if (this.d.repo.insert(stored(record), created)) break;
       if (name !== undefined) {
-        const holder = this.findRecord(name);
+        const holder = this.records.find(name);
         throw new ConflictError(
           `Conflict. The container name "/${name}" is already in use by container "${holder?.id ?? ''}". You have to remove (or rename) that container to be able to reuse that name.`,
         );
@@ -181,28 +159,13 @@ export class ContainerService {
       if (attempt > 20) throw new BerthError('could not generate a unique container name');
       record.name = generateContainerName(attempt);
     }
-    this.records.set(id, record);
+    this.records.add(record);
 
     try {
       // The container holds its image's layers: `rmi -f` of the image must not delete them under it.
       if (record.chainId) this.d.layers.hold(id, record.chainId);
       await this.dirs.prepare(id);
-      const resolved = await resolveContainerMounts(this.d.volumes, {
-        containerId: id,
-        binds: hc.Binds ?? null,
-        mounts: (hc.Mounts ?? null) as never,
-        volumesFrom: hc.VolumesFrom ?? null,
-        tmpfs: hc.Tmpfs ?? null,
-        volumes: config.Volumes,
-        ...(hc.VolumeDriver ? { volumeDriver: hc.VolumeDriver } : {}),
-        lookupContainer: (ref) => {
-          const other = this.findRecord(ref);
-          return other ? { id: other.id, mounts: other.mounts } : undefined;
-        },
-        openRootfs: () => this.d.views.imageRootfs(record),
-        log: this.log,
-      });
-      record.mounts = resolved.mounts;
+      record.mounts = await this.launcher.resolveMounts(record, () => this.d.views.imageRootfs(record));
       this.snapshotNetworkSettings(record);
       this.save(record);
     } catch (e) {
@@ -418,18 +381,7 @@ export class ContainerService {
   remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean; by?: 'cri' }): Promise<void> {
     const c = this.record(ref);
     this.ownerCheck(c, opts.by);
-    if (!opts.force) {
-      // dockerd's cleanupContainer: a paused, running or restarting container needs force (or a stop first).
-      if (c.state.Paused) {
-        throw new ConflictError(
-          `You cannot remove a paused container ${c.id}. Unpause and then stop the container before attempting removal or force remove`,
-        );
-      }
-      const state = c.state.Running ? 'running' : c.state.Restarting || c.state.Status === 'restarting' ? 'restarting' : undefined;
-      if (state) {
-        throw new ConflictError(`You cannot remove a ${state} container ${c.id}. Stop the container before attempting removal or force remove`);
-      }
-    }
+    if (!opts.force) refuseRemovalOf(c);
     // Like dockerd's rm, the answer comes once the network namespace is unmounted too (the network service
     // tears it down in the background, and its veths after it; AutoRemove does not wait for that).
     return this.serial(c.id, () => this.removeLocked(c, opts)).then(() => this.d.network.unmounted());
@@ -541,7 +493,7 @@ export class ContainerService {
    * unknown parent or link is "No such container".
    */
   async removeLink(parentRef: string, alias: string): Promise<void> {
-    const c = this.findRecord(parentRef);
+    const c = this.records.find(parentRef);
     const has = (l: string): boolean => (l.split(':')[1] ?? l.split(':')[0] ?? '').replace(/^.*\//, '') === alias;
     if (!c || !(c.hostConfig.Links ?? []).some(has)) throw new NotFoundError(`No such container: ${parentRef.replace(/^\//, '')}/${alias}`);
     await this.serial(c.id, async () => {
@@ -563,11 +515,11 @@ export class ContainerService {
 
   /** For other services: which containers use an image / a volume. */
   usersOfImage(imageId: string): { id: string; running: boolean }[] {
-    return [...this.records.values()].filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.Running }));
+    return this.records.all().filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.Running }));
   }
 
   usersOfVolume(name: string): string[] {
-    return [...this.records.values()].filter((c) => c.mounts.some((m) => m.Name === name)).map((c) => c.id);
+    return this.records.all().filter((c) => c.mounts.some((m) => m.Name === name)).map((c) => c.id);
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -582,7 +534,7 @@ export class ContainerService {
     const liveIds: string[] = [];
     // Each container is adopted on its own (reads of its bundle, a round trip to its shim): several at a time, so
     // a start with many running containers is not a sum of round trips.
-    const running = [...this.records.values()].filter((c) => c.state.Running || c.state.Status === 'restarting');
+    const running = this.records.all().filter((c) => c.state.Running || c.state.Status === 'restarting');
     await eachLimited(running, RESTORE_CONCURRENCY, async (c) => {
       const outcome = await this.launcher.adopt(c);
       if (outcome === 'live') {
@@ -601,7 +553,7 @@ export class ContainerService {
 
   /** Containers with restart policy always / unless-stopped that were not running when berthd stopped. */
   async startRestartPolicyContainers(): Promise<void> {
-    const due = [...this.records.values()].filter((c) => {
+    const due = this.records.all().filter((c) => {
       const p = c.hostConfig.RestartPolicy?.Name;
       // dockerd: `always` starts again at daemon start even when stopped by hand; unless-stopped does not
       if (c.state.Running || !c.hasBeenStarted) return false;
@@ -685,7 +637,7 @@ export class ContainerService {
    * `whenRunning`: only written while the container still runs (a probe result that arrives after the exit is dropped).
    */
   setHealth(id: string, health: ContainerState['Health'], opts: { whenRunning?: boolean } = {}): boolean {
-    const c = this.records.get(id);
+    const c = this.records.withId(id);
     if (!c || (opts.whenRunning && !c.state.Running)) return false;
     if (health) this.setState(c, { Health: health });
     else if (c.state.Health) {
@@ -704,7 +656,7 @@ export class ContainerService {
 
   /** The CRI layer's data on a CRI container or sandbox (pod IPs once its network is up). */
   setCriData(id: string, data: Record<string, unknown>): void {
-    const c = this.records.get(id);
+    const c = this.records.withId(id);
     if (!c?.cri) throw new NotFoundError(`No such container: ${id}`);
     c.cri = { ...c.cri, data: { ...c.cri.data, ...data } };
     this.save(c);

@@ -11,7 +11,8 @@ import { lostExit, type ContainerRuntime, type ExitStatus } from '../runtime/exe
 import type { LayerStore } from '../snapshots/layer-store.js';
 import type { Logger } from '../util/logger.js';
 import type { VolumeService } from '../volumes/volume-service.js';
-import { prepareContainerMounts, releaseContainerMounts, restoreContainerMounts } from '../volumes/container-mounts.js';
+import { prepareContainerMounts, releaseContainerMounts, resolveContainerMounts, restoreContainerMounts, type ContainerMount } from '../volumes/container-mounts.js';
+import type { RootfsReader } from '../volumes/copy-up.js';
 import type { ContainerDirs } from './container-dirs.js';
 import { buildDeviceConfig } from './devices.js';
 import { logAttributes, logLimits } from './log-options.js';
@@ -33,6 +34,8 @@ export interface LauncherDeps {
   log: Logger;
   /** Another container by reference (the target of --pid/--ipc/--uts container:<x>); throws NotFoundError. */
   lookup(ref: string): ContainerView;
+  /** Another container by reference, undefined when there is none (--volumes-from). */
+  find(ref: string): ContainerView | undefined;
 }
 
 /** What the caller does at the two points of a launch; a hook that throws undoes the launch like any failed step. */
@@ -153,6 +156,30 @@ export class Launcher {
       }
       throw e;
     }
+  }
+
+  /**
+   * At create: the container's mounts from its Binds, Mounts, VolumesFrom, Tmpfs and the image's VOLUMEs (volumes
+   * created and reserved for it; the image's content copied up from `openRootfs`).
+   */
+  async resolveMounts(c: ContainerRecord, openRootfs: () => RootfsReader): Promise<ContainerMount[]> {
+    const hc = c.hostConfig;
+    const resolved = await resolveContainerMounts(this.d.volumes, {
+      containerId: c.id,
+      binds: hc.Binds ?? null,
+      mounts: (hc.Mounts ?? null) as never,
+      volumesFrom: hc.VolumesFrom ?? null,
+      tmpfs: hc.Tmpfs ?? null,
+      volumes: c.config.Volumes,
+      ...(hc.VolumeDriver ? { volumeDriver: hc.VolumeDriver } : {}),
+      lookupContainer: (ref) => {
+        const other = this.d.find(ref);
+        return other ? { id: other.id, mounts: other.mounts as ContainerMount[] } : undefined;
+      },
+      openRootfs,
+      log: this.d.log,
+    });
+    return resolved.mounts;
   }
 
   /**

@@ -1,7 +1,8 @@
 // A container's State: what is recorded (Status and the facts of the last run) and the flags that follow from
 // Status. The flags are computed here and nowhere else; they are not stored.
 
-import type { ContainerState, ContainerStatus, DeepReadonly, RecordedState } from './types.js';
+import { ConflictError } from '../errors.js';
+import type { ContainerState, ContainerStatus, ContainerView, DeepReadonly, RecordedState } from './types.js';
 
 /** Go's zero time, as dockerd shows a time that never happened. */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -50,4 +51,15 @@ export function inspectState(s: DeepReadonly<ContainerState>): Record<string, un
     FinishedAt: s.FinishedAt,
     ...(s.Health ? { Health: s.Health } : {}),
   };
+}
+
+/** dockerd's cleanupContainer: a paused, running or restarting container is removed only with force (or after a stop). */
+export function refuseRemovalOf(c: ContainerView): void {
+  if (c.state.Status === 'paused') {
+    throw new ConflictError(`You cannot remove a paused container ${c.id}. Unpause and then stop the container before attempting removal or force remove`);
+  }
+  const state = isRunning(c.state) ? 'running' : c.state.Status === 'restarting' ? 'restarting' : undefined;
+  if (state) {
+    throw new ConflictError(`You cannot remove a ${state} container ${c.id}. Stop the container before attempting removal or force remove`);
+  }
 }
