@@ -333,9 +333,23 @@ export function parseSeccompProfile(jsonText: string): SeccompProfile {
 
 const defaultProfileUrl = new URL('../../../src/runtime/seccomp/default-profile.json', import.meta.url);
 
-/** Docker's default seccomp profile (moby/profiles seccomp/default.json), freshly parsed on each call. */
+let defaultProfile: SeccompProfile | undefined;
+
+/**
+ * Docker's default seccomp profile (moby/profiles seccomp/default.json), read and parsed once (every container
+ * start needs it) and frozen: callers derive from it (profileToOci copies), never change it.
+ */
 export function defaultSeccompProfile(): SeccompProfile {
-  return parseSeccompProfile(readFileSync(defaultProfileUrl, 'utf8'));
+  defaultProfile ??= deepFreeze(parseSeccompProfile(readFileSync(defaultProfileUrl, 'utf8')));
+  return defaultProfile;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
