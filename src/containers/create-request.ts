@@ -18,6 +18,13 @@ import { containerCapabilities, parseSecurityOpts } from './spec-builder.js';
 import { emptyState } from './state.js';
 import type { ContainerConfig, ContainerRecord, CriAttachment, HostConfig } from './types.js';
 
+/** The host's CPU count, read once: os.cpus() reads /proc/cpuinfo and /proc/stat, ~1 ms, on every create. */
+let cpuCount: number | undefined;
+function hostCpuCount(): number {
+  cpuCount ??= os.cpus().length;
+  return cpuCount;
+}
+
 export interface CreateRequest {
   name?: string;
   /** `platform` of the create request (os[/arch[/variant]]): the image must be built for it. */
@@ -58,7 +65,7 @@ export async function newContainerRecord(req: CreateRequest, d: NewRecordDeps): 
   validateRestartPolicy(hc.RestartPolicy, hc.AutoRemove === true);
   parseSecurityOpts(hc.SecurityOpt);
   containerCapabilities(hc);
-  const verified = verifyResources(hc as Parameters<typeof verifyResources>[0], await d.cgroups.sysInfo(), { numCpus: os.cpus().length });
+  const verified = verifyResources(hc as Parameters<typeof verifyResources>[0], await d.cgroups.sysInfo(), { numCpus: hostCpuCount() });
   Object.assign(hc, adaptResources(verified.resources));
   warnings.push(...verified.warnings);
   const logConfig = resolveLogConfig(hc.LogConfig, d.logConfig);
