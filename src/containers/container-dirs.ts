@@ -40,15 +40,31 @@ export class ContainerDirs {
     const dir = this.dir(id);
     // Private (as dockerd's): other users must never reach upper/, where container root can plant setuid files.
     await mkdir(dir, { recursive: true, mode: CONTAINER_DIR_MODE });
-    await mkdir(join(dir, 'upper'), { mode: 0o755 });
-    await mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 });
-    // Docker's init layer: placeholders so the bind targets exist without showing up in `docker diff`.
+    // Independent steps side by side: a create waits for three thread-pool round trips, not fifteen.
     const init = join(dir, 'init');
-    for (const d of ['dev/pts', 'dev/shm', 'proc', 'sys', 'etc']) await mkdir(join(init, d), { recursive: true, mode: 0o755 });
-    for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv', 'dev/console']) {
-      await writeFile(join(init, f), '', { mode: 0o755 });
-    }
-    await symlink('/proc/mounts', join(init, 'etc/mtab')).catch(() => undefined);
+    const mode = { mode: 0o755 };
+    await Promise.all([
+      mkdir(join(dir, 'upper'), mode),
+      mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 }),
+      // Docker's init layer: placeholders so the bind targets exist without showing up in `docker diff`.
+      (async () => {
+        await mkdir(init, mode);
+        await Promise.all([
+          mkdir(join(init, 'dev'), mode).then(() =>
+            Promise.all([mkdir(join(init, 'dev/pts'), mode), mkdir(join(init, 'dev/shm'), mode), writeFile(join(init, 'dev/console'), '', mode)]),
+          ),
+          mkdir(join(init, 'proc'), mode),
+          mkdir(join(init, 'sys'), mode),
+          writeFile(join(init, '.dockerenv'), '', mode),
+          mkdir(join(init, 'etc'), mode).then(() =>
+            Promise.all([
+              ...['etc/hosts', 'etc/hostname', 'etc/resolv.conf'].map((f) => writeFile(join(init, f), '', mode)),
+              symlink('/proc/mounts', join(init, 'etc/mtab')).catch(() => undefined),
+            ]),
+          ),
+        ]);
+      })(),
+    ]);
   }
 
   /** Undoes prepare() of a create that failed. */
