@@ -70,12 +70,14 @@ class FastEntry implements LogEntry {
   constructor(
     readonly stream: 'stdout' | 'stderr',
     readonly data: Buffer,
-    private readonly line: Buffer,
+    /** The chunk the line was read in, and where its time string is. */
+    private readonly buf: Buffer,
     private readonly timeAt: number,
+    private readonly timeEnd: number,
   ) {}
 
   get time(): string {
-    return (this.t ??= this.line.toString('latin1', this.timeAt, this.line.length - 2));
+    return (this.t ??= this.buf.toString('latin1', this.timeAt, this.timeEnd));
   }
 
   get timeNano(): bigint {
@@ -83,9 +85,11 @@ class FastEntry implements LogEntry {
   }
 }
 
-function startsWithLogKey(l: Buffer): boolean {
+function startsWithLogKey(l: Buffer, s: number): boolean {
   // {"log":"
-  return l[0] === 0x7b && l[1] === 0x22 && l[2] === 0x6c && l[3] === 0x6f && l[4] === 0x67 && l[5] === 0x22 && l[6] === 0x3a && l[7] === 0x22;
+  return (
+    l[s] === 0x7b && l[s + 1] === 0x22 && l[s + 2] === 0x6c && l[s + 3] === 0x6f && l[s + 4] === 0x67 && l[s + 5] === 0x22 && l[s + 6] === 0x3a && l[s + 7] === 0x22
+  );
 }
 
 function isTimeKey(l: Buffer, at: number): boolean {
@@ -93,36 +97,63 @@ function isTimeKey(l: Buffer, at: number): boolean {
   return true;
 }
 
+/** Content longer than this is checked for escapes in a view of its own (a search of the chunk could run far). */
+const SHORT_CONTENT = 512;
+
 /**
- * The shim's exact layout, {"log":"<escaped>","stream":"stdout|stderr","time":"<ts>"}, without a JSON
- * parse: a log string that is valid UTF-8 with no escape but a final \n is decoded in place (the line
- * buffer is private to the reader), so the payload is a view, no copy. Anything else (other escapes,
- * attrs, other writers) goes through JSON.parse.
+ * The line buf[s, e) (without its \n) in the shim's exact layout, {"log":"<escaped>","stream":"stdout|stderr",
+ * "time":"<ts>"}, without a JSON parse and without a view of the line: a log string that is valid UTF-8 with no
+ * escape but a final \n is decoded in place (the chunk is private to the reader), so the payload is the one view
+ * made. `utf8`: the whole chunk is valid UTF-8, hence every log string in it (each lies between ASCII quotes).
+ * Anything else (other escapes, attrs, other writers) goes through JSON.parse.
  */
-function parseLine(line: Buffer): LogEntry | undefined {
-  const n = line.length;
+function parseLineAt(buf: Buffer, s: number, e: number, utf8: boolean): LogEntry | undefined {
+  const n = e - s;
   // tail: ","stream":"stdout","time":"…"}  — the stream key is the last place a bare quote-comma-quote can be
-  if (n > 60 && line[n - 1] === 0x7d && line[n - 2] === 0x22 && startsWithLogKey(line)) {
-    const k = line.lastIndexOf(STREAM_KEY, n - 30);
-    if (k >= 8 && line[k + 18] === 0x22 && line[k + 19] === 0x2c && isTimeKey(line, k + 20)) {
-      const a = line[k + 15], b = line[k + 16], c = line[k + 17];
+  if (n > 60 && buf[e - 1] === 0x7d && buf[e - 2] === 0x22 && startsWithLogKey(buf, s)) {
+    const k = buf.lastIndexOf(STREAM_KEY, e - 30);
+    if (k >= s + 8 && buf[k + 18] === 0x22 && buf[k + 19] === 0x2c && isTimeKey(buf, k + 20)) {
+      const a = buf[k + 15], b = buf[k + 16], c = buf[k + 17];
       const stream = a === 0x6f && b === 0x75 && c === 0x74 ? 'stdout' : a === 0x65 && b === 0x72 && c === 0x72 ? 'stderr' : undefined;
-      const content = line.subarray(8, k);
-      const bs = content.indexOf(BACKSLASH);
-      const len = content.length;
+      const cs = s + 8;
+      const len = k - cs;
+      let bs: number;
+      if (len <= SHORT_CONTENT) {
+        // past the content the search meets the tail (no backslash) and at most the next line's content
+        bs = buf.indexOf(BACKSLASH, cs);
+        if (bs >= k) bs = -1;
+      } else {
+        bs = buf.subarray(cs, k).indexOf(BACKSLASH);
+        if (bs >= 0) bs += cs;
+      }
       // the usual line: no escapes but its final "\n"
-      const nlOnly = bs === len - 2 && content[len - 1] === 0x6e;
-      if (stream && (bs < 0 || nlOnly) && line.indexOf(0x22, k + 28) === n - 2 && isUtf8(content)) {
-        let data = content;
+      const nlOnly = bs === k - 2 && buf[k - 1] === 0x6e;
+      if (stream && (bs < 0 || nlOnly) && buf.indexOf(0x22, k + 28) === e - 2 && (utf8 || isUtf8(buf.subarray(cs, k)))) {
+        let data: Buffer;
         if (nlOnly) {
-          content[len - 2] = 0x0a;
-          data = content.subarray(0, len - 1);
-        }
-        return new FastEntry(stream, data, line, k + 28);
+          buf[k - 2] = 0x0a;
+          data = buf.subarray(cs, k - 1);
+        } else data = buf.subarray(cs, k);
+        return new FastEntry(stream, data, buf, k + 28, e - 2);
       }
     }
   }
-  return parseJsonLine(line);
+  return parseJsonLine(buf.subarray(s, e));
+}
+
+/** The entries of the whole lines in buf[0, end) (each ends with \n). */
+function parseLines(buf: Buffer, end: number): LogEntry[] {
+  const out: LogEntry[] = [];
+  const utf8 = isUtf8(buf.subarray(0, end));
+  let s = 0;
+  while (s < end) {
+    const nl = buf.indexOf(10, s);
+    if (nl < 0 || nl >= end) break;
+    const e = parseLineAt(buf, s, nl, utf8);
+    if (e) out.push(e);
+    s = nl + 1;
+  }
+  return out;
 }
 
 /** The kubelet's CRI format ("<RFC3339Nano> stdout|stderr F|P <content>") that CRI containers log in. */
@@ -150,22 +181,15 @@ function parseJsonLine(line: Buffer): LogEntry | undefined {
   }
 }
 
-/** Splits a chunked byte stream into lines, keeping the unterminated rest for the next chunk. */
+/** Where the whole lines of a chunked byte stream end; the unterminated rest is kept for the next chunk. */
 class LineSplitter {
   rest: Buffer = Buffer.alloc(0);
 
-  /** `buf` must be private to the reader: lines are views into it and may be modified in place. */
-  push(buf: Buffer): Buffer[] {
-    const lines: Buffer[] = [];
-    let start = 0;
-    for (;;) {
-      const nl = buf.indexOf(10, start);
-      if (nl < 0) break;
-      lines.push(buf.subarray(start, nl));
-      start = nl + 1;
-    }
-    this.rest = buf.subarray(start);
-    return lines;
+  /** `buf` must be private to the reader: entries are views into it and it may be modified in place. */
+  push(buf: Buffer): LogEntry[] {
+    const end = buf.lastIndexOf(10) + 1;
+    this.rest = buf.subarray(end);
+    return end > 0 ? parseLines(buf, end) : [];
   }
 }
 
@@ -245,9 +269,9 @@ function openGzipLogFile(path: string): LogFile | undefined {
   };
 }
 
-/** Reads the next chunk of one file from `pos`: its whole lines, or undefined at the current end. */
-async function readLines(fh: LogFile, pos: { at: number }, splitter: LineSplitter): Promise<Buffer[] | undefined> {
-  // a fresh buffer per read (lines are views into it), the unterminated rest copied in front
+/** Reads the next chunk of one file from `pos`: the entries of its whole lines, or undefined at the current end. */
+async function readEntries(fh: LogFile, pos: { at: number }, splitter: LineSplitter): Promise<LogEntry[] | undefined> {
+  // a fresh buffer per read (entries are views into it), the unterminated rest copied in front
   const rest = splitter.rest;
   const buf = Buffer.allocUnsafeSlow(rest.length + CHUNK);
   rest.copy(buf, 0);
@@ -301,12 +325,11 @@ async function* readOpenedLogs(path: string, files: [string, LogFile | undefined
       const pos = { at: 0 };
       const splitter = new LineSplitter();
       for (;;) {
-        const lines = await readLines(fh, pos, splitter);
-        if (!lines) break;
+        const entries = await readEntries(fh, pos, splitter);
+        if (!entries) break;
         const batch: LogEntry[] = [];
-        for (const line of lines) {
-          const e = parseLine(line);
-          if (!e || !wanted(e)) continue;
+        for (const e of entries) {
+          if (!wanted(e)) continue;
           if (tail === undefined) batch.push(e);
           else if (tail > 0) {
             ring.push(e);
@@ -344,13 +367,11 @@ async function* readOpenedLogs(path: string, files: [string, LogFile | undefined
         const finishing = stopped || o.signal?.aborted === true;
         if (live) {
           for (;;) {
-            const lines = await readLines(live.fh, live.pos, live.splitter);
-            if (!lines) break;
+            const entries = await readEntries(live.fh, live.pos, live.splitter);
+            if (!entries) break;
             const batch: LogEntry[] = [];
             let past = false;
-            for (const line of lines) {
-              const e = parseLine(line);
-              if (!e) continue;
+            for (const e of entries) {
               if (o.until !== undefined && e.timeNano > o.until) {
                 past = true;
                 break;

@@ -47,6 +47,23 @@ describe('json-file log reader', () => {
     expect(await collect(readLogs(path, { stdout: true, stderr: true, follow: false, maxFile: 1 }))).toEqual(['stdout:tab\there "q" \u0001\n']);
   });
 
+  it('decodes long and short lines, partial lines without a newline, non-UTF-8 bytes and the entry times alike', async () => {
+    const long = `${'x'.repeat(2000)}\n`;
+    const longEsc = `${'y'.repeat(1000)}"${'z'.repeat(1000)}\n`;
+    const partial = 'p'.repeat(700); // a 16 KiB-style part: no newline, so no backslash in the line
+    const bad = Buffer.concat([Buffer.from('{"log":"bad \xff\\n","stream":"stdout","time":"2026-01-01T00:00:02Z"}\n', 'latin1')]);
+    writeFileSync(path, line(long) + line(partial) + line('short\n', 'stderr', '2026-01-01T00:00:01.5Z') + line(longEsc) + line(partial) + line('end\n'));
+    appendFileSync(path, bad);
+    const got: LogEntry[] = [];
+    for await (const e of readLogs(path, { stdout: true, stderr: true, follow: false, maxFile: 1 })) got.push(e);
+    expect(got.map((e) => `${e.stream}:${e.data.toString()}`)).toEqual([
+      `stdout:${long}`, `stdout:${partial}`, 'stderr:short\n', `stdout:${longEsc}`, `stdout:${partial}`, 'stdout:end\n', 'stdout:bad \ufffd\n',
+    ]);
+    expect(got[2]?.time).toBe('2026-01-01T00:00:01.5Z');
+    expect(got[2]?.timeNano).toBe(1767225601_500_000_000n);
+    expect(got[6]?.timeNano).toBe(1767225602_000_000_000n);
+  });
+
   it('a follower sees output written just before the container stops, even when the file appears late', async () => {
     let stop: () => void = () => undefined;
     const stopped = new Promise<void>((r) => {
