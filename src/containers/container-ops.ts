@@ -14,7 +14,7 @@ import type { HostConfigResources } from './resources.js';
 import { hostConfigToLinuxResources, mergeResourcesUpdate, verifyResources } from './resources.js';
 import { Filters, labelTermHolds } from '../util/filters.js';
 import type { Logger } from '../util/logger.js';
-import { nowNano, parseTimestampParam } from '../util/time.js';
+import { parseTimestampParam } from '../util/time.js';
 import { ArchiveExtractor, ArchiveOps, type PathStat } from './archive.js';
 import { containerChanges, type Change } from './changes.js';
 import { commitHolder, createCommitImage, writeCommitLayer, type CommitOptions } from './commit.js';

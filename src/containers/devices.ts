@@ -8,7 +8,7 @@ import { InvalidParameterError } from '../errors.js';
 import { DEFAULT_DEVICE_CGROUP_RULES, RUNTIME_ALLOWED_DEVICE_RULES } from '../runtime/defaults.js';
 import type { LinuxDevice, LinuxDeviceCgroup } from '../runtime/cgroups/resources.js';
 import { errnoCode } from '../runtime/cgroups/cgroup.js';
-import { type DeviceMapping, type StatDevice, splitDevNumber, statDeviceNumbers, syscallErrorText } from './resources.js';
+import { type DeviceMapping, splitDevNumber, syscallErrorText } from './resources.js';
 
 const bad = (message: string): InvalidParameterError => new InvalidParameterError(message);
 

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import type { ExecHandle, Executor } from '../runtime/executor.js';
