@@ -18,6 +18,7 @@ import {
   pathPrefixes,
   pollUntil,
   readOptional,
+  writeSetting,
   removeCgroupTree,
   writeCgroupFile,
 } from './cgroup.js';
@@ -230,18 +231,7 @@ export class CgroupV1 extends BaseCgroup {
         warnings.push(warning);
         return false;
       }
-      try {
-        await fs.writeFile(path.join(dir, file), value);
-        return true;
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') {
-          warnings.push(warning);
-          return false;
-        }
-        throw new BerthError(`failed to write ${JSON.stringify(value)} to ${path.join(dir, file)}: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
+      return writeSetting(fs, path.join(dir, file), value, warning, warnings);
     };
     const exists = async (controller: string, file: string): Promise<boolean> => {
       const dir = this.dirOf(controller);

@@ -20,6 +20,7 @@ import {
   pathPrefixes,
   pollUntil,
   readOptional,
+  writeSetting,
   removeCgroupTree,
   writeCgroupFile,
 } from './cgroup.js';
@@ -198,18 +199,7 @@ export class CgroupV2 extends BaseCgroup {
         warnings.push(warning);
         return false;
       }
-      try {
-        await fs.writeFile(path.join(this.dir, file), value);
-        return true;
-      } catch (err) {
-        if (errnoCode(err) === 'ENOENT') {
-          warnings.push(warning);
-          return false;
-        }
-        throw new BerthError(`failed to write ${JSON.stringify(value)} to ${path.join(this.dir, file)}: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
+      return writeSetting(fs, path.join(this.dir, file), value, warning, warnings);
     };
 
     if (r.devices !== undefined && r.devices.length > 0) {

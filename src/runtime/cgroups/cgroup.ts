@@ -152,6 +152,23 @@ export function parseUintValue(text: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+/**
+ * Writes one resource setting; a file the kernel does not have (ENOENT) adds `warning` to `warnings` and gives
+ * false, any other failure throws naming the file and value.
+ */
+export async function writeSetting(fs: CgroupFs, file: string, value: string, warning: string, warnings: string[]): Promise<boolean> {
+  try {
+    await fs.writeFile(file, value);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') {
+      warnings.push(warning);
+      return false;
+    }
+    throw new BerthError(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /** `{ [key]: value }` when the file holds a number, else `{}` (to spread into a counters object). */
 export function definedUint<K extends string>(key: K, text: string | undefined): Partial<Record<K, number>> {
   const v = parseUintValue(text);
