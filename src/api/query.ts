@@ -24,6 +24,7 @@ export function qBool(q: Query, name: string, dflt = false): boolean {
 export function qInt(q: Query, name: string, dflt?: number): number | undefined {
   const v = qString(q, name);
   if (v === undefined || v === '') return dflt;
-  if (!/^-?\d+$/.test(v.trim())) throw new InvalidParameterError(`invalid value for ${name}: ${v}`);
+  // Beyond 2^53 a number no longer holds the integer asked for (Go's Atoi would take up to 2^63; none is meaningful).
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(Number(v))) throw new InvalidParameterError(`invalid value for ${name}: ${v}`);
   return Number(v);
 }

@@ -79,7 +79,11 @@ function toDecoderSchema(s: unknown, strslice: boolean): unknown {
   for (const [k, v] of Object.entries(s as Schema)) {
     if (DROPPED.has(k) || k.startsWith('x-')) continue;
     if (k === '$ref' && typeof v === 'string') out.$ref = v.replace(/^#\/definitions\//, `${DEFS_ID}#/definitions/`);
-    else if (k === 'type' && typeof v === 'string') out.type = [v, 'null'];
+    else if (k === 'type' && typeof v === 'string') {
+      out.type = [v, 'null'];
+      // Go's integers are at most 64 bits: a number beyond is a decode error, not a value to pass on.
+      if (v === 'integer') out.goIntRange = (s as Schema).format === 'uint64' ? 'uint64' : 'int64';
+    }
     else if (k === 'properties' && typeof v === 'object' && v !== null) {
       const props: Schema = {};
       for (const [name, ps] of Object.entries(v as Schema)) {
@@ -187,6 +191,16 @@ export class RequestSchemas {
         };
       },
     });
+    ajv.addKeyword({
+      keyword: 'goIntRange',
+      errors: true,
+      validate: function goIntRange(kind: string, data: unknown): boolean {
+        // -2^63 itself is left out: as a double it prints as -9223372036854776000, which no int64 parser takes.
+        if (typeof data !== 'number' || (kind === 'uint64' ? data >= 0 && data < 2 ** 64 : data > -(2 ** 63) && data < 2 ** 63)) return true;
+        (goIntRange as unknown as { errors: Partial<ErrorObject>[] }).errors = [{ keyword: 'type', params: { type: kind, range: true } }];
+        return false;
+      },
+    });
     ajv.addSchema(this.definitions);
     this.bodyAjvInstance = ajv;
     return ajv;
@@ -248,7 +262,8 @@ export class RequestSchemas {
     }
     const segments = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
     const { fields, goType } = this.describe(e.rootSchema ?? {}, segments);
-    const kind = jsonKind(e.data);
+    // A number out of the Go type's range: Go names it with its value (`number 1e+300`).
+    const kind = (e.params as { range?: boolean }).range ? `number ${String(e.data)}` : jsonKind(e.data);
     if (fields.length === 0) {
       return new InvalidParameterError(`json: cannot unmarshal ${kind} into Go value of type ${segments.length === 0 ? (e.bodyName ?? goType) : goType}`);
     }

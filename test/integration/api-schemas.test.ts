@@ -45,6 +45,35 @@ describe('API request schemas', () => {
     expect(await refused('POST', '/containers/create', [1])).toBe('json: cannot unmarshal array into Go value of type ContainerCreate');
   });
 
+  // schemathesis finding: CpuQuota -9223372036854775808 was stored, then written to cpu.cfs_quota_us as
+  // "-9223372036854776000" (a double's digits), and start and restart answered 500 ERANGE.
+  it('refuses integers beyond Go\'s 64 bits (and the int64 minimum a double cannot print) at create and update', async () => {
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', HostConfig: { CpuQuota: -9223372036854775808 } })).toBe(
+      'json: cannot unmarshal number -9223372036854776000 into Go struct field ContainerCreate.HostConfig.CpuQuota of type int64',
+    );
+    expect(await refused('POST', '/containers/create', { Image: 'busybox', HostConfig: { Memory: 1e300 } })).toMatch(
+      /^json: cannot unmarshal number 1e\+300 into Go struct field ContainerCreate\.HostConfig\.Memory of type int64$/,
+    );
+    const r = await d.request('POST', '/containers/create?name=schemarange', { body: { Image: 'busybox', Cmd: ['true'] } });
+    expect(r.status, r.text()).toBe(201);
+    created.push('schemarange');
+    expect(await refused('POST', '/containers/schemarange/update', { CpuQuota: -9223372036854775808 })).toMatch(/CpuQuota of type int64$/);
+    // Values Go takes pass validation; one the kernel refuses when the container starts is a 400 with the kernel's
+    // word, not a 500 (schemathesis: pids.max EINVAL), and the container can start once the limit is fixed.
+    const big = await d.request('POST', '/containers/schemarange/update', { body: { CpuQuota: -1, PidsLimit: 9007199254740991 } });
+    expect(big.status, big.text()).toBe(200);
+    const refusedStart = await d.request('POST', '/containers/schemarange/start');
+    expect(refusedStart.status, refusedStart.text()).toBe(400);
+    expect(refusedStart.json<{ message: string }>().message).toMatch(/pids\.max: EINVAL/);
+    expect((await d.request('POST', '/containers/schemarange/update', { body: { PidsLimit: 100 } })).status).toBe(200);
+    const started = await d.request('POST', '/containers/schemarange/start');
+    expect(started.status, started.text()).toBe(204);
+    // An integer query parameter beyond what a number holds exactly is refused too.
+    const stop = await d.request('POST', '/containers/schemarange/stop?t=99999999999999999999');
+    expect(stop.status).toBe(400);
+    expect(stop.json()).toEqual({ message: 'invalid value for t: 99999999999999999999' });
+  });
+
   it('takes a string Cmd and Entrypoint as one-element lists, and null anywhere', async () => {
     const r = await d.request('POST', '/containers/create?name=schemacmd', {
       body: { Image: 'busybox', Cmd: 'hello', Entrypoint: 'echo', Env: null, HostConfig: { Binds: null, Memory: null }, Labels: null },

@@ -165,7 +165,9 @@ export async function writeSetting(fs: CgroupFs, file: string, value: string, wa
       warnings.push(warning);
       return false;
     }
-    throw new BerthError(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as Error).message}`, { cause: err });
+    // The kernel refusing a limit (out of its range) is the request's fault: a 400 with the kernel's word.
+    const refused = errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ERANGE';
+    throw new (refused ? InvalidParameterError : BerthError)(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 
