@@ -5,9 +5,9 @@
 // connection), without the docker CLI's own start-up, which is most of the CLI figure (a `docker build -q` against
 // a server that answers at once takes ~20 ms here). Reports figures; asserts nothing. Needs root and a build.
 //   node bench/build.js [--compare unix:///var/tmp/berth-refd/docker.sock] [--rounds 3]
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'undici';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,7 +74,31 @@ function build(d, dir, extra = []) {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
+/**
+ * The docker CLI's own floor: a server (in a child process: spawnSync blocks this one) that answers /_ping and
+ * POST /build at once, with the same output as a `-q` build.
+ */
+async function cliFloorServer() {
+  const sock = join(work, 'floor.sock');
+  const script = `
+    const { createServer } = require('node:http');
+    const h = { 'Api-Version': '1.41', 'Ostype': 'linux', 'Builder-Version': '1', 'Docker-Experimental': 'false' };
+    createServer((req, res) => {
+      if (req.url.endsWith('/_ping')) { res.writeHead(200, h); res.end(req.method === 'HEAD' ? undefined : 'OK'); return; }
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(req.url.includes('/build') ? 200 : 404, { ...h, 'content-type': 'application/json' });
+        res.end(req.url.includes('/build') ? '{"stream":"sha256:${'0'.repeat(64)}\\\\n"}\\n' : '{"message":"page not found"}');
+      });
+    }).listen(${JSON.stringify(sock)});`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+  return { name: 'CLI floor', env: { ...process.env, DOCKER_HOST: `unix://${sock}` }, close: () => child.kill() };
+}
+
 const daemons = await benchDaemons(args);
+const floor = await cliFloorServer();
+const floorFigures = [];
 const rows = [];
 try {
   for (const d of daemons) ensureBusybox(d);
@@ -91,13 +115,17 @@ try {
     const figures = daemons.map(() => []);
     for (const d of daemons) build(d, twenty); // warm the cache for the cached figures
     if (w.name.includes('raw API')) for (const d of daemons) await apiBuild(d, tar); // and for this tar's COPY checksums
-    for (let r = 0; r < rounds; r++) for (const [i, d] of daemons.entries()) figures[i].push(await w.run(d));
+    for (let r = 0; r < rounds; r++) {
+      for (const [i, d] of daemons.entries()) figures[i].push(await w.run(d));
+      if (w.name.startsWith('20-step build, fully cached (')) floorFigures.push(await w.run(floor));
+    }
     const row = { name: w.name, target: w.target, values: figures.map((xs) => median(xs)) };
     rows.push(row);
     console.log(`${row.name}: ${row.values.map((v, i) => `${daemons[i].name} ${v.toFixed(0)} ms`).join(', ')}`);
   }
 } finally {
   for (const d of daemons) await d.close();
+  floor.close();
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -107,4 +135,7 @@ for (const r of rows) {
   const ratio = r.values.length > 1 ? r.values[0] / r.values[1] : undefined;
   const extra = daemons.length > 1 ? ` ${ratio.toFixed(2)} | ≤ ${r.target}${ratio <= r.target ? ' ✓' : ' ✗'} |` : '';
   console.log(`| ${r.name} | ${r.values.map((v) => `${v.toFixed(0)} ms`).join(' | ')} |${extra}`);
+}
+if (floorFigures.length > 0) {
+  console.log(`\nThe docker CLI's floor, measured in the same rounds: \`docker build -q\` of the same context against a server that answers at once takes ${median(floorFigures).toFixed(0)} ms.`);
 }
