@@ -87,6 +87,13 @@ describe('cgroup v2 backend over a fake cgroupfs', () => {
     expect(mgr.open('berth/a').procsFiles()).toEqual([`${fake.root}/berth/a/cgroup.procs`]);
   });
 
+  it('creates a --cgroup-parent cgroup under the parent (controllers enabled along the path), limits applied there', async () => {
+    const { cgroup } = await manager().create('mygroup/sub/c1', { pids: { limit: 42 } });
+    expect(await fake.get('mygroup/sub/c1/pids.max')).toBe('42');
+    expect(fake.writesTo('mygroup/sub/cgroup.subtree_control')).toContain('+pids');
+    expect(cgroup.procsFiles()).toEqual([`${fake.root}/mygroup/sub/c1/cgroup.procs`]);
+  });
+
   it('enables controllers top-down and writes the converted limits', async () => {
     const { cgroup, warnings } = await manager().create('berth/abc', RESOURCES);
     expect(fake.writesTo('cgroup.subtree_control')).toEqual([
