@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
@@ -9,6 +10,8 @@ import { busyboxImageTar } from '../helpers/busybox-image.js';
  * Container fields are honoured (checked by their effect inside the container or on the host) or refused with
  * dockerd's status and message: never accepted and dropped (docs/container-fields.md).
  */
+const PTY_RUN = fileURLToPath(new URL('../fixtures/clients/pty_run.py', import.meta.url));
+
 describe('container fields: honoured or refused', () => {
   let d: TestDaemon;
   beforeAll(async () => {
@@ -197,5 +200,26 @@ describe('container fields: honoured or refused', () => {
     expect(line(open, '/sys/fs/cgroup')?.split(' ')[3]?.split(',')).toContain('rw');
     const bad = await d.docker(['run', '--rm', '--security-opt', 'systempaths=maybe', 'busybox', 'true']);
     expect(bad.stderr).toContain('invalid --security-opt 2: "systempaths=maybe"');
+  });
+
+  it('detaches from docker run -it with the default Ctrl-P Ctrl-Q and from docker attach with --detach-keys; the container runs on', async () => {
+    const pty = async (keysHex: string, args: string[]): Promise<{ exit: number; output: string }> => {
+      const r = await runCommand('python3', [PTY_RUN, 'READY', keysHex, '--', 'docker', ...args], { env: d.env });
+      return JSON.parse(r.stdout) as { exit: number; output: string };
+    };
+    try {
+      const run = await pty('1011', ['run', '-it', '--name', 'detachme', 'busybox', 'sh', '-c', 'while true; do echo READY; sleep 1; done']);
+      expect(run.output).toContain('READY');
+      // The CLI ends with "read escape sequence" (exit 1) when its own proxy saw the keys first, else 0 (dockerd alike).
+      expect([0, 1]).toContain(run.exit);
+      expect((await d.docker(['inspect', '--format', '{{.State.Running}}', 'detachme'])).stdout.trim()).toBe('true');
+      // Re-attach with other keys (Ctrl-X x): the container keeps running after that detach too.
+      const again = await pty('18' + '78', ['attach', '--detach-keys', 'ctrl-x,x', 'detachme']);
+      expect(again.output).toContain('READY');
+      expect([0, 1]).toContain(again.exit);
+      expect((await d.docker(['inspect', '--format', '{{.State.Running}}', 'detachme'])).stdout.trim()).toBe('true');
+    } finally {
+      await d.docker(['rm', '-f', 'detachme']);
+    }
   });
 });
