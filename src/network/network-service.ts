@@ -398,16 +398,20 @@ export class NetworkService implements ContainerNetwork {
     // schedule, and a veth that outlives its release could still answer for a reused address.
     // Unchanged rules (no published ports) cost nothing: Firewall.apply skips them.
     const rules = eps.length > 0 || (sb?.published.length ?? 0) > 0;
-    // The namespace's unmount and the links' deletion run side by side: the unmount is quick and is what a
-    // removal waits for (no mount outlives docker rm); a link deletion waits for an RCU grace period (~30 ms), and
-    // only a new sandbox reusing one of these addresses (or this namespace path) waits for it (settledFor). Once
-    // the namespace is gone the kernel deletes its veths itself; `ip link del` of one already gone is fine.
+    // The namespace is unmounted first: that is quick and is what a removal waits for (no mount outlives docker
+    // rm). The kernel then deletes the dying namespace's veths itself, many namespaces in one batch (an `ip link
+    // del` each would wait for an RCU grace period of its own, ~30 ms, in the two plumbing shells, and a removal
+    // of 30 containers queued its unmounts behind them); a veth still there after a while (its namespace held by
+    // someone else) is deleted. Only a new sandbox reusing one of these addresses (or this namespace path) waits
+    // for the veths to be gone (settledFor).
     let unmountedResolve!: () => void;
     const unmounted = new Promise<void>((r) => (unmountedResolve = r));
     const teardown = async (): Promise<void> => {
       await Promise.all([
-        (netnsPath ? this.plumbing.deleteNetns(netnsPath) : Promise.resolve()).finally(unmountedResolve),
-        Promise.all(links.map((l) => this.plumbing.deleteLink(l))),
+        (async () => {
+          if (netnsPath) await this.plumbing.deleteNetns(netnsPath).finally(unmountedResolve);
+          await Promise.all(links.map((l) => (netnsPath ? this.plumbing.awaitLinkGone(l, 500) : this.plumbing.deleteLink(l))));
+        })(),
         rules ? this.applyFirewall() : undefined,
       ]);
     };

@@ -153,6 +153,20 @@ export class Plumbing {
     await this.ip(['addr', 'del', cidr, 'dev', dev], true);
   }
 
+  /**
+   * Waits up to `ms` for a link to go on its own (the veth of a namespace that was just unmounted: the kernel
+   * deletes a dying namespace's devices, many namespaces in one batch, where each `ip link del` waits for an RCU
+   * grace period of its own), then deletes it if it is still there (a namespace someone else still holds).
+   */
+  async awaitLinkGone(name: string, ms: number): Promise<void> {
+    const sysfs = `/sys/class/net/${name}`;
+    const deadline = Date.now() + ms;
+    for (let step = 1; existsSync(sysfs); step = Math.min(step * 2, 20)) {
+      if (Date.now() >= deadline) return this.deleteLink(name);
+      await new Promise((r) => setTimeout(r, step));
+    }
+  }
+
   /** Deletes a link; a missing one is fine (`quiet`: any failure is, as in a rollback). */
   async deleteLink(name: string, quiet = false): Promise<void> {
     const r = await this.sh.exec(`ip link del dev ${q(name)}`);
