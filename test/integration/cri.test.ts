@@ -33,14 +33,17 @@ beforeAll(async () => {
 }, 20 * 60_000);
 
 afterAll(async () => {
-  if (crictl) {
-    const pods = (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '');
-    for (const p of pods) await crictl.run(['rmp', '-f', p]);
+  try {
+    if (crictl) {
+      const pods = (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '');
+      for (const p of pods) await crictl.run(['rmp', '-f', p]);
+    }
+    await d?.stop();
+    await reg?.stop();
+  } finally {
+    if (net) await removeTestCniNetwork(net);
+    if (netDir) rmSync(netDir, { recursive: true, force: true });
   }
-  await d?.stop();
-  await reg?.stop();
-  if (net) await removeTestCniNetwork(net);
-  if (netDir) rmSync(netDir, { recursive: true, force: true });
 });
 
 function podConfig(name: string, extra: Record<string, unknown> = {}): string {

@@ -38,14 +38,18 @@ beforeAll(async () => {
 }, 20 * 60_000);
 
 afterAll(async () => {
-  if (d) {
-    const crictl = new Crictl(bin, join(d.execRoot, 'cri.sock'));
-    for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
-    await d.stop();
+  // the network and the directories go whatever happened before (a leaked bridge and /tmp/bt-cni-* were seen)
+  try {
+    if (d) {
+      const crictl = new Crictl(bin, join(d.execRoot, 'cri.sock'));
+      for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
+      await d.stop();
+    }
+    await reg?.stop();
+  } finally {
+    if (net) await removeTestCniNetwork(net);
+    if (netDir) rmSync(netDir, { recursive: true, force: true });
   }
-  await reg?.stop();
-  if (net) await removeTestCniNetwork(net);
-  if (netDir) rmSync(netDir, { recursive: true, force: true });
 });
 
 interface Tally {
