@@ -328,7 +328,10 @@ export class ImageService {
   private deleteHelper(id: string, records: DeleteItem[], force: boolean, prune: boolean, quiet: boolean): void {
     const c = this.checkConflict(id, !force, true);
     if (c) {
-      if (quiet && (this.repo.refsOf(id).length > 0 || c.used)) return;
+      // dockerd's parent pruning stops quietly at a parent that is not dangling (tagged, or a parent of other images
+      // too) or is in use; only a dangling unused parent's conflict is reported.
+      const dangling = this.repo.refsOf(id).length === 0 && this.repo.children(id).length === 0;
+      if (quiet && (!dangling || c.used)) return;
       throw c.err;
     }
     const row = this.repo.get(id);

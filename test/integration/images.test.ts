@@ -258,6 +258,29 @@ describe('tag / rmi / history / prune', () => {
     }
   });
 
+  it('deleting one of two images built on a shared cached step keeps that parent quietly; the last one prunes it', async () => {
+    // As testcontainers' reaper (Ryuk) deletes a session's built images: by ID, without noprune. dockerd's parent
+    // pruning stops without an error at a parent that is not dangling (it has another child).
+    const ctx = mkdtempSync(join(work, 'shared-parent-'));
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox\nVOLUME /shared\n');
+    for (const name of ['sib-a', 'sib-b']) {
+      const r = await d.docker(['build', '-q', '--label', `sib=${name}`, '-t', name, ctx], { env: { DOCKER_BUILDKIT: '0' } });
+      if (r.code !== 0) throw new Error(`docker build failed: ${r.stderr}`);
+    }
+    const a = inspect('sib-a');
+    const b = inspect('sib-b');
+    expect(a.Parent).not.toBe('');
+    expect(b.Parent).toBe(a.Parent);
+    const del = await d.request('DELETE', `/v1.50/images/${a.Id as string}`);
+    expect(del.status, del.text()).toBe(200);
+    expect(del.json()).toEqual([{ Untagged: 'sib-a:latest' }, { Deleted: a.Id }]);
+    expect((await d.request('GET', `/images/${a.Parent as string}/json`)).status).toBe(200);
+    const last = await d.request('DELETE', `/v1.50/images/${b.Id as string}`);
+    expect(last.status, last.text()).toBe(200);
+    expect(last.json()).toEqual(expect.arrayContaining([{ Untagged: 'sib-b:latest' }, { Deleted: b.Id }, { Deleted: a.Parent }]));
+    expect((await d.request('GET', `/images/${a.Parent as string}/json`)).status).toBe(404);
+  });
+
   it('shows history newest first like dockerd', async () => {
     const tar = await dockerSaveArchive([{ layers: threeLayers, repoTags: ['hist:1'] }]);
     await ok(['load'], tar);
