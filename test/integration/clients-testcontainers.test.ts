@@ -3,13 +3,19 @@ import { request } from 'undici';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { waitFor } from '../helpers/wait.js';
+import { buildRyukImage, ryukUnavailable } from '../helpers/ryuk-image.js';
 
 /**
  * testcontainers-node 12.0.1 (the last release that runs on Node 20) against a real berthd: unversioned paths,
  * `GET /info` probe, `HostPort: "0"`, `logs?tail=-1&since=0`, the distroless exec checks of the port wait strategy,
- * `stop?t=0` with a JSON body. Ryuk is disabled (no image offline), the host is pinned to loopback, and the
- * image is loaded beforehand so nothing is ever pulled.
+ * `stop?t=0` with a JSON body. The host is pinned to loopback and images are loaded or built beforehand so nothing
+ * is ever pulled. The reaper (Ryuk) runs as users run it when its binary is in the tool cache (its image is built on
+ * the daemon, see test/helpers/ryuk-image.ts); CI cannot build it (the Go module proxy refuses the module), so
+ * there the suite runs with TESTCONTAINERS_RYUK_DISABLED and says why.
  */
+
+const ryukMissing = ryukUnavailable();
+if (ryukMissing) console.log(`testcontainers runs with its reaper disabled: ${ryukMissing}`);
 
 type Tc = typeof import('testcontainers');
 
@@ -28,7 +34,8 @@ describe('testcontainers-node 12 against berthd', () => {
     expect(r.code, r.stderr).toBe(0);
     // testcontainers reads its environment once, on first use: set it before the import.
     process.env.DOCKER_HOST = `unix://${d.socket}`;
-    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+    if (ryukMissing) process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+    else await buildRyukImage(d);
     process.env.TESTCONTAINERS_HOST_OVERRIDE = 'localhost';
     process.env.DOCKER_CONFIG = d.env.DOCKER_CONFIG;
     tc = await import('testcontainers');
@@ -40,6 +47,31 @@ describe('testcontainers-node 12 against berthd', () => {
       const nets = (await d.docker(['network', 'ls', '-q', '--filter', 'label=org.testcontainers=true'])).stdout.split('\n').filter(Boolean);
       if (nets.length > 0) await d.docker(['network', 'rm', ...nets]);
       await d.stop();
+    }
+  });
+
+  it.skipIf(ryukMissing !== undefined)('the reaper runs beside the session: daemon socket mounted, 8080 published and connected, AutoRemove', async () => {
+    const c = await new tc.GenericContainer('busybox:latest').withCommand(['sleep', '1000']).start();
+    try {
+      const session = c.getLabels()['org.testcontainers.session-id'];
+      expect(session).toMatch(/^[0-9a-f]{12}$/);
+      const filters = encodeURIComponent(JSON.stringify({ label: ['org.testcontainers.ryuk=true'] }));
+      const reapers = (await d.request('GET', `/containers/json?filters=${filters}`)).json<Array<{ Id: string; Names: string[]; State: string; Labels: Record<string, string> }>>();
+      expect(reapers).toHaveLength(1);
+      expect(reapers[0]).toMatchObject({ Names: [`/testcontainers-ryuk-${session}`], State: 'running' });
+      expect(reapers[0]!.Labels['org.testcontainers.session-id']).toBe(session);
+      const info = (await d.request('GET', `/containers/${reapers[0]!.Id}/json`)).json<{
+        HostConfig: { AutoRemove: boolean; Binds: string[] };
+        NetworkSettings: { Ports: Record<string, Array<{ HostPort: string }> | null> };
+      }>();
+      expect(info.HostConfig.AutoRemove).toBe(true);
+      // testcontainers asks for the bind with an explicit mode; the daemon keeps Binds as given.
+      expect(info.HostConfig.Binds).toEqual([`${d.socket}:/var/run/docker.sock:rw`]);
+      expect(Number(info.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort)).toBeGreaterThan(0);
+      const logs = await d.docker(['logs', reapers[0]!.Id]);
+      expect(logs.stdout + logs.stderr).toMatch(/Started.*\n(.|\n)*adding filter.*org\.testcontainers\.session-id=/);
+    } finally {
+      await c.stop({ timeout: 0 });
     }
   });
 
