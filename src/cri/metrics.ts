@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
-import type { CgroupStats } from '../runtime/cgroups/resources.js';
+import type { BlkioStatEntry, CgroupCounters } from '../runtime/cgroups/resources.js';
 import type { ContainerView } from '../containers/types.js';
 import { cgroupPathOf, containerPaths } from '../containers/paths.js';
 import { directorySize } from '../util/directory-size.js';
@@ -192,27 +192,27 @@ export class CriMetrics {
 
   private async container(c: ContainerView, put: (name: string, value: number, extra?: string[]) => void): Promise<void> {
     const cg = this.cgroups.open(cgroupPathOf(c));
-    let s: CgroupStats | undefined;
+    let s: CgroupCounters | undefined;
     let pids: number[] = [];
     let ooms = 0;
     try {
-      [s, pids, ooms] = await Promise.all([cg.stats(), cg.pids(), cg.oomKillCount()]);
+      [s, pids, ooms] = await Promise.all([cg.counters(), cg.pids(), cg.oomKillCount()]);
     } catch {
       // the cgroup went away with the process: no cgroup series
     }
     if (s) {
-      const cpu = s.cpu_stats;
-      put('container_cpu_usage_seconds_total', secs(cpu.cpu_usage.total_usage), ['total']);
-      put('container_cpu_user_seconds_total', secs(cpu.cpu_usage.usage_in_usermode));
-      put('container_cpu_system_seconds_total', secs(cpu.cpu_usage.usage_in_kernelmode));
-      put('container_cpu_cfs_periods_total', cpu.throttling_data.periods);
-      put('container_cpu_cfs_throttled_periods_total', cpu.throttling_data.throttled_periods);
-      put('container_cpu_cfs_throttled_seconds_total', secs(cpu.throttling_data.throttled_time));
-      const m = s.memory_stats;
-      const st = m.stats;
+      const cpu = s.cpu;
+      put('container_cpu_usage_seconds_total', secs(cpu.usageNs), ['total']);
+      put('container_cpu_user_seconds_total', secs(cpu.userNs));
+      put('container_cpu_system_seconds_total', secs(cpu.kernelNs));
+      put('container_cpu_cfs_periods_total', cpu.periods);
+      put('container_cpu_cfs_throttled_periods_total', cpu.throttledPeriods);
+      put('container_cpu_cfs_throttled_seconds_total', secs(cpu.throttledNs));
+      const m = s.memory;
+      const st = m.stat;
       const usage = m.usage ?? 0;
       put('container_memory_usage_bytes', usage);
-      put('container_memory_max_usage_bytes', m.max_usage ?? usage);
+      put('container_memory_max_usage_bytes', m.maxUsage ?? usage);
       put('container_memory_working_set_bytes', Math.max(0, usage - (st.total_inactive_file ?? st.inactive_file ?? 0)));
       put('container_memory_cache', st.total_cache ?? st.cache ?? st.file ?? 0);
       put('container_memory_rss', st.total_rss ?? st.rss ?? st.anon ?? 0);
@@ -225,7 +225,8 @@ export class CriMetrics {
       put('container_memory_failures_total', st.pgmajfault ?? 0, ['pgmajfault', 'container']);
       put('container_memory_failures_total', hier('pgfault'), ['pgfault', 'hierarchy']);
       put('container_memory_failures_total', hier('pgmajfault'), ['pgmajfault', 'hierarchy']);
-      put('container_threads_max', s.pids_stats.limit ?? 0);
+      put('container_threads_max', s.pids.limit !== undefined && Number.isFinite(s.pids.limit) ? s.pids.limit : 0);
+      const io = ioEntries(s.io);
       const byDevice = new Map<string, { rb: number; wb: number; r: number; w: number }>();
       const dev = (e: { major: number; minor: number }): { rb: number; wb: number; r: number; w: number } => {
         const k = `${e.major}:${e.minor}`;
@@ -233,13 +234,13 @@ export class CriMetrics {
         if (!v) byDevice.set(k, (v = { rb: 0, wb: 0, r: 0, w: 0 }));
         return v;
       };
-      for (const e of s.blkio_stats.io_service_bytes_recursive ?? []) {
+      for (const e of io.bytes) {
         const op = e.op.toLowerCase();
         put('container_blkio_device_usage_total', e.value, [`${e.major}:${e.minor}`, String(e.major), String(e.minor), e.op]);
         if (op === 'read') dev(e).rb += e.value;
         if (op === 'write') dev(e).wb += e.value;
       }
-      for (const e of s.blkio_stats.io_serviced_recursive ?? []) {
+      for (const e of io.ops) {
         const op = e.op.toLowerCase();
         if (op === 'read') dev(e).r += e.value;
         if (op === 'write') dev(e).w += e.value;
@@ -277,4 +278,14 @@ export class CriMetrics {
     put('container_start_time_seconds', Math.floor(Date.parse(c.state.StartedAt) / 1000) || 0);
     put('container_last_seen', Math.floor(Date.now() / 1000));
   }
+}
+
+/** Block I/O bytes and operations per device and op: v1's blkio entries, v2's io.stat byte counts (no op counts). */
+function ioEntries(io: CgroupCounters['io']): { bytes: BlkioStatEntry[]; ops: BlkioStatEntry[] } {
+  if (io.version === '1') return { bytes: io.serviceBytes, ops: io.serviced };
+  const bytes = io.devices.flatMap((d) => [
+    { major: d.major, minor: d.minor, op: 'read', value: d.rbytes },
+    { major: d.major, minor: d.minor, op: 'write', value: d.wbytes },
+  ]);
+  return { bytes, ops: [] };
 }

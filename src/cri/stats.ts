@@ -1,5 +1,5 @@
-import { join } from 'node:path';
-import type { CgroupManager } from '../runtime/cgroups/index.js';
+import os from 'node:os';
+import type { CgroupCounters, CgroupManager } from '../runtime/cgroups/index.js';
 import type { ContainerView } from '../containers/types.js';
 import { cgroupPathOf, containerPaths } from '../containers/paths.js';
 import { directorySize } from '../util/directory-size.js';
@@ -10,7 +10,7 @@ import { sandboxData } from './sandboxes.js';
 
 const u = (n: number | undefined): { value: string } => ({ value: String(Math.max(0, Math.round(n ?? 0))) });
 
-/** CRI stats from the containers' cgroups (the same readers as `docker stats`) and their writable layers. */
+/** CRI stats from the containers' cgroup counters (the same readers as `docker stats`) and their writable layers. */
 export class CriStats {
   /** Last CPU reading per container, for usage_nano_cores. */
   private readonly lastCpu = new Map<string, { nano: bigint; usage: number }>();
@@ -23,12 +23,12 @@ export class CriStats {
   private async cgroupStats(c: ContainerView, key: string): Promise<{ cpu: Msg; memory: Msg }> {
     const ts = nowNano();
     let usage = 0;
-    let mem: { usage?: number; limit?: number; stats: Record<string, number> } = { stats: {} };
+    let mem: CgroupCounters['memory'] = { stat: {} };
     if (c.state.Running) {
       try {
-        const s = await this.cgroups.open(cgroupPathOf(c)).stats();
-        usage = s.cpu_stats.cpu_usage.total_usage;
-        mem = s.memory_stats;
+        const s = await this.cgroups.open(cgroupPathOf(c)).counters();
+        usage = s.cpu.usageNs;
+        mem = s.memory;
       } catch {
         // the cgroup went away with the process: zeros
       }
@@ -38,9 +38,12 @@ export class CriStats {
     let nanoCores = 0;
     if (prev && ts > prev.nano && usage >= prev.usage) nanoCores = ((usage - prev.usage) * 1e9) / Number(ts - prev.nano);
     // working set = usage - inactive file (cadvisor's definition)
-    const inactive = mem.stats.total_inactive_file ?? mem.stats.inactive_file ?? 0;
+    const st = mem.stat;
+    const inactive = st.total_inactive_file ?? st.inactive_file ?? 0;
     const workingSet = Math.max(0, (mem.usage ?? 0) - inactive);
-    const rss = mem.stats.total_rss ?? mem.stats.rss ?? mem.stats.anon ?? 0;
+    const rss = st.total_rss ?? st.rss ?? st.anon ?? 0;
+    // an unlimited cgroup is limited by the host's memory
+    const limit = mem.limit === undefined ? undefined : Math.min(mem.limit, os.totalmem());
     const timestamp = ts.toString();
     return {
       cpu: { timestamp, usage_core_nano_seconds: u(usage), usage_nano_cores: u(nanoCores) },
@@ -49,9 +52,9 @@ export class CriStats {
         working_set_bytes: u(workingSet),
         usage_bytes: u(mem.usage),
         rss_bytes: u(rss),
-        page_faults: u(mem.stats.total_pgfault ?? mem.stats.pgfault),
-        major_page_faults: u(mem.stats.total_pgmajfault ?? mem.stats.pgmajfault),
-        ...(mem.limit ? { available_bytes: u(mem.limit - workingSet) } : {}),
+        page_faults: u(st.total_pgfault ?? st.pgfault),
+        major_page_faults: u(st.total_pgmajfault ?? st.pgmajfault),
+        ...(limit ? { available_bytes: u(limit - workingSet) } : {}),
       },
     };
   }
