@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { buildRyukImage, reaperImageName, ryukUnavailable } from '../helpers/ryuk-image.js';
 import { waitFor } from '../helpers/wait.js';
@@ -22,11 +22,13 @@ import { waitFor } from '../helpers/wait.js';
  *
  * The second part runs Ryuk itself when its binary is in the tool cache (the Go module proxy refuses the module, so
  * CI cannot build it and skips that part with the reason printed): a Node process starts a network, containers, a
- * labelled volume and a built image with testcontainers-node and exits; Ryuk must remove all of it, then itself.
+ * labelled volume and a built image with testcontainers-node (and, in one case, a compose v2 environment) and exits;
+ * Ryuk must remove all of it, then itself.
  */
 
 const SESSION_LABEL = 'org.testcontainers.session-id';
 const FIXTURE = fileURLToPath(new URL('../fixtures/clients/testcontainers-ryuk-session.mjs', import.meta.url));
+const BUILD_COMPOSE = fileURLToPath(new URL('../../scripts/build-compose.sh', import.meta.url));
 // Go's time.Parse(time.RFC3339, …) accepts these (fractional seconds optional); encoding/json's time.Time as well.
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 
@@ -197,6 +199,7 @@ describe.skipIf(unavailable !== undefined)('testcontainers-node with its reaper 
     network: string;
     volumes: string[];
     image: string;
+    compose?: string;
   }> {
     const child = spawn(process.execPath, [FIXTURE], {
       env: {
@@ -225,6 +228,14 @@ describe.skipIf(unavailable !== undefined)('testcontainers-node with its reaper 
       if (!(await gone(`/networks/${made.network}`))) return false;
       for (const v of made.volumes) if (!(await gone(`/volumes/${v}`))) return false;
       if (!(await gone(`/images/${made.image}/json`))) return false;
+      if (made.compose !== undefined) {
+        // The compose project's container, volume and network, found by compose's project label.
+        const project = labelFilter(`com.docker.compose.project=${made.compose}`);
+        for (const kind of ['containers/json?all=1&', 'networks?', 'volumes?']) {
+          const r = (await d.request('GET', `/${kind}filters=${project}`)).json<unknown[] | { Volumes: unknown[] }>();
+          if ((Array.isArray(r) ? r : r.Volumes).length > 0) return false;
+        }
+      }
       // Ryuk exits after pruning and testcontainers starts it with AutoRemove.
       const reapers = (await d.request('GET', `/containers/json?all=1&filters=${labelFilter('org.testcontainers.ryuk=true')}`)).json<unknown[]>();
       return reapers.length === 0;
@@ -245,4 +256,22 @@ describe.skipIf(unavailable !== undefined)('testcontainers-node with its reaper 
     const made = await session({ TESTCONTAINERS_RYUK_PRIVILEGED: 'true' });
     await expectReaped(made);
   }, 120_000);
+
+  it('a compose environment of the session (docker compose v2) goes too: Ryuk gets its project label', async () => {
+    const plugin = await runCommand('bash', [BUILD_COMPOSE, join(d.dir, 'docker-config')], { timeoutMs: 1_800_000 });
+    expect(plugin.code, plugin.stderr).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'tc-ryuk-compose-'));
+    try {
+      writeFileSync(
+        join(dir, 'compose.yml'),
+        'services:\n  app:\n    image: busybox:latest\n    command: ["sleep", "1000"]\n    volumes: ["data:/data"]\n    networks: [back]\n' +
+          'volumes:\n  data: {}\nnetworks:\n  back: {}\n',
+      );
+      const made = await session({ TC_RYUK_COMPOSE_DIR: dir });
+      expect(made.compose).toMatch(/^tc-ryuk-[0-9a-f]{12}$/);
+      await expectReaped(made);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
