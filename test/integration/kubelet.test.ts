@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
@@ -13,10 +13,16 @@ import { waitFor, waitForValue } from '../helpers/wait.js';
 // The issue's stretch goal: a real kubelet (k8s.io/kubernetes v1.34, built through the Go module proxy by
 // scripts/build-kubelet.sh, about 15 minutes on 2 cores) in standalone mode, driving Berth through its CRI socket
 // with static pod manifests. The build is not part of .ci/run: this file runs where the kubelet is in the tools
-// cache (build it first), and says so when it is not.
+// cache and BERTH_KUBELET_TEST=1 asks for it: at its start the kubelet sets host-wide kernel tunables
+// (kernel.panic, kernel.panic_on_oops, vm.overcommit_memory...; protectKernelDefaults would make it refuse to start
+// instead), which the test puts back afterwards, but which other tests on a shared machine see meanwhile.
 
 const KUBELET = join(process.env.BERTH_TOOLS_CACHE ?? '/var/cache/berth-tools', 'kubelet-v1.34.4', 'bin', 'kubelet');
 const IMAGE = 'berth.test/busybox:1';
+
+/** The kernel tunables the kubelet sets at its start (container_manager_linux.go setupKernelTunables). */
+const TUNABLES = ['kernel/panic', 'kernel/panic_on_oops', 'vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
+const tunablesBefore = new Map<string, string>();
 
 /** What the kubelet makes outside its root dir, whatever its configuration: removed after the test if it was not there. */
 const HOST_LEFTOVERS = ['/var/lib/kubelet/device-plugins/kubelet.sock', '/var/lib/kubelet/device-plugins', '/var/lib/kubelet'];
@@ -50,9 +56,10 @@ function manifest(name: string, body: string): void {
   renameSync(tmp, join(dir, 'manifests', `${name}.yaml`)); // the kubelet never sees half a file
 }
 
-describe.skipIf(!existsSync(KUBELET))('a real kubelet in standalone mode on Berth (scripts/build-kubelet.sh)', () => {
+describe.skipIf(!existsSync(KUBELET) || process.env.BERTH_KUBELET_TEST !== '1')('a real kubelet in standalone mode on Berth (scripts/build-kubelet.sh)', () => {
   beforeAll(async () => {
     for (const p of HOST_LEFTOVERS) if (existsSync(p)) preexisting.add(p);
+    for (const t of TUNABLES) tunablesBefore.set(t, readFileSync(`/proc/sys/${t}`, 'utf8').trim());
     dir = mkdtempSync(join(tmpdir(), 'bt-kubelet-'));
     mkdirSync(join(dir, 'manifests'));
     net = writeTestConflist(dir);
@@ -110,25 +117,30 @@ describe.skipIf(!existsSync(KUBELET))('a real kubelet in standalone mode on Bert
   }, 10 * 60_000);
 
   afterAll(async () => {
-    if (kubelet && kubelet.exitCode === null) {
-      const exited = new Promise((resolve) => kubelet?.once('exit', resolve));
-      kubelet.kill('SIGTERM');
-      await exited;
+    // the host's tunables, files and the test's network go back whatever fails before
+    try {
+      if (kubelet && kubelet.exitCode === null) {
+        const exited = new Promise((resolve) => kubelet?.once('exit', resolve));
+        kubelet.kill('SIGTERM');
+        await exited;
+      }
+      if (crictl) for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
+      await d?.stop();
+    } finally {
+      for (const [t, v] of tunablesBefore) if (readFileSync(`/proc/sys/${t}`, 'utf8').trim() !== v) writeFileSync(`/proc/sys/${t}`, v);
+      for (const p of HOST_LEFTOVERS) {
+        if (preexisting.has(p) || !existsSync(p)) continue;
+        if (statSync(p).isDirectory()) rmdirSync(p);
+        else unlinkSync(p);
+      }
+      if (net) await removeTestCniNetwork(net);
+      if (dir) {
+        // the kubelet bind-mounts its root dir onto itself
+        await runCommand('umount', ['-R', join(dir, 'root')]);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      await insecure.close();
     }
-    if (crictl) for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
-    await d?.stop();
-    if (net) await removeTestCniNetwork(net);
-    if (dir) {
-      // the kubelet bind-mounts its root dir onto itself
-      await runCommand('umount', ['-R', join(dir, 'root')]);
-      rmSync(dir, { recursive: true, force: true });
-    }
-    for (const p of HOST_LEFTOVERS) {
-      if (preexisting.has(p) || !existsSync(p)) continue;
-      if (statSync(p).isDirectory()) rmdirSync(p);
-      else unlinkSync(p);
-    }
-    await insecure.close();
   }, 5 * 60_000);
 
   it('runs a static pod (two containers sharing an emptyDir, a host port, a liveness probe), restarts a container whose probe fails, and tears the pods down when the manifests go', async () => {
