@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Cgroup, type CgroupManager, CgroupV1, CgroupWarnings, createCgroupManager, parseCgroupMounts } from '../../src/runtime/cgroups/index.js';
 import { adaptResources, hostConfigToLinuxResources, mergeResourcesUpdate, verifyResources } from '../../src/containers/resources.js';
 import { buildDeviceConfig, runtimeAllowedDeviceRules } from '../../src/containers/devices.js';
-import { dockerCgroupStats } from '../../src/runtime/cgroups/docker-stats.js';
+import { dockerCgroupStats } from '../../src/containers/stats.js';
 
 const MiB = 1024 * 1024;
 

@@ -41,7 +41,7 @@ function waitExit(child: ChildProcess): Promise<void> {
 describe.skipIf(skipReason !== '')(`cgroup v2 device filter on the real kernel${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   const rel = `berth-devtest-${randomBytes(4).toString('hex')}`;
   const dir = path.join(mountPoint ?? '/nonexistent', rel);
-  const manager = new CgroupV2Manager({ mountPoint: mountPoint ?? '/nonexistent', fs: realCgroupFs, hostMemory: os.totalmem() });
+  const manager = new CgroupV2Manager({ mountPoint: mountPoint ?? '/nonexistent', fs: realCgroupFs });
   const children: ChildProcess[] = [];
   const tmps: string[] = [];
 

@@ -41,8 +41,6 @@ export interface CgroupV1Options {
   /** Mount point of the cgroup2 tree on a hybrid host, if any. */
   unifiedMount?: string | undefined;
   fs: CgroupFs;
-  /** Bytes of host memory; memory_stats.limit is capped at it (dockerd does the same). */
-  hostMemory: number;
   log?: Logger | undefined;
 }
 
@@ -175,7 +173,7 @@ export class CgroupV1 extends BaseCgroup {
     rel: string,
     private readonly opts: CgroupV1Options,
   ) {
-    super(rel, opts.fs, opts.hostMemory);
+    super(rel, opts.fs);
   }
 
   /** This cgroup's directory in the hierarchy holding `controller`. */

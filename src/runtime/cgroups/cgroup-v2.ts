@@ -46,7 +46,6 @@ const WANTED_CONTROLLERS = ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids'];
 export interface CgroupV2Options {
   mountPoint: string;
   fs: CgroupFs;
-  hostMemory: number;
   log?: Logger | undefined;
   /** Default: the native addon's attachDeviceFilter (tests inject a fake). */
   attachDeviceFilter?: DeviceFilterAttacher | undefined;
@@ -174,7 +173,7 @@ export class CgroupV2 extends BaseCgroup {
     rel: string,
     private readonly opts: CgroupV2Options,
   ) {
-    super(rel, opts.fs, opts.hostMemory);
+    super(rel, opts.fs);
     this.dir = path.join(opts.mountPoint, rel);
   }
 

@@ -4,8 +4,7 @@ import { accessSync, closeSync, constants as fsc, mkdirSync, openSync, promises 
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BerthError, InvalidParameterError, errorMessage } from '../../errors.js';
-import { dockerCgroupStats } from './docker-stats.js';
-import type { CgroupCounters, CgroupStats, CgroupSysInfo, LinuxResources } from './resources.js';
+import type { CgroupCounters, CgroupSysInfo, LinuxResources } from './resources.js';
 
 /** One container's cgroup (every v1 hierarchy, or one v2 directory). */
 export interface Cgroup {
@@ -24,10 +23,8 @@ export interface Cgroup {
   /** Signal every process without letting any fork away (cgroup.kill for SIGKILL when available, else freeze/signal/thaw). */
   killAll(signal: NodeJS.Signals | number): Promise<void>;
   oomKillCount(): Promise<number>;
-  /** CPU, memory, pids and block I/O counters, raw. */
+  /** CPU, memory, pids and block I/O counters, raw (src/containers/stats.ts shapes them as Docker's stats). */
   counters(): Promise<CgroupCounters>;
-  /** The counters in Docker's stats shape (runtime/cgroups/docker-stats.ts), memory limit capped at the host's memory. */
-  stats(): Promise<CgroupStats>;
   /** Kill leftovers, then remove every directory of the cgroup (and its sub-cgroups) bottom-up. */
   destroy(): Promise<void>;
 }
@@ -290,8 +287,6 @@ export abstract class BaseCgroup implements Cgroup {
   protected constructor(
     readonly path: string,
     protected readonly fs: CgroupFs,
-    /** Host memory in bytes: stats() caps the memory limit at it (as dockerd does). */
-    private readonly hostMemory: number,
   ) {}
 
   abstract procsFiles(): string[];
@@ -301,10 +296,6 @@ export abstract class BaseCgroup implements Cgroup {
   abstract isFrozen(): Promise<boolean>;
   abstract oomKillCount(): Promise<number>;
   abstract counters(): Promise<CgroupCounters>;
-
-  async stats(): Promise<CgroupStats> {
-    return dockerCgroupStats(await this.counters(), this.hostMemory);
-  }
 
   /** Whether freezing is possible at all on this host. */
   protected abstract canFreeze(): Promise<boolean>;

@@ -3,7 +3,6 @@
 //   otherwise                           ⇒ v1 (hierarchies from mountinfo; a cgroup2 mount beside them = hybrid)
 
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../../util/logger.js';
 import { type CgroupFs, type CgroupManager, realCgroupFs } from './cgroup.js';
@@ -18,8 +17,6 @@ export interface CgroupManagerOptions {
   mountinfo?: string;
   /** File operations (tests inject a fake cgroupfs). */
   fs?: CgroupFs;
-  /** Host memory in bytes for capping memory_stats.limit (default os.totalmem()). */
-  hostMemory?: number;
   log?: Logger;
   /** cgroup v2 device-program attach (tests inject a fake; default: the native addon). */
   attachDeviceFilter?: DeviceFilterAttacher;
@@ -28,14 +25,13 @@ export interface CgroupManagerOptions {
 export function createCgroupManager(options: CgroupManagerOptions = {}): CgroupManager {
   const root = options.root ?? '/sys/fs/cgroup';
   const fs = options.fs ?? realCgroupFs;
-  const hostMemory = options.hostMemory ?? os.totalmem();
   const log = options.log?.child({ sub: 'cgroups' });
   if (existsSync(path.join(root, 'cgroup.controllers'))) {
-    return new CgroupV2Manager({ mountPoint: root, fs, hostMemory, log, attachDeviceFilter: options.attachDeviceFilter });
+    return new CgroupV2Manager({ mountPoint: root, fs, log, attachDeviceFilter: options.attachDeviceFilter });
   }
   const mounts = parseCgroupMounts(options.mountinfo ?? readFileSync('/proc/self/mountinfo', 'utf8'), root);
   // A cgroup2 mount alongside v1 hierarchies (hybrid) is used for tracking, kill and freeze fallback only.
-  return new CgroupV1Manager({ hierarchies: mounts.v1, unifiedMount: mounts.unified?.mountPoint, fs, hostMemory, log });
+  return new CgroupV1Manager({ hierarchies: mounts.v1, unifiedMount: mounts.unified?.mountPoint, fs, log });
 }
 
 export type { Cgroup, CgroupFs, CgroupManager } from './cgroup.js';
@@ -52,5 +48,4 @@ export {
 export { compileDeviceFilter, emulateDeviceRules } from './device-filter.js';
 export { type CgroupMounts, type V1Hierarchy, parseCgroupMounts } from './mountinfo.js';
 export * from './resources.js';
-export { dockerCgroupStats } from './docker-stats.js';
 export { parseProcStat, readSystemCpu } from './system-cpu.js';

@@ -168,9 +168,6 @@ export interface CgroupCounters {
     | { version: '2'; devices: { major: number; minor: number; rbytes: number; wbytes: number }[] };
 }
 
-/** Docker's stats shape, from Cgroup.stats() (what src/cri and src/containers read today). */
-export type { DockerCgroupStats as CgroupStats } from './docker-stats.js';
-
 /**
  * Docker's warning texts (moby `daemon/daemon_unix.go verifyPlatformContainerResources`), used both by the
  * HostConfig validation and by the cgroup backends when a file the host lacks has to be skipped.
