@@ -77,7 +77,11 @@ export class ContainerService {
     this.log = d.log;
     this.dirs = new ContainerDirs(d.dataRoot, d.log);
     this.launcher = new Launcher({ ...d, dirs: this.dirs, lookup: (ref) => this.records.require(ref), find: (ref) => this.records.find(ref) });
-    for (const r of d.repo.all()) this.records.add({ ...r, state: stateOf(r.state) });
+    for (const r of d.repo.all()) {
+      // rows written before endpoint settings had one owner (the network service) carry a stale copy: dropped
+      delete (r as { networkSettings?: unknown }).networkSettings;
+      this.records.add({ ...r, state: stateOf(r.state) });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -166,7 +170,6 @@ export class ContainerService {
       if (record.chainId) this.d.layers.hold(id, record.chainId);
       await this.dirs.prepare(id);
       record.mounts = await this.launcher.resolveMounts(record, () => this.d.views.imageRootfs(record));
-      this.snapshotNetworkSettings(record);
       this.save(record);
     } catch (e) {
       this.records.delete(id);
@@ -215,9 +218,8 @@ export class ContainerService {
         await this.runs.settleAttaches(c.id, (want) => this.d.executor.attach(c.id, want));
         this.runs.beginRun(c.id);
       },
-      started: (pid, settings) => {
+      started: (pid) => {
         c.hasBeenStarted = true;
-        this.snapshotNetworkSettings(c, settings);
         this.setState(c, { Status: 'running', OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339Nano(nowNano()) });
         this.save(c);
         this.d.events.publish('container', 'start', c.id, this.attrs(c));
@@ -259,7 +261,6 @@ export class ContainerService {
         Error: end.error ?? '',
         FinishedAt: end.finishedAt || rfc3339Nano(nowNano()),
       });
-      this.snapshotNetworkSettings(c);
     } else {
       this.setState(c, { Status: c.hasBeenStarted ? 'exited' : 'created', Pid: 0, ExitCode: end.exitCode, Error: end.error ?? '' });
     }
@@ -471,19 +472,10 @@ export class ContainerService {
     return (isRunning(c.state) ? this.d.network.settings(c.id) : undefined) ?? this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge');
   }
 
-  /**
-   * record.networkSettings: a copy of the owner's answer as of the last start or stop, kept only for src/cri (it
-   * reads SandboxKey from the view); everything in this folder asks networkSettings().
-   */
-  private snapshotNetworkSettings(c: ContainerRecord, live?: NetworkSettings): void {
-    c.networkSettings = (live ?? this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge')) as unknown as Record<string, unknown>;
-  }
-
   /** network connect on a stopped container: remembered in its NetworkingConfig, applied at start. */
   attachStopped(id: string, network: string, cfg: EndpointRequest): void {
     const c = this.record(id);
     c.networkingConfig = withEndpoint(c, network, cfg);
-    this.snapshotNetworkSettings(c);
     this.save(c);
   }
 

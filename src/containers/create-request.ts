@@ -103,7 +103,6 @@ export async function newContainerRecord(req: CreateRequest, d: NewRecordDeps): 
     state: emptyState(),
     restartCount: 0,
     mounts: [],
-    networkSettings: null,
     chainId: image.chainId,
     hasBeenStarted: false,
     manuallyStopped: false,

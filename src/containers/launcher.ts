@@ -5,7 +5,6 @@
 import { join } from 'node:path';
 import { ConflictError, errorMessage } from '../errors.js';
 import type { ContainerNetwork } from '../network/container-network.js';
-import type { NetworkSettings } from '../network/types.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import { lostExit, type ContainerRuntime, type ExitStatus } from '../runtime/executor-api.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
@@ -43,7 +42,7 @@ export interface LaunchHooks {
   /** The shim is ready, the process not yet started: attach sessions that wait for this start connect here. */
   created(): Promise<void>;
   /** The process runs (record it). */
-  started(pid: number, settings: NetworkSettings): void;
+  started(pid: number): void;
 }
 
 export class Launcher {
@@ -147,7 +146,7 @@ export class Launcher {
       mark('attach');
       const { pid } = await this.d.executor.start(c.id);
       mark('exec');
-      hooks.started(pid, sandbox.settings);
+      hooks.started(pid);
       mark('done');
       this.d.log.debug({ id: c.id, ms: marks }, 'launch timings');
     } catch (e) {

@@ -125,11 +125,6 @@ export interface ContainerRecord {
   state: ContainerState;
   restartCount: number;
   mounts: ContainerMount[];
-  /**
-   * The network service's NetworkSettings as of the last start or stop, for src/cri (SandboxKey); the owner is the
-   * network service and ContainerService.networkSettings() is how they are read.
-   */
-  networkSettings: Record<string, unknown> | null;
   /** The image's top chain ID: its layers are the container's lower dirs. */
   chainId: string | null;
   hasBeenStarted: boolean;

@@ -164,7 +164,7 @@ export class SandboxService {
       await this.containers.start(id, 'cri');
       if (!hostNet) {
         const c = this.containers.get(id);
-        const netns = String((c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '');
+        const netns = this.netnsOf(c);
         const ports: PortMapping[] = msgList(config.port_mappings)
           .filter((p) => num(p.host_port) > 0)
           .map((p) => ({
@@ -198,7 +198,7 @@ export class SandboxService {
     if (!c) return; // containerd answers success for an unknown sandbox on stop
     await stopContainers(c.id);
     if (sandboxData(c).networkUp) {
-      const netns = String((c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '');
+      const netns = this.netnsOf(c);
       await this.cni.tearDown(c.id, netns);
       this.containers.setCriData(c.id, { networkUp: false });
     }
@@ -210,6 +210,11 @@ export class SandboxService {
     if (!c) return;
     await this.stop(c.id, removeContainers);
     await this.containers.remove(c.id, { force: true, by: 'cri' });
+  }
+
+  /** The sandbox's network namespace path, from the network service (empty when the holder is not running). */
+  private netnsOf(c: ContainerView): string {
+    return this.containers.networkSettings(c).SandboxKey;
   }
 
   status(c: ContainerView, verbose: boolean): Msg {
@@ -231,7 +236,7 @@ export class SandboxService {
       info.info = JSON.stringify({
         pid: c.state.Pid,
         image: c.imageId,
-        netns: (c.networkSettings as { SandboxKey?: string } | null)?.SandboxKey ?? '',
+        netns: this.netnsOf(c),
         cgroupParent: d.cgroupParent,
         startedAt: c.state.StartedAt,
       });

@@ -294,6 +294,17 @@ describe('ContainerService intent methods and records', () => {
     expect(again.get(Id).state).toMatchObject({ Status: 'running', Running: true, Paused: false, Restarting: false, Dead: false });
   });
 
+  it('ignores the endpoint settings that rows of older versions carry (the network service owns them)', async () => {
+    const svc = service();
+    const { Id } = await svc.create({ body: { Image: 'busybox' } });
+    const row = JSON.parse(repo.rows.get(Id) ?? '{}') as Record<string, unknown>;
+    expect(Object.keys(row)).not.toContain('networkSettings');
+    repo.rows.set(Id, JSON.stringify({ ...row, networkSettings: { SandboxKey: '/run/netns/stale' } }));
+    const again = service();
+    expect(Object.keys(again.get(Id))).not.toContain('networkSettings');
+    expect(again.networkSettings(again.get(Id)).SandboxKey).not.toBe('/run/netns/stale');
+  });
+
   it('records at daemon start the exit of a run that ended while berthd was away', async () => {
     const first = service();
     const { Id } = await first.create({ body: { Image: 'busybox' } });
