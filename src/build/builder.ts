@@ -4,7 +4,7 @@
 // docker system df, prune) and base image pulls.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { BerthError, InvalidParameterError, errorMessage } from '../errors.js';
@@ -15,7 +15,7 @@ import type { AuthConfig } from '../registry/auth-config.js';
 import { parsePlatform } from '../registry/platform.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import { LayerStore } from '../snapshots/layer-store.js';
-import { MNT_DETACH, nativeAddon } from '../native.js';
+import { removeLeftoverMounts } from '../snapshots/overlay.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { BuildCacheRepo } from './build-cache.js';
@@ -89,7 +89,8 @@ export class BuildService {
   constructor(private readonly d: BuildServiceDeps) {
     this.log = d.log;
     this.workRoot = join(d.dataRoot, 'build');
-    unmountLeftovers(join(d.execRoot, 'build'), this.log);
+    // step views a previous daemon left mounted when it stopped mid-build
+    removeLeftoverMounts(join(d.execRoot, 'build'), this.log, 'build view');
     rmSync(this.workRoot, { recursive: true, force: true });
     mkdirSync(this.workRoot, { recursive: true, mode: 0o700 });
   }
@@ -266,28 +267,5 @@ export class BuildService {
       throw e;
     }
     return this.d.images.resolve(name);
-  }
-}
-
-/** Step views a previous daemon left mounted when it stopped mid-build. */
-function unmountLeftovers(dir: string, log: Logger): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
-    const p = join(dir, n);
-    try {
-      nativeAddon().umount2(p, MNT_DETACH);
-    } catch {
-      // not mounted
-    }
-    try {
-      rmdirSync(p);
-    } catch (e) {
-      log.warn({ err: errorMessage(e), path: p }, 'removing a leftover build view failed');
-    }
   }
 }

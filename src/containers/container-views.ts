@@ -9,7 +9,7 @@
 // Nothing is ever mounted inside the container directory, so removing a container cannot reach a view.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as C, cpSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
+import { closeSync, constants as C, cpSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
@@ -17,7 +17,7 @@ import type { CgroupManager } from '../runtime/cgroups/index.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
 import { MNT_DETACH, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REMOUNT, nativeAddon } from '../native.js';
-import { mountOverlay } from '../snapshots/overlay.js';
+import { mountOverlay, removeLeftoverMounts } from '../snapshots/overlay.js';
 import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
 import { ConfinedRoot, O_PATH, rootfsReader } from './confined-root.js';
@@ -69,26 +69,9 @@ export class ContainerViews {
 
   /** Removes views a previous daemon left mounted (it died mid-copy). */
   cleanupLeftovers(): void {
-    let names: string[] = [];
-    try {
-      names = readdirSync(this.viewsDir);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = join(this.viewsDir, n);
-      try {
-        nativeAddon().umount2(p, MNT_DETACH);
-      } catch {
-        // not mounted
-      }
-      try {
-        rmdirSync(p);
-      } catch (e) {
-        this.d.log.warn({ err: errorMessage(e), path: p }, 'leftover container view could not be removed');
-      }
-    }
+    removeLeftoverMounts(this.viewsDir, this.d.log, 'container view');
   }
+
 
   /** A running container's root through its init process, or undefined when it is not running any more. */
   async live(c: ContainerView): Promise<RootView | undefined> {

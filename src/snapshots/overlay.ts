@@ -1,5 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
 import { nativeAddon, MNT_DETACH, MS_BIND, MS_RDONLY } from '../native.js';
+import type { Logger } from '../util/logger.js';
 
 const MS_REMOUNT = 32;
 
@@ -49,4 +52,30 @@ export function mountOverlay(target: string, layers: OverlayLayers, flags = 0): 
 
 export function unmount(target: string): void {
   nativeAddon().umount2(target, MNT_DETACH);
+}
+
+/**
+ * Unmounts and removes every mount point under `dir` (views a previous daemon left mounted when it stopped mid-copy
+ * or mid-build); a missing `dir` is nothing to do, a directory that stays is logged.
+ */
+export function removeLeftoverMounts(dir: string, log: Logger, what: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const p = join(dir, n);
+    try {
+      unmount(p);
+    } catch {
+      // not mounted
+    }
+    try {
+      rmdirSync(p);
+    } catch (e) {
+      log.warn({ err: errorMessage(e), path: p }, `removing a leftover ${what} failed`);
+    }
+  }
 }

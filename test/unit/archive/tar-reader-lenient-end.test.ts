@@ -14,7 +14,7 @@ async function names(buf: Buffer, lenientEnd: boolean): Promise<string[]> {
   return out;
 }
 
-describe('build context tar', () => {
+describe('tar reader: a build context cut after its last member (lenientEnd)', () => {
   it('accepts a stream that stops right after the last member\'s data (the docker CLI\'s -f outside the context)', async () => {
     const full = await layerTar([
       { path: 'a', type: 'file', content: 'one' },
