@@ -136,6 +136,52 @@ describe('the API calls the testcontainers reaper (Ryuk) makes', () => {
     expect((await d.request('GET', `/v1.50/images/img-${other}:latest/json`)).status).toBe(200);
   });
 
+  it('older reapers (Ryuk 0.5, still in older testcontainers-java) prune networks, volumes (all=true, API 1.42+) and images (dangling=false) by the same label filter; containers/prune takes it too', async () => {
+    const ctx = mkdtempSync(join(tmpdir(), 'ryuk-prune-'));
+    const p = `p${process.pid}`;
+    try {
+      writeFileSync(join(ctx, 'Dockerfile'), 'FROM busybox:latest\nRUN echo pruned > /p\n');
+      for (const s of [p, other]) {
+        const label = `${SESSION_LABEL}=${s}`;
+        for (const args of [
+          ['create', '--label', label, '--name', `prune-${s}`, 'busybox:latest', 'true'],
+          ['network', 'create', '--label', label, `pnet-${s}`],
+          ['volume', 'create', '--label', label, `pvol-${s}`],
+          ['build', '-q', '--label', label, '-t', `pimg-${s}:latest`, ctx],
+        ]) {
+          const r = await d.docker(args, { env: { DOCKER_BUILDKIT: '0' } });
+          expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+        }
+      }
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+    }
+    const label = { label: { [`${SESSION_LABEL}=${p}`]: true } };
+    const q = (f: object): string => encodeURIComponent(JSON.stringify(f));
+    const cid = (await d.request('GET', `/v1.50/containers/prune-${p}/json`)).json<{ Id: string }>().Id;
+    const containers = await d.request('POST', `/v1.50/containers/prune?filters=${q(label)}`);
+    expect(containers.status).toBe(200);
+    expect(containers.json()).toEqual({ ContainersDeleted: [cid], SpaceReclaimed: expect.any(Number) });
+    const networks = await d.request('POST', `/v1.50/networks/prune?filters=${q(label)}`);
+    expect(networks.json()).toEqual({ NetworksDeleted: [`pnet-${p}`] });
+    const volumes = await d.request('POST', `/v1.50/volumes/prune?filters=${q({ ...label, all: { true: true } })}`);
+    expect(volumes.json()).toEqual({ VolumesDeleted: [`pvol-${p}`], SpaceReclaimed: expect.any(Number) });
+    const imageId = (await d.request('GET', `/v1.50/images/pimg-${p}:latest/json`)).json<{ Id: string }>().Id;
+    const images = await d.request('POST', `/v1.50/images/prune?filters=${q({ ...label, dangling: { false: true } })}`);
+    const report = images.json<{ ImagesDeleted: Array<{ Untagged?: string; Deleted?: string }>; SpaceReclaimed: number }>();
+    expect(report.ImagesDeleted).toContainEqual({ Untagged: `pimg-${p}:latest` });
+    expect(report.ImagesDeleted).toContainEqual({ Deleted: imageId });
+    // The other session's are all still there.
+    expect((await d.request('GET', `/v1.50/containers/prune-${other}/json`)).status).toBe(200);
+    expect((await d.request('GET', `/v1.50/networks/pnet-${other}`)).status).toBe(200);
+    expect((await d.request('GET', `/v1.50/volumes/pvol-${other}`)).status).toBe(200);
+    expect((await d.request('GET', `/v1.50/images/pimg-${other}:latest/json`)).status).toBe(200);
+    await d.docker(['rm', '-f', `prune-${other}`]);
+    await d.docker(['network', 'rm', `pnet-${other}`]);
+    await d.docker(['volume', 'rm', `pvol-${other}`]);
+    await d.docker(['rmi', `pimg-${other}:latest`]);
+  });
+
   it("the reaper container's configuration: daemon socket bind-mounted, privileged, 8080 published, AutoRemove", async () => {
     const create = await d.request('POST', '/v1.50/containers/create?name=reaper-like', { body: {
       Image: 'busybox:latest',
