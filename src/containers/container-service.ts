@@ -1,81 +1,38 @@
 // The container service: the one writer of container state. It holds the records (in memory, written through to
 // SQLite), runs each container's lifecycle operations one at a time (serial), and exposes intent methods for
-// every change other modules make; they get read-only views. The mechanism lives beside it: launcher.ts (a run's
+// every change other modules make; they get read-only views. Its reads (look-ups, ps, inspect, logs, network
+// settings) are in container-reads.ts, which it extends. The mechanism lives beside it: launcher.ts (a run's
 // set-up), container-dirs.ts (the bundle directory), container-queries.ts (ps, inspect, logs), create-checks.ts.
 
-import type { Readable, Writable } from 'node:stream';
 import { BerthError, ConflictError, NotFoundError, errorMessage } from '../errors.js';
-import type { EventBus } from '../events/event-bus.js';
-import type { ImageService } from '../images/image-service.js';
-import type { ContainerRepo } from '../metadata/container-repo.js';
-import type { ContainerNetwork } from '../network/container-network.js';
-import type { EndpointRequest, NetworkSettings } from '../network/types.js';
-import type { CgroupManager } from '../runtime/cgroups/index.js';
-import { ContainerStartError, type AttachHandle, type ContainerRuntime, type ExitStatus } from '../runtime/executor-api.js';
-import type { LayerStore } from '../snapshots/layer-store.js';
+import type { EndpointRequest } from '../network/types.js';
+import { ContainerStartError, type AttachHandle, type ExitStatus } from '../runtime/executor-api.js';
 import type { Logger } from '../util/logger.js';
 import { eachLimited } from '../util/each-limited.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
-import type { VolumeService } from '../volumes/volume-service.js';
-import { ContainerDirs } from './container-dirs.js';
-import { ContainerIndex } from './container-index.js';
-import { inspectContainer, listContainers, readContainerLogs, type ListOptions, type LogsOptions, type QueryDeps } from './container-queries.js';
-import type { ContainerViews } from './container-views.js';
+import { ContainerReads, type ContainerServiceDeps } from './container-reads.js';
 import { newContainerRecord, type CreateRequest } from './create-request.js';
-import { endpointsOf, withEndpoint, withoutEndpoint } from './endpoint-config.js';
+import { withEndpoint, withoutEndpoint } from './endpoint-config.js';
 import { Launcher } from './launcher.js';
-import { LiveRuns } from './live-runs.js';
-import type { LogEntry } from './log-reader.js';
 import { generateContainerName } from './names.js';
 import { cgroupPathOf } from './paths.js';
 import { signalNumber, stopSequence, within } from './signals.js';
-import { isRunning, recordedState, refuseRemovalOf, stateOf } from './state.js';
+import { recordedState, refuseRemovalOf, stateOf } from './state.js';
 import type { ContainerRecord, ContainerState, ContainerView, HostConfig, RecordedState, StoredContainer } from './types.js';
 import { Waiters, type WaitCondition, type WaitResult } from './waiters.js';
 
 export type { CreateRequest };
-
-/** What the container service depends on: each collaborator by the part of it the service uses (tests fake them). */
-export interface ContainerServiceDeps {
-  dataRoot: string;
-  /** The containers table (SQLite): records are written through to it and read from it at start. */
-  repo: Pick<ContainerRepo<StoredContainer>, 'insert' | 'update' | 'delete' | 'all'>;
-  images: Pick<ImageService, 'resolve' | 'tryResolve'>;
-  layers: Pick<LayerStore, 'driver' | 'hold' | 'release' | 'lowerDirs'>;
-  volumes: VolumeService;
-  network: ContainerNetwork;
-  executor: ContainerRuntime;
-  cgroups: Pick<CgroupManager, 'version' | 'sysInfo' | 'open'>;
-  /** Read-only views of container filesystems (the image's root for copy-up at create). */
-  views: Pick<ContainerViews, 'imageRootfs'>;
-  events: Pick<EventBus, 'publish'>;
-  log: Logger;
-  /** daemon.json log-driver and log-opts (only what daemon.json sets: they show in each container's LogConfig). */
-  logConfig: { type: string; opts: Record<string, string> };
-  initPath: string;
-}
-
-/** What an attached client gets: output chunks, optional stdin, and the end of the stream. */
-export interface AttachSession {
-  tty: boolean;
-  output: Readable;
-  stdin?: Writable;
-  close(): void;
-}
+export type { AttachSession, ContainerServiceDeps } from './container-reads.js';
 
 /** Containers: records, lifecycle, attach, logs. HTTP-free: routes call it, it calls the layers below. */
-export class ContainerService {
-  private readonly records = new ContainerIndex();
-  private readonly runs = new LiveRuns();
+export class ContainerService extends ContainerReads {
   private readonly waiters = new Waiters();
   private readonly log: Logger;
-
-  private readonly dirs: ContainerDirs;
   private readonly launcher: Launcher;
 
-  constructor(private readonly d: ContainerServiceDeps) {
+  constructor(d: ContainerServiceDeps) {
+    super(d);
     this.log = d.log;
-    this.dirs = new ContainerDirs(d.dataRoot, d.log);
     this.launcher = new Launcher({ ...d, dirs: this.dirs, lookup: (ref) => this.records.require(ref), find: (ref) => this.records.find(ref) });
     for (const r of d.repo.all()) {
       // rows written before endpoint settings had one owner (the network service) carry a stale copy: dropped
@@ -85,25 +42,7 @@ export class ContainerService {
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Look-ups
-
-  /** By full ID, name (with or without "/") or unique ID prefix; dockerd's 404 text otherwise. */
-  get(ref: string): ContainerView {
-    return this.records.require(ref);
-  }
-
-  find(ref: string): ContainerView | undefined {
-    return this.records.find(ref);
-  }
-
-  /** Read-only views of every container. */
-  all(): ContainerView[] {
-    return this.records.all();
-  }
-
-  counts(): { total: number; running: number; paused: number; stopped: number } {
-    return this.records.counts();
-  }
+  // Helpers (the reads are in container-reads.ts)
 
   /** The mutable record: for this service alone, the only writer of container state. */
   private record(ref: string): ContainerRecord {
@@ -420,7 +359,7 @@ export class ContainerService {
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // Attach and logs
+  // Attach
 
   /**
    * Attach: live output (and stdin) of the current or next run. When the container is not running,
@@ -443,34 +382,8 @@ export class ContainerService {
     await this.d.executor.resize(c.id, height, width);
   }
 
-  /** The json-file log as Docker's logs endpoint serves it, in batches of entries (one per chunk read). */
-  logs(ref: string, o: LogsOptions): { c: ContainerView; batches: AsyncGenerator<LogEntry[]> } {
-    const c = this.record(ref);
-    return { c, batches: readContainerLogs(c, o, this.dirs, this.runs.stopped(c.id)) };
-  }
-
   // ---------------------------------------------------------------------------------------------------------
-  // List and inspect
-
-  list(o: ListOptions): Record<string, unknown>[] {
-    return listContainers(this.all(), o, (ref) => this.get(ref), this.queryDeps());
-  }
-
-  inspect(ref: string, _size = false): Record<string, unknown> {
-    return inspectContainer(this.get(ref), this.queryDeps());
-  }
-
-  private queryDeps(): QueryDeps {
-    return { dirs: this.dirs, images: this.d.images, layers: this.d.layers, network: this.d.network, settingsOf: (c) => this.networkSettings(c) };
-  }
-
-  /**
-   * A container's NetworkSettings, from their one owner, the network service: the live sandbox's while the container
-   * runs, else its configured networks with empty addresses.
-   */
-  networkSettings(c: ContainerView): NetworkSettings {
-    return (isRunning(c.state) ? this.d.network.settings(c.id) : undefined) ?? this.d.network.stoppedSettings(endpointsOf(c), c.hostConfig.NetworkMode ?? 'bridge');
-  }
+  // Network endpoints of a stopped container, links
 
   /** network connect on a stopped container: remembered in its NetworkingConfig, applied at start. */
   attachStopped(id: string, network: string, cfg: EndpointRequest): void {
@@ -503,15 +416,6 @@ export class ContainerService {
     c.networkingConfig = nc;
     this.save(c);
     return true;
-  }
-
-  /** For other services: which containers use an image / a volume. */
-  usersOfImage(imageId: string): { id: string; running: boolean }[] {
-    return this.records.all().filter((c) => c.imageId === imageId).map((c) => ({ id: c.id, running: c.state.Running }));
-  }
-
-  usersOfVolume(name: string): string[] {
-    return this.records.all().filter((c) => c.mounts.some((m) => m.Name === name)).map((c) => c.id);
   }
 
   // ---------------------------------------------------------------------------------------------------------
