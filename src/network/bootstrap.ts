@@ -86,7 +86,7 @@ export class NetworkBootstrap {
       const path = join(dir, f);
       if (!wanted.has(path)) {
         this.ctx.log.info({ path }, 'removing a leftover network namespace');
-        await this.ctx.plumbing.deleteNetns(path);
+        await this.ctx.plumbing.deleteNetns(path).catch((e: unknown) => this.ctx.log.warn({ path, err: errorMessage(e) }, 'could not remove a leftover network namespace'));
       }
     }
   }

@@ -205,10 +205,20 @@ export class Plumbing {
   }
 
   async deleteNetns(path: string): Promise<void> {
-    if (!existsSync(path)) return;
-    // Lazy unmount: a still-running process may hold the namespace; it lives on until that process ends.
-    await this.sh.exec(`umount -l ${q(path)}`);
-    rmSync(path, { force: true });
+    // Lazy unmount (umount2 MNT_DETACH): a still-running process may hold the namespace; it lives on until that
+    // process ends. The unlink answers EBUSY while a mount is still on the file (one stacked on it, or a first
+    // detach not yet visible): detach again and retry, as containerd does, a bounded number of times.
+    for (let attempt = 1; existsSync(path); attempt++) {
+      const r = await this.sh.exec(`umount -l ${q(path)}`);
+      try {
+        rmSync(path, { force: true });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 5) {
+          throw new BerthError(`removing network namespace ${path}: ${(e as Error).message} (umount: ${r.output.trim() || `exit ${r.code}`})`, { cause: e });
+        }
+      }
+    }
   }
 
   /**

@@ -72,6 +72,11 @@ export class NoneMode {
   async drain(): Promise<void> {
     this.running = false;
     await this.filling;
-    await Promise.all(this.pool.splice(0).map((p) => this.ctx.plumbing.deleteNetns(p)));
+    // Never fails the daemon's stop: a namespace left behind is removed at the next start (removeLeftoverNetns).
+    await Promise.all(
+      this.pool.splice(0).map((p) =>
+        this.ctx.plumbing.deleteNetns(p).catch((e: unknown) => this.ctx.log.warn({ path: p, err: errorMessage(e) }, 'could not remove a pooled network namespace')),
+      ),
+    );
   }
 }
