@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,11 +151,30 @@ export class TestDaemon {
     const id = await this.request('GET', '/info')
       .then((r) => (r.status === 200 ? r.json<{ ID: string }>().ID : undefined))
       .catch(() => undefined);
-    await this.signal('SIGTERM');
+    const code = await this.signal('SIGTERM');
     if (id) await removeOwnedLinks(`berth:${id}`);
     await this.agent.close().catch(() => undefined);
+    const left = unmountUnder(this.dir);
+    if (left.length > 0) {
+      // critest saw it in full runs: berthd gone (killed on the stop timeout) with its pooled namespaces still
+      // mounted. The directory is still removed (its EBUSY hid what went wrong); where berthd's stop was is shown.
+      const tail = this.logs().trimEnd().split('\n').slice(-15).map((l) => l.slice(0, 300));
+      process.stderr.write(`berthd (exit ${code ?? 'by SIGKILL after the stop timeout'}) left mounts under ${this.dir}, unmounted now: ${left.join(', ')}\nlast log lines:\n${tail.join('\n')}\n`);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Lazily unmounts every mount point below `dir` (this test's own tree only), deepest first; returns them. */
+function unmountUnder(dir: string): string[] {
+  const unescape = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => unescape(l.split(' ')[4] ?? ''))
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) spawnSync('umount', ['-l', p]);
+  return points;
 }
 
 /** Deletes the network interfaces whose alias names this daemon as their owner. */
