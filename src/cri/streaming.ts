@@ -71,6 +71,8 @@ export class StreamingServer {
   private readonly server: Server;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   private base = '';
+  /** Every connection, upgraded ones included: an http.Server's close() waits for them all to end. */
+  private readonly sockets = new Set<Duplex>();
 
   constructor(
     private readonly containers: ContainerService,
@@ -84,6 +86,10 @@ export class StreamingServer {
       res.end('streaming requests must upgrade to SPDY/3.1 or WebSocket\n');
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('connection', (socket: Duplex) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
   }
 
   async listen(host = '127.0.0.1', port = 0): Promise<void> {
@@ -98,7 +104,11 @@ export class StreamingServer {
 
   async close(): Promise<void> {
     this.wss.close();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Sessions still streaming end with the daemon (as dockerd's streams do): a port-forward or attach left open
+    // kept close() waiting, and berthd's stop with it, until it was killed (its netns mounts left behind).
+    for (const s of this.sockets) s.destroy();
+    await closed;
   }
 
   /** A one-time URL for a request (Exec, Attach, PortForward). */
