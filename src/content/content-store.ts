@@ -65,8 +65,9 @@ export class ContentStore {
     return readFileSync(this.path(digest));
   }
 
-  createReadStream(digest: string): Readable {
-    return createReadStream(this.path(digest));
+  /** `highWaterMark`: the read size (Node's default is 64 KiB; layer extraction reads 1 MiB at a time). */
+  createReadStream(digest: string, highWaterMark?: number): Readable {
+    return createReadStream(this.path(digest), highWaterMark === undefined ? undefined : { highWaterMark });
   }
 
   /** A fresh temp path on the same filesystem (for callers that stage files then adopt them). */

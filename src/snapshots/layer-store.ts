@@ -189,7 +189,8 @@ export class LayerStore {
         return existing;
       }
     }
-    const source = this.content.createReadStream(blob.digest);
+    // 1 MiB reads: with the default 64 KiB, a 200 MB layer costs thousands of read + stream round trips.
+    const source = this.content.createReadStream(blob.digest, 1 << 20);
     if (onProgress) {
       let n = 0;
       source.on('data', (c: Buffer) => {
