@@ -20,7 +20,7 @@ const TOTAL = Number(process.env.BENCH_BYTES ?? 200_000_000);
 const LAYERS = 4;
 const FILE = 1_000_000;
 const keep = process.argv.includes('--keep');
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const MAIN = process.env.BERTHD_MAIN ?? fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const REGISTRY = '/usr/bin/docker-registry';
 const dir = mkdtempSync(join(tmpdir(), 'berth-bench-reg-'));
 const children = [];
@@ -115,7 +115,7 @@ async function main() {
   const sock = join(dir, 'docker.sock');
   writeFileSync(join(dir, 'daemon.json'), '{}');
   const dlog = openSync(join(dir, 'berthd.log'), 'a');
-  const daemon = spawn(process.execPath, [MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', join(dir, 'daemon.json'), '--log-level', 'warn'], { stdio: ['ignore', dlog, dlog] });
+  const daemon = spawn(process.execPath, [...(process.env.BERTHD_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BERTHD_PROF] : []), MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', join(dir, 'daemon.json'), '--log-level', 'warn'], { stdio: ['ignore', dlog, dlog] });
   closeSync(dlog);
   children.push(daemon);
   const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'docker-config') };
