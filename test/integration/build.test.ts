@@ -285,12 +285,14 @@ describe('docker build (classic builder)', () => {
   });
 
   it('builds independent stages at once, the output staying in dockerd\'s step order', async () => {
-    // stage a waits for a connection that only stage b makes: the build finishes only if both RUNs overlap
+    // stage a waits for a connection that only stage b makes: the build finishes only if both RUNs overlap.
+    // a's nc hands the accepted socket to `cat` (-e): a plain `nc -l > /got` with RUN's /dev/null stdin can end on
+    // that stdin's EOF before b's line arrives (busybox nc, reproduced outside Berth ~1 run in 5)
     const port = 20000 + Math.floor(Math.random() * 20000);
     const dir = context('concurrent', {
       Dockerfile: [
         'FROM busybox AS a',
-        `RUN timeout 60 nc -l -p ${port} > /got && echo a-done`,
+        `RUN timeout 60 nc -l -p ${port} -e sh -c 'cat > /got' && echo a-done`,
         'FROM busybox AS b',
         `RUN for i in $(seq 1 300); do echo from-b | nc 127.0.0.1 ${port} && break; sleep 0.1; done; echo b-done`,
         'FROM busybox',
