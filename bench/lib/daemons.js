@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { busyboxRootfs, dockerCli } from './common.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const MAIN = process.env.BERTHD_MAIN ?? fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
 /** The node flags berthd's entry point asks for on its #! line (as when it runs as `berthd`). */
 export function berthdNodeFlags() {
