@@ -15,6 +15,7 @@ import { decompressStream } from '../archive/decompress.js';
 import { applyTar } from '../snapshots/layer-apply.js';
 import { readTar } from '../archive/tar-reader.js';
 import { cleanPath, PatternMatcher, readIgnoreFile } from './dockerignore.js';
+import { goPathMatch } from '../util/go-path-match.js';
 
 /** Unpacks a (possibly compressed) context tar into `dir` (created). Returns the bytes received. */
 export async function extractContext(body: Readable, dir: string): Promise<void> {
@@ -93,30 +94,6 @@ export function removeIgnoredBuildFiles(dir: string, ignore: string | undefined,
   const m = new PatternMatcher(readIgnoreFile(ignore));
   for (const f of ['.dockerignore', dockerfile]) {
     if (m.matchesOrParentMatches(f)) rmSync(join(dir, f), { force: true, recursive: true });
-  }
-}
-
-/** Go's path.Match for one pattern against a slash-separated name (`*` and `?` stop at `/`). */
-export function goPathMatch(pattern: string, name: string): boolean {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const j = pattern.indexOf(']', i + 1);
-      if (j < 0) return false;
-      let cls = pattern.slice(i + 1, j);
-      if (cls.startsWith('^')) cls = `^${cls.slice(1)}`;
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = j;
-    } else if (c === '\\' && i + 1 < pattern.length) re += `\\${pattern[++i] as string}`;
-    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  try {
-    return new RegExp(`${re}$`, 's').test(name);
-  } catch {
-    return false;
   }
 }
 

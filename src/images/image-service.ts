@@ -19,6 +19,7 @@ import {
   withDefaultTag,
   type ImageReference,
 } from './reference.js';
+import { goPathMatch } from '../util/go-path-match.js';
 
 /** An image as the rest of Berth sees it. */
 export interface ImageRecord {
@@ -53,23 +54,6 @@ export interface DeleteItem {
 
 const ID_PREFIX_RE = /^(?:sha256:)?([a-f0-9]{1,64})$/;
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
-
-/** Go's path.Match subset used by Docker's reference filter (*, ?, [...]). */
-function globMatch(pattern: string, s: string): boolean {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const j = pattern.indexOf(']', i);
-      if (j < 0) return false;
-      re += `[${pattern.slice(i + 1, j).replace(/^\^/, '^').replace(/\\/g, '\\\\')}]`;
-      i = j;
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`${re}$`).test(s);
-}
 
 /**
  * Image records, references and their lifecycle (tag, untag, delete, prune), on top of the content store
@@ -589,7 +573,7 @@ function labelHolds(labels: Record<string, string>, term: string): boolean {
 
 /** Docker's reference filter: the pattern matches the familiar "name:tag" or just the familiar name. */
 function referenceMatches(pattern: string, familiarTag: string): boolean {
-  if (globMatch(pattern, familiarTag)) return true;
+  if (goPathMatch(pattern, familiarTag)) return true;
   const name = familiarTag.replace(/:[^:/]+$/, '');
-  return globMatch(pattern, name);
+  return goPathMatch(pattern, name);
 }
