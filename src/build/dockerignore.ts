@@ -160,22 +160,15 @@ export class PatternMatcher {
 
   /** Whether a (clean, relative) path is excluded; a pattern also matches through a parent of the same depth. */
   matches(file: string): boolean {
-    let matched = false;
-    const parent = dirOf(file);
-    const parentDirs = parent.split('/');
-    for (const p of this.patterns) {
-      if (p.exclusion !== matched) continue;
-      let match = p.match(file);
-      if (!match && parent !== '.' && p.dirs.length <= parentDirs.length) {
-        match = p.match(parentDirs.slice(0, p.dirs.length).join('/'));
-      }
-      if (match) matched = !p.exclusion;
-    }
-    return matched;
+    return this.match(file, false);
   }
 
   /** Like matches, but any parent directory matching counts (dockerd's removal of Dockerfile/.dockerignore). */
   matchesOrParentMatches(file: string): boolean {
+    return this.match(file, true);
+  }
+
+  private match(file: string, anyParent: boolean): boolean {
     let matched = false;
     const parent = dirOf(file);
     const parentDirs = parent.split('/');
@@ -183,7 +176,11 @@ export class PatternMatcher {
       if (p.exclusion !== matched) continue;
       let match = p.match(file);
       if (!match && parent !== '.') {
-        for (let i = 0; i < parentDirs.length && !match; i++) match = p.match(parentDirs.slice(0, i + 1).join('/'));
+        if (anyParent) {
+          for (let i = 0; i < parentDirs.length && !match; i++) match = p.match(parentDirs.slice(0, i + 1).join('/'));
+        } else if (p.dirs.length <= parentDirs.length) {
+          match = p.match(parentDirs.slice(0, p.dirs.length).join('/'));
+        }
       }
       if (match) matched = !p.exclusion;
     }
