@@ -365,7 +365,7 @@ export class ContainerService extends ContainerReads {
    * Attach: live output (and stdin) of the current or next run. When the container is not running,
    * the session waits for the next start (docker run / start -a attach first).
    */
-  async attach(ref: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<{ c: ContainerRecord; handle: Promise<AttachHandle | undefined> }> {
+  async attach(ref: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<{ c: ContainerView; handle: Promise<AttachHandle | undefined> }> {
     const c = this.record(ref);
     const wantStdin = want.stdin && c.config.OpenStdin;
     const w = { ...want, stdin: wantStdin };
