@@ -7,7 +7,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { request } from 'undici';
+import { freePort } from './lib/common.js';
 
 const TOTAL = Number(process.env.BENCH_BYTES ?? 200_000_000);
 const LAYERS = 4;
@@ -24,16 +24,6 @@ const MAIN = process.env.BERTHD_MAIN ?? fileURLToPath(new URL('../dist/main.js',
 const REGISTRY = '/usr/bin/docker-registry';
 const dir = mkdtempSync(join(tmpdir(), 'berth-bench-reg-'));
 const children = [];
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(check, what) {
   const deadline = Date.now() + 20_000;

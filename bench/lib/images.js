@@ -2,12 +2,12 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createWriteStream, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pack } from 'tar-stream';
 import { request } from 'undici';
+import { freePort } from './common.js';
 
 const entry = (p, name, data) => new Promise((r, j) => p.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? j(e) : r())));
 
@@ -47,16 +47,6 @@ export async function writeImageArchive(path, { images = 1, name = 'bench/img', 
   p.finalize();
   await done;
   return path;
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Debian's docker-registry on 127.0.0.1 with fresh storage; stop() ends it by pid and removes its files. */
