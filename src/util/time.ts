@@ -1,8 +1,17 @@
 import { InvalidParameterError } from '../errors.js';
 
-/** Nanoseconds since the epoch, as BigInt (Docker's timeNano). */
+let lastNano = 0n;
+
+/**
+ * Nanoseconds since the epoch, as BigInt (Docker's timeNano). The wall clock has
+ * milliseconds only, so hrtime fills in below them; that fraction wraps on its own
+ * schedule, so the sum could step back by up to 1 ms between two calls. It never
+ * returns less than before, so events, logs and "until" filters stay ordered.
+ */
 export function nowNano(): bigint {
-  return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  const now = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  lastNano = now > lastNano ? now : lastNano + 1n;
+  return lastNano;
 }
 
 const DURATION_UNITS_NS: Record<string, bigint> = {
