@@ -39,7 +39,8 @@ describe('the CRI stop signal watch', () => {
 // a namespace init (unshare --pid --fork) that installs its SIGTERM handler late: the watch sends the signal again
 describe.skipIf(process.getuid?.() !== 0)('the CRI stop signal watch on a PID namespace init', () => {
   it('sends the signal again once PID 1 catches it', async () => {
-    const c = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', 'sleep 1; trap "exit 7" TERM; echo trapped; while :; do sleep 0.1; done'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // the handler goes in when the test writes a line, not after a fixed sleep that a loaded machine could outlast
+    const c = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sh', '-c', 'read go; trap "exit 7" TERM; echo trapped; while :; do sleep 0.1; done'], { stdio: ['pipe', 'pipe', 'ignore'] });
     children.push(c);
     let init = 0;
     await waitFor(() => {
@@ -55,6 +56,7 @@ describe.skipIf(process.getuid?.() !== 0)('the CRI stop signal watch on a PID na
     }, 20);
     expect(watch).toBeDefined();
     process.kill(init, 'SIGTERM'); // dropped: no handler yet
+    c.stdin?.end('go\n');
     const code = await new Promise<number | null>((resolve) => c.once('exit', (x) => resolve(x)));
     watch?.cancel();
     expect(sent).toBe(1);
