@@ -131,7 +131,7 @@ describe('leftovers of daemons that are gone, and daemons side by side', () => {
     }
     const fw = new Firewall(h.log, tag, true);
     await fw.start();
-    await fw.apply({ bridges: [{ name: bridge, subnet: '10.249.0.0/24', internal: false, masquerade: true }], ports: [] });
+    await fw.apply({ bridges: [{ name: bridge, subnet: '10.221.0.0/24', internal: false, masquerade: true }], ports: [] });
     return { id, bridge, tag, veth };
   }
 
@@ -153,7 +153,7 @@ describe('leftovers of daemons that are gone, and daemons side by side', () => {
   }
 
   it('a start removes the bridges, chains and record of a daemon proven dead, so a reused bridge name meets no stale DROP', async () => {
-    const h = await NetHarness.start({ bip: '10.244.0.1/24', defaultBridgeName: `brs${randomHex(8)}`, daemonsDir: daemons });
+    const h = await NetHarness.start({ bip: '10.222.0.1/24', defaultBridgeName: `brs${randomHex(8)}`, daemonsDir: daemons });
     const dead = await killedDaemon(h, '999999999 12345\n', false);
     const busy = await killedDaemon(h, '999999999 12345\n', true);
     const live = await killedDaemon(h, `${process.pid} ${processStartTime(process.pid)}\n`, false);
@@ -185,7 +185,7 @@ describe('leftovers of daemons that are gone, and daemons side by side', () => {
   });
 
   it('IPv6 networks get forwarding rules in ip6tables (nothing enters their bridge from outside), removed with the network and at stop', async () => {
-    const h = await NetHarness.start({ bip: '10.241.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const h = await NetHarness.start({ bip: '10.223.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
     const rules6 = (): string => execFileSync('ip6tables', ['-w', '-S'], { encoding: 'utf8' });
     try {
       expect(rules6()).toContain(`-A FORWARD -j BERTH-FORWARD-${h.tag}`);
@@ -202,8 +202,8 @@ describe('leftovers of daemons that are gone, and daemons side by side', () => {
   });
 
   it('two daemons creating networks at the same moment never pick the same subnet', async () => {
-    const a = await NetHarness.start({ bip: '10.243.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
-    const b = await NetHarness.start({ bip: '10.242.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const a = await NetHarness.start({ bip: '10.224.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
+    const b = await NetHarness.start({ bip: '10.225.0.1/24', defaultBridgeName: `brs${randomHex(8)}` });
     const names = [0, 1, 2].map((i) => `side-${i}-${randomHex(6)}`);
     try {
       await Promise.all(names.flatMap((n) => [a.service.create({ Name: n }), b.service.create({ Name: n })]));
