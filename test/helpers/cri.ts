@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -21,17 +22,44 @@ export interface TestCniNetwork {
   subnet: string;
   gateway: string;
   dataDir: string;
+  /** Holds the subnet's claim (see claimSubnet) until removeTestCniNetwork. */
+  claim: Server;
 }
 
-export function writeTestConflist(dir: string): TestCniNetwork {
+/**
+ * Claims a /24 of 10.200.0.0/16 for this process: the claim is an abstract unix socket name (`\0berth-test/cni-<n>`)
+ * that only one process can bind, released when it is closed or the process ends, however it ends. The CRI test
+ * files run at the same time; a random third octet alone gave two of them the same subnet now and then (routes
+ * of both bridges for one prefix). A subnet something on the host already routes (a leftover) is passed over.
+ */
+async function claimSubnet(): Promise<{ third: number; claim: Server }> {
+  const routed = execFileSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' });
+  const start = randomBytes(1)[0] ?? 0;
+  for (let i = 0; i < 256; i++) {
+    const third = (start + i) % 256;
+    if (routed.includes(`10.200.${third}.`)) continue;
+    const server = createServer();
+    const taken = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(true));
+      server.listen({ path: `\0berth-test/cni-${third}` }, () => resolve(false));
+    });
+    if (!taken) {
+      server.unref();
+      return { third, claim: server };
+    }
+  }
+  throw new Error('no free test subnet in 10.200.0.0/16');
+}
+
+export async function writeTestConflist(dir: string): Promise<TestCniNetwork> {
   const confDir = join(dir, 'cni');
   const dataDir = join(dir, 'cni-ipam');
   mkdirSync(confDir, { recursive: true });
   const tag = randomBytes(3).toString('hex');
   const bridge = `bcri${tag}`;
-  const third = randomBytes(1)[0] ?? 7;
-  const subnet = `10.213.${third}.0/24`;
-  const gateway = `10.213.${third}.1`;
+  const { third, claim } = await claimSubnet();
+  const subnet = `10.200.${third}.0/24`;
+  const gateway = `10.200.${third}.1`;
   writeFileSync(
     join(confDir, '10-test.conflist'),
     JSON.stringify({
@@ -50,12 +78,13 @@ export function writeTestConflist(dir: string): TestCniNetwork {
       ],
     }),
   );
-  return { confDir, bridge, subnet, gateway, dataDir };
+  return { confDir, bridge, subnet, gateway, dataDir, claim };
 }
 
-/** Removes the bridge the CNI bridge plugin created (it never deletes it itself). */
+/** Removes the bridge the CNI bridge plugin created (it never deletes it itself), then gives the subnet back. */
 export async function removeTestCniNetwork(n: TestCniNetwork): Promise<void> {
   if ((await runCommand('ip', ['link', 'show', n.bridge])).code === 0) await runCommand('ip', ['link', 'del', n.bridge]);
+  await new Promise<void>((resolve) => n.claim.close(() => resolve()));
 }
 
 /** crictl against one daemon's CRI socket. */

@@ -31,7 +31,7 @@ beforeAll(async () => {
   bin = criToolsBin();
   reg = await startRegistry({ auth: 'none' });
   netDir = mkdtempSync(join(tmpdir(), 'bt-cni-'));
-  net = writeTestConflist(netDir);
+  net = await writeTestConflist(netDir);
   d = await startDaemon({ config: { 'cni-conf-dir': net.confDir } });
   writeCritestMirrors(join(d.dir, 'certs.d'), reg);
   await pushCritestImages(d, reg);

@@ -62,7 +62,7 @@ describe.skipIf(!existsSync(KUBELET) || process.env.BERTH_KUBELET_TEST !== '1')(
     for (const t of TUNABLES) tunablesBefore.set(t, readFileSync(`/proc/sys/${t}`, 'utf8').trim());
     dir = mkdtempSync(join(tmpdir(), 'bt-kubelet-'));
     mkdirSync(join(dir, 'manifests'));
-    net = writeTestConflist(dir);
+    net = await writeTestConflist(dir);
     d = await startDaemon({ config: { 'cni-conf-dir': net.confDir } });
     crictl = new Crictl(criToolsBin(), join(d.execRoot, 'cri.sock'));
     for (const args of [['load', '-i', await busyboxImageTar()], ['tag', 'busybox:latest', IMAGE]]) {
