@@ -69,6 +69,16 @@ describe('published ports (userland proxy and DNAT) and the FORWARD policy', () 
     expect(await httpGet('127.0.0.1', p80)).toBe('ephemeral');
   });
 
+  it('hands out ephemeral host ports after the last one given, as dockerd does: a port just given back is not reused at once', async () => {
+    const first = await sandbox('default', { portBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] }, exposedPorts: ['80/tcp'] });
+    const p1 = Number(first.info.settings.Ports['80/tcp']![0]!.HostPort);
+    await first.release();
+    const second = await sandbox('default', { portBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] }, exposedPorts: ['80/tcp'] });
+    const p2 = Number(second.info.settings.Ports['80/tcp']![0]!.HostPort);
+    expect(p2).not.toBe(p1);
+    expect(p2).toBeGreaterThanOrEqual(32768);
+  });
+
   it("refuses a second container on the same port with dockerd's error and leaves nothing behind", async () => {
     await sandbox('default', { portBindings: { '80/tcp': [{ HostPort: '18090' }] } });
     const before = h.ownedLinks().length;

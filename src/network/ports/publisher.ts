@@ -12,6 +12,13 @@ import { collides, EPHEMERAL_FIRST, EPHEMERAL_LAST, portAllocatedMessage, type P
  */
 export class PortPublisher {
   private readonly proxies = new Map<string, PortProxy[]>();
+  /**
+   * The last ephemeral host port handed out, per protocol: the next search starts after it and wraps around, as
+   * dockerd's port allocator does, so a port just given back is not handed to the next container at once (a
+   * client still using the old port would reach the new container; several daemons on one host, each taking
+   * the lowest free port, kept passing one port around).
+   */
+  private readonly lastEphemeral = new Map<string, number>();
 
   constructor(private readonly ctx: NetworkContext) {}
 
@@ -44,8 +51,11 @@ export class PortPublisher {
     const ephemeral = w.hostFirst === 0;
     const first = ephemeral ? EPHEMERAL_FIRST : w.hostFirst;
     const last = ephemeral ? EPHEMERAL_LAST : w.hostLast;
+    const span = last - first + 1;
+    const start = ephemeral ? ((this.lastEphemeral.get(w.proto) ?? last) + 1 - first) % span : 0;
     let lastError: Error | undefined;
-    for (let port = first; port <= last; port++) {
+    for (let i = 0; i < span; i++) {
+      const port = first + ((start + i) % span);
       const cand: PublishedPort = { proto: w.proto, containerPort: w.containerPort, hostIp: w.hostIp, hostPort: port };
       if (held.some((h) => collides(h, cand))) {
         lastError = new BerthError(portAllocatedMessage(w.hostIp, port));
@@ -53,6 +63,7 @@ export class PortPublisher {
       }
       try {
         proxies.push(await startProxy(this.ctx.log, { proto: w.proto, hostIp: w.hostIp, hostPort: port, containerIp, containerPort: w.containerPort }));
+        if (ephemeral) this.lastEphemeral.set(w.proto, port);
         return cand;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
