@@ -104,27 +104,27 @@ describe('container networking end to end (docker run, network, port, ps)', () =
     await d.docker(['rm', '-f', 'mover']);
   });
 
-  it('publishes -p 127.0.0.1:18089:80 and -p 80, shows them in docker port and ps, and closes them on removal', async () => {
-    await run(['-d', '--name', 'pub1', '-p', '127.0.0.1:18089:80', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
+  it('publishes -p 127.0.0.1:18087:80 and -p 80, shows them in docker port and ps, and closes them on removal', async () => {
+    await run(['-d', '--name', 'pub1', '-p', '127.0.0.1:18087:80', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
     await run(['-d', '--name', 'pub2', '-p', '80', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc']);
-    expect((await d.docker(['port', 'pub1'])).stdout.trim()).toBe('80/tcp -> 127.0.0.1:18089');
+    expect((await d.docker(['port', 'pub1'])).stdout.trim()).toBe('80/tcp -> 127.0.0.1:18087');
     const port2 = (await d.docker(['port', 'pub2', '80'])).stdout.trim();
     expect(port2).toMatch(/^0\.0\.0\.0:\d+$/);
     const eph = Number(port2.split(':')[1]);
     expect(eph).toBeGreaterThanOrEqual(32768);
     const ps = (await d.docker(['ps', '--format', '{{.Names}} {{.Ports}}'])).stdout;
-    expect(ps).toContain('pub1 127.0.0.1:18089->80/tcp');
+    expect(ps).toContain('pub1 127.0.0.1:18087->80/tcp');
     expect(ps).toContain(`pub2 0.0.0.0:${eph}->80/tcp`);
-    expect((await until(() => httpGet('127.0.0.1', 18089, '/hostname'), 'pub1')).trim()).toMatch(/^[0-9a-f]{12}$/);
+    expect((await until(() => httpGet('127.0.0.1', 18087, '/hostname'), 'pub1')).trim()).toMatch(/^[0-9a-f]{12}$/);
     expect((await until(() => httpGet('127.0.0.1', eph, '/hostname'), 'pub2')).trim()).toMatch(/^[0-9a-f]{12}$/);
 
-    const clash = await d.docker(['run', '-d', '--name', 'pub3', '-p', '127.0.0.1:18089:80', 'busybox', 'httpd', '-f', '-p', '80']);
+    const clash = await d.docker(['run', '-d', '--name', 'pub3', '-p', '127.0.0.1:18087:80', 'busybox', 'httpd', '-f', '-p', '80']);
     expect(clash.code).not.toBe(0);
-    expect(clash.stderr).toContain('Bind for 127.0.0.1:18089 failed: port is already allocated');
+    expect(clash.stderr).toContain('Bind for 127.0.0.1:18087 failed: port is already allocated');
     await d.docker(['rm', '-f', 'pub3']);
 
     await d.docker(['rm', '-f', 'pub1', 'pub2']);
-    expect(await refused('127.0.0.1', 18089)).toBe(true);
+    expect(await refused('127.0.0.1', 18087)).toBe(true);
     expect(await refused('127.0.0.1', eph)).toBe(true);
   });
 
