@@ -120,13 +120,19 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
     const ipOf = async (name: string, network: string): Promise<string> =>
       docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name]);
     const hostPort = async (name: string, port: string): Promise<number> => Number((await docker(['port', name, port])).split('\n')[0]!.split(':').pop());
-    /** A detached busybox httpd answering `text` on each of `ports`, up before this returns. */
+    /**
+     * What container `name` of this daemon serves: its name and the daemon's tag. The iptables and nft suites run
+     * at the same time with the same container names, and a host port one daemon gives back can be published by
+     * the other's container next: a page with the name alone could come from the other daemon's container.
+     */
+    const page = (name: string): string => `${name}@${tag}`;
+    /** A detached busybox httpd answering page(name) on each of `ports`, up before this returns. */
     const web = async (name: string, args: string[], ports: number[], network: string): Promise<string> => {
-      const script = `echo ${name} > /tmp/index.html; ${ports.map((p) => `httpd -p ${p} -h /tmp;`).join(' ')} exec sleep 600`;
+      const script = `echo ${page(name)} > /tmp/index.html; ${ports.map((p) => `httpd -p ${p} -h /tmp;`).join(' ')} exec sleep 600`;
       await docker(['run', '-d', '--init', '--name', name, '--network', network, ...args, 'busybox', 'sh', '-c', script]);
       const ip = await ipOf(name, network);
       // The host reaches every container address directly (not forwarded): proof the server is up.
-      for (const p of ports) await waitFor(async () => (await httpGet(ip, p).catch(() => '')).trim() === name, 40_000);
+      for (const p of ports) await waitFor(async () => (await httpGet(ip, p).catch(() => '')).trim() === page(name), 40_000);
       return ip;
     };
     const lanGet = (url: string): Promise<{ code: number; out: string }> => inNetns(lan.path, ['busybox', 'wget', '-q', '-O', '-', url], 3);
@@ -211,10 +217,10 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
       // Out: a published port of a container on another network, through every host address it could use.
       const extIp = await web('sn-pub-ext', ['-p', '80'], [80], 'sn-ext');
       const pubPort = await hostPort('sn-pub-ext', '80/tcp');
-      expect((await lanGet(`http://${lan.hostIp}:${pubPort}/`)).out.trim()).toBe('sn-pub-ext');
+      expect((await lanGet(`http://${lan.hostIp}:${pubPort}/`)).out.trim()).toBe(page('sn-pub-ext'));
       for (const host of [nets['sn-int']!.gateway, nets['sn-ext']!.gateway, lan.hostIp]) {
         const r = await inContainer('sn-int', `timeout 2 wget -q -O - http://${host}:${pubPort}/; echo "rc=$?"`);
-        expect(r.out, `via ${host}`).not.toContain('sn-pub-ext');
+        expect(r.out, `via ${host}`).not.toContain(page('sn-pub-ext'));
       }
       expect(extIp).not.toBe('');
       // In: a port "published" by a container on the internal network is not published at all.
@@ -233,11 +239,11 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
       await docker(['network', 'connect', 'sn-ext', 'sn-mover']);
       expect(await route()).toContain(`default via ${nets['sn-ext']!.gateway}`);
       const port = await hostPort('sn-mover', '80/tcp');
-      expect((await lanGet(`http://${lan.hostIp}:${port}/`)).out.trim()).toBe('sn-mover');
+      expect((await lanGet(`http://${lan.hostIp}:${port}/`)).out.trim()).toBe(page('sn-mover'));
       await docker(['network', 'disconnect', 'sn-ext', 'sn-mover']);
       expect(await route()).not.toMatch(/^default/m);
       expect((await d.docker(['port', 'sn-mover'])).stdout.trim()).toBe('');
-      expect((await lanGet(`http://${lan.hostIp}:${port}/`)).out).not.toContain('sn-mover');
+      expect((await lanGet(`http://${lan.hostIp}:${port}/`)).out).not.toContain(page('sn-mover'));
     });
 
     it('answers a network\'s names to its own containers only, and is no resolver for anyone else', async () => {
@@ -263,12 +269,12 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
         // 80 unpublished; 8080 published on an ephemeral host port.
         const ip = await web(name, ['-p', '8080'], [80, 8080], network);
         const published = await hostPort(name, '8080/tcp');
-        expect((await lanGet(`http://${lan.hostIp}:${published}/`)).out.trim(), `${network}: published port`).toBe(name);
+        expect((await lanGet(`http://${lan.hostIp}:${published}/`)).out.trim(), `${network}: published port`).toBe(page(name));
         const direct = await lanGet(`http://${ip}:80/`);
-        expect(direct.out, `${network}: unpublished port by container address`).not.toContain(name);
+        expect(direct.out, `${network}: unpublished port by container address`).not.toContain(page(name));
         // The published container port, addressed directly instead of through the host port, is not open either.
         const around = await lanGet(`http://${ip}:8080/`);
-        expect(around.out, `${network}: published container port by container address`).not.toContain(name);
+        expect(around.out, `${network}: published container port by container address`).not.toContain(page(name));
       }
     });
   });
