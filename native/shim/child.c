@@ -9,6 +9,7 @@
 #include "rootfs.h"
 #include "security.h"
 #include "sync.h"
+#include "userns.h"
 #include "util.h"
 
 #include <errno.h>
@@ -113,8 +114,7 @@ static int setup_stdio(struct plan *p, struct child_fds *fds, int slave, struct 
 	return 0;
 }
 
-/* Everything between the go and ready; *path gets the resolved command. */
-static int child_setup(struct plan *p, struct child_fds *fds, char **path, struct berth_err *err)
+static int join_cgroups(struct child_fds *fds, struct berth_err *err)
 {
 	/* Moving oneself ("0" into `tasks`) skips the global threadgroup lock that moving a process by pid
 	 * takes, and with it an RCU grace period (10-20 ms) per container start. */
@@ -124,6 +124,14 @@ static int child_setup(struct plan *p, struct child_fds *fds, char **path, struc
 			return berth_fail(err, errno, "join cgroup %s", fds->cg_tasks[i]);
 		close(fd);
 	}
+	return 0;
+}
+
+/* Cgroups, OOM score, then the namespaces the plan joins (the clone made the others). */
+static int child_enter(struct plan *p, struct child_fds *fds, struct berth_err *err)
+{
+	if (join_cgroups(fds, err) < 0)
+		return -1;
 	if (fds->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
 		return berth_fail(err, errno, "create the cgroup namespace");
 	if (sec_oom(p, err) < 0)
@@ -134,7 +142,46 @@ static int child_setup(struct plan *p, struct child_fds *fds, char **path, struc
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			return berth_fail(err, errno, "become root in the user namespace");
 	}
-	if (ns_join_paths(p, 0, err) < 0 || ns_proc_join(fds->nsp, p->ns_proc.flags & ~CLONE_NEWPID, err) < 0)
+	return ns_join_paths(p, 0, err) < 0 || ns_proc_join(fds->nsp, p->ns_proc.flags & ~CLONE_NEWPID, err) < 0 ? -1 : 0;
+}
+
+/* User namespace (userns.c): as root of the host, the init joins its cgroups, sets its limits, prepares the
+ * mounts and joins the pod's namespaces; then it joins the user namespace, unshares the rest (owned by the user
+ * namespace) and forks the container's PID 1. Returns in that process only: the init reports its pid and exits. */
+static int child_enter_userns(struct plan *p, struct child_fds *fds, struct berth_err *err)
+{
+	if (join_cgroups(fds, err) < 0 || sec_oom(p, err) < 0)
+		return -1;
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* raising a hard limit needs CAP_SYS_RESOURCE of the host: set here, inherited by the fork */
+	if (sec_rlimits(p, err) < 0 || userns_prepare_mounts(p, fds->userns_fd, err) < 0)
+		return -1;
+	/* the pod's namespaces (owned by the user namespace) joined as root of the host, whose paths it can open */
+	if (ns_join_paths(p, 0, err) < 0 || ns_join_paths(p, 1, err) < 0 || ns_proc_join(fds->nsp, p->ns_proc.flags, err) < 0)
+		return -1;
+	if (setns(fds->userns_fd, CLONE_NEWUSER) < 0)
+		return berth_fail(err, errno, "join the user namespace");
+	close(fds->userns_fd);
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		return berth_fail(err, errno, "become root in the user namespace");
+	if (fds->late_flags && unshare((int)fds->late_flags) < 0)
+		return berth_fail(err, errno, "create the container's namespaces in its user namespace");
+	pid_t pid = fork();
+	if (pid < 0)
+		return berth_fail(err, errno, "fork the container's first process");
+	if (pid > 0)
+		_exit(sync_send_pid(fds->sync, pid) < 0 ? 1 : 0);
+	/* the shim adopted this process once the init exited: only then does a parent-death signal name it */
+	if (sync_expect(fds->sync, SYNC_GO) < 0)
+		_exit(1);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	return 0;
+}
+
+/* Everything between the go and ready; *path gets the resolved command. */
+static int child_setup(struct plan *p, struct child_fds *fds, char **path, struct berth_err *err)
+{
+	if ((fds->userns_fd >= 0 ? child_enter_userns(p, fds, err) : child_enter(p, fds, err)) < 0)
 		return -1;
 
 	if (p->mode == MODE_CREATE && rootfs_prepare(p, err) < 0)

@@ -14,6 +14,8 @@ struct child_fds {
 	int ncg_tasks;
 	struct ns_proc *nsp; /* exec: the container's init, pinned (ns_proc.flags says what to join) */
 	int unshare_cgroupns; /* make the private cgroup namespace after joining the cgroups */
+	int userns_fd; /* create in a user namespace (userns.c): it, else -1 */
+	unsigned long late_flags; /* the CLONE_NEW* unshared once the user namespace is joined */
 };
 
 /* Never returns: execs the container's command, or reports the failed step to the shim and exits. */

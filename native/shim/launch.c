@@ -8,6 +8,7 @@
 #include "child.h"
 #include "ns.h"
 #include "sync.h"
+#include "userns.h"
 #include "util.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define OUTPUT_PIPE_SIZE (256 * 1024)
@@ -35,6 +37,33 @@ struct clone3_args {
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
+
+/* The user namespace a create runs in, as an fd (-1: none): a new one with the plan's maps, or the one it
+ * joins (by path, or of the pinned process); the join is then left out of the plan's others. */
+static int userns_open(struct plan *p, struct ns_proc *nsp, int *fd, struct berth_err *err)
+{
+	*fd = -1;
+	if (p->clone_flags & CLONE_NEWUSER) {
+		*fd = userns_create(p->uid_map, p->gid_map, err);
+		return *fd < 0 ? -1 : 0;
+	}
+	for (int i = 0; i < p->njoins; i++) {
+		if (p->joins[i].nstype != CLONE_NEWUSER)
+			continue;
+		*fd = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return berth_fail(err, errno, "open namespace %s", p->joins[i].path);
+		p->joins[i].nstype = 0;
+		return 0;
+	}
+	if (p->ns_proc.flags & CLONE_NEWUSER) {
+		*fd = openat(nsp->procfd, "ns/user", O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return berth_fail(err, errno, "open the user namespace of process %d", (int)nsp->pid);
+		p->ns_proc.flags &= ~CLONE_NEWUSER;
+	}
+	return 0;
+}
 
 int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_err *err)
 {
@@ -56,9 +85,18 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 	struct ns_proc nsp = {.pid = 0, .pidfd = -1, .procfd = -1};
 	if (p->ns_proc.pid && ns_proc_open(&p->ns_proc, &nsp, err) < 0)
 		return -1;
-	/* joining a pid namespace only affects children: do it here, before clone */
-	if (ns_join_paths(p, 1, err) < 0 || ((p->ns_proc.flags & CLONE_NEWPID) && ns_proc_join(&nsp, CLONE_NEWPID, err) < 0))
+	/* create in a user namespace: made or opened here, the init does the rest (userns.c) */
+	int userns_fd = -1;
+	unsigned long late_flags = 0;
+	if (p->mode == MODE_CREATE && userns_open(p, &nsp, &userns_fd, err) < 0)
 		return -1;
+	if (userns_fd >= 0) {
+		late_flags = p->clone_flags & ~(unsigned long)CLONE_NEWUSER;
+		p->clone_flags = 0;
+	} else if (ns_join_paths(p, 1, err) < 0 || ((p->ns_proc.flags & CLONE_NEWPID) && ns_proc_join(&nsp, CLONE_NEWPID, err) < 0)) {
+		/* joining a pid namespace only affects children: do it here, before clone */
+		return -1;
+	}
 
 	/* Cgroups, without moving the child by pid (cgroup->procs), which waits for an RCU grace period:
 	 * v1 hierarchies are joined by the child itself through `tasks` (not possible from a new user
@@ -140,11 +178,13 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 			close(cg2_fd);
 		struct child_fds fds = {.sync = sv[1], .stdin_r = in_p[0], .stdout_w = out_p[1], .stderr_w = err_p[1],
 					.cg_tasks = cg_tasks, .ncg_tasks = ncg_tasks, .nsp = &nsp,
-					.unshare_cgroupns = late_cgroupns};
+					.unshare_cgroupns = late_cgroupns, .userns_fd = userns_fd, .late_flags = late_flags};
 		child_main(p, &fds);
 	}
 	close(sv[1]);
 	ns_proc_close(&nsp);
+	if (userns_fd >= 0)
+		close(userns_fd);
 	if (in_p[0] >= 0)
 		close(in_p[0]);
 	if (out_p[1] >= 0)
@@ -179,7 +219,14 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 		int r = sync_recv(sv[0], &m, &passed);
 		if (r <= 0)
 			return berth_fail(err, 0, "container init exited during setup");
-		if (m.tag == SYNC_PTY && passed >= 0) {
+		if (m.tag == SYNC_PID && m.exit_code > 0) {
+			/* the init forked PID 1 and exits: reap it, then PID 1 is ours (subreaper) */
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			pid = l->pid = (pid_t)m.exit_code;
+			if (sync_send(sv[0], SYNC_GO) < 0)
+				return berth_fail(err, 0, "container init vanished before setup");
+		} else if (m.tag == SYNC_PTY && passed >= 0) {
 			l->pty_master = passed;
 		} else if (m.tag == SYNC_READY) {
 			break;

@@ -113,7 +113,7 @@ int ns_join_paths(struct plan *p, int pid_only, struct berth_err *err)
 	int r = 0;
 	for (int i = 0; i < p->njoins; i++) {
 		fds[i] = -1;
-		if (r < 0 || (p->joins[i].nstype == CLONE_NEWPID) != !!pid_only)
+		if (r < 0 || !p->joins[i].nstype || (p->joins[i].nstype == CLONE_NEWPID) != !!pid_only)
 			continue;
 		fds[i] = open(p->joins[i].path, O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)

@@ -103,6 +103,7 @@ static int nstype(const char *name)
 int plan_load(const char *path, struct plan *p, struct berth_err *err)
 {
 	memset(p, 0, sizeof(*p));
+	p->rootfs_mnt = -1;
 	p->umask = 022;
 	p->log_max_size = -1;
 	p->log_max_file = 1;
@@ -236,11 +237,15 @@ int plan_load(const char *path, struct plan *p, struct berth_err *err)
 			if (fields(val, len, f, 6) || parse_ull(f[3], &fl, 10) || parse_ull(f[4], &pf, 10) || f[2][0] != '/')
 				goto bad;
 			p->mounts = xrealloc(p->mounts, sizeof(*p->mounts) * (size_t)(p->nmounts + 1));
-			p->mounts[p->nmounts++] = (struct mount_ent){f[0], f[1], f[2], f[5], (unsigned long)fl, (unsigned long)pf, 0};
+			p->mounts[p->nmounts++] = (struct mount_ent){f[0], f[1], f[2], f[5], (unsigned long)fl, (unsigned long)pf, 0, 0, -1};
 		} else if (!strcmp(key, "mount_rro")) {
 			if (p->nmounts == 0)
 				goto bad;
 			p->mounts[p->nmounts - 1].rro = 1;
+		} else if (!strcmp(key, "mount_idmap")) {
+			if (p->nmounts == 0)
+				goto bad;
+			p->mounts[p->nmounts - 1].idmap = 1;
 		} else if (!strcmp(key, "device")) {
 			unsigned long long ma, mi, mo, u, g;
 			if (fields(val, len, f, 7) || f[0][0] != '/' || strlen(f[1]) != 1 || !strchr("cbp", f[1][0]) ||

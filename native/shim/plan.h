@@ -17,6 +17,8 @@ struct mount_ent {
 	char *type, *src, *dest, *data;
 	unsigned long flags, pflags;
 	int rro; /* recursively read-only: mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY) after the bind */
+	int idmap; /* a bind idmapped to the container's user namespace (mount_setattr MOUNT_ATTR_IDMAP) */
+	int prefd; /* user namespace: the bind's detached mount, made before the init joined it (-1: none) */
 };
 
 struct dev_ent {
@@ -112,6 +114,9 @@ struct plan {
 	size_t seccomp_len;
 	unsigned seccomp_flags;
 	int last_cap; /* filled by the shim from /proc/sys/kernel/cap_last_cap */
+	/* user namespace (filled by the init before it joins one, see userns.c): the rootfs as a detached mount;
+	 * -1 otherwise */
+	int rootfs_mnt;
 };
 
 /* Parses the plan file at path into p (which points into one buffer the plan keeps). */

@@ -204,6 +204,28 @@ static int do_mount(int rootfd, struct mount_ent *m, struct berth_err *err)
 {
 	char fdp[64];
 	int isdir = 1;
+	if (m->prefd >= 0) {
+		/* prepared before the user namespace was joined (userns.c): attached by fd, flags already set */
+		struct stat st;
+		if (fstat(m->prefd, &st) < 0)
+			return berth_fail(err, errno, "mount %s to %s: stat source", m->src, m->dest);
+		int t = make_target(rootfd, m->dest, S_ISDIR(st.st_mode));
+		if (t < 0)
+			return berth_fail(err, errno, "create mount point %s", m->dest);
+		if (syscall(SYS_move_mount, m->prefd, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return berth_fail(err, errno, "bind mount %s to %s", m->src, m->dest);
+		close(t);
+		close(m->prefd);
+		m->prefd = -1;
+		if (m->pflags) {
+			t = open_in_root(rootfd, m->dest, O_PATH);
+			FDPATH(fdp, t);
+			if (t < 0 || mount(NULL, fdp, NULL, m->pflags, NULL) < 0)
+				return berth_fail(err, errno, "set propagation of %s", m->dest);
+			close(t);
+		}
+		return 0;
+	}
 	if ((m->flags & MS_BIND) && !(m->flags & MS_REMOUNT)) {
 		struct stat st;
 		if (stat(m->src, &st) < 0)
@@ -325,6 +347,12 @@ static int make_symlink(int rootfd, struct link_ent *l, struct berth_err *err)
 
 static int mount_rootfs(struct plan *p, struct berth_err *err)
 {
+	if (p->rootfs_mnt >= 0) {
+		/* made before the user namespace was joined (userns.c), which left the mount point as working directory */
+		if (syscall(SYS_move_mount, p->rootfs_mnt, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			return berth_fail(err, errno, "attach the rootfs on %s", p->rootfs);
+		return 0;
+	}
 	if (p->rootfs_kind == ROOTFS_BIND) {
 		if (mount(p->bind_src, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return berth_fail(err, errno, "bind rootfs %s on %s", p->bind_src, p->rootfs);
@@ -360,8 +388,9 @@ static int mount_rootfs(struct plan *p, struct berth_err *err)
 static int make_rootfs_parent_private(const char *rootfs, struct berth_err *err)
 {
 	char real[4096];
-	if (!realpath(rootfs, real))
-		return berth_fail(err, errno, "realpath %s", rootfs);
+	/* in a user namespace the path was resolved before (userns.c) and cannot be walked again */
+	if (!realpath(rootfs, real) && snprintf(real, sizeof(real), "%s", rootfs) >= (int)sizeof(real))
+		return berth_fail(err, ENAMETOOLONG, "realpath %s", rootfs);
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return berth_fail(err, errno, "open /proc/self/mountinfo");
@@ -395,7 +424,8 @@ int rootfs_prepare(struct plan *p, struct berth_err *err)
 	if (mount_rootfs(p, err) < 0)
 		return -1;
 	/* on failure below, fds stay open: the container init exits */
-	int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* an attached fsmount fd names the root of its mount: no path walk through the host (user namespace) */
+	int rootfd = p->rootfs_mnt >= 0 ? fcntl(p->rootfs_mnt, F_DUPFD_CLOEXEC, 3) : open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return berth_fail(err, errno, "open rootfs %s", p->rootfs);
 	for (int i = 0; i < p->nmounts; i++)
@@ -411,7 +441,7 @@ int rootfs_prepare(struct plan *p, struct berth_err *err)
 	int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (oldroot < 0)
 		return berth_fail(err, errno, "open the old root");
-	if (chdir(p->rootfs) < 0)
+	if ((p->rootfs_mnt >= 0 ? fchdir(p->rootfs_mnt) : chdir(p->rootfs)) < 0)
 		return berth_fail(err, errno, "chdir %s", p->rootfs);
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return berth_fail(err, errno, "pivot_root %s", p->rootfs);

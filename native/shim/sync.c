@@ -7,6 +7,19 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+int sync_send_pid(int fd, pid_t pid)
+{
+	struct sync_error m;
+	memset(&m, 0, sizeof(m));
+	m.tag = SYNC_PID;
+	m.exit_code = (int)pid;
+	ssize_t w;
+	do
+		w = send(fd, &m, sizeof(m), MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	return w == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
 int sync_send(int fd, char tag)
 {
 	ssize_t w;

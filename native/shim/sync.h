@@ -1,6 +1,9 @@
 /* The sync socket between the shim and the container init it cloned (SOCK_SEQPACKET, close-on-exec, so
  * EOF after SYNC_START means the init exec'd):
  *   shim -> init  SYNC_GO     cgroups joined, id maps written: continue
+ *   init -> shim  SYNC_PID    user namespace: the container's PID 1 forked by the init, which then exits
+ *                             (struct sync_error, exit_code = the pid); the shim reaps the init, adopts
+ *                             the pid (subreaper) and sends SYNC_GO to it
  *   init -> shim  SYNC_PTY    the pty master (SCM_RIGHTS)
  *   init -> shim  SYNC_READY  everything done, waiting for start
  *   shim -> init  SYNC_START  exec now
@@ -10,8 +13,11 @@
 
 #include "err.h"
 
+#include <sys/types.h>
+
 enum {
 	SYNC_GO = 'G',
+	SYNC_PID = 'P',
 	SYNC_PTY = 'T',
 	SYNC_READY = 'R',
 	SYNC_START = 'S',
@@ -29,6 +35,8 @@ struct sync_error {
 int sync_send(int fd, char tag);
 /* Reads one tag byte and checks it is `want`; -1 otherwise. */
 int sync_expect(int fd, char want);
+/* Sends pid as SYNC_PID. */
+int sync_send_pid(int fd, pid_t pid);
 /* Sends the pty master as SYNC_PTY. */
 int sync_send_fd(int fd, int passfd, struct berth_err *err);
 /* Sends err as SYNC_ERROR (best effort: the init exits after it either way). */
