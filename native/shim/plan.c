@@ -245,7 +245,9 @@ int plan_load(const char *path, struct plan *p, struct berth_err *err)
 		} else if (!strcmp(key, "mount_idmap")) {
 			if (p->nmounts == 0)
 				goto bad;
-			p->mounts[p->nmounts - 1].idmap = 1;
+			NUM(p->mounts[p->nmounts - 1].idmap, 10);
+			if (p->mounts[p->nmounts - 1].idmap < 1 || p->mounts[p->nmounts - 1].idmap > 2)
+				goto bad;
 		} else if (!strcmp(key, "device")) {
 			unsigned long long ma, mi, mo, u, g;
 			if (fields(val, len, f, 7) || f[0][0] != '/' || strlen(f[1]) != 1 || !strchr("cbp", f[1][0]) ||

@@ -17,7 +17,7 @@ struct mount_ent {
 	char *type, *src, *dest, *data;
 	unsigned long flags, pflags;
 	int rro; /* recursively read-only: mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY) after the bind */
-	int idmap; /* a bind idmapped to the container's user namespace (mount_setattr MOUNT_ATTR_IDMAP) */
+	int idmap; /* a bind idmapped to the container's user namespace (MOUNT_ATTR_IDMAP): 1 its top, 2 its whole tree */
 	int prefd; /* user namespace: the bind's detached mount, made before the init joined it (-1: none) */
 };
 

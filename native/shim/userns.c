@@ -196,7 +196,7 @@ int userns_prepare_mounts(struct plan *p, int ufd, struct berth_err *err)
 		m->prefd = clone_tree(AT_FDCWD, m->src, rec);
 		if (m->prefd < 0)
 			return berth_fail(err, errno, "bind mount %s to %s", m->src, m->dest);
-		if (m->idmap && set_attrs(m->prefd, MOUNT_ATTR_IDMAP, 0, ufd, rec) < 0)
+		if (m->idmap && set_attrs(m->prefd, MOUNT_ATTR_IDMAP, 0, ufd, m->idmap == 2) < 0)
 			return berth_fail(err, errno, "idmap the bind of %s to %s", m->src, m->dest);
 		unsigned long long a = attrs_of(m->flags);
 		unsigned long long clr = (m->flags & MS_NOATIME) ? MOUNT_ATTR__ATIME : 0;
