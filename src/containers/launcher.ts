@@ -2,6 +2,7 @@
 // order, each undone when a later step fails; release() frees them after the run. Mechanism for ContainerService,
 // which alone records what a run did (the launch hooks run inside it).
 
+import { chown } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, errorMessage } from '../errors.js';
 import type { ContainerNetwork } from '../network/container-network.js';
@@ -94,6 +95,17 @@ export class Launcher {
       cleanups.push(() => this.d.network.releaseSandbox(c.id));
       mark('network');
       namespacePaths.network = sandbox.netnsPath ?? 'host';
+      const userns = c.cri?.userns;
+      if (userns?.join) {
+        const holder = this.d.lookup(userns.join);
+        if (!holder.state.Running) throw new ConflictError(`cannot join user namespace of a non running container: ${holder.id}`);
+        namespacePaths.user = `/proc/${holder.state.Pid}/ns/user`;
+      } else if (userns && sandbox.netnsPath) {
+        // a network namespace is owned by the user namespace it is made in: the holder makes its own, which the
+        // CRI then puts at the sandbox's path (src/cri/pod-userns.ts); one made on the host could not be configured
+        // from inside, nor /sys mounted for it
+        delete namespacePaths.network;
+      }
       for (const [key, ns] of [['PidMode', 'pid'], ['IpcMode', 'ipc'], ['UTSMode', 'uts']] as const) {
         const v = String(hc[key] ?? '');
         if (v === 'host') namespacePaths[ns] = 'host';
@@ -122,8 +134,12 @@ export class Launcher {
         cgroupsPath: cgroupPathOf(c),
         cgroupV2: this.d.cgroups.version === '2',
         initPath: this.d.initPath,
+        ...(userns ? { userns: { uidMappings: [...userns.uidMappings], gidMappings: [...userns.gidMappings] } } : {}),
       });
       mark('spec');
+      // the idmapped layers show root's files as the container root's; the upper directory is not idmapped (what
+      // the container writes is owned by the mapped ids on the host), so its root belongs to the mapped root
+      if (userns && this.d.layers.driver !== 'vfs') await chown(join(dir, 'upper'), hostIdOf(userns.uidMappings, 0), hostIdOf(userns.gidMappings, 0));
       const rootfs =
         this.d.layers.driver === 'vfs'
           ? { type: 'bind' as const, path: await this.d.dirs.vfsRootfs(c.id, c.chainId ? this.d.layers.lowerDirs(c.chainId)[0] : undefined) }
@@ -255,6 +271,12 @@ export class Launcher {
       },
     };
   }
+}
+
+/** The host id a container id maps to (the container id itself when no mapping holds it). */
+export function hostIdOf(maps: readonly { containerID: number; hostID: number; size: number }[], id: number): number {
+  const m = maps.find((x) => id >= x.containerID && id < x.containerID + x.size);
+  return m ? m.hostID + (id - m.containerID) : id;
 }
 
 /** Legacy link variables followed by the container's own Env; a name set in both keeps the container's value. */

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { InvalidParameterError } from '../errors.js';
-import type { OciMount, OciNamespace, OciSpec, OciRlimit } from '../runtime/oci-spec.js';
+import type { OciIdMapping, OciMount, OciNamespace, OciSpec, OciRlimit } from '../runtime/oci-spec.js';
 import { OCI_VERSION } from '../runtime/oci-spec.js';
 import {
   DEFAULT_PATH,
@@ -86,6 +86,11 @@ export interface SpecInputs {
   cgroupV2: boolean;
   /** Host path of berth-init, bound at /sbin/docker-init for --init. */
   initPath: string;
+  /**
+   * A user namespace with these maps (a CRI pod's): made, or joined at namespacePaths.user. Binds stay plain (what
+   * the container writes there is owned by the mapped ids on the host); the shim idmaps the image's layers.
+   */
+  userns?: { uidMappings: OciIdMapping[]; gidMappings: OciIdMapping[] };
 }
 
 function rlimits(ulimits: HostConfig['Ulimits']): OciRlimit[] | undefined {
@@ -135,6 +140,8 @@ export function buildSpec(i: SpecInputs): OciSpec {
 
   // Namespaces: defaults, then host modes drop one, container: modes join a path.
   const namespaces: OciNamespace[] = [];
+  // the user namespace first: the others are made inside it (owned by it)
+  if (i.userns) namespaces.push(i.namespacePaths.user ? { type: 'user', path: i.namespacePaths.user } : { type: 'user' });
   // CgroupnsMode: private gives the container its own cgroup namespace on either cgroup version, host none;
   // unset is dockerd's default (private on v2, host on v1).
   const cgroupns = hc.CgroupnsMode === 'private' || ((hc.CgroupnsMode ?? '') === '' && i.cgroupV2);
@@ -181,7 +188,7 @@ export function buildSpec(i: SpecInputs): OciSpec {
   if (config.Tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${i.user.home || '/'}`);
 
-  const sysctl: Record<string, string> = { ...(hostNet ? {} : defaultNetSysctls()), ...(hc.Sysctls ?? {}) };
+  const sysctl: Record<string, string> = { ...(hostNet ? {} : defaultNetSysctls(i.userns !== undefined)), ...(hc.Sysctls ?? {}) };
   validateSysctls(hc.Sysctls ?? {}, hostNet, hostIpc);
 
   const spec: OciSpec = {
@@ -217,6 +224,10 @@ export function buildSpec(i: SpecInputs): OciSpec {
   const props = i.userMounts.flatMap((m) => m.options ?? []);
   if (spec.linux && props.some((o) => o === 'rshared' || o === 'shared')) spec.linux.rootfsPropagation = 'rshared';
   else if (spec.linux && props.some((o) => o === 'rslave' || o === 'slave')) spec.linux.rootfsPropagation = 'rslave';
+  if (i.userns && spec.linux) {
+    spec.linux.uidMappings = i.userns.uidMappings.map((m) => ({ ...m }));
+    spec.linux.gidMappings = i.userns.gidMappings.map((m) => ({ ...m }));
+  }
   if (config.Domainname && spec.linux) spec.domainname = config.Domainname;
   const rl = rlimits(hc.Ulimits);
   if (rl && spec.process) spec.process.rlimits = rl;

@@ -1,4 +1,5 @@
 import type { ContainerConfigJson } from '../images/image-config.js';
+import type { OciIdMapping } from '../runtime/oci-spec.js';
 import type { ContainerMount } from '../volumes/container-mounts.js';
 
 /** The container `Config` as Docker's API carries it (create body, inspect). */
@@ -162,4 +163,16 @@ export interface CriAttachment {
   logPath: string;
   /** CRI-owned data (metadata, annotations, pod config), opaque to the container service. */
   data: Record<string, unknown>;
+  /** A pod with its own user namespace (docs/cri.md): read by the launcher. */
+  userns?: PodUserns;
+}
+
+/**
+ * A pod's user namespace (the CRI's NamespaceMode POD) with the kubelet's id maps. The pod's holder makes it (and
+ * the pod's other namespaces inside it); `join` names that holder in each of the pod's containers.
+ */
+export interface PodUserns {
+  uidMappings: OciIdMapping[];
+  gidMappings: OciIdMapping[];
+  join?: string;
 }

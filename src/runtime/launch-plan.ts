@@ -10,7 +10,8 @@
 // ns_proc "<pid> <start time in ticks>", ns_join_proc* "<mnt|uts|ipc|net|pid|cgroup|user>" (namespaces of ns_proc),
 // cgroup_procs*, uid_map, gid_map, rootfs_kind overlay|bind, rootfs, lower*, upper, work, mount_cwd,
 // overlay_opts, bind_src, rootfs_ro, root_propagation, mount* "type\0src\0dest\0flags\0pflags\0data", mount_rro (the
-// mount before it is made recursively read-only),
+// mount before it is made recursively read-only), mount_idmap 1|2 (the bind before it idmapped to the user namespace:
+// its top mount, or its whole tree),
 // device* "path\0c|b|p\0major\0minor\0mode\0uid\0gid", symlink* "target\0path", masked*, readonly*,
 // hostname, domainname, sysctl* "path-under-/proc/sys\0value", rlimit* "resource\0soft|inf\0hard|inf",
 // oom_score_adj, uid, gid, group*, umask (octal), cwd, cwd_owner "uid:gid", env*, arg*,
@@ -195,6 +196,8 @@ export interface ParsedMountOptions {
   data: string;
   /** `rro` (runc's recursive read-only): every submount read-only too, through mount_setattr(AT_RECURSIVE). */
   recursiveReadOnly: boolean;
+  /** `idmap`/`ridmap` (OCI 1.1): a bind idmapped to the container's user namespace (recursively with ridmap). */
+  idmap: 'idmap' | 'ridmap' | undefined;
 }
 
 /** runc's parseMountOptions: OCI mount options → mount(2) flags, propagation flags and the data string. */
@@ -202,8 +205,13 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
   let flags = 0;
   let propagation = 0;
   let recursiveReadOnly = false;
+  let idmap: ParsedMountOptions['idmap'];
   const data: string[] = [];
   for (const o of options) {
+    if (o === 'idmap' || o === 'ridmap') {
+      idmap = o;
+      continue;
+    }
     if (o === 'rro') {
       flags |= MS.RDONLY;
       recursiveReadOnly = true;
@@ -217,7 +225,7 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
     else if (prop !== undefined) propagation |= prop;
     else if (!IGNORED_OPTIONS.has(o)) data.push(o);
   }
-  return { flags, propagation, data: data.join(','), recursiveReadOnly };
+  return { flags, propagation, data: data.join(','), recursiveReadOnly, idmap };
 }
 
 function checkString(what: string, s: string): string {
@@ -417,6 +425,12 @@ export function compileLaunchPlan(spec: OciSpec, extras: PlanExtras): PlanRecord
       r.push(mountRecord((flags & MS.BIND) !== 0 ? 'bind' : (m.type ?? 'none'), m.source ?? 'none', m.destination, flags, o.propagation, o.data));
       // applies to the mount just above
       if (o.recursiveReadOnly && (flags & MS.BIND) !== 0) add('mount_rro', 1);
+      if (o.idmap) {
+        // the user namespace's maps apply: to the bind's top mount (idmap), or to each of its tree (ridmap, rbind)
+        if ((flags & MS.BIND) === 0) throw new InvalidParameterError(`${o.idmap} is only for binds: ${m.destination}`);
+        if (!(linux.namespaces ?? []).some((ns) => ns.type === 'user')) throw new InvalidParameterError(`${o.idmap} mount ${m.destination} needs a user namespace`);
+        add('mount_idmap', o.idmap === 'ridmap' ? 2 : 1);
+      }
     }
     // default devices unless /dev is a bind of the host's; spec devices win by path
     const devs = new Map<string, LinuxDevice>();

@@ -45,3 +45,44 @@ describe('cgroup namespace and cgroup parent, on both cgroup versions', () => {
     expect(buildSpec(inputs({}, true)).linux?.cgroupsPath).toBe('/berth/c1');
   });
 });
+
+describe('a CRI pod\'s user namespace', () => {
+  const inputs = (over: Partial<SpecInputs>): SpecInputs => ({
+    id: 'c1',
+    config: { Image: 'busybox', Cmd: ['true'], Env: [], WorkingDir: '', Labels: {} } as unknown as SpecInputs['config'],
+    hostConfig: {},
+    user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
+    etcFiles: {},
+    userMounts: [{ destination: '/vol', type: 'bind', source: '/srv/vol', options: ['rbind', 'rprivate'] }],
+    namespacePaths: { network: '/run/netns/x' },
+    resources: {},
+    devices: [],
+    deviceRules: [],
+    cgroupsPath: '/berth/c1',
+    cgroupV2: false,
+    initPath: '/usr/libexec/berth-init',
+    ...over,
+  });
+  const maps = { uidMappings: [{ containerID: 0, hostID: 1000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 2000, size: 65536 }] };
+
+  it('puts the user namespace first with the maps (the holder makes it), and no ping_group_range (its gids are not mapped)', () => {
+    const s = buildSpec(inputs({ userns: maps }));
+    expect(s.linux?.namespaces?.[0]).toEqual({ type: 'user' });
+    expect(s.linux?.uidMappings).toEqual(maps.uidMappings);
+    expect(s.linux?.gidMappings).toEqual(maps.gidMappings);
+    expect(s.linux?.sysctl?.['net.ipv4.ping_group_range']).toBeUndefined();
+    // binds stay plain: what the container writes there is owned by the mapped ids on the host
+    expect(s.mounts?.find((m) => m.destination === '/vol')?.options).not.toContain('idmap');
+  });
+
+  it('joins the holder\'s user namespace by path in the pod\'s containers', () => {
+    const s = buildSpec(inputs({ userns: maps, namespacePaths: { network: '/proc/7/ns/net', user: '/proc/7/ns/user' } }));
+    expect(s.linux?.namespaces?.[0]).toEqual({ type: 'user', path: '/proc/7/ns/user' });
+  });
+
+  it('leaves Docker containers without a user namespace or maps', () => {
+    const s = buildSpec(inputs({}));
+    expect(s.linux?.namespaces?.some((n) => n.type === 'user')).toBe(false);
+    expect(s.linux?.uidMappings).toBeUndefined();
+  });
+});

@@ -185,3 +185,30 @@ describe('compileLaunchPlan', () => {
     expect(specJson(s)).toContain('"value": 9223372036854775808');
   });
 });
+
+describe('user namespaces in the plan', () => {
+  const maps = { uidMappings: [{ containerID: 0, hostID: 1000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 1000, size: 65536 }] };
+
+  it('a new one: CLONE_NEWUSER with the maps; a joined one: a path, no maps', () => {
+    const made = decodePlan(encodePlan(compileLaunchPlan(spec({ linux: { namespaces: [{ type: 'user' }, { type: 'pid' }, { type: 'mount' }], ...maps } }), base)));
+    expect(Number(values(made, 'clone_flags')[0]) & CLONE_NEW.user).toBe(CLONE_NEW.user);
+    expect(values(made, 'uid_map')).toEqual(['0 1000 65536\n']);
+    expect(values(made, 'gid_map')).toEqual(['0 1000 65536\n']);
+    const joined = decodePlan(encodePlan(compileLaunchPlan(spec({ linux: { namespaces: [{ type: 'user', path: '/proc/7/ns/user' }, { type: 'mount' }], ...maps } }), base)));
+    expect(Number(values(joined, 'clone_flags')[0]) & CLONE_NEW.user).toBe(0);
+    expect(values(joined, 'ns_join')).toEqual(['user:/proc/7/ns/user']);
+    expect(values(joined, 'uid_map')).toEqual([]);
+  });
+
+  it('idmap/ridmap on a bind becomes mount_idmap after it; refused on other mounts or without a user namespace', () => {
+    expect(parseMountOptions(['rbind', 'idmap']).idmap).toBe('idmap');
+    expect(parseMountOptions(['rbind', 'ridmap']).data).toBe('');
+    const userns = { namespaces: [{ type: 'user' as const }, { type: 'mount' as const }], ...maps };
+    const recs = decodePlan(encodePlan(compileLaunchPlan(spec({ mounts: [{ destination: '/v', type: 'bind', source: '/srv/v', options: ['rbind', 'idmap'] }], linux: userns }), base)));
+    const keys = recs.map(([k]) => k);
+    expect(keys[keys.indexOf('mount') + 1]).toBe('mount_idmap');
+    expect(values(recs, 'mount_idmap')).toEqual(['1']);
+    expect(() => compileLaunchPlan(spec({ mounts: [{ destination: '/t', type: 'tmpfs', source: 'tmpfs', options: ['idmap'] }], linux: userns }), base)).toThrow(/only for binds/);
+    expect(() => compileLaunchPlan(spec({ mounts: [{ destination: '/v', type: 'bind', source: '/srv/v', options: ['idmap'] }] }), base)).toThrow(/needs a user namespace/);
+  });
+});
