@@ -281,7 +281,13 @@ export class CriContainers {
         },
         HostConfig: hc,
       },
-      cri: { kind: 'container', logPath, data: data as unknown as Record<string, unknown> },
+      cri: {
+        kind: 'container',
+        logPath,
+        data: data as unknown as Record<string, unknown>,
+        // a pod in a user namespace: its containers join the holder's (and the namespaces owned by it)
+        ...(sb.cri?.userns ? { userns: { uidMappings: sb.cri.userns.uidMappings.map((m) => ({ ...m })), gidMappings: sb.cri.userns.gidMappings.map((m) => ({ ...m })), join: sb.id } } : {}),
+      },
     });
     const { Id: id } = await created.catch((e: unknown) => {
       if (imageVolumes) this.imageVolumes.release(imageVolumes.set);

@@ -57,7 +57,7 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
           ],
         },
         info,
-        runtime_handlers: [{ name: '', features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: false } }],
+        runtime_handlers: [{ name: '', features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: true } }],
         features: { supplemental_groups_policy: true },
       };
     },

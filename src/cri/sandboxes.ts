@@ -8,6 +8,7 @@ import { nowNano } from '../util/time.js';
 import type { CniManager, PortMapping } from './cni.js';
 import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
 import { ensurePauseImage } from './pause-image.js';
+import { bindHolderNetns, podUserns } from './pod-userns.js';
 import { findByIdOrPrefix, selectByFilter } from './select.js';
 
 /** Docker labels that mark CRI objects (docker ps --filter label=io.berth.cri.type=container). */
@@ -30,6 +31,14 @@ export interface SandboxData {
   ips?: string[];
   /** CNI set up and not torn down yet. */
   networkUp?: boolean;
+}
+
+/** The CRI UserNamespace a sandbox or pod container runs with (NODE: the host's). */
+export function usernsOptions(c: ContainerView): Msg {
+  const u = c.cri?.userns;
+  if (!u) return { mode: 'NODE', uids: [], gids: [] };
+  const ids = (l: typeof u.uidMappings): Msg[] => l.map((m) => ({ container_id: m.containerID, host_id: m.hostID, length: m.size }));
+  return { mode: 'POD', uids: ids(u.uidMappings), gids: ids(u.gidMappings) };
 }
 
 /** Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*: anything else in a pod or container name becomes '-'. */
@@ -109,6 +118,7 @@ export class SandboxService {
     const nso = msg(sc.namespace_options);
     const namespaces = { network: nsMode(nso.network), pid: nsMode(nso.pid), ipc: nsMode(nso.ipc), targetId: str(nso.target_id) };
     const hostNet = namespaces.network === 'NODE';
+    const userns = podUserns(nso);
     const dns = msg(config.dns_config);
     const labels = strMap(config.labels);
     const annotations = strMap(config.annotations);
@@ -158,13 +168,14 @@ export class SandboxService {
         },
         HostConfig: hc,
       },
-      cri: { kind: 'sandbox', logPath: '', data: data as unknown as Record<string, unknown> },
+      cri: { kind: 'sandbox', logPath: '', data: data as unknown as Record<string, unknown>, ...(userns ? { userns } : {}) },
     });
     try {
       await this.containers.start(id, 'cri');
       if (!hostNet) {
         const c = this.containers.get(id);
         const netns = this.netnsOf(c);
+        if (userns) await bindHolderNetns(netns, c.state.Pid, this.log);
         const ports: PortMapping[] = msgList(config.port_mappings)
           .filter((p) => num(p.host_port) > 0)
           .map((p) => ({
@@ -226,7 +237,11 @@ export class SandboxService {
       state: this.state(c),
       created_at: d.createdAt,
       network: { ip, additional_ips: more.map((x) => ({ ip: x })) },
-      linux: { namespaces: { options: { network: d.namespaces.network, pid: d.namespaces.pid, ipc: d.namespaces.ipc, target_id: d.namespaces.targetId } } },
+      linux: {
+        namespaces: {
+          options: { network: d.namespaces.network, pid: d.namespaces.pid, ipc: d.namespaces.ipc, target_id: d.namespaces.targetId, userns_options: usernsOptions(c) },
+        },
+      },
       labels: d.labels,
       annotations: d.annotations,
       runtime_handler: d.runtimeHandler,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -361,5 +361,87 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
       pf.kill();
     }
     await crictl.ok(['rmp', '-f', pod]);
+  });
+});
+
+describe('pods in a user namespace (NamespaceOption.userns_options mode POD)', () => {
+  // a range no other test maps (critest uses 1000)
+  const HOST_ID = 3_100_000;
+  const SIZE = 65_536;
+  const userns = { userns_options: { mode: 0, uids: [{ container_id: 0, host_id: HOST_ID, length: SIZE }], gids: [{ container_id: 0, host_id: HOST_ID, length: SIZE }] } };
+  const sock = (): string => join(d.execRoot, 'cri.sock');
+  beforeAll(async () => {
+    await crictl.ok(['pull', image], { timeoutMs: 120_000 });
+  });
+  const execSync = async (ctr: string, cmd: string[]): Promise<{ out: string; code: number }> => {
+    const r = await criCall(sock(), 'ExecSync', { container_id: ctr, cmd, timeout: 10 });
+    return { out: Buffer.from(r.stdout as Uint8Array).toString() + Buffer.from(r.stderr as Uint8Array).toString(), code: Number(r.exit_code) };
+  };
+
+  it('maps the pod root to the kubelet\'s range: image files are root\'s, what it writes is the mapped ids\', host files are nobody\'s; all gone at rmp, also after a daemon restart', async () => {
+    const vol = mkdtempSync(join(tmpdir(), 'bt-userns-'));
+    chmodSync(vol, 0o777);
+    writeFileSync(join(vol, 'host-owned'), 'host\n', { mode: 0o644 });
+    try {
+      const pod = (await crictl.ok(['runp', podConfig('uns', { linux: { security_context: { namespace_options: userns } } })])).trim();
+      const podStatus = JSON.parse(await crictl.ok(['inspectp', pod])) as { status: { network: { ip: string }; linux: { namespaces: { options: { usernsOptions: { mode: string; uids: unknown[] } } } } }; info: { netns: string; pid: number } };
+      expect(podStatus.status.linux.namespaces.options.usernsOptions).toEqual({ mode: 'POD', uids: [{ containerId: 0, hostId: HOST_ID, length: SIZE }], gids: [{ containerId: 0, hostId: HOST_ID, length: SIZE }] });
+      // CNI ran against the holder's network namespace, which is owned by the pod's user namespace
+      expect(podStatus.status.network.ip.startsWith(net.subnet.replace(/0\/24$/, ''))).toBe(true);
+      const netns = podStatus.info.netns;
+      expect(statSync(netns).ino).toBe(statSync(`/proc/${podStatus.info.pid}/ns/net`).ino);
+      expect(readlinkSync(`/proc/${podStatus.info.pid}/ns/user`)).not.toBe(readlinkSync('/proc/self/ns/user'));
+
+      const ctr = (await crictl.ok(['create', pod, containerConfig('uns', 'app', ['sleep', '1000'], { mounts: [{ container_path: '/vol', host_path: vol }] }), podConfig('uns', { linux: { security_context: { namespace_options: userns } } })])).trim();
+      await crictl.ok(['start', ctr]);
+      const ctrPid = (JSON.parse(await crictl.ok(['inspect', ctr])) as { info: { pid: number } }).info.pid;
+      expect(readFileSync(`/proc/${ctrPid}/uid_map`, 'utf8')).toMatch(new RegExp(`^\\s*0\\s+${HOST_ID}\\s+${SIZE}\\n$`));
+      expect(readFileSync(`/proc/${ctrPid}/gid_map`, 'utf8')).toMatch(new RegExp(`^\\s*0\\s+${HOST_ID}\\s+${SIZE}\\n$`));
+      // the pod's containers share the holder's user namespace
+      expect(readlinkSync(`/proc/${ctrPid}/ns/user`)).toBe(readlinkSync(`/proc/${podStatus.info.pid}/ns/user`));
+      expect(readlinkSync(`/proc/${ctrPid}/ns/user`)).not.toBe(readlinkSync('/proc/self/ns/user'));
+
+      // the image's files (root's on the host) are the container root's: idmapped layers
+      expect(await execSync(ctr, ['sh', '-c', 'id -u; stat -c %u:%g /bin/busybox /etc/passwd; cat /proc/self/uid_map'])).toEqual({ out: expect.stringMatching(new RegExp(`^0\\n0:0\\n0:0\\n\\s*0\\s+${HOST_ID}\\s+${SIZE}\\n$`)), code: 0 });
+      // what it writes, in its rootfs and in a volume, is owned by the mapped root on the host
+      expect((await execSync(ctr, ['sh', '-c', 'echo a > /made-in-rootfs && echo b > /vol/made-in-volume && mkdir /dir-in-rootfs'])).code).toBe(0);
+      expect(statSync(`/proc/${ctrPid}/root/made-in-rootfs`).uid).toBe(HOST_ID);
+      expect(statSync(`/proc/${ctrPid}/root/dir-in-rootfs`).gid).toBe(HOST_ID);
+      expect(statSync(join(vol, 'made-in-volume')).uid).toBe(HOST_ID);
+      // a host root's file is nobody's inside, and root there cannot write it
+      const hostOwned = await execSync(ctr, ['sh', '-c', 'stat -c %u /vol/host-owned; echo x >> /vol/host-owned']);
+      expect(hostOwned.out).toMatch(/^65534\n.*(Permission denied|can't create)/s);
+      expect(hostOwned.code).not.toBe(0);
+      expect(readFileSync(join(vol, 'host-owned'), 'utf8')).toBe('host\n');
+      // nothing of the container is mounted on the host (idmapped layers and binds are the container's own)
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(ctr);
+
+      // a daemon restart keeps the pod; exec still joins it, and rmp removes everything
+      await d.signal('SIGTERM');
+      await d.launch();
+      expect((await execSync(ctr, ['id', '-u'])).out).toBe('0\n');
+      await crictl.ok(['rmp', '-f', pod]);
+      expect(existsSync(netns)).toBe(false);
+      for (const pid of [ctrPid, podStatus.info.pid]) expect(existsSync(`/proc/${pid}/ns/user`) && readlinkSync(`/proc/${pid}/ns/user`) === readlinkSync(`/proc/${ctrPid}/ns/user`)).toBe(false);
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses what a user namespace cannot be: CONTAINER/TARGET modes, several or rootless mappings, host namespaces', async () => {
+    const run = (name: string, nso: Record<string, unknown>): Promise<{ code: number; stderr: string }> =>
+      crictl.run(['runp', podConfig(name, { linux: { security_context: { namespace_options: nso } } })]);
+    const one = [{ container_id: 0, host_id: HOST_ID, length: SIZE }];
+    for (const [name, nso, text] of [
+      ['bad-mode', { userns_options: { mode: 1 } }, 'unsupported user namespace mode: CONTAINER'],
+      ['bad-two', { userns_options: { mode: 0, uids: [...one, { container_id: 0, host_id: HOST_ID + SIZE, length: SIZE }], gids: one } }, 'exactly one uid mapping'],
+      ['bad-root', { userns_options: { mode: 0, uids: [{ container_id: 1, host_id: HOST_ID, length: SIZE }], gids: one } }, 'must map container ID 0'],
+      ['bad-host', { network: 2, userns_options: { mode: 0, uids: one, gids: one } }, "cannot use the host's network namespace"],
+    ] as const) {
+      const r = await run(name, nso);
+      expect(r.code, name).not.toBe(0);
+      expect(r.stderr, name).toContain(text);
+    }
+    expect((await crictl.ok(['pods', '--name', 'bad-', '-q'])).trim()).toBe('');
   });
 });

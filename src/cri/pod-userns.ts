@@ -1,0 +1,57 @@
+// Pods in a user namespace (NamespaceOption.userns_options, mode POD): the kubelet's id maps checked, and the
+// holder's network namespace put at the sandbox's netns path. See docs/cri.md ("User namespaces").
+
+import { InvalidParameterError } from '../errors.js';
+import type { PodUserns } from '../containers/types.js';
+import { MNT_DETACH, MS_BIND, nativeAddon } from '../native.js';
+import type { OciIdMapping } from '../runtime/oci-spec.js';
+import type { Logger } from '../util/logger.js';
+import { runTool } from '../util/run-tool.js';
+import { msg, msgList, num, str } from './messages.js';
+
+const MAX_ID = 2 ** 32 - 1;
+
+function mapping(kind: 'uid' | 'gid', list: unknown): OciIdMapping[] {
+  const l = msgList(list);
+  // as containerd: one range that maps the container's root (the kubelet allocates exactly that)
+  if (l.length !== 1) throw new InvalidParameterError(`user namespace mode POD needs exactly one ${kind} mapping, got ${l.length}`);
+  const m = l[0] ?? {};
+  const containerID = num(m.container_id);
+  const hostID = num(m.host_id);
+  const size = num(m.length);
+  if (containerID !== 0) throw new InvalidParameterError(`user namespace ${kind} mapping must map container ID 0, got ${containerID}`);
+  if (!Number.isInteger(hostID) || !Number.isInteger(size) || size < 1 || hostID < 0 || hostID + size > MAX_ID) {
+    throw new InvalidParameterError(`invalid user namespace ${kind} mapping: host ID ${hostID}, length ${size}`);
+  }
+  if (hostID === 0) throw new InvalidParameterError(`user namespace ${kind} mapping must not map the host's root (host ID 0)`);
+  return [{ containerID, hostID, size }];
+}
+
+/**
+ * The pod's user namespace from its NamespaceOption: undefined for NODE (or no userns_options: the host's, as
+ * before); POD with the kubelet's maps; CONTAINER and TARGET do not exist for user namespaces.
+ */
+export function podUserns(nso: unknown): Omit<PodUserns, 'join'> | undefined {
+  const o = msg(nso);
+  if (o.userns_options === null || o.userns_options === undefined) return undefined;
+  const u = msg(o.userns_options);
+  const mode = str(u.mode) || 'POD';
+  if (mode === 'NODE') return undefined;
+  if (mode !== 'POD') throw new InvalidParameterError(`unsupported user namespace mode: ${mode}`);
+  for (const [ns, m] of [['network', o.network], ['pid', o.pid], ['ipc', o.ipc]] as const) {
+    if (m === 'NODE') throw new InvalidParameterError(`a pod in a user namespace cannot use the host's ${ns} namespace`);
+  }
+  return { uidMappings: mapping('uid', u.uids), gidMappings: mapping('gid', u.gids) };
+}
+
+/**
+ * Puts the network namespace of the holder `pid` (made inside the pod's user namespace) at `netnsPath`, the
+ * sandbox's path, in place of the one the network service made there, and brings its lo up; CNI then runs against
+ * that path, and the network service removes it as any other when the holder's run ends.
+ */
+export async function bindHolderNetns(netnsPath: string, pid: number, log: Logger): Promise<void> {
+  const addon = nativeAddon();
+  addon.umount2(netnsPath, MNT_DETACH);
+  addon.mount(`/proc/${pid}/ns/net`, netnsPath, '', MS_BIND, '');
+  await runTool(log, 'nsenter', [`--net=${netnsPath}`, 'ip', 'link', 'set', 'dev', 'lo', 'up']);
+}
