@@ -128,3 +128,17 @@ it("passes critest's streaming specs over WebSocket too (exec, attach: v5.channe
   expect(t.failedSpecs).toEqual([]);
   expect(t.passed).toBeGreaterThanOrEqual(5);
 }, 15 * 60_000);
+
+it("runs all 6 of critest's user-namespace specs (none skipped: the runtime handler reports user_namespaces, the host has idmapped mounts)", async () => {
+  const socket = `unix://${join(d.execRoot, 'cri.sock')}`;
+  const r = await runCommand(
+    join(bin, 'critest'),
+    [`--runtime-endpoint=${socket}`, `--image-endpoint=${socket}`, '--ginkgo.no-color', '--ginkgo.focus=UserNamespaces', FLAKE_ATTEMPTS],
+    { timeoutMs: 10 * 60_000, env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' } },
+  );
+  const t = tally(r.stdout);
+  if (!t) throw new Error(`critest printed no summary (exit ${r.code}):\n${r.stdout.slice(-5000)}\n${r.stderr.slice(-5000)}`);
+  console.log(`critest (user namespaces): ${t.passed} passed, ${t.failed} failed`);
+  expect(t.failedSpecs).toEqual([]);
+  expect(t.passed).toBe(6);
+}, 15 * 60_000);
