@@ -162,13 +162,17 @@ static void gz_wait(struct logw *l)
 }
 
 /* Shifts <log>.N<suffix> to <log>.N+1<suffix> (the oldest is dropped) and <log> to <log>.1. The dropped file
- * is kept open until then so that close_in_background frees it off the output loop. */
+ * is kept open until then so that close_in_background frees it off the output loop. It is unlinked first, so
+ * that no rename replaces an existing file: ext4 writes out the renamed file's pending data at once when a
+ * rename replaces one (auto_da_alloc), which costs a bulk writer the I/O of every rotated file. */
 static void shift_files(struct logw *l, const char *suffix)
 {
 	size_t pl = strlen(l->path) + strlen(suffix) + 16;
 	char *a = xmalloc(pl), *b = xmalloc(pl);
 	snprintf(a, pl, "%s.%d%s", l->path, l->max_file - 1, suffix);
 	int victim = open(a, O_RDONLY | O_CLOEXEC);
+	if (unlink(a) < 0 && errno != ENOENT)
+		shim_log("rotate %s: %s", a, strerror(errno));
 	for (int i = l->max_file - 1; i > 1; i--) {
 		snprintf(a, pl, "%s.%d%s", l->path, i - 1, suffix);
 		snprintf(b, pl, "%s.%d%s", l->path, i, suffix);

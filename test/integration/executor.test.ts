@@ -107,7 +107,7 @@ interface Made {
   logPath: string;
 }
 
-async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: boolean; seccomp?: boolean; logMax?: number }, exr = ex): Promise<Made> {
+async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: boolean; seccomp?: boolean; logMax?: number; logFiles?: number }, exr = ex): Promise<Made> {
   const id = newId();
   const bundle = join(tmp, id.slice(0, 12));
   mkdirSync(join(bundle, 'upper'), { recursive: true });
@@ -122,7 +122,7 @@ async function createContainer(o: SpecOpts & { openStdin?: boolean; stdinOnce?: 
     spec,
     rootfs: { type: 'overlay', lowerDirs: [lower], upperDir: join(bundle, 'upper'), workDir: join(bundle, 'work') },
     logPath,
-    logOpts: { maxSize: o.logMax ?? 10 * 1024 * 1024, maxFile: 2 },
+    logOpts: { maxSize: o.logMax ?? 10 * 1024 * 1024, maxFile: o.logFiles ?? 2 },
     tty: o.tty ?? false,
     openStdin: o.openStdin ?? false,
     stdinOnce: o.stdinOnce ?? false,
@@ -236,6 +236,19 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     const current = readLog(m.logPath);
     expect(current.at(-1)?.log).toBe('line299\n');
     expect(Number(rotated.at(-1)?.log.slice(4)) + 1).toBe(Number(current[0]?.log.slice(4)));
+    await ex.delete(m.id);
+  });
+
+  it('shifts rotated logs through <log>.1 .. <log>.(max-file - 1) with no line lost or repeated between them', async () => {
+    const m = await createContainer({ args: ['sh', '-c', 'i=0; while [ $i -lt 600 ]; do echo line$i; i=$((i+1)); done'], logMax: 4000, logFiles: 4 });
+    await ex.start(m.id);
+    expect((await ex.waitExit(m.id)).exitCode).toBe(0);
+    expect(existsSync(m.logPath + '.4')).toBe(false);
+    const files = [m.logPath + '.3', m.logPath + '.2', m.logPath + '.1', m.logPath].map((f) => readLog(f).map((e) => Number(e.log.slice(4))));
+    for (const f of files) expect(f.length).toBeGreaterThan(0);
+    const all = files.flat();
+    expect(all.at(-1)).toBe(599);
+    expect(all).toEqual(Array.from({ length: all.length }, (_, i) => (all[0] ?? 0) + i));
     await ex.delete(m.id);
   });
 
