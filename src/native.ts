@@ -25,6 +25,11 @@ export interface BerthAddon {
   attachDeviceFilter(cgroupDir: string, insns: Buffer): number;
   /** One datagram to a unix datagram socket (systemd's $NOTIFY_SOCKET; a leading '@' is the abstract namespace). */
   sdNotify(socketPath: string, message: string): boolean;
+  /**
+   * One non-blocking sendmsg of `data` on the unix stream socket `socketFd`, passing `fd` along (SCM_RIGHTS);
+   * returns the bytes sent (the caller sends the rest). Throws EAGAIN when nothing could be sent.
+   */
+  sendWithFd(socketFd: number, data: Buffer, fd: number): number;
 }
 
 export const S_IFIFO = 0o010000;

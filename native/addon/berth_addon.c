@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <linux/bpf.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -51,6 +52,10 @@ static const char *errno_code(int e) {
   case EBADF: return "EBADF";
   case EFAULT: return "EFAULT";
   case ENOMEM: return "ENOMEM";
+  case EAGAIN: return "EAGAIN";
+  case EPIPE: return "EPIPE";
+  case ENOTSOCK: return "ENOTSOCK";
+  case ECONNRESET: return "ECONNRESET";
   default: return "EUNKNOWN";
   }
 }
@@ -123,6 +128,41 @@ static int get_u32(napi_env env, napi_value v, uint32_t *out) {
     return -1;
   }
   return 0;
+}
+
+/* sendWithFd(socketFd, data: Buffer, fd) -> bytes sent: one sendmsg on a unix stream socket (non-blocking, no
+ * SIGPIPE) with `fd` passed along (SCM_RIGHTS) on the first byte; the caller sends what is left, if any. */
+static napi_value js_send_with_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  uint32_t sock, fd;
+  void *data;
+  size_t len;
+  if (get_args(env, info, 3, argv) || get_u32(env, argv[0], &sock) || get_u32(env, argv[2], &fd)) return NULL;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len == 0) {
+    napi_throw_type_error(env, NULL, "data must be a non-empty Buffer");
+    return NULL;
+  }
+  struct iovec iov = {data, len};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } cbuf;
+  memset(&cbuf, 0, sizeof cbuf);
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof cbuf.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int ifd = (int)fd;
+  memcpy(CMSG_DATA(c), &ifd, sizeof ifd);
+  ssize_t n;
+  do
+    n = sendmsg((int)sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "sendmsg", NULL);
+  napi_value ret;
+  napi_create_int64(env, (int64_t)n, &ret);
+  return ret;
 }
 
 /* mknod(path, mode, major, minor): mode includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
@@ -541,6 +581,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"bindMountAt", NULL, js_bind_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
     {"attachDeviceFilter", NULL, js_attach_device_filter, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sdNotify", NULL, js_sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sendWithFd", NULL, js_send_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,11 +22,26 @@ long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void client_add(struct client_set *cs, int fd)
+{
+	struct client *c = &cs->c[cs->n++];
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->passed_fd = -1;
+	c->dfd = -1;
+}
+
 void client_drop(struct client_set *cs, int i)
 {
-	close(cs->c[i].fd);
-	free(cs->c[i].in);
-	free(cs->c[i].out);
+	struct client *c = &cs->c[i];
+	close(c->fd);
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
+	if (c->dfd >= 0)
+		close(c->dfd);
+	free(c->in);
+	free(c->out);
+	free(c->dout);
 	cs->c[i] = cs->c[--cs->n];
 }
 
@@ -93,12 +109,75 @@ int client_pending(const struct client *c)
 	return c->outoff < c->outlen;
 }
 
+int client_direct_pending(const struct client *c)
+{
+	return c->doutoff < c->doutlen;
+}
+
+/* Appends to the direct queue the bytes of (a, b) after the first `skip`; -1 when over CLIENT_OUT_MAX. */
+static int direct_queue(struct client *c, const void *a, size_t an, const void *b, size_t bn, size_t skip)
+{
+	size_t n = an + bn - skip;
+	if (c->doutlen - c->doutoff + n > CLIENT_OUT_MAX)
+		return -1;
+	if (c->doutoff == c->doutlen) {
+		c->doutoff = c->doutlen = 0;
+		c->progress_ms = now_ms();
+	}
+	if (c->doutlen + n > c->doutcap) {
+		if (c->doutoff) {
+			memmove(c->dout, c->dout + c->doutoff, c->doutlen - c->doutoff);
+			c->doutlen -= c->doutoff;
+			c->doutoff = 0;
+		}
+		if (c->doutlen + n > c->doutcap) {
+			c->doutcap = (c->doutlen + n) * 2;
+			c->dout = xrealloc(c->dout, c->doutcap);
+		}
+	}
+	if (skip < an) {
+		memcpy(c->dout + c->doutlen, (const char *)a + skip, an - skip);
+		c->doutlen += an - skip;
+		skip = 0;
+	} else
+		skip -= an;
+	memcpy(c->dout + c->doutlen, (const char *)b + skip, bn - skip);
+	c->doutlen += bn - skip;
+	return 0;
+}
+
+/* Output to a direct client: straight to its API client's socket (a stdcopy header first unless raw), queued
+ * behind what is still waiting. -1 when the client has to be dropped. */
+static int direct_output(struct client *c, int stream, const char *data, size_t n)
+{
+	unsigned char h[8] = {(unsigned char)(stream ? 2 : 1), 0, 0, 0, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+			      (unsigned char)(n >> 8), (unsigned char)n};
+	size_t hl = c->dframed ? 8 : 0;
+	if (client_direct_pending(c))
+		return direct_queue(c, h, hl, data, n, 0);
+	struct iovec iov[2] = {{h, hl}, {(void *)data, n}};
+	struct msghdr m = {.msg_iov = hl ? iov : iov + 1, .msg_iovlen = hl ? 2 : 1};
+	ssize_t w = sendmsg(c->dfd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w < 0 && errno != EAGAIN && errno != EINTR)
+		return -1;
+	if (w == (ssize_t)(hl + n))
+		return 0;
+	if (w > 0)
+		c->progress_ms = now_ms();
+	return direct_queue(c, h, hl, data, n, w > 0 ? (size_t)w : 0);
+}
+
 void clients_broadcast(struct client_set *cs, int stream, const char *data, size_t n)
 {
 	for (int i = 0; i < cs->n; i++) {
 		struct client *c = &cs->c[i];
 		if (!(stream ? c->att_err : c->att_out))
 			continue;
+		if (c->dfd >= 0) {
+			if (direct_output(c, stream, data, n) < 0)
+				client_drop(cs, i--);
+			continue;
+		}
 		if (!client_pending(c)) {
 			/* nothing queued: hand the frame to the socket directly, queue only what it does not take */
 			unsigned char h[5] = {(unsigned char)(stream ? 'e' : 'o'), (unsigned char)(n >> 24), (unsigned char)(n >> 16),
@@ -138,7 +217,28 @@ void client_read(struct client_set *cs, int i, client_frame_fn fn, void *ctx)
 	struct client *c = &cs->c[i];
 	if (!c->in)
 		c->in = xmalloc(FRAME_MAX + 5);
-	ssize_t r = read(c->fd, c->in + c->inlen, FRAME_MAX + 5 - c->inlen);
+	/* recvmsg, not read: berthd may pass the API client's socket with an attach request (SCM_RIGHTS). */
+	struct iovec iov = {c->in + c->inlen, FRAME_MAX + 5 - c->inlen};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cbuf;
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf)};
+	ssize_t r = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
+	if (r >= 0) {
+		for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+				continue;
+			int nfd = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int k = 0; k < nfd; k++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(h) + k * sizeof(int), sizeof(int));
+				if (c->passed_fd >= 0)
+					close(c->passed_fd); /* one at a time: a newer one replaces an unclaimed one */
+				c->passed_fd = fd;
+			}
+		}
+	}
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 		client_drop(cs, i);
 		return;
@@ -180,6 +280,23 @@ int client_write(struct client_set *cs, int i)
 	return 0;
 }
 
+int client_write_direct(struct client_set *cs, int i)
+{
+	struct client *c = &cs->c[i];
+	while (client_direct_pending(c)) {
+		ssize_t w = send(c->dfd, c->dout + c->doutoff, c->doutlen - c->doutoff, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			client_drop(cs, i);
+			return -1;
+		}
+		c->doutoff += (size_t)w;
+		c->progress_ms = now_ms();
+	}
+	return 0;
+}
+
 /* Whether an attached client is too far behind for more output to be read now; drops clients that
  * have been stuck over the mark for CLIENT_STALL_MS. Returns the ms until the next stall check, or -1. */
 int clients_output_blocked(struct client_set *cs, long long now, int *wait_ms)
@@ -188,7 +305,7 @@ int clients_output_blocked(struct client_set *cs, long long now, int *wait_ms)
 	*wait_ms = -1;
 	for (int i = cs->n - 1; i >= 0; i--) {
 		struct client *c = &cs->c[i];
-		if (c->outlen - c->outoff <= CLIENT_OUT_HWM)
+		if (c->outlen - c->outoff + (c->doutlen - c->doutoff) <= CLIENT_OUT_HWM)
 			continue;
 		if (now - c->progress_ms >= CLIENT_STALL_MS) {
 			shim_log("attach client made no progress for %d s: disconnected", CLIENT_STALL_MS / 1000);
@@ -203,10 +320,35 @@ int clients_output_blocked(struct client_set *cs, long long now, int *wait_ms)
 	return blocked;
 }
 
-/* Sends what the clients still have queued (the exit record last), for ms at most, then closes them. */
-void clients_flush(struct client_set *cs, int ms)
+void clients_flush_direct(struct client_set *cs, long long deadline)
 {
-	long long deadline = now_ms() + ms;
+	while (now_ms() < deadline) {
+		struct pollfd pf[MAX_CLIENTS];
+		int idx[MAX_CLIENTS];
+		int n = 0;
+		for (int i = 0; i < cs->n; i++) {
+			if (!client_direct_pending(&cs->c[i]))
+				continue;
+			pf[n] = (struct pollfd){cs->c[i].dfd, POLLOUT, 0};
+			idx[n++] = i;
+		}
+		long long left = deadline - now_ms();
+		if (!n || left <= 0)
+			break;
+		if (poll(pf, (nfds_t)n, (int)left) < 0 && errno != EINTR)
+			break;
+		for (int k = n - 1; k >= 0; k--) /* highest index first: a drop moves the last client */
+			if (pf[k].revents)
+				client_write_direct(cs, idx[k]);
+	}
+	for (int i = cs->n - 1; i >= 0; i--)
+		if (client_direct_pending(&cs->c[i]))
+			client_drop(cs, i);
+}
+
+/* Sends what the clients still have queued (the exit record last), until deadline, then closes them. */
+void clients_flush(struct client_set *cs, long long deadline)
+{
 	while (cs->n > 0 && now_ms() < deadline) {
 		struct pollfd pf[MAX_CLIENTS];
 		int n = 0;
@@ -219,9 +361,10 @@ void clients_flush(struct client_set *cs, int ms)
 			pf[n].events = POLLOUT;
 			n++;
 		}
-		if (!n)
+		long long left = deadline - now_ms();
+		if (!n || left <= 0)
 			break;
-		if (poll(pf, (nfds_t)n, (int)(deadline - now_ms())) <= 0)
+		if (poll(pf, (nfds_t)n, (int)left) <= 0)
 			break;
 		for (int i = cs->n - 1; i >= 0; i--)
 			client_write(cs, i);

@@ -4,11 +4,15 @@
  * Socket protocol (SOCK_STREAM, both directions): frames of 1 type byte + 4-byte big-endian
  * length + payload. Client -> shim requests, each answered by one 'r' frame ("ok[ <json>]" or
  * "err <message>") except 'I':
- *   'S' start            'A' attach "<stdout 0|1> <stderr 0|1>"   'I' stdin bytes (no reply)
+ *   'S' start            'A' attach "<stdout 0|1> <stderr 0|1>[ <direct 0|1|2>]"   'I' stdin bytes (no reply)
  *   'C' close stdin      'W' resize "<rows> <cols>"                'K' kill "<signal> <all 0|1>"
  *   'Q' state -> ok {"state":"created|running|exited","pid":N}      'L' reopen the log file
  * Shim -> client: 'o' stdout bytes, 'e' stderr bytes (attached clients only; a TTY is all 'o'),
  * 'x' exit record (the exit file's JSON) to every client once the output is drained.
+ * Direct attach (direct 1: stdcopy frames, 2: raw, answered "ok direct"): the attach frame comes with the API
+ * client's socket (SCM_RIGHTS), after berthd has written its HTTP answer there; the output then goes to that
+ * socket as Docker sends it instead of as 'o'/'e' frames, so berthd relays nothing. It is written before the 'x'
+ * on the connection, and the socket is closed with the connection (berthd ends it once the connection closes).
  * Backpressure: while an attached client has more than CLIENT_OUT_HWM unsent, the shim stops reading the
  * container's output (the container blocks in write(2), as with dockerd's attach), so nothing is lost and
  * nothing grows; a client that makes no progress for CLIENT_STALL_MS while over the mark is disconnected,
@@ -150,14 +154,23 @@ static void handle_frame(void *ctx, struct client *c, char type, char *pl, size_
 		do_start(s, c);
 		break;
 	case 'A': {
-		int o = 0, e = 0;
+		int o = 0, e = 0, direct = 0;
 		snprintf(buf, sizeof(buf), "%.*s", (int)(n < 63 ? n : 63), pl);
-		if (sscanf(buf, "%d %d", &o, &e) != 2) {
+		if (sscanf(buf, "%d %d %d", &o, &e, &direct) < 2 || direct < 0 || direct > 2) {
 			client_reply(c, "err bad attach request");
 			break;
 		}
+		if (direct) {
+			if (c->passed_fd < 0 || c->dfd >= 0) {
+				client_reply(c, "err direct attach without a descriptor");
+				break;
+			}
+			c->dfd = c->passed_fd;
+			c->passed_fd = -1;
+			c->dframed = direct == 1;
+		}
 		c->att_out = o, c->att_err = e;
-		client_reply(c, "ok");
+		client_reply(c, direct ? "ok direct" : "ok");
 		break;
 	}
 	case 'I':
@@ -328,9 +341,11 @@ static void finish(struct supervisor *s, int listen_fd)
 		unlink(s->p->socket);
 	}
 	reply_start_waiters(s);
+	long long deadline = now_ms() + FLUSH_MS;
+	clients_flush_direct(&cl, deadline);
 	for (int i = 0; i < cl.n; i++)
 		client_queue(&cl.c[i], 'x', rec.json, rec.len);
-	clients_flush(&cl, FLUSH_MS);
+	clients_flush(&cl, deadline);
 }
 
 int supervise(struct supervisor *s, int listen_fd)
@@ -350,7 +365,7 @@ int supervise(struct supervisor *s, int listen_fd)
 			drain_deadline = now_ms() + DRAIN_MS;
 		if (exited && ((s->out_fd < 0 && s->err_fd < 0) || now_ms() >= drain_deadline))
 			break;
-		struct pollfd pf[MAX_CLIENTS + 8];
+		struct pollfd pf[2 * MAX_CLIENTS + 8];
 		int n = 0;
 		int i_listen = -1, i_sync = -1, i_out = -1, i_err = -1, i_in = -1, i_sig;
 		pf[n] = (struct pollfd){sigfd, POLLIN, 0};
@@ -385,6 +400,10 @@ int supervise(struct supervisor *s, int listen_fd)
 				ev |= POLLOUT;
 			pf[n++] = (struct pollfd){cl.c[i].fd, ev, 0};
 		}
+		/* direct clients' API sockets, while output waits for them (fd -1: not polled) */
+		int dbase = n;
+		for (int i = 0; i < ncl; i++)
+			pf[n++] = (struct pollfd){client_direct_pending(&cl.c[i]) ? cl.c[i].dfd : -1, POLLOUT, 0};
 		int timeout = exited ? (int)(drain_deadline - now_ms()) : -1;
 		if (exited && timeout < 0)
 			timeout = 0;
@@ -409,7 +428,13 @@ int supervise(struct supervisor *s, int listen_fd)
 		/* clients, highest index first: client_drop moves the last one into the hole */
 		for (int i = ncl - 1; i >= 0; i--) {
 			short re = pf[cbase + i].revents;
-			if (!re || i >= cl.n || cl.c[i].fd != pf[cbase + i].fd)
+			if (i >= cl.n || cl.c[i].fd != pf[cbase + i].fd)
+				continue;
+			if (pf[dbase + i].revents && pf[dbase + i].fd == cl.c[i].dfd) {
+				if (client_write_direct(&cl, i) < 0)
+					continue;
+			}
+			if (!re)
 				continue;
 			if (re & POLLOUT) {
 				if (client_write(&cl, i) < 0)
@@ -420,10 +445,8 @@ int supervise(struct supervisor *s, int listen_fd)
 		}
 		if (i_listen >= 0 && (pf[i_listen].revents & POLLIN)) {
 			int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-			if (fd >= 0) {
-				memset(&cl.c[cl.n], 0, sizeof(cl.c[0]));
-				cl.c[cl.n++].fd = fd;
-			}
+			if (fd >= 0)
+				client_add(&cl, fd);
 		}
 		if (stdin_len || stdin_close_pending)
 			if (s->in_fd >= 0)

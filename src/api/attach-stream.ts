@@ -1,10 +1,12 @@
 import { createRequire } from 'node:module';
+import { Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { type Query, qBool, qString } from './query.js';
 import { frame, StreamType } from './stdcopy.js';
 import { versionAtLeast } from './api-version.js';
 import { InvalidParameterError, errorMessage } from '../errors.js';
-import type { AttachHandle, OutputChunk } from '../runtime/executor.js';
+import type { AttachHandle, DirectOutput, OutputChunk } from '../runtime/executor.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ExecService } from '../containers/exec-service.js';
 import type { Logger } from '../util/logger.js';
@@ -230,23 +232,53 @@ function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys
   });
 }
 
+/**
+ * The descriptor of a hijacked plain socket (unix or TCP, not TLS) once all written to it has reached the kernel:
+ * a shim may then write to it beside Node. undefined otherwise.
+ */
+export function handOverFd(socket: Duplex): number | undefined {
+  if (!(socket instanceof Socket) || socket instanceof TLSSocket || socket.destroyed || socket.writableEnded || socket.writableLength > 0) return undefined;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** What an attach transport gives serveAttach. */
+export interface AttachTransport {
+  sink: Sink;
+  input?: Duplex | Readable;
+  close: () => void;
+  /** Raw output (websocket frames carry no stdcopy frames). */
+  raw?: boolean;
+  /** The socket's descriptor for a shim to write output to directly, when that is possible now (handOverFd). */
+  handOver?: () => number | undefined;
+}
+
 /** attach for both transports: a hijacked socket, or a plain streamed response. */
 export async function serveAttach(
   { containers }: AttachDeps,
   id: string,
   q: Query,
   apiVersion: string,
-  open: (mediaType: string) => { sink: Sink; input?: Duplex | Readable; close: () => void; raw?: boolean },
+  open: (mediaType: string) => AttachTransport,
 ): Promise<void> {
-  const want = { stdin: qBool(q, 'stdin'), stdout: qBool(q, 'stdout'), stderr: qBool(q, 'stderr') };
   const keys = parseDetachKeys(qString(q, 'detachKeys'));
   const stream = qBool(q, 'stream');
+  const logs = qBool(q, 'logs');
+  let opened: AttachTransport | undefined;
+  let tty = false;
+  // The shim writes the live output to the client's socket itself (no relay through berthd) when the transport
+  // can hand its socket over at the moment the shim attaches; never after a log replay, which berthd writes.
+  const direct = (): DirectOutput | undefined => {
+    const fd = !logs ? opened?.handOver?.() : undefined;
+    return fd === undefined ? undefined : { fd, framed: !tty };
+  };
+  const want = { stdin: qBool(q, 'stdin'), stdout: qBool(q, 'stdout'), stderr: qBool(q, 'stderr'), direct };
   const { c, handle } = await containers.attach(id, want);
-  const opened = open(streamMediaType(c.config.Tty, apiVersion));
+  opened = open(streamMediaType(c.config.Tty, apiVersion));
   const { sink, input, close } = opened;
   // Raw transports (websocket) never carry stdcopy frames.
-  const tty = c.config.Tty || opened.raw === true;
-  if (qBool(q, 'logs')) {
+  tty = c.config.Tty || opened.raw === true;
+  if (logs) {
     // Replayed logs are ready at once; some clients (docker-py) read the 101 through a buffered reader
     // and lose bytes that arrive in the same read, so let the headers go out on their own first.
     await new Promise((r) => setTimeout(r, 10));
@@ -333,7 +365,7 @@ export function registerHijackRoutes(hijack: HijackRouter, deps: AttachDeps, log
   hijack.add('POST', /^\/containers\/([^/]+)\/attach$/, async (req, conn: HijackConnection) => {
     await serveAttach(deps, req.params[0] ?? '', req.query, req.apiVersion, (mediaType) => {
       conn.upgrade(mediaType);
-      return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end() };
+      return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end(), handOver: () => handOverFd(conn.socket) };
     });
   });
 

@@ -6,7 +6,7 @@
 
 import { BerthError, ConflictError, NotFoundError, errorMessage } from '../errors.js';
 import type { EndpointRequest } from '../network/types.js';
-import { ContainerStartError, type AttachHandle, type ExitStatus } from '../runtime/executor-api.js';
+import { ContainerStartError, type AttachHandle, type AttachWant, type ExitStatus } from '../runtime/executor-api.js';
 import type { Logger } from '../util/logger.js';
 import { eachLimited } from '../util/each-limited.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
@@ -365,7 +365,7 @@ export class ContainerService extends ContainerReads {
    * Attach: live output (and stdin) of the current or next run. When the container is not running,
    * the session waits for the next start (docker run / start -a attach first).
    */
-  async attach(ref: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<{ c: ContainerView; handle: Promise<AttachHandle | undefined> }> {
+  async attach(ref: string, want: AttachWant): Promise<{ c: ContainerView; handle: Promise<AttachHandle | undefined> }> {
     const c = this.record(ref);
     const wantStdin = want.stdin && c.config.OpenStdin;
     const w = { ...want, stdin: wantStdin };

@@ -2,14 +2,8 @@
 // serial queue of lifecycle operations, the attach sessions waiting for the next start, the end-of-run signal
 // (log followers and stop wait on it), the pending restart timer and the restart back-off.
 
-import type { AttachHandle } from '../runtime/executor-api.js';
+import type { AttachHandle, AttachWant } from '../runtime/executor-api.js';
 import { RestartBackoff } from './restart-policy.js';
-
-export interface AttachWant {
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-}
 
 interface Live {
   /** Attach sessions waiting for the next start (docker run attaches before it starts). */

@@ -42,6 +42,26 @@ export interface OutputChunk {
   data: Buffer;
 }
 
+/** The API client's own socket, for a shim to write a session's output to directly instead of through berthd. */
+export interface DirectOutput {
+  /** The socket's descriptor; all berthd wrote to it (the HTTP answer) has reached the kernel. */
+  fd: number;
+  /** In stdcopy frames; else raw (a TTY). */
+  framed: boolean;
+}
+
+/** What an attach session asks for. */
+export interface AttachWant {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /**
+   * Asked once, as the session attaches to the shim: the client's socket when the shim may write the output to it
+   * itself from then on (berthd then writes nothing more there but its end), else undefined (berthd relays).
+   */
+  direct?: () => DirectOutput | undefined;
+}
+
 export interface AttachHandle {
   /** Present when stdin was requested; end() closes the container's stdin if stdinOnce. */
   stdin?: Writable;
@@ -78,7 +98,7 @@ export class ContainerStartError extends BerthError {
 export interface ContainerRuntime {
   create(id: string, o: ContainerCreateOptions): Promise<{ pid: number; warnings: string[] }>;
   start(id: string): Promise<{ pid: number }>;
-  attach(id: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<AttachHandle>;
+  attach(id: string, want: AttachWant): Promise<AttachHandle>;
   resize(id: string, height: number, width: number): Promise<void>;
   kill(id: string, signal: number, opts?: { all?: boolean }): Promise<void>;
   waitExit(id: string): Promise<ExitStatus>;

@@ -31,6 +31,7 @@ import { INIT_PATH_IN_CONTAINER, RUNTIME_ALLOWED_DEVICE_RULES } from './defaults
 import {
   ContainerStartError,
   type AttachHandle,
+  type AttachWant,
   type ContainerCreateOptions,
   type ContainerRuntime,
   type ExecHandle,
@@ -202,7 +203,7 @@ export class Executor implements ContainerRuntime {
     }
   }
 
-  async attach(id: string, want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<AttachHandle> {
+  async attach(id: string, want: AttachWant): Promise<AttachHandle> {
     const e = this.entry(id);
     const conn = await ShimConnection.connect(e.socketPath);
     return attachHandle(conn, want, e.stdinOnce);

@@ -1,11 +1,14 @@
 // Client side of berth-shim's control socket. Frames both ways: 1 type byte, 4-byte big-endian
 // length, payload. Requests ('S' start, 'A' attach, 'C' close stdin, 'W' resize, 'K' kill, 'Q' state, 'L' reopen log)
 // get one 'r' reply each, in order ("ok[ <json>]" / "err <message>"); 'I' (stdin bytes) has no reply.
-// The shim pushes 'o'/'e' output to attached connections and 'x' (the exit record JSON) to everyone.
+// The shim pushes 'o'/'e' output to attached connections and 'x' (the exit record JSON) to everyone. A direct
+// attach passes the API client's socket with the 'A' frame: the shim writes that session's output there itself.
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { BerthError } from '../errors.js';
+import { nativeAddon } from '../native.js';
+import type { DirectOutput } from './executor-api.js';
 
 export interface ExitStatus {
   /** Exit code, or 128 + signal. */
@@ -211,6 +214,38 @@ export class ShimConnection extends EventEmitter {
 
   async attach(stdout: boolean, stderr: boolean): Promise<void> {
     await this.request('A', `${stdout ? 1 : 0} ${stderr ? 1 : 0}`);
+  }
+
+  /**
+   * Attaches with the output going to the API client's socket `out.fd` directly (the shim gets the descriptor
+   * with the request and writes Docker's stream there itself). Falls back to an ordinary attach (output as
+   * 'output' events) when the descriptor cannot be passed now or the shim does not take it; true when direct.
+   */
+  async attachDirect(stdout: boolean, stderr: boolean, out: DirectOutput): Promise<boolean> {
+    const fd = (this.sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    // Sent beside Node's write queue: only while that queue is empty do the bytes stay in order.
+    if (this.closed || this.sock.writableLength > 0 || typeof fd !== 'number' || fd < 0) {
+      await this.attach(stdout, stderr);
+      return false;
+    }
+    const f = this.frame('A', Buffer.from(`${stdout ? 1 : 0} ${stderr ? 1 : 0} ${out.framed ? 1 : 2}`));
+    const reply = new Promise<string>((resolve, reject) => this.pending.push({ resolve, reject }));
+    let sent: number;
+    try {
+      sent = nativeAddon().sendWithFd(fd, f, out.fd);
+    } catch {
+      this.pending.pop();
+      await this.attach(stdout, stderr);
+      return false;
+    }
+    if (sent < f.length) this.sock.write(f.subarray(sent));
+    try {
+      return (await reply) === 'direct';
+    } catch (err) {
+      if (!(err instanceof ShimRequestError) || this.closed) throw err;
+      await this.attach(stdout, stderr);
+      return false;
+    }
   }
 
   async closeStdin(): Promise<void> {

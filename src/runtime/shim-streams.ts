@@ -5,13 +5,13 @@
 import { promises as fsp } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { lostExit, type AttachHandle, type OutputChunk } from './executor-api.js';
+import { lostExit, type AttachHandle, type AttachWant, type OutputChunk } from './executor-api.js';
 import { ShimConnection, parseExitStatus, type ExitStatus } from './shim-client.js';
 import { isAlive } from './shim-process.js';
 
 export async function attachHandle(
   conn: ShimConnection,
-  want: { stdin: boolean; stdout: boolean; stderr: boolean },
+  want: AttachWant,
   stdinOnce: boolean,
 ): Promise<AttachHandle> {
   // Bounded: when the consumer falls behind, reading from the shim pauses (the shim then stops
@@ -29,7 +29,12 @@ export async function attachHandle(
     conn.once('close', () => resolve(conn.exitStatus));
   });
   conn.once('close', () => output.push(null));
-  if (want.stdout || want.stderr) await conn.attach(want.stdout, want.stderr);
+  if (want.stdout || want.stderr) {
+    // Asked now, just before the attach frame is sent: the shim may write the output to the client itself.
+    const direct = want.direct?.();
+    if (direct) await conn.attachDirect(want.stdout, want.stderr, direct);
+    else await conn.attach(want.stdout, want.stderr);
+  }
   const handle: AttachHandle = { output, exited, close: () => conn.close() };
   if (want.stdin) {
     handle.stdin = new Writable({
