@@ -22,6 +22,8 @@ export interface TestCniNetwork {
   subnet: string;
   gateway: string;
   dataDir: string;
+  /** The conflist's network name: the CNI plugins put it in the comments of their iptables rules. */
+  name: string;
   /** Holds the subnet's claim (see claimSubnet) until removeTestCniNetwork. */
   claim: Server;
 }
@@ -78,13 +80,58 @@ export async function writeTestConflist(dir: string): Promise<TestCniNetwork> {
       ],
     }),
   );
-  return { confDir, bridge, subnet, gateway, dataDir, claim };
+  return { confDir, bridge, subnet, gateway, dataDir, name: `test-${tag}`, claim };
 }
 
-/** Removes the bridge the CNI bridge plugin created (it never deletes it itself), then gives the subnet back. */
-export async function removeTestCniNetwork(n: TestCniNetwork): Promise<void> {
+/** Splits an `iptables -S` rule into arguments (quoted comments stay one argument). */
+export function splitRule(rule: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(rule); m; m = re.exec(rule)) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] as string));
+  return out;
+}
+
+/**
+ * The nat rules the CNI plugins made for this network's pods and did not remove (their comments name the network:
+ * the bridge plugin's masquerade jump `name: "<net>" id: "<pod>"`, portmap's `dnat name: ...`): every pod was
+ * torn down when this runs, so any such rule is a leak. They are removed with the per-pod chains they jump to, and
+ * returned so the test can report them.
+ */
+export async function removeLeftoverCniRules(n: TestCniNetwork): Promise<string[]> {
+  const r = await runCommand('iptables', ['-w', '-t', 'nat', '-S']);
+  if (r.code !== 0) return [];
+  const mark = `name: \\"${n.name}\\"`;
+  const leaked = r.stdout.split('\n').filter((l) => l.startsWith('-A ') && l.includes(mark));
+  const chains = new Set<string>();
+  for (const rule of leaked) {
+    const [, chain = '', ...rest] = splitRule(rule);
+    const j = rest.indexOf('-j');
+    const target = j >= 0 ? (rest[j + 1] ?? '') : '';
+    if (/^CNI-/.test(target) && !target.startsWith('CNI-HOSTPORT-')) chains.add(target);
+    if (!/^CNI-/.test(chain) || chain.startsWith('CNI-HOSTPORT-')) await runCommand('iptables', ['-w', '-t', 'nat', '-D', chain, ...rest]);
+    else chains.add(chain);
+  }
+  for (const c of chains) await runCommand('iptables', ['-w', '-t', 'nat', '-F', c]);
+  for (const c of chains) await runCommand('iptables', ['-w', '-t', 'nat', '-X', c]);
+  return leaked;
+}
+
+/** The daemon log lines about the pods whose rules leaked (their IDs are in the rules' comments), for the report. */
+export function leakReport(leaked: string[], daemonLog: string): string {
+  const ids = [...new Set(leaked.flatMap((l) => [...l.matchAll(/id: \\"([0-9a-f]{12,})\\"/g)].map((m) => m[1] as string)))];
+  const lines = daemonLog.split('\n').filter((l) => ids.some((id) => l.includes(id.slice(0, 12))) && /CNI|cni|netns|sandbox|"level":[456]0/.test(l));
+  return `CNI rules left behind for pods ${ids.join(', ')} (removed now):\n  ${leaked.join('\n  ')}\ndaemon log about them:\n  ${lines.slice(-60).map((l) => l.slice(0, 400)).join('\n  ')}\n`;
+}
+
+/**
+ * Removes the bridge the CNI bridge plugin created (it never deletes it itself) and any rule the plugins left for
+ * the network's pods, then gives the subnet back; returns the leftover rules (see removeLeftoverCniRules).
+ */
+export async function removeTestCniNetwork(n: TestCniNetwork): Promise<string[]> {
+  const leaked = await removeLeftoverCniRules(n);
   if ((await runCommand('ip', ['link', 'show', n.bridge])).code === 0) await runCommand('ip', ['link', 'del', n.bridge]);
   await new Promise<void>((resolve) => n.claim.close(() => resolve()));
+  return leaked;
 }
 
 /** crictl against one daemon's CRI socket. */
@@ -107,6 +154,30 @@ export class Crictl {
     if (r.code !== 0) throw new Error(`crictl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     return r.stdout;
   }
+}
+
+/**
+ * Removes every pod of the daemon (crictl rmp -f), once more for any still listed; returns what failed, with the
+ * daemon's words. A pod left behind would outlive the daemon (containers run on without berthd), with its holder
+ * process, namespace mounts and CNI rules.
+ */
+export async function removeAllPods(crictl: Crictl): Promise<string> {
+  const failures: string[] = [];
+  for (let round = 0; round < 2; round++) {
+    const list = await crictl.run(['pods', '-q']);
+    if (list.code !== 0) {
+      failures.push(`crictl pods: ${list.stderr.trim()}`);
+      continue;
+    }
+    const pods = list.stdout.split('\n').filter((x) => x !== '');
+    if (pods.length === 0) return '';
+    for (const p of pods) {
+      const r = await crictl.run(['rmp', '-f', p]);
+      if (r.code !== 0) failures.push(`crictl rmp -f ${p}: ${r.stderr.trim()}`);
+    }
+  }
+  const left = await crictl.run(['pods']);
+  return `pods not removed:\n  ${failures.join('\n  ')}\n${left.stdout}`;
 }
 
 export function criToolsPresent(bin: string): boolean {

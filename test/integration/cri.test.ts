@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Crictl, criCall, criToolsBin, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { Crictl, criCall, criToolsBin, leakReport, removeAllPods, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
 import { waitFor } from '../helpers/wait.js';
 
 let d: TestDaemon;
@@ -33,15 +33,18 @@ beforeAll(async () => {
 }, 20 * 60_000);
 
 afterAll(async () => {
+  let log = '';
   try {
     if (crictl) {
-      const pods = (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '');
-      for (const p of pods) await crictl.run(['rmp', '-f', p]);
+      const failed = await removeAllPods(crictl);
+      if (failed !== '') process.stderr.write(`cri.test.ts: ${failed}`);
     }
+    log = d?.logs() ?? '';
     await d?.stop();
     await reg?.stop();
   } finally {
-    if (net) await removeTestCniNetwork(net);
+    const leaked = net ? await removeTestCniNetwork(net) : [];
+    if (leaked.length > 0) process.stderr.write(`cri.test.ts: ${leakReport(leaked, log)}`);
     if (netDir) rmSync(netDir, { recursive: true, force: true });
   }
 });

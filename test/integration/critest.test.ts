@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Crictl, criToolsBin, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { Crictl, criToolsBin, leakReport, removeAllPods, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
 import { pushCritestImages, writeCritestMirrors } from '../helpers/cri-images.js';
 
 const SKIP_FILE = fileURLToPath(new URL('./critest-skip.txt', import.meta.url));
@@ -39,15 +39,18 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // the network and the directories go whatever happened before (a leaked bridge and /tmp/bt-cni-* were seen)
+  let log = '';
   try {
     if (d) {
-      const crictl = new Crictl(bin, join(d.execRoot, 'cri.sock'));
-      for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
+      const failed = await removeAllPods(new Crictl(bin, join(d.execRoot, 'cri.sock')));
+      if (failed !== '') process.stderr.write(`critest.test.ts: ${failed}`);
+      log = d.logs();
       await d.stop();
     }
     await reg?.stop();
   } finally {
-    if (net) await removeTestCniNetwork(net);
+    const leaked = net ? await removeTestCniNetwork(net) : [];
+    if (leaked.length > 0) process.stderr.write(`critest.test.ts: ${leakReport(leaked, log)}`);
     if (netDir) rmSync(netDir, { recursive: true, force: true });
   }
 });

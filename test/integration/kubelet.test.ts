@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { freePort } from '../helpers/registry.js';
-import { Crictl, criToolsBin, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { Crictl, criToolsBin, leakReport, removeAllPods, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
 import { waitFor, waitForValue } from '../helpers/wait.js';
 
 // The issue's stretch goal: a real kubelet (k8s.io/kubernetes v1.34, built through the Go module proxy by
@@ -118,13 +118,18 @@ describe.skipIf(!existsSync(KUBELET) || process.env.BERTH_KUBELET_TEST !== '1')(
 
   afterAll(async () => {
     // the host's tunables, files and the test's network go back whatever fails before
+    let log = '';
     try {
       if (kubelet && kubelet.exitCode === null) {
         const exited = new Promise((resolve) => kubelet?.once('exit', resolve));
         kubelet.kill('SIGTERM');
         await exited;
       }
-      if (crictl) for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
+      if (crictl) {
+        const failed = await removeAllPods(crictl);
+        if (failed !== '') process.stderr.write(`kubelet.test.ts: ${failed}`);
+      }
+      log = d?.logs() ?? '';
       await d?.stop();
     } finally {
       for (const [t, v] of tunablesBefore) if (readFileSync(`/proc/sys/${t}`, 'utf8').trim() !== v) writeFileSync(`/proc/sys/${t}`, v);
@@ -133,7 +138,8 @@ describe.skipIf(!existsSync(KUBELET) || process.env.BERTH_KUBELET_TEST !== '1')(
         if (statSync(p).isDirectory()) rmdirSync(p);
         else unlinkSync(p);
       }
-      if (net) await removeTestCniNetwork(net);
+      const leaked = net ? await removeTestCniNetwork(net) : [];
+      if (leaked.length > 0) process.stderr.write(`kubelet.test.ts: ${leakReport(leaked, log)}`);
       if (dir) {
         // the kubelet bind-mounts its root dir onto itself
         await runCommand('umount', ['-R', join(dir, 'root')]);
