@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, errorMessage } from '../errors.js';
+import { MNT_DETACH, MS_BIND, nativeAddon } from '../native.js';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
 
@@ -56,6 +57,17 @@ export interface CniAttachment {
 export interface CniResult {
   ips: string[];
   raw: Record<string, unknown>;
+}
+
+/** statfs(2) f_type of a namespace file (nsfs): what a bind mount of /proc/<pid>/ns/net reports. */
+const NSFS_MAGIC = 0x6e736673;
+
+function isNamespaceMount(path: string): boolean {
+  try {
+    return statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 /** A plugin's error result ({code, msg, details}) or its stderr. */
@@ -175,10 +187,51 @@ export class CniManager {
     return join(this.opts.cacheDir, `${containerId}.json`);
   }
 
+  private heldNetnsPath(containerId: string): string {
+    return join(this.opts.cacheDir, 'netns', containerId);
+  }
+
+  /**
+   * Keeps the pod's network namespace alive until its DEL, as containerd does, with a bind mount of our own: the
+   * namespace of the holder process goes when the holder ends, and a DEL without it leaves things behind (the
+   * bridge plugin finds the pod's addresses on the interface in the namespace, and without them its masquerade
+   * chain and POSTROUTING jump stay in the nat table for good). Returns the path plugins are given.
+   */
+  private holdNetns(containerId: string, netns: string): string {
+    const held = this.heldNetnsPath(containerId);
+    mkdirSync(join(this.opts.cacheDir, 'netns'), { recursive: true, mode: 0o700 });
+    this.releaseNetns(containerId);
+    closeSync(openSync(held, 'w', 0o444));
+    try {
+      nativeAddon().mount(netns, held, '', MS_BIND, '');
+    } catch (e) {
+      rmSync(held, { force: true });
+      throw new BerthError(`holding the pod's network namespace ${netns}: ${errorMessage(e)}`, { cause: e });
+    }
+    return held;
+  }
+
+  private releaseNetns(containerId: string): void {
+    const held = this.heldNetnsPath(containerId);
+    for (let attempt = 0; attempt < 5 && isNamespaceMount(held); attempt++) {
+      try {
+        nativeAddon().umount2(held, MNT_DETACH);
+      } catch {
+        // not mounted (any more)
+      }
+    }
+    try {
+      rmSync(held, { force: true });
+    } catch (e) {
+      this.log.warn({ id: containerId, err: errorMessage(e) }, 'removing the held network namespace file');
+    }
+  }
+
   /** ADD through every plugin of the list; the result is cached for DEL. */
-  async setUp(a: CniAttachment): Promise<CniResult> {
+  async setUp(attachment: CniAttachment): Promise<CniResult> {
     const list = await this.load();
     if (!list) throw new BerthError(`no network config found in ${this.opts.confDir}`);
+    const a = attachment.netns !== '' ? { ...attachment, netns: this.holdNetns(attachment.containerId, attachment.netns) } : attachment;
     let result: Record<string, unknown> | undefined;
     const done: Record<string, unknown>[] = [];
     try {
@@ -189,6 +242,7 @@ export class CniManager {
     } catch (e) {
       // undo what was added (DEL of every plugin is safe to call on a partial setup)
       await this.delWith(list, a, result).catch((err: unknown) => this.log.warn({ err: errorMessage(err), id: a.containerId }, 'CNI cleanup after a failed ADD'));
+      this.releaseNetns(a.containerId);
       throw e;
     }
     await mkdir(this.opts.cacheDir, { recursive: true, mode: 0o700 });
@@ -209,7 +263,10 @@ export class CniManager {
     if (first) throw first;
   }
 
-  /** DEL with the configuration and result ADD used; nothing to do when the pod was never set up. */
+  /**
+   * DEL with the configuration and result ADD used, in the namespace held since ADD (else `netns` if it still
+   * exists); nothing to do when the pod was never set up. The namespace is let go once DEL succeeded.
+   */
   async tearDown(containerId: string, netns?: string): Promise<void> {
     let cached: { list: CniNetworkList; attachment: CniAttachment; result: unknown };
     try {
@@ -218,8 +275,10 @@ export class CniManager {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
-    const a = { ...cached.attachment, netns: netns !== undefined && existsSync(netns) ? netns : '' };
-    await this.delWith(cached.list, a, cached.result);
+    const held = this.heldNetnsPath(containerId);
+    const ns = isNamespaceMount(held) ? held : netns !== undefined && existsSync(netns) ? netns : '';
+    await this.delWith(cached.list, { ...cached.attachment, netns: ns }, cached.result);
+    this.releaseNetns(containerId);
     await rm(this.cacheFile(containerId), { force: true });
   }
 }

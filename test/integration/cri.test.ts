@@ -190,6 +190,19 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     await waitFor(() => !existsSync(netns), 10_000);
   });
 
+  it("tears a pod's network down in full when its holder process died first (its namespace is held until the DEL)", async () => {
+    const pod = (await crictl.ok(['runp', podConfig('orphan')])).trim();
+    const st = JSON.parse(await crictl.ok(['inspectp', pod])) as { info: { pid: number } };
+    const natRules = async (): Promise<string[]> => (await runCommand('iptables', ['-w', '-t', 'nat', '-S'])).stdout.split('\n').filter((l) => l.includes(`id: \\"${pod}\\"`));
+    expect(await natRules()).not.toEqual([]); // the bridge plugin's masquerade rules
+    process.kill(st.info.pid, 'SIGKILL');
+    await waitFor(async () => (JSON.parse(await crictl.ok(['inspectp', pod])) as { status: { state: string } }).status.state === 'SANDBOX_NOTREADY', 30_000);
+    await crictl.ok(['rmp', '-f', pod]);
+    // a DEL without the namespace would have left them (the plugin reads the pod's addresses in it)
+    expect(await natRules()).toEqual([]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(pod);
+  });
+
   it('publishes a pod port through the portmap plugin', async () => {
     const hostPort = await freePort();
     const pod = (await crictl.ok(['runp', podConfig('ports', { port_mappings: [{ protocol: 0, container_port: 8080, host_port: hostPort }] })])).trim();
