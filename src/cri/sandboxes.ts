@@ -196,6 +196,8 @@ export class SandboxService {
         this.containers.setCriData(id, { networkUp: true });
       }
     } catch (e) {
+      // A failure after ADD (the sandbox gone meanwhile) still owes the network its DEL; without an ADD there is none.
+      await this.cni.tearDown(id).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'CNI teardown of a sandbox that failed to start'));
       await this.containers.remove(id, { force: true, by: 'cri' }).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'removing a sandbox that failed to start'));
       throw e;
     }
