@@ -96,13 +96,13 @@ it('passes critest against the CRI socket (only listed specs skipped)', async ()
     `--runtime-endpoint=${socket}`,
     `--image-endpoint=${socket}`,
     '--ginkgo.no-color',
-    '--ginkgo.timeout=40m',
+    '--ginkgo.timeout=20m',
     FLAKE_ATTEMPTS,
     ...skips.map((s) => `--ginkgo.skip=${s.pattern}`),
     // extra arguments for a run by hand, e.g. CRITEST_ARGS='--ginkgo.v' to read each skip's message
     ...(process.env.CRITEST_ARGS ?? '').split(' ').filter((a) => a !== ''),
   ];
-  const r = await runCommand(join(bin, 'critest'), args, { timeoutMs: 45 * 60_000, env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' } });
+  const r = await runCommand(join(bin, 'critest'), args, { timeoutMs: 25 * 60_000, env: { ...process.env, CRI_CONFIG_FILE: '/dev/null' } });
   // remove the 1 MiB segments critest's ipcmk made during the run (nothing else here makes them)
   for (const line of readFileSync('/proc/sysvipc/shm', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
@@ -116,7 +116,7 @@ it('passes critest against the CRI socket (only listed specs skipped)', async ()
   expect(t.passed).toBeGreaterThan(80);
   expect(t.failedSpecs).toEqual([]);
   expect(r.code).toBe(0);
-}, 50 * 60_000);
+}, 30 * 60_000);
 
 it("passes critest's streaming specs over WebSocket too (exec, attach: v5.channel.k8s.io; port-forward: SPDY over WebSocket)", async () => {
   const socket = `unix://${join(d.execRoot, 'cri.sock')}`;
