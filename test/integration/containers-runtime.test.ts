@@ -97,7 +97,9 @@ describe('container runtime through the docker CLI', () => {
 
   it('keeps containers running and logging through kill -9 of berthd, and manages them after', async () => {
     const survivor = (await ok('run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done')).trim();
-    const leaver = (await ok('run', '-d', '--name', 'leaver', 'busybox', 'sh', '-c', 'trap "exit 42" TERM; while true; do sleep 0.1; done')).trim();
+    const leaver = (await ok('run', '-d', '--name', 'leaver', 'busybox', 'sh', '-c', 'trap "exit 42" TERM; echo trapping; while true; do sleep 0.1; done')).trim();
+    // the SIGTERM below is dropped unless PID 1 has its handler by then
+    await waitFor(async () => (await ok('logs', 'leaver')).includes('trapping'));
     await ok('run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sleep', '600');
     const leaverPid = Number((await ok('inspect', '-f', '{{.State.Pid}}', 'leaver')).trim());
     await d.signal('SIGKILL');

@@ -104,7 +104,9 @@ describe('containers through the docker CLI', () => {
   });
 
   it('stops gracefully when the process traps SIGTERM, and kills after the timeout', async () => {
-    await ok('run', '-d', '--name', 'trapper', 'busybox', 'sh', '-c', 'trap "echo got-term; exit 0" TERM; while true; do sleep 0.1; done');
+    // PID 1 of the container ignores a signal it has no handler for yet: stop only once the trap is in place
+    await ok('run', '-d', '--name', 'trapper', 'busybox', 'sh', '-c', 'trap "echo got-term; exit 0" TERM; echo trapping; while true; do sleep 0.1; done');
+    await waitFor(async () => (await ok('logs', 'trapper')).includes('trapping'));
     await ok('stop', 'trapper');
     expect((await ok('inspect', '-f', '{{.State.ExitCode}}', 'trapper')).trim()).toBe('0');
     expect(await ok('logs', 'trapper')).toContain('got-term');
@@ -115,11 +117,12 @@ describe('containers through the docker CLI', () => {
   });
 
   it('kill -s USR1 delivers the signal; wait returns the exit code', async () => {
-    await ok('run', '-d', '--name', 'sig', 'busybox', 'sh', '-c', 'trap "echo usr1; exit 5" USR1; while true; do sleep 0.1; done');
-    await waitFor(async () => (await docker('exec', 'sig', 'true')).code === 0);
+    // a running container is not yet a trap in place (PID 1 ignores USR1 without a handler): wait for its word
+    await ok('run', '-d', '--name', 'sig', 'busybox', 'sh', '-c', 'trap "echo usr1; exit 5" USR1; echo trapping; while true; do sleep 0.1; done');
+    await waitFor(async () => (await ok('logs', 'sig')).includes('trapping'));
     await ok('kill', '-s', 'USR1', 'sig');
     expect((await ok('wait', 'sig')).trim()).toBe('5');
-    expect(await ok('logs', 'sig')).toBe('usr1\n');
+    expect(await ok('logs', 'sig')).toBe('trapping\nusr1\n');
     await ok('rm', 'sig');
   });
 
