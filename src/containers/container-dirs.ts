@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { CONTAINER_DIR_MODE } from '../data-root.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
-import { containerDir } from './paths.js';
+import { containerDir, initLayerOf, sharedInitLayer } from './paths.js';
 
 export class ContainerDirs {
   constructor(
@@ -35,36 +35,33 @@ export class ContainerDirs {
     return join(this.dataRoot, 'containers-trash');
   }
 
-  /** The container directory: RW layer, the init layer with mount-point placeholders, log. */
+  /** The container's init layer (the shared one, or its own when an earlier berthd made one). */
+  initLayer(id: string): string {
+    return initLayerOf(this.dataRoot, id);
+  }
+
+  /** The container directory: the RW layer's upper and work dirs (the init layer is shared). */
   async prepare(id: string): Promise<void> {
     const dir = this.dir(id);
     // Private (as dockerd's): other users must never reach upper/, where container root can plant setuid files.
     await mkdir(dir, { recursive: true, mode: CONTAINER_DIR_MODE });
-    // Independent steps side by side: a create waits for three thread-pool round trips, not fifteen.
-    const init = join(dir, 'init');
-    const mode = { mode: 0o755 };
-    await Promise.all([
-      mkdir(join(dir, 'upper'), mode),
-      mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 }),
-      // Docker's init layer: placeholders so the bind targets exist without showing up in `docker diff`.
-      (async () => {
-        await mkdir(init, mode);
-        await Promise.all([
-          mkdir(join(init, 'dev'), mode).then(() =>
-            Promise.all([mkdir(join(init, 'dev/pts'), mode), mkdir(join(init, 'dev/shm'), mode), writeFile(join(init, 'dev/console'), '', mode)]),
-          ),
-          mkdir(join(init, 'proc'), mode),
-          mkdir(join(init, 'sys'), mode),
-          writeFile(join(init, '.dockerenv'), '', mode),
-          mkdir(join(init, 'etc'), mode).then(() =>
-            Promise.all([
-              ...['etc/hosts', 'etc/hostname', 'etc/resolv.conf'].map((f) => writeFile(join(init, f), '', mode)),
-              symlink('/proc/mounts', join(init, 'etc/mtab')).catch(() => undefined),
-            ]),
-          ),
-        ]);
-      })(),
-    ]);
+    // Independent steps side by side.
+    await Promise.all([mkdir(join(dir, 'upper'), { mode: 0o755 }), mkdir(join(dir, 'work'), { mode: 0o700 }), this.sharedInitReady()]);
+  }
+
+  private sharedInit: Promise<void> | undefined;
+
+  /**
+   * The shared init layer, made (or completed) once per daemon: every entry is created if missing, so a layer
+   * half-made by a daemon that died is finished by the next one. Per container this saved 13 file creations at
+   * create and 13 deletions at removal.
+   */
+  private sharedInitReady(): Promise<void> {
+    this.sharedInit ??= makeInitLayer(sharedInitLayer(this.dataRoot)).catch((e: unknown) => {
+      this.sharedInit = undefined;
+      throw e;
+    });
+    return this.sharedInit;
   }
 
   /** Undoes prepare() of a create that failed. */
@@ -122,4 +119,23 @@ export class ContainerDirs {
       );
     }
   }
+}
+
+/** Docker's init layer: mount-point placeholders (empty files and directories, /etc/mtab a link to /proc/mounts). */
+async function makeInitLayer(init: string): Promise<void> {
+  const mode = { mode: 0o755 };
+  const dir = (p: string): Promise<unknown> => mkdir(join(init, p), { recursive: true, ...mode });
+  // 'a': created when missing, never truncated (they are empty) nor replaced under a running container.
+  const file = (p: string): Promise<void> => writeFile(join(init, p), '', { flag: 'a', ...mode });
+  await dir('.');
+  await Promise.all([dir('dev'), dir('proc'), dir('sys'), dir('etc'), file('.dockerenv')]);
+  await Promise.all([
+    dir('dev/pts'),
+    dir('dev/shm'),
+    file('dev/console'),
+    ...['etc/hosts', 'etc/hostname', 'etc/resolv.conf'].map(file),
+    symlink('/proc/mounts', join(init, 'etc/mtab')).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }),
+  ]);
 }

@@ -99,7 +99,7 @@ export function inspectContainer(c: ContainerView, d: QueryDeps): Record<string,
         Name: c.driver,
         Data:
           c.driver === 'overlay2'
-            ? { LowerDir: [join(dir, 'init'), ...lower].join(':'), MergedDir: join(dir, 'rootfs'), UpperDir: join(dir, 'upper'), WorkDir: join(dir, 'work') }
+            ? { LowerDir: [d.dirs.initLayer(c.id), ...lower].join(':'), MergedDir: join(dir, 'rootfs'), UpperDir: join(dir, 'upper'), WorkDir: join(dir, 'work') }
             : null,
       },
     },

@@ -22,7 +22,7 @@ import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
 import { ConfinedRoot, O_PATH, rootfsReader } from './confined-root.js';
 import type { ContainerView } from './types.js';
-import { cgroupPathOf, containerDir } from './paths.js';
+import { cgroupPathOf, containerDir, initLayerOf } from './paths.js';
 
 /** Every view is nosuid and nodev: berthd never runs or opens anything through it as a program or a device. */
 const VIEW_FLAGS = MS_NOSUID | MS_NODEV;
@@ -60,7 +60,7 @@ export class ContainerViews {
 
   /** init + image layers, top first. */
   lowerDirs(c: ContainerView): string[] {
-    return [join(this.containerDir(c.id), 'init'), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
+    return [initLayerOf(this.d.dataRoot, c.id), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
   }
 
   upperDir(c: ContainerView): string {

@@ -54,7 +54,7 @@ export class Launcher {
   async launch(c: ContainerRecord, hooks: LaunchHooks): Promise<void> {
     const dir = this.d.dirs.dir(c.id);
     const hc = c.hostConfig;
-    const lowerDirs = [join(dir, 'init'), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
+    const lowerDirs = [this.d.dirs.initLayer(c.id), ...(c.chainId ? this.d.layers.lowerDirs(c.chainId) : [])];
     const cleanups: (() => Promise<void>)[] = [];
     const t0 = performance.now();
     const marks: Record<string, number> = {};
