@@ -23,6 +23,12 @@ export interface BerthAddon {
    * with BPF_F_ALLOW_MULTI, then detaches the Berth device programs attached there before; returns how many.
    */
   attachDeviceFilter(cgroupDir: string, insns: Buffer): number;
+  /**
+   * A new network namespace bind-mounted on the existing file `path`, lo up, with the veth endpoints `spec`
+   * describes (native/addon/netns.h) plugged in, over rtnetlink from a thread of its own. Rejects with errno/code
+   * and the failing step; the caller removes what was made.
+   */
+  createNetns(path: string, spec: string): Promise<void>;
   /** One datagram to a unix datagram socket (systemd's $NOTIFY_SOCKET; a leading '@' is the abstract namespace). */
   sdNotify(socketPath: string, message: string): boolean;
   /**

@@ -2,7 +2,8 @@
  * berth_addon: the few syscalls berthd needs that Node does not offer:
  * mknod, the l*xattr family, mount and umount2, a bind mount onto an open
  * descriptor (the new mount API), and attaching a cgroup v2 device filter
- * (eBPF program bytes built by berthd). Each function throws a
+ * (eBPF program bytes built by berthd), and a network namespace with its veth
+ * endpoints over rtnetlink (netns.c; asynchronous). Each function throws a
  * JS Error carrying errno/code/syscall on failure, like Node's fs does.
  */
 #define _GNU_SOURCE
@@ -23,6 +24,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <node_api.h>
+#include "netns.h"
 #include "sd_notify.h"
 
 #define MAX_PATH_ARG 4096
@@ -570,6 +572,73 @@ out:
   return ret;
 }
 
+/* ---- network namespace (netns.c), off the event loop ------------------------------------------------------ */
+
+struct netns_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path;
+  char *spec;
+  int rc;
+  char err[512];
+};
+
+static void netns_execute(napi_env env, void *data) {
+  (void)env;
+  struct netns_work *w = data;
+  w->rc = berth_netns_create(w->path, w->spec, w->err, sizeof w->err);
+}
+
+static void netns_complete(napi_env env, napi_status status, void *data) {
+  struct netns_work *w = data;
+  napi_value v;
+  if (status == napi_ok && w->rc == 0) {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, w->deferred, v);
+  } else {
+    int e = w->rc < 0 ? -w->rc : EIO;
+    char msg[700];
+    snprintf(msg, sizeof msg, "%s: network namespace %s: %s", errno_code(e), w->path, w->err);
+    napi_value jmsg, err;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+    napi_create_error(env, NULL, jmsg, &err);
+    napi_create_int32(env, -e, &v);
+    napi_set_named_property(env, err, "errno", v);
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "code", v);
+    napi_reject_deferred(env, w->deferred, err);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w->spec);
+  free(w->path);
+  free(w);
+}
+
+/* createNetns(path, spec): Promise<void>; see netns.h for the spec. */
+static napi_value js_create_netns(napi_env env, napi_callback_info info) {
+  napi_value argv[2], promise = NULL, name;
+  if (get_args(env, info, 2, argv)) return NULL;
+  struct netns_work *w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (!(w->path = get_string(env, argv[0], MAX_PATH_ARG)) || !(w->spec = get_string(env, argv[1], MAX_DATA_ARG))) goto fail;
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok) goto fail;
+  napi_create_string_utf8(env, "berth.createNetns", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, netns_execute, netns_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    napi_throw_error(env, NULL, "cannot queue the network namespace work");
+    return NULL; /* the deferred is dropped with its promise */
+  }
+  return promise;
+fail:
+  free(w->spec);
+  free(w->path);
+  free(w);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -582,6 +651,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"attachDeviceFilter", NULL, js_attach_device_filter, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sdNotify", NULL, js_sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendWithFd", NULL, js_send_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"createNetns", NULL, js_create_netns, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
-import { BerthError } from '../errors.js';
+import { BerthError, errorMessage } from '../errors.js';
+import { MNT_DETACH, nativeAddon } from '../native.js';
 import { chain, shQuote as q, ToolShell } from './tool-shell.js';
 
 /** The bridge device exists and belongs to someone else. */
@@ -14,18 +15,15 @@ export class BridgeTakenError extends BerthError {
 }
 
 /**
- * Linux plumbing for the bridge driver, through iproute2 and util-linux:
- * bridges, veth pairs, and network namespaces kept as bind-mounted files under the exec root
- * (`unshare --net=<file>` makes one, `umount` + unlink removes it). Commands inside a namespace run
- * as `nsenter --net=<file> ip ...` (Node cannot setns itself).
- *
- * Cost notes (each child process is a few ms, more on a loaded host): a sandbox with its endpoints is
- * made by two processes, `unshare --net=<file> ip -batch -` (namespace, lo, veths created from inside
- * with the host side born in the daemon's namespace, addresses, routes) and one host `ip -batch -`
- * (alias, bridge, up). No device is ever moved between namespaces: `ip link set ... netns` waits for
- * an RCU grace period (10-25 ms each here), creating the peer in its namespace does not. The per-container
- * steps (sandbox create, connect, teardown) run through a long-lived shell (ToolShell): Node forking the
- * daemon for every child costs more than the tools themselves.
+ * Linux plumbing for the bridge driver: bridges and veth pairs through iproute2, and network namespaces kept
+ * as bind-mounted files under the exec root. A sandbox's namespace with its endpoints is made over rtnetlink by
+ * the native addon (createNetns: a thread of berthd enters the new namespace and ends there; veths created from
+ * inside with the host side born in the daemon's namespace, addresses, routes, then alias, bridge and up on the
+ * host side) and removed by umount2 + unlink: no child process on a container's start or removal (each one cost
+ * a few ms of CPU, more on a loaded host). Rarer steps (live connect, disconnect) run `ip`, inside a namespace as
+ * `nsenter --net=<file> ip ...`, through a long-lived shell (ToolShell): Node forking the daemon for every child
+ * costs more than the tools themselves. No device is ever moved between namespaces: `ip link set ... netns`
+ * waits for an RCU grace period (10-25 ms each here), creating the peer in its namespace does not.
  */
 
 export interface LinkInfo {
@@ -64,6 +62,23 @@ export interface EndpointPlumbing {
 /** The host-side `ip` commands that make the veth's bridge port isolated, when it must be. */
 function isolation(ep: EndpointPlumbing): string[] {
   return ep.isolated ? [`link set dev ${ep.hostIfName} type bridge_slave isolated on`] : [];
+}
+
+/** The native createNetns description of the endpoints (netns.h): one directive per line. */
+export function netnsSpec(endpoints: readonly EndpointPlumbing[]): string {
+  const word = (v: string | number): string => {
+    const s = String(v);
+    if (s === '' || /\s/.test(s)) throw new BerthError(`invalid network plumbing value ${JSON.stringify(s)}`);
+    return s;
+  };
+  const lines: string[] = [];
+  for (const ep of endpoints) {
+    lines.push(['ep', ep.ifName, ep.hostIfName, ep.mac, ep.mtu, ep.bridge, ep.owner, ep.isolated ? 1 : 0].map(word).join(' '));
+    for (const a of [`${ep.address}/${ep.prefixLen}`, ...(ep.extraAddrs ?? [])]) lines.push(`addr ${word(a)}`);
+    if (ep.defaultGateway) lines.push(`gw ${word(ep.defaultGateway)}`);
+    if (ep.defaultGateway6) lines.push(`gw6 ${word(ep.defaultGateway6)}`);
+  }
+  return lines.map((l) => `${l}\n`).join('');
 }
 
 /** Address, link up and (for the primary endpoint) the default route, run inside the namespace. */
@@ -176,31 +191,20 @@ export class Plumbing {
   }
 
   /**
-   * A new network namespace held by a bind mount at `path`, lo up, with `endpoints` plugged in (none:
-   * an empty namespace). Two processes in all; on failure nothing is left behind.
+   * A new network namespace held by a bind mount at `path`, lo up, with `endpoints` plugged in (none: an empty
+   * namespace). Made over rtnetlink by the native addon from a thread of its own (no child process); on failure
+   * nothing is left behind.
    */
   async createNetns(path: string, endpoints: readonly EndpointPlumbing[] = []): Promise<void> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
     if (existsSync(path)) await this.deleteNetns(path);
     closeSync(openSync(path, 'w', 0o444));
-    const inside = ['link set dev lo up'];
-    for (const ep of endpoints) {
-      // Created from inside: the host side is born in the daemon's namespace (netns <pid>), nothing moves.
-      inside.push(
-        `link add name ${ep.ifName} address ${ep.mac} mtu ${ep.mtu} type veth peer name ${ep.hostIfName} mtu ${ep.mtu} netns ${process.pid}`,
-        ...insideConfig(ep),
-      );
-    }
-    const steps = [{ command: `unshare --net=${q(path)} ip -batch -`, input: inside }];
-    if (endpoints.length > 0) {
-      steps.push({ command: 'ip -batch -', input: endpoints.flatMap((ep) => [`link set dev ${ep.hostIfName} alias ${ep.owner} master ${ep.bridge} up`, ...isolation(ep)]) });
-    }
     try {
-      await this.sh.run(chain(steps));
+      await nativeAddon().createNetns(path, netnsSpec(endpoints));
     } catch (e) {
       await Promise.all(endpoints.map((ep) => this.deleteLink(ep.hostIfName, true)));
       await this.deleteNetns(path);
-      throw e;
+      throw new BerthError(errorMessage(e), { cause: e });
     }
   }
 
@@ -209,13 +213,18 @@ export class Plumbing {
     // process ends. The unlink answers EBUSY while a mount is still on the file (one stacked on it, or a first
     // detach not yet visible): detach again and retry, as containerd does, a bounded number of times.
     for (let attempt = 1; existsSync(path); attempt++) {
-      const r = await this.sh.exec(`umount -l ${q(path)}`);
+      let umount = 'unmounted';
+      try {
+        nativeAddon().umount2(path, MNT_DETACH);
+      } catch (e) {
+        umount = errorMessage(e); // EINVAL: not (or no longer) a mount point
+      }
       try {
         rmSync(path, { force: true });
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 5) {
-          throw new BerthError(`removing network namespace ${path}: ${(e as Error).message} (umount: ${r.output.trim() || `exit ${r.code}`})`, { cause: e });
+          throw new BerthError(`removing network namespace ${path}: ${(e as Error).message} (umount: ${umount})`, { cause: e });
         }
       }
     }

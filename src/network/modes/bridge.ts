@@ -52,7 +52,7 @@ export class BridgeMode {
       plumbing.push(a.plumbing);
       addresses.push(`${n.Id} ${a.ep.ip}`);
     }
-    // Namespace and every endpoint at once (two processes, see Plumbing.createNetns).
+    // Namespace and every endpoint at once (over rtnetlink, see Plumbing.createNetns).
     await this.ctx.settledFor(sb.containerId, addresses);
     await this.ctx.plumbing.createNetns(sb.netnsPath!, plumbing);
     sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
