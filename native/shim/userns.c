@@ -109,7 +109,8 @@ static int fsconfig_str(int fs, const char *key, const char *val)
 	return (int)syscall(SYS_fsconfig, fs, val ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, key, val, 0);
 }
 
-/* overlay over the layers, each an idmapped detached bind, given by /proc/self/fd path (lowerdir+, Linux 6.8) */
+/* overlay over the layers, each an idmapped detached bind, given by /proc/self/fd path: one per lowerdir+ (Linux
+ * 6.8), else all in one lowerdir (fsconfig takes 256 bytes: about 14 layers) */
 static int overlay_rootfs(struct plan *p, int ufd, struct berth_err *err)
 {
 	int cwd = p->mount_cwd ? open(p->mount_cwd, O_PATH | O_DIRECTORY | O_CLOEXEC) : AT_FDCWD;
@@ -119,6 +120,10 @@ static int overlay_rootfs(struct plan *p, int ufd, struct berth_err *err)
 	if (fs < 0)
 		return berth_fail(err, errno, "fsopen overlay");
 	int *lfds = xmalloc(sizeof(int) * (size_t)(p->lowers.n ? p->lowers.n : 1));
+	size_t cap = 24 * (size_t)p->lowers.n + 1, o = 0;
+	char *all = xmalloc(cap);
+	all[0] = '\0';
+	int plus = 1;
 	for (int i = 0; i < p->lowers.n; i++) {
 		lfds[i] = clone_tree(cwd, p->lowers.v[i], 0);
 		if (lfds[i] < 0)
@@ -127,9 +132,16 @@ static int overlay_rootfs(struct plan *p, int ufd, struct berth_err *err)
 			return berth_fail(err, errno, "idmap layer %s", p->lowers.v[i]);
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", lfds[i]);
-		if (fsconfig_str(fs, "lowerdir+", path) < 0)
-			return berth_fail(err, errno, "overlay lowerdir+ %s", p->lowers.v[i]);
+		o += (size_t)snprintf(all + o, cap - o, "%s%s", i ? ":" : "", path);
+		if (plus && fsconfig_str(fs, "lowerdir+", path) < 0) {
+			if (i > 0 || errno != EINVAL)
+				return berth_fail(err, errno, "overlay lowerdir+ %s", p->lowers.v[i]);
+			plus = 0;
+		}
 	}
+	if (!plus && fsconfig_str(fs, "lowerdir", all) < 0)
+		return berth_fail(err, errno, "overlay lowerdir (%d idmapped layers)", p->lowers.n);
+	free(all);
 	if (p->upper && (fsconfig_str(fs, "upperdir", p->upper) < 0 || fsconfig_str(fs, "workdir", p->work ? p->work : "") < 0))
 		return berth_fail(err, errno, "overlay upperdir %s", p->upper);
 	if (p->overlay_opts && *p->overlay_opts) {

@@ -1,6 +1,8 @@
 // Pods in a user namespace (NamespaceOption.userns_options, mode POD): the kubelet's id maps checked, and the
 // holder's network namespace put at the sandbox's netns path. See docs/cri.md ("User namespaces").
 
+import { readFileSync } from 'node:fs';
+import { release as osRelease } from 'node:os';
 import { InvalidParameterError } from '../errors.js';
 import type { PodUserns } from '../containers/types.js';
 import { MNT_DETACH, MS_BIND, nativeAddon } from '../native.js';
@@ -10,6 +12,25 @@ import { runTool } from '../util/run-tool.js';
 import { msg, msgList, num, str } from './messages.js';
 
 const MAX_ID = 2 ** 32 - 1;
+
+/**
+ * Whether pods can have user namespaces here: user namespaces allowed (user.max_user_namespaces), and a kernel whose
+ * overlayfs takes idmapped layers (5.19).
+ */
+export function userNamespacesSupported(release = osRelease(), maxUserNamespaces = readMaxUserNamespaces()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  const major = Number(m?.[1] ?? 0);
+  const minor = Number(m?.[2] ?? 0);
+  return maxUserNamespaces > 0 && (major > 5 || (major === 5 && minor >= 19));
+}
+
+function readMaxUserNamespaces(): number {
+  try {
+    return Number(readFileSync('/proc/sys/user/max_user_namespaces', 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
 
 function mapping(kind: 'uid' | 'gid', list: unknown): OciIdMapping[] {
   const l = msgList(list);
@@ -31,13 +52,14 @@ function mapping(kind: 'uid' | 'gid', list: unknown): OciIdMapping[] {
  * The pod's user namespace from its NamespaceOption: undefined for NODE (or no userns_options: the host's, as
  * before); POD with the kubelet's maps; CONTAINER and TARGET do not exist for user namespaces.
  */
-export function podUserns(nso: unknown): Omit<PodUserns, 'join'> | undefined {
+export function podUserns(nso: unknown, supported = userNamespacesSupported()): Omit<PodUserns, 'join'> | undefined {
   const o = msg(nso);
   if (o.userns_options === null || o.userns_options === undefined) return undefined;
   const u = msg(o.userns_options);
   const mode = str(u.mode) || 'POD';
   if (mode === 'NODE') return undefined;
   if (mode !== 'POD') throw new InvalidParameterError(`unsupported user namespace mode: ${mode}`);
+  if (!supported) throw new InvalidParameterError('user namespaces are not supported on this host (user.max_user_namespaces is 0, or Linux is older than 5.19)');
   for (const [ns, m] of [['network', o.network], ['pid', o.pid], ['ipc', o.ipc]] as const) {
     if (m === 'NODE') throw new InvalidParameterError(`a pod in a user namespace cannot use the host's ${ns} namespace`);
   }

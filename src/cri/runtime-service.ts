@@ -13,6 +13,7 @@ import type { CniManager } from './cni.js';
 import { containerData, criState, type CriContainers } from './containers.js';
 import { msg, num, str, strList, type Msg } from './messages.js';
 import { CRI_API_VERSION } from './proto.js';
+import { userNamespacesSupported } from './pod-userns.js';
 import type { SandboxService } from './sandboxes.js';
 import type { CriStats } from './stats.js';
 import { metricDescriptors, type CriMetrics } from './metrics.js';
@@ -57,7 +58,7 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
           ],
         },
         info,
-        runtime_handlers: [{ name: '', features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: true } }],
+        runtime_handlers: [{ name: '', features: { recursive_read_only_mounts: recursiveReadOnlySupported(), user_namespaces: userNamespacesSupported() } }],
         features: { supplemental_groups_policy: true },
       };
     },

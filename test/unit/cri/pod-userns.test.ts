@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { podUserns } from '../../../src/cri/pod-userns.js';
+import { podUserns as podUsernsOn, userNamespacesSupported } from '../../../src/cri/pod-userns.js';
 import { hostIdOf } from '../../../src/containers/launcher.js';
 
 // NamespaceOption as the proto-loader delivers it (enums as names, longs as strings, defaults filled in)
+// on a host that supports them (the check itself is tested below)
+const podUserns = (nso: unknown, supported = true): ReturnType<typeof podUsernsOn> => podUsernsOn(nso, supported);
 const one = [{ container_id: 0, host_id: '1000', length: '100000' }];
 const nso = (userns: unknown, rest: Record<string, unknown> = {}): Record<string, unknown> => ({ network: 'POD', pid: 'CONTAINER', ipc: 'POD', userns_options: userns, ...rest });
 
@@ -35,6 +37,15 @@ describe('a pod\'s user namespace from the CRI NamespaceOption (policy)', () => 
     for (const ns of ['network', 'pid', 'ipc']) {
       expect(() => podUserns(nso({ mode: 'POD', uids: one, gids: one }, { [ns]: 'NODE' }))).toThrow(`cannot use the host's ${ns} namespace`);
     }
+  });
+
+  it('needs user namespaces allowed and a kernel whose overlayfs takes idmapped layers (5.19)', () => {
+    expect(userNamespacesSupported('6.18.44-fc', 63000)).toBe(true);
+    expect(userNamespacesSupported('5.19.0', 1)).toBe(true);
+    expect(userNamespacesSupported('5.15.0-91-generic', 63000)).toBe(false);
+    expect(userNamespacesSupported('6.8.0', 0)).toBe(false);
+    expect(() => podUserns(nso({ mode: 'POD', uids: one, gids: one }), false)).toThrow('user namespaces are not supported on this host');
+    expect(podUserns(nso({ mode: 'NODE' }), false)).toBeUndefined();
   });
 
   it('maps a container id to its host id through the ranges', () => {
