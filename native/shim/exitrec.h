@@ -15,7 +15,7 @@ struct exit_record {
 
 /* {"exitCode","signal","oomKilled":null,"finishedAt":now,"pid","error":error or null} */
 void exit_record_build(struct exit_record *r, int code, int sig, pid_t pid, const char *error);
-/* Writes the record durably (it outlives a host crash); -1 with errno on failure. */
+/* Writes the record atomically (tmp + rename, no fsync: see exitrec.c); -1 with errno on failure. */
 int exit_record_save(const struct exit_record *r, const char *path);
 
 #endif

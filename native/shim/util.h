@@ -15,8 +15,8 @@ size_t format_time_now(char *out, size_t outlen);
 /* Appends s (n bytes) JSON-escaped the way Docker's jsonlog does (<>& escaped, invalid UTF-8 -> U+FFFD).
  * out must hold 6*n bytes. */
 size_t json_escape(char *out, const char *s, size_t n);
-/* tmp file + rename; durable: fsync first (exit records: they outlive a host crash; the state file
- * names processes that a crash ends, so it skips the flush that delays every container start). */
+/* tmp file + rename; durable: fsync first. The shim's own files (state, exit record) describe processes a
+ * host crash ends and skip the flush, which delayed every container start and exit. */
 int write_file_atomic(const char *path, const char *data, size_t n, mode_t mode, int durable);
 /* Field 22 of /proc/<pid>/stat (clock ticks since boot); 0 if unreadable. */
 unsigned long long proc_start_time(pid_t pid);
