@@ -111,9 +111,14 @@ export class Executor implements ContainerRuntime {
       ms[k] = Math.round((performance.now() - t0) * 10) / 10;
     };
     const bundle = o.bundleDir;
-    await fsp.mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
-    await fsp.mkdir(path.join(this.opts.execRoot, 's'), { recursive: true, mode: 0o700 });
-    for (const f of ['exit.json', 'shim.json']) await fsp.rm(path.join(bundle, f), { force: true });
+    // Independent file steps side by side on the thread pool, while the cgroup is made below: one round trip
+    // of waiting instead of four in a row.
+    const files = Promise.all([
+      fsp.mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 }),
+      fsp.mkdir(path.join(this.opts.execRoot, 's'), { recursive: true, mode: 0o700 }),
+      ...['exit.json', 'shim.json'].map((f) => unlinkIfPresent(path.join(bundle, f))),
+    ]);
+    files.catch(() => undefined); // awaited below
     const socketPath = this.socketPathFor(id);
 
     let cgroup: Cgroup | undefined;
@@ -123,12 +128,16 @@ export class Executor implements ContainerRuntime {
       // like runc, the runtime's own device rules follow the spec's (mknod anything, default nodes, pts, ptmx, tun)
       const res = o.spec.linux?.resources ?? {};
       const devices = res.devices ? [...res.devices, ...RUNTIME_ALLOWED_DEVICE_RULES] : undefined;
-      const r = await this.opts.cgroups.create(cgPath, devices ? { ...res, devices } : res);
+      const r = await this.opts.cgroups.create(cgPath, devices ? { ...res, devices } : res).catch(async (e: unknown) => {
+        await files.catch(() => undefined);
+        throw e;
+      });
       cgroup = r.cgroup;
       warnings = r.warnings;
     }
     mark('cgroup');
     try {
+      await files;
       const seccomp = compiledSeccomp(o.spec);
       mark('seccomp');
       const nsOf = this.pinnedNamespaceOwner(o.spec);
@@ -414,7 +423,8 @@ export class Executor implements ContainerRuntime {
     e.ctl?.close();
     if (e.cgroup) await e.cgroup.destroy();
     mark('cgroup');
-    for (const s of [e.socketPath, ...e.execSockets]) await fsp.rm(s, { force: true });
+    // the shim unlinks its sockets as it ends: usually nothing is left
+    await Promise.all([e.socketPath, ...e.execSockets].map(unlinkIfPresent));
     this.entries.delete(id);
     mark('sockets');
     this.log.debug({ id, ms }, 'container deleted');
@@ -425,5 +435,14 @@ export class Executor implements ContainerRuntime {
     const e = this.entries.get(id);
     e?.ctl?.close();
     this.entries.delete(id);
+  }
+}
+
+/** unlink(2) of a file that may be gone already: one syscall where fs.rm({ force }) makes an lstat first. */
+async function unlinkIfPresent(file: string): Promise<void> {
+  try {
+    await fsp.unlink(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 }
