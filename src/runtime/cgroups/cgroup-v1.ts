@@ -102,7 +102,18 @@ export class CgroupV1Manager implements CgroupManager {
     }
   }
 
-  async sysInfo(): Promise<CgroupSysInfo> {
+  private sysInfoRead: Promise<CgroupSysInfo> | undefined;
+
+  /** Read once (dockerd reads its SysInfo once too): every create validates against it. */
+  sysInfo(): Promise<CgroupSysInfo> {
+    this.sysInfoRead ??= this.readSysInfo().catch((e: unknown) => {
+      this.sysInfoRead = undefined;
+      throw e;
+    });
+    return this.sysInfoRead;
+  }
+
+  private async readSysInfo(): Promise<CgroupSysInfo> {
     const { fs } = this.opts;
     const has = async (controller: string, file: string): Promise<boolean> => {
       const mount = this.mountOf(controller);

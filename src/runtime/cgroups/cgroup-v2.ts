@@ -133,7 +133,18 @@ export class CgroupV2Manager implements CgroupManager {
     }
   }
 
-  async sysInfo(): Promise<CgroupSysInfo> {
+  private sysInfoRead: Promise<CgroupSysInfo> | undefined;
+
+  /** Read once (dockerd reads its SysInfo once too): every create validates against it. */
+  sysInfo(): Promise<CgroupSysInfo> {
+    this.sysInfoRead ??= this.readSysInfo().catch((e: unknown) => {
+      this.sysInfoRead = undefined;
+      throw e;
+    });
+    return this.sysInfoRead;
+  }
+
+  private async readSysInfo(): Promise<CgroupSysInfo> {
     const { fs, mountPoint } = this.opts;
     const controllers = ((await readOptional(fs, path.join(mountPoint, 'cgroup.controllers'))) ?? '').trim().split(/\s+/);
     const has = (c: string): boolean => controllers.includes(c);

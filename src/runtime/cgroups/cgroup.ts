@@ -35,7 +35,7 @@ export interface CgroupManager {
   create(path: string, resources: LinuxResources): Promise<{ cgroup: Cgroup; warnings: string[] }>;
   /** A handle on an existing cgroup (e.g. after a daemon restart); nothing is checked or created. */
   open(path: string): Cgroup;
-  /** What the host supports, for Docker-style validation of HostConfig resources. */
+  /** What the host supports, for Docker-style validation of HostConfig resources (read once per manager). */
   sysInfo(): Promise<CgroupSysInfo>;
 }
 
