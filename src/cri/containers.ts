@@ -9,7 +9,7 @@ import { nowNano } from '../util/time.js';
 import { signalNumber } from '../containers/signals.js';
 import { resolveUser } from '../containers/user-resolve.js';
 import type { CriImageService } from './image-service.js';
-import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
+import { msg, msgList, nanosOfTime, num, str, strList, strMap, text, type Msg } from './messages.js';
 import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
 import { findByIdOrPrefix, selectByFilter } from './select.js';
 import { redeliverWhenCaught } from './stop-signal.js';
@@ -263,7 +263,7 @@ export class CriContainers {
         ...(hostNet ? {} : { Hostname: String(sb.config.Hostname) }),
         ...(command.length > 0 ? { Entrypoint: command } : {}),
         ...(args.length > 0 ? { Cmd: args } : {}),
-        Env: msgList(config.envs).map((e) => `${str(e.key)}=${str(e.value)}`),
+        Env: msgList(config.envs).map((e) => `${str(e.key)}=${text(e.value)}`),
         WorkingDir: str(config.working_dir),
         User: user,
         Tty: config.tty === true,

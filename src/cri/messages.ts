@@ -11,6 +11,12 @@ export function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
+/** A `bytes` field (KeyValue.value of ContainerConfig.envs) as UTF-8 text; a string passes through. */
+export function text(v: unknown): string {
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  return str(v);
+}
+
 export function num(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'string' && v !== '') return Number(v);
