@@ -1,0 +1,368 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../util/logger.js';
+import { AdjustmentConflictError, AdjustmentMerger, type MergedAdjustment } from './adjustment.js';
+import { isFatal, PluginConn, VALID_EVENTS, type NriEventName } from './plugin.js';
+import { loadNriCodecs, NRI_VERSION, type NriMsg } from './proto.js';
+import { TtrpcError } from './ttrpc.js';
+
+/** containerd's default NRI socket, where plugins look for the runtime. */
+export const DEFAULT_NRI_SOCKET = '/var/run/nri/nri.sock';
+export const DEFAULT_REGISTRATION_TIMEOUT_MS = 5_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 2_000;
+
+export interface NriOptions {
+  socketPath: string;
+  registrationTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  runtimeName: string;
+  runtimeVersion: string;
+}
+
+/** What the CRI gives the NRI service: the pods and containers a new plugin is synchronized with, and updates. */
+export interface NriStateSource {
+  /** NRI PodSandbox and Container messages of every existing pod and container. */
+  snapshot(): { pods: NriMsg[]; containers: NriMsg[] };
+  /** Applies container updates (NRI ContainerUpdate messages); returns the ones that failed. */
+  update(updates: NriMsg[]): Promise<NriMsg[]>;
+}
+
+/** A plugin's CreateContainer answer refused the container (or plugins conflicted). */
+export class NriPluginError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NriPluginError';
+  }
+}
+
+/**
+ * A readers-writer gate: CRI operations that create pods or containers hold it shared from their NRI event until
+ * the object is in the store; a plugin's synchronization holds it exclusively from its snapshot until it is on the
+ * list of plugins, so an object is either in the snapshot or delivered to the plugin as an event, never lost.
+ * Writers go first (a waiting synchronization stops new readers).
+ */
+class SyncGate {
+  private readers = 0;
+  private writer = false;
+  private readonly waitingWriters: (() => void)[] = [];
+  private readonly waitingReaders: (() => void)[] = [];
+
+  async shared(): Promise<() => void> {
+    if (this.writer || this.waitingWriters.length > 0) await new Promise<void>((r) => this.waitingReaders.push(r));
+    else this.readers++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.readers--;
+      this.next();
+    };
+  }
+
+  async exclusive(): Promise<() => void> {
+    if (this.writer || this.readers > 0) await new Promise<void>((r) => this.waitingWriters.push(r));
+    else this.writer = true;
+    return () => {
+      this.writer = false;
+      this.next();
+    };
+  }
+
+  private next(): void {
+    if (this.writer || this.readers > 0) return;
+    const w = this.waitingWriters.shift();
+    if (w) {
+      this.writer = true;
+      w();
+      return;
+    }
+    for (const r of this.waitingReaders.splice(0)) {
+      this.readers++;
+      r();
+    }
+  }
+}
+
+/**
+ * The runtime side of the Node Resource Interface (github.com/containerd/nri): external plugins connect to the
+ * NRI socket, register (name and two-digit index), are configured (the events they subscribe to) and
+ * synchronized with the existing pods and containers; from then on the CRI's pod and container lifecycle calls
+ * the hooks below, which deliver the events to the plugins in index order, one event at a time. CreateContainer
+ * answers are merged into one adjustment (conflicting plugins fail the create). A plugin that times out, breaks the
+ * protocol or disconnects is dropped and the event goes on without it; a plugin's own error fails
+ * RunPodSandbox/CreateContainer/UpdateContainer and is only logged for the other events. Nothing here blocks the
+ * daemon or reaches into the stores: the CRI hands in NRI messages and a NriStateSource.
+ */
+export class NriService {
+  private plugins: PluginConn[] = [];
+  private server: Server | undefined;
+  private source: NriStateSource | undefined;
+  private readonly gate = new SyncGate();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly registrationTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private closed = false;
+  private readonly conns = new Set<PluginConn>();
+
+  constructor(
+    private readonly opts: NriOptions,
+    private readonly log: Logger,
+    /** Called before a plugin's synchronization when no state source is set yet (starts the CRI). */
+    private readonly ensureSource: () => Promise<void> = async () => undefined,
+  ) {
+    this.registrationTimeoutMs = opts.registrationTimeoutMs ?? DEFAULT_REGISTRATION_TIMEOUT_MS;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
+  /** Listens on the NRI socket (0600, in a 0700 directory it creates). Refuses a socket another runtime serves. */
+  async start(): Promise<void> {
+    const path = this.opts.socketPath;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (await socketAnswers(path)) throw new Error(`NRI socket ${path} is served by another process`);
+    rmSync(path, { force: true });
+    const server = createServer((s) => this.accept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    chmodSync(path, 0o600);
+    this.server = server;
+    this.log.info({ socket: path }, 'NRI socket listening');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.conns) p.close();
+    this.plugins = [];
+    if (this.server) {
+      const s = this.server;
+      this.server = undefined;
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+      rmSync(this.opts.socketPath, { force: true });
+    }
+  }
+
+  setStateSource(source: NriStateSource): void {
+    this.source = source;
+  }
+
+  /** The registered, synchronized plugins in invocation order ("<idx>-<name>"). */
+  pluginNames(): string[] {
+    return this.active().map((p) => p.id);
+  }
+
+  private active(): PluginConn[] {
+    this.plugins = this.plugins.filter((p) => !p.closed);
+    return this.plugins;
+  }
+
+  private accept(socket: Socket): void {
+    socket.pause();
+    loadNriCodecs().then(
+      () => {
+        this.acceptLoaded(socket);
+        socket.resume();
+      },
+      (e: unknown) => {
+        this.log.error({ err: errorMessage(e) }, 'NRI: loading the NRI interface failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  private acceptLoaded(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    const p = new PluginConn(socket, { updateContainers: (plugin, updates) => this.applyUpdates(plugin, updates) }, this.log);
+    this.conns.add(p);
+    p.onClose(() => {
+      this.conns.delete(p);
+      this.plugins = this.plugins.filter((x) => x !== p);
+    });
+    void this.register(p).catch((e: unknown) => {
+      this.log.warn({ plugin: p.id, err: errorMessage(e) }, 'NRI plugin dropped');
+      p.close();
+    });
+  }
+
+  private async register(p: PluginConn): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        p.registered,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`plugin registration timed out (${this.registrationTimeoutMs} ms)`)), this.registrationTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const cfg = await p.call(
+      'Configure',
+      {
+        config: '',
+        runtime_name: this.opts.runtimeName,
+        runtime_version: this.opts.runtimeVersion,
+        registration_timeout: String(this.registrationTimeoutMs),
+        request_timeout: String(this.requestTimeoutMs),
+        NRI_version: NRI_VERSION,
+      },
+      this.requestTimeoutMs,
+    );
+    let events = Number(cfg.events ?? 0);
+    if (events === 0) events = VALID_EVENTS;
+    if ((events & ~VALID_EVENTS) !== 0) throw new Error(`invalid plugin events: 0x${(events & ~VALID_EVENTS).toString(16)}`);
+    p.events = events;
+    if (!this.source) await this.ensureSource();
+    const release = await this.gate.exclusive();
+    try {
+      const { pods, containers } = this.source?.snapshot() ?? { pods: [], containers: [] };
+      const rpl = await p.call('Synchronize', { pods, containers, more: false }, this.requestTimeoutMs);
+      if (p.closed) throw new Error('connection closed during synchronization');
+      const updates = Array.isArray(rpl.update) ? (rpl.update as NriMsg[]) : [];
+      if (updates.length > 0) await this.applyUpdates(p.id, updates);
+      this.plugins = [...this.active(), p].sort((a, b) => (a.idx < b.idx ? -1 : a.idx > b.idx ? 1 : 0));
+      this.log.info({ plugin: p.id, pods: pods.length, containers: containers.length, order: this.plugins.map((x) => x.id) }, 'NRI plugin synchronized');
+    } finally {
+      release();
+    }
+  }
+
+  private async applyUpdates(plugin: string, updates: NriMsg[]): Promise<NriMsg[]> {
+    if (!this.source) return updates;
+    this.log.info({ plugin, count: updates.length }, 'NRI plugin requested container updates');
+    return this.source.update(updates);
+  }
+
+  /** Holds off plugin synchronization while a pod or container is created (see SyncGate); call the result when done. */
+  blockSync(): Promise<() => void> {
+    return this.gate.shared();
+  }
+
+  /** Runs fn after every event queued before it (events reach the plugins one at a time, in order). */
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Delivers one event to every subscribed plugin in order; collects the answers. A fatal failure drops the
+   * plugin and goes on; a plugin's error answer is returned as NriPluginError.
+   */
+  private dispatch(event: NriEventName, req: NriMsg): Promise<{ plugin: string; reply: NriMsg }[]> {
+    const plugins = this.active().filter((p) => p.subscribed(event));
+    if (plugins.length === 0) return Promise.resolve([]);
+    return this.serialize(async () => {
+      const replies: { plugin: string; reply: NriMsg }[] = [];
+      for (const p of plugins) {
+        if (p.closed) continue;
+        try {
+          replies.push({ plugin: p.id, reply: await p.deliver(event, req, this.requestTimeoutMs) });
+        } catch (e) {
+          if (isFatal(e)) {
+            this.log.error({ plugin: p.id, event, err: errorMessage(e) }, 'NRI plugin failed to handle an event: dropped');
+            p.close();
+            continue;
+          }
+          throw new NriPluginError(`NRI plugin "${p.id}" failed to handle ${event}: ${e instanceof TtrpcError ? e.message : errorMessage(e)}`);
+        }
+      }
+      return replies;
+    });
+  }
+
+  /** An event whose failure changes nothing: logged. */
+  private async notify(event: NriEventName, req: NriMsg): Promise<NriMsg[]> {
+    try {
+      return (await this.dispatch(event, req)).map((r) => r.reply);
+    } catch (e) {
+      this.log.warn({ event, err: errorMessage(e) }, 'NRI event failed');
+      return [];
+    }
+  }
+
+  private async updatesOf(replies: NriMsg[]): Promise<void> {
+    const updates = replies.flatMap((r) => (Array.isArray(r.update) ? (r.update as NriMsg[]) : []));
+    if (updates.length > 0 && this.source) {
+      const failed = await this.source.update(updates);
+      if (failed.length > 0) this.log.warn({ failed: failed.map((u) => u.container_id) }, 'NRI container updates failed');
+    }
+  }
+
+  async runPodSandbox(pod: NriMsg): Promise<void> {
+    await this.dispatch('RUN_POD_SANDBOX', { pod });
+  }
+
+  async stopPodSandbox(pod: NriMsg): Promise<void> {
+    await this.notify('STOP_POD_SANDBOX', { pod });
+  }
+
+  async removePodSandbox(pod: NriMsg): Promise<void> {
+    await this.notify('REMOVE_POD_SANDBOX', { pod });
+  }
+
+  /** The merged adjustment of every plugin; throws NriPluginError when a plugin fails or plugins conflict. */
+  async createContainer(pod: NriMsg, container: NriMsg): Promise<MergedAdjustment | undefined> {
+    const replies = await this.dispatch('CREATE_CONTAINER', { pod, container });
+    if (replies.length === 0) return undefined;
+    const merger = new AdjustmentMerger();
+    try {
+      for (const r of replies) merger.add(r.plugin, (r.reply.adjust as NriMsg | null) ?? null);
+    } catch (e) {
+      if (e instanceof AdjustmentConflictError) throw new NriPluginError(`NRI: ${e.message}`);
+      throw e;
+    }
+    await this.updatesOf(replies.map((r) => r.reply));
+    return merger.result;
+  }
+
+  async postCreateContainer(pod: NriMsg, container: NriMsg): Promise<void> {
+    await this.notify('POST_CREATE_CONTAINER', { pod, container });
+  }
+
+  async startContainer(pod: NriMsg, container: NriMsg): Promise<void> {
+    await this.notify('START_CONTAINER', { pod, container });
+  }
+
+  async postStartContainer(pod: NriMsg, container: NriMsg): Promise<void> {
+    await this.notify('POST_START_CONTAINER', { pod, container });
+  }
+
+  /** UpdateContainer: plugins may answer with further updates (applied); a plugin's error fails the update. */
+  async updateContainer(pod: NriMsg, container: NriMsg, linuxResources: NriMsg): Promise<void> {
+    const replies = await this.dispatch('UPDATE_CONTAINER', { pod, container, linux_resources: linuxResources });
+    await this.updatesOf(replies.map((r) => r.reply));
+  }
+
+  async postUpdateContainer(pod: NriMsg, container: NriMsg): Promise<void> {
+    await this.notify('POST_UPDATE_CONTAINER', { pod, container });
+  }
+
+  async stopContainer(pod: NriMsg, container: NriMsg): Promise<void> {
+    await this.updatesOf(await this.notify('STOP_CONTAINER', { pod, container }));
+  }
+
+  async removeContainer(pod: NriMsg, container: NriMsg): Promise<void> {
+    await this.notify('REMOVE_CONTAINER', { pod, container });
+  }
+}
+
+/** True when something accepts connections on the unix socket at path. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
