@@ -84,6 +84,10 @@ describe('NRI multiplexer frames', () => {
   });
 });
 
+async function waitUntil(f: () => boolean): Promise<void> {
+  while (!f()) await new Promise((r) => setImmediate(r));
+}
+
 /** Two in-memory logical connections wired to each other. */
 function pair(): [MuxConn, MuxConn] {
   const mk = (): MuxConn & { peer?: MuxConn } => {
@@ -130,6 +134,16 @@ describe('ttrpc client and server', () => {
     const answers = await Promise.all([1, 2, 3].map((i) => client.call('svc', 'M', Buffer.from(String(i)), 1000)));
     expect(answers.map(String)).toEqual(['1', '2', '3']);
     expect(seen).toEqual([1, 3, 5]);
+  });
+
+  it('a call with no answer within its timeout fails as DEADLINE_EXCEEDED (and carries timeout_nano)', async () => {
+    const [c, s] = pair();
+    const got: bigint[] = [];
+    s.on('data', (b: Buffer) => got.push(decodeRequest(b.subarray(10)).timeoutNano ?? 0n));
+    const client = new TtrpcClient(c);
+    await expect(client.call('svc', 'Slow', Buffer.alloc(0), 5)).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    await waitUntil(() => got.length === 1);
+    expect(got).toEqual([5_000_000n]);
   });
 
   it('a closed connection fails pending and later calls as UNAVAILABLE', async () => {
