@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseHost } from './util/host-address.js';
+import { parseGoDuration } from './util/time.js';
 import { DEFAULT_API_TIMEOUTS, type ApiTimeouts } from './api/timeouts.js';
 
 /** The daemon's settings: command-line flags over daemon.json over defaults (dockerd's key names). */
@@ -40,6 +41,11 @@ export interface DaemonConfig {
   socketLink: string;
   /** CRI gRPC endpoint (unix://…); '' = off (--no-cri); default <exec-root>/cri.sock. */
   criSocket: string;
+  /** NRI socket path plugins connect to; '' = off (--no-nri); default /var/run/nri/nri.sock (containerd's). */
+  nriSocket: string;
+  /** How long a connected NRI plugin has to register, and to answer one request (ms; containerd's 5 s and 2 s). */
+  nriRegistrationTimeoutMs: number;
+  nriRequestTimeoutMs: number;
   cniConfDir: string;
   cniBinDirs: string[];
   /** Berth's own: how long a client may take to send a request (slowloris); answers are never timed. */
@@ -90,6 +96,9 @@ function defaults(): DaemonConfig {
     tlsKey: `${DEFAULT_CERT_DIR}/key.pem`,
     socketLink: '',
     criSocket: '',
+    nriSocket: '/var/run/nri/nri.sock',
+    nriRegistrationTimeoutMs: 5_000,
+    nriRequestTimeoutMs: 2_000,
     cniConfDir: '/etc/cni/net.d',
     cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
     apiTimeouts: { ...DEFAULT_API_TIMEOUTS },
@@ -191,6 +200,10 @@ const OPTIONS: Option[] = [
   } }),
   opt({ key: 'cri-socket', kind: 'string', arg: 'ADDR', help: 'CRI (kubelet, crictl) gRPC endpoint (default unix://<exec-root>/cri.sock)', apply: (c, v) => { c.criSocket = v; } }),
   opt({ key: 'no-cri', noFile: true, kind: 'bool', help: 'Do not serve the CRI', apply: (c, v) => { if (v) c.criSocket = 'off'; } }),
+  opt({ key: 'nri-socket', kind: 'string', arg: 'PATH', help: 'NRI (Node Resource Interface) socket for plugins (default /var/run/nri/nri.sock)', apply: (c, v) => { c.nriSocket = v; } }),
+  opt({ key: 'no-nri', noFile: true, kind: 'bool', help: 'Do not serve NRI', apply: (c, v) => { if (v) c.nriSocket = ''; } }),
+  opt({ key: 'nri-plugin-registration-timeout', kind: 'string', arg: 'DURATION', help: 'Time an NRI plugin has to register (default 5s)', apply: (c, v) => { c.nriRegistrationTimeoutMs = positiveDurationMs(v); } }),
+  opt({ key: 'nri-plugin-request-timeout', kind: 'string', arg: 'DURATION', help: 'Time an NRI plugin has to answer a request (default 2s)', apply: (c, v) => { c.nriRequestTimeoutMs = positiveDurationMs(v); } }),
   opt({ key: 'cni-conf-dir', kind: 'string', arg: 'DIR', help: 'CNI network configurations for pod sandboxes (default /etc/cni/net.d)', apply: (c, v) => { c.cniConfDir = v; } }),
   opt({ key: 'cni-bin-dir', kind: 'strings', arg: 'DIR', help: 'Where CNI plugins are looked for (repeatable; default /opt/cni/bin, /usr/lib/cni)', apply: (c, v) => { c.cniBinDirs = v; } }),
   opt({ key: 'api-timeouts', flag: false, kind: 'json', help: '', apply: (c, v) => { c.apiTimeouts = apiTimeouts(v, c.apiTimeouts); } }),
@@ -385,6 +398,13 @@ function build(args: ParsedArgs): DaemonConfig {
   problems.push(...checkConsistency(cfg));
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
+}
+
+/** A Go duration ("2s", "500ms") as milliseconds; at least 1 ms. */
+function positiveDurationMs(v: string): number {
+  const ns = parseGoDuration(v);
+  if (ns === undefined || ns < 1_000_000n) throw new Error(`"${v}" is not a positive duration (e.g. 2s, 500ms)`);
+  return Number(ns / 1_000_000n);
 }
 
 /** TLS is on when asked for with --tls or implied by --tlsverify (set either way), as in dockerd. */

@@ -30,7 +30,10 @@ import { ContainerOps } from './containers/container-ops.js';
 import { ContainerViews } from './containers/container-views.js';
 import { secureDataRoot } from './data-root.js';
 import type { StoredContainer } from './containers/types.js';
-import { serveCriOnDemand } from './cri/on-demand.js';
+import { serveCriOnDemand, type OnDemandCriServer } from './cri/on-demand.js';
+import type { NriService } from './nri/nri-service.js';
+import { BERTH_VERSION } from './version.js';
+import { errorMessage } from './errors.js';
 import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
@@ -81,7 +84,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let containers: ContainerService | undefined;
   let containerOps: ContainerOps | undefined;
   let registry: RegistryService | undefined;
-  let cri: { close(): Promise<void> } | undefined;
+  let cri: OnDemandCriServer | undefined;
+  let nri: NriService | undefined;
   try {
     secureDataRoot(config.dataRoot, log);
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
@@ -168,10 +172,33 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     diskUsage.setDiskUsageProviders({ buildCache: () => build.diskUsage() });
     const services: Services = { system, events, volumes, diskUsage, networks, images, containers, execs, containerOps, registry, build };
 
+    if (config.nriSocket !== '' && config.criSocket !== '') {
+      // NRI applies to the CRI's pods and containers only (as in containerd); a plugin that connects before the
+      // first CRI connection starts the CRI, whose pods and containers it is synchronized with.
+      const { NriService } = await import('./nri/nri-service.js');
+      nri = new NriService(
+        {
+          socketPath: config.nriSocket,
+          registrationTimeoutMs: config.nriRegistrationTimeoutMs,
+          requestTimeoutMs: config.nriRequestTimeoutMs,
+          runtimeName: 'berth',
+          runtimeVersion: BERTH_VERSION,
+        },
+        log.child({ sub: 'nri' }),
+        async () => cri?.warm(),
+      );
+      try {
+        await nri.start();
+      } catch (e) {
+        // NRI is optional: a taken or unusable socket leaves the daemon without it, never down
+        log.error({ err: errorMessage(e), socket: config.nriSocket }, 'NRI not served');
+        nri = undefined;
+      }
+    }
     if (config.criSocket !== '') {
       // Loaded on the first CRI connection: gRPC and the CRI services are resident memory that a daemon nobody
       // drives through the CRI never uses.
-      const criDeps = { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log };
+      const criDeps = { containers, containerOps, execs, events, images: images.service, layers: images.layers, registry, cgroups, log, ...(nri ? { nri } : {}) };
       const criOptions = { dataRoot: config.dataRoot, cniConfDir: config.cniConfDir, cniBinDirs: config.cniBinDirs, initPath: INIT_PATH };
       cri = await serveCriOnDemand(
         config.criSocket,
@@ -186,6 +213,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     void containers.startRestartPolicyContainers();
   } catch (e) {
     await cri?.close();
+    await nri?.close();
     await api?.close(0);
     await networks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));
     db?.close();
@@ -200,6 +228,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const openContainerOps = containerOps;
   const openRegistry = registry;
   const openCri = cri;
+  const openNri = nri;
   return {
     reload(next) {
       // The system service reads these from the shared config object (docker info shows them at once).
@@ -211,6 +240,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       openContainers?.shutdown();
       openContainerOps?.shutdown();
       await openCri?.close().catch((err: unknown) => log.error({ err }, 'CRI server shutdown failed'));
+      await openNri?.close().catch((err: unknown) => log.error({ err }, 'NRI shutdown failed'));
       await openApi.close(10_000);
       await openRegistry?.close().catch((err: unknown) => log.error({ err }, 'registry shutdown failed'));
       await openNetworks?.stop().catch((err: unknown) => log.error({ err }, 'network shutdown failed'));

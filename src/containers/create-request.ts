@@ -31,7 +31,14 @@ export interface CreateRequest {
   platform?: string;
   /** Set by the CRI layer only (never from the Docker API). */
   cri?: CriAttachment;
+  /** The new container's ID, chosen by the CRI layer (NRI plugins see it before the create); never from the Docker API. */
+  id?: string;
   body: Partial<ContainerConfig> & { HostConfig?: HostConfig; NetworkingConfig?: ContainerRecord['networkingConfig'] };
+}
+
+/** A new container ID: 64 hex digits. */
+export function newContainerId(): string {
+  return randomBytes(32).toString('hex');
 }
 
 export interface NewRecordDeps {
@@ -78,7 +85,8 @@ export async function newContainerRecord(req: CreateRequest, d: NewRecordDeps): 
     if (u.Soft > u.Hard) throw new InvalidParameterError(`ulimit soft limit must be less than or equal to hard limit: ${u.Soft} > ${u.Hard}`);
   }
 
-  const id = randomBytes(32).toString('hex');
+  if (req.id !== undefined && !/^[0-9a-f]{64}$/.test(req.id)) throw new InvalidParameterError(`invalid container ID "${req.id}"`);
+  const id = req.id ?? newContainerId();
   const config = mergeImageConfig({ ...body, Image: body.Image }, image.config.config, id);
   const { path, args } = commandOf(config);
   const created = nowNano();

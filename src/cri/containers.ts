@@ -14,6 +14,8 @@ import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type Sandbo
 import { findByIdOrPrefix, selectByFilter } from './select.js';
 import { redeliverWhenCaught } from './stop-signal.js';
 import type { ImageVolumes, ImageVolumeSet } from './image-volumes.js';
+import type { CriNri } from './nri-hooks.js';
+import { newContainerId, type CreateRequest } from '../containers/create-request.js';
 
 export interface ContainerData {
   sandboxId: string;
@@ -98,6 +100,7 @@ export class CriContainers {
     private readonly images: CriImageService,
     private readonly imageVolumes: ImageVolumes,
     private readonly log: Logger,
+    private readonly nri?: CriNri,
   ) {}
 
   find(id: string): ContainerView | undefined {
@@ -256,7 +259,8 @@ export class CriContainers {
       user: { uid: identity.uid, gid: identity.gid, supplemental_groups: identity.additionalGids },
     };
     const pod = sd.metadata;
-    const created = this.containers.create({
+    const request: CreateRequest = {
+      id: newContainerId(),
       name: `k8s_${dockerSafe(name)}_${dockerSafe(String(pod.name))}_${dockerSafe(String(pod.namespace))}_${dockerSafe(String(pod.uid))}_${num(md.attempt)}`,
       body: {
         Image: image.id,
@@ -288,13 +292,26 @@ export class CriContainers {
         // a pod in a user namespace: its containers join the holder's (and the namespaces owned by it)
         ...(sb.cri?.userns ? { userns: { uidMappings: sb.cri.userns.uidMappings.map((m) => ({ ...m })), gidMappings: sb.cri.userns.gidMappings.map((m) => ({ ...m })), join: sb.id } } : {}),
       },
-    });
-    const { Id: id } = await created.catch((e: unknown) => {
+    };
+    const { Id: id } = await this.createWithNri(sb, name, request, annotations).catch((e: unknown) => {
       if (imageVolumes) this.imageVolumes.release(imageVolumes.set);
       throw e;
     });
+    await this.nri?.postCreateContainer(this.get(id));
     this.log.debug({ id, sandbox: sb.id, name }, 'CRI container created');
     return { container_id: id };
+  }
+
+  /** NRI's CreateContainer (its adjustment applied to the request), then the create, with plugin sync held off. */
+  private async createWithNri(sb: ContainerView, name: string, request: CreateRequest, annotations: Record<string, string>): Promise<{ Id: string }> {
+    if (!this.nri) return this.containers.create(request);
+    const unblockSync = await this.nri.blockSync();
+    try {
+      await this.nri.createContainer(sb, request.id ?? '', name, request, annotations);
+      return await this.containers.create(request);
+    } finally {
+      unblockSync();
+    }
   }
 
   async start(req: Msg): Promise<Msg> {
@@ -302,7 +319,9 @@ export class CriContainers {
     if (c.state.Status !== 'created') throw new ConflictError(`container ${c.id} is not in created state: ${criState(c)}`);
     const volumes = containerData(c).imageVolumes;
     if (volumes) this.imageVolumes.ensure(volumes);
+    await this.nri?.startContainer(c);
     await this.containers.start(c.id, 'cri');
+    await this.nri?.postStartContainer(this.get(c.id));
     return {};
   }
 
@@ -323,6 +342,8 @@ export class CriContainers {
     } finally {
       watch?.cancel();
     }
+    const after = this.find(c.id);
+    if (after && after.state.Status !== 'created') await this.nri?.stopContainer(after);
     return {};
   }
 
@@ -337,6 +358,7 @@ export class CriContainers {
     await this.containers.remove(c.id, { force: true, by: 'cri' });
     const volumes = containerData(c).imageVolumes;
     if (volumes) this.imageVolumes.release(volumes);
+    await this.nri?.removeContainer(c);
   }
 
   /** Kills and removes (remove) or only stops (stop) every container of a pod. */

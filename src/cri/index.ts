@@ -19,6 +19,8 @@ import { SandboxService, sandboxData } from './sandboxes.js';
 import { StreamingServer } from './streaming.js';
 import { CriStats } from './stats.js';
 import { CriMetrics } from './metrics.js';
+import { CriNri } from './nri-hooks.js';
+import type { NriService } from '../nri/nri-service.js';
 
 export interface CriOptions {
   /** unix:///run/berth/cri.sock */
@@ -41,6 +43,8 @@ export interface CriDeps {
   layers: LayerStore;
   registry: RegistryService;
   cgroups: CgroupManager;
+  /** The NRI service (src/nri) when NRI is on: the CRI's lifecycle calls its hooks. */
+  nri?: NriService;
   log: Logger;
 }
 
@@ -49,9 +53,11 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
   const log = d.log.child({ sub: 'cri' });
   const cni = new CniManager({ confDir: o.cniConfDir, binDirs: o.cniBinDirs, cacheDir: join(o.dataRoot, 'cri', 'cni-results'), writeDefault: true }, log);
   const images = new CriImageService(d.images, d.layers, d.registry, join(o.dataRoot, 'layers'), log);
-  const sandboxes = new SandboxService(d.containers, d.images, cni, o.initPath, log);
+  const nri = new CriNri(d.nri, d.containers, log.child({ sub: 'nri' }));
+  const sandboxes = new SandboxService(d.containers, d.images, cni, o.initPath, log, nri);
   const imageVolumes = new ImageVolumes(join(o.dataRoot, 'cri', 'image-volumes'), d.layers, images, log);
-  const criContainers = new CriContainers(d.containers, sandboxes, images, imageVolumes, log);
+  const criContainers = new CriContainers(d.containers, sandboxes, images, imageVolumes, log, nri);
+  nri.attach({ sandboxes: () => sandboxes.list(), criContainers: () => criContainers.list(), containerOps: d.containerOps, events: d.events });
   const stats = new CriStats(d.cgroups, o.dataRoot);
   const streaming = new StreamingServer(
     d.containers,
@@ -77,6 +83,7 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
         cni,
         sandboxes,
         criContainers,
+        nri,
         stats,
         metrics: new CriMetrics(d.cgroups, o.dataRoot),
         streamUrl: (kind, req) => Promise.resolve(streaming.url(kind, req)),

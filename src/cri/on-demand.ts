@@ -9,6 +9,11 @@ export interface CriServer {
   close(): Promise<void>;
 }
 
+/** The on-demand socket: also started without a connection when something needs the CRI's state (NRI). */
+export interface OnDemandCriServer extends CriServer {
+  warm(): Promise<void>;
+}
+
 /**
  * The CRI socket, served on demand: gRPC and the CRI services are ~7 MiB of resident memory that a daemon nobody
  * drives through the CRI never needs. Until the first connection a plain listener holds the socket path; that
@@ -17,7 +22,7 @@ export interface CriServer {
  * Both listeners bind temporary names that are renamed into place, so closing either never unlinks the path the
  * other serves. This file imports nothing of gRPC.
  */
-export async function serveCriOnDemand(endpoint: string, start: (privateEndpoint: string) => Promise<CriServer>, log: Logger): Promise<CriServer> {
+export async function serveCriOnDemand(endpoint: string, start: (privateEndpoint: string) => Promise<CriServer>, log: Logger): Promise<OnDemandCriServer> {
   if (!endpoint.startsWith('unix://')) throw new BerthError(`CRI endpoint must be unix://<path>, got "${endpoint}"`);
   const path = endpoint.slice('unix://'.length);
   mkdirSync(dirname(path), { recursive: true, mode: 0o711 });
@@ -36,11 +41,7 @@ export async function serveCriOnDemand(endpoint: string, start: (privateEndpoint
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   };
-  const stub: Server = createServer({ pauseOnConnect: true }, (client) => {
-    if (closed) {
-      client.destroy();
-      return;
-    }
+  const load = (): Promise<CriServer> => {
     real ??= (async () => {
       const t0 = performance.now();
       const server = await start(`unix://${realPath}`);
@@ -50,7 +51,14 @@ export async function serveCriOnDemand(endpoint: string, start: (privateEndpoint
       setImmediate(() => stub.close());
       return server;
     })();
-    real.then(
+    return real;
+  };
+  const stub: Server = createServer({ pauseOnConnect: true }, (client) => {
+    if (closed) {
+      client.destroy();
+      return;
+    }
+    load().then(
       () => relay(client),
       (e: unknown) => {
         log.error({ err: errorMessage(e) }, 'starting the CRI server failed');
@@ -71,6 +79,15 @@ export async function serveCriOnDemand(endpoint: string, start: (privateEndpoint
   log.info({ socket: path }, 'CRI socket listening (the server starts on first use)');
 
   return {
+    async warm() {
+      if (closed) return;
+      try {
+        await load();
+      } catch (e) {
+        real = undefined;
+        throw e;
+      }
+    },
     async close() {
       closed = true;
       if (stub.listening) await new Promise<void>((resolve) => stub.close(() => resolve()));

@@ -15,6 +15,7 @@ import { msg, num, str, strList, type Msg } from './messages.js';
 import { CRI_API_VERSION } from './proto.js';
 import { userNamespacesSupported } from './pod-userns.js';
 import type { SandboxService } from './sandboxes.js';
+import type { CriNri } from './nri-hooks.js';
 import type { CriStats } from './stats.js';
 import { metricDescriptors, type CriMetrics } from './metrics.js';
 import type { ServerStream, Unary } from './grpc-server.js';
@@ -34,6 +35,7 @@ export interface RuntimeDeps {
   cni: CniManager;
   sandboxes: SandboxService;
   criContainers: CriContainers;
+  nri: CriNri;
   stats: CriStats;
   metrics: CriMetrics;
   streamUrl: (kind: 'exec' | 'attach' | 'portforward', req: Msg) => Promise<string>;
@@ -101,7 +103,9 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       if (num(r.memory_swap_limit_in_bytes) > 0) body.MemorySwap = num(r.memory_swap_limit_in_bytes);
       if (str(r.cpuset_cpus) !== '') body.CpusetCpus = str(r.cpuset_cpus);
       if (str(r.cpuset_mems) !== '') body.CpusetMems = str(r.cpuset_mems);
+      await d.nri.updateContainer(c, nriResources(r));
       await d.containerOps.update(c.id, body as Parameters<ContainerOps['update']>[1], 'cri');
+      await d.nri.postUpdateContainer(ctrs.get(c.id));
       return {};
     },
 
@@ -186,6 +190,20 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       stream: (_req, call) => containerEvents(d, call),
     },
   };
+}
+
+/** CRI LinuxContainerResources as NRI LinuxResources (for the UpdateContainer event). */
+function nriResources(r: Msg): Msg {
+  const o = (v: unknown): { value: string } | null => (num(v) > 0 ? { value: String(num(v)) } : null);
+  return {
+    memory: { limit: o(r.memory_limit_in_bytes), swap: o(r.memory_swap_limit_in_bytes) },
+    cpu: { shares: o(r.cpu_shares), quota: o(r.cpu_quota), period: o(r.cpu_period), cpus: str(r.cpuset_cpus), mems: str(r.cpuset_mems) },
+    unified: strMapOf(r.unified),
+  };
+}
+
+function strMapOf(v: unknown): Record<string, string> {
+  return v && typeof v === 'object' ? Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])) : {};
 }
 
 const EVENT_TYPES: Record<string, string> = {

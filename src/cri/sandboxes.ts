@@ -9,6 +9,8 @@ import type { CniManager, PortMapping } from './cni.js';
 import { msg, msgList, nanosOfTime, num, str, strList, strMap, type Msg } from './messages.js';
 import { ensurePauseImage } from './pause-image.js';
 import { bindHolderNetns, podUserns } from './pod-userns.js';
+import type { CriNri } from './nri-hooks.js';
+import { newContainerId } from '../containers/create-request.js';
 import { findByIdOrPrefix, selectByFilter } from './select.js';
 
 /** Docker labels that mark CRI objects (docker ps --filter label=io.berth.cri.type=container). */
@@ -64,6 +66,8 @@ export function sandboxData(c: ContainerView): SandboxData {
  */
 export class SandboxService {
   private pauseImage: Promise<string> | undefined;
+  /** Sandboxes being set up: not visible to the CRI until their RunPodSandbox (NRI included) is done. */
+  private readonly pending = new Set<string>();
 
   constructor(
     private readonly containers: ContainerService,
@@ -71,6 +75,7 @@ export class SandboxService {
     private readonly cni: CniManager,
     private readonly initPath: string,
     private readonly log: Logger,
+    private readonly nri?: CriNri,
   ) {}
 
   private pause(): Promise<string> {
@@ -93,7 +98,7 @@ export class SandboxService {
   }
 
   list(): ContainerView[] {
-    return this.containers.all().filter((c) => c.cri?.kind === 'sandbox');
+    return this.containers.all().filter((c) => c.cri?.kind === 'sandbox' && !this.pending.has(c.id));
   }
 
   ready(c: ContainerView): boolean {
@@ -153,7 +158,23 @@ export class SandboxService {
       createdAt: nowNano().toString(),
       networkUp: false,
     };
-    const { Id: id } = await this.containers.create({
+    const id = newContainerId();
+    this.pending.add(id);
+    // a plugin that connects meanwhile gets this pod in its synchronization or as the RunPodSandbox event
+    const unblockSync = this.nri ? await this.nri.blockSync() : undefined;
+    try {
+      await this.create(id, config, hostNet, name, namespace, uid, image, hc, data, labels, hostname, attempt, userns);
+    } finally {
+      this.pending.delete(id);
+      unblockSync?.();
+    }
+    this.log.info({ id, pod: `${namespace}/${name}` }, 'pod sandbox running');
+    return { pod_sandbox_id: id };
+  }
+
+  private async create(id: string, config: Msg, hostNet: boolean, name: string, namespace: string, uid: string, image: string, hc: HostConfig, data: SandboxData, labels: Record<string, string>, hostname: string, attempt: number, userns: ReturnType<typeof podUserns>): Promise<void> {
+    await this.containers.create({
+      id,
       name: `k8s_POD_${dockerSafe(name)}_${dockerSafe(namespace)}_${dockerSafe(uid)}_${attempt}`,
       body: {
         Image: image,
@@ -195,21 +216,24 @@ export class SandboxService {
       } else {
         this.containers.setCriData(id, { networkUp: true });
       }
+      // NRI plugins see the pod set up (network included) before the CRI does; a plugin's error fails the run
+      await this.nri?.runPodSandbox(this.containers.get(id));
     } catch (e) {
       // A failure after ADD (the sandbox gone meanwhile) still owes the network its DEL; without an ADD there is none.
       await this.cni.tearDown(id).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'CNI teardown of a sandbox that failed to start'));
       await this.containers.remove(id, { force: true, by: 'cri' }).catch((err: unknown) => this.log.warn({ id, err: errorMessage(err) }, 'removing a sandbox that failed to start'));
       throw e;
     }
-    this.log.info({ id, pod: `${namespace}/${name}` }, 'pod sandbox running');
-    return { pod_sandbox_id: id };
   }
 
   /** Stops the pod: its containers first (kill), then its network, then the holder. Idempotent. */
   async stop(id: string, stopContainers: (sandboxId: string) => Promise<void>): Promise<void> {
     const c = this.find(id);
     if (!c) return; // containerd answers success for an unknown sandbox on stop
+    const wasReady = this.ready(c);
     await stopContainers(c.id);
+    // NRI: once, with the pod's containers stopped and its network still there
+    if (wasReady) await this.nri?.stopPodSandbox(c);
     if (sandboxData(c).networkUp) {
       const netns = this.netnsOf(c);
       await this.cni.tearDown(c.id, netns);
@@ -223,6 +247,7 @@ export class SandboxService {
     if (!c) return;
     await this.stop(c.id, removeContainers);
     await this.containers.remove(c.id, { force: true, by: 'cri' });
+    await this.nri?.removePodSandbox(c);
   }
 
   /** The sandbox's network namespace path, from the network service (empty when the holder is not running). */

@@ -61,6 +61,8 @@ export class TestDaemon {
       '--exec-root', execRoot,
       '--config-file', configFile,
       '--log-level', 'debug',
+      // NRI on the daemon's own socket: containerd's default path is one per host
+      ...('nri-socket' in (options.config ?? {}) || (options.extraArgs ?? []).some((a) => a.startsWith('--nri-socket') || a === '--no-nri') ? [] : ['--nri-socket', join(execRoot, 'nri.sock')]),
       ...(options.extraArgs ?? []),
     ];
     const d = new TestDaemon(dir, socket, dataRoot, execRoot, join(dir, 'berthd.log'), args);

@@ -32,7 +32,8 @@ beforeAll(async () => {
   reg = await startRegistry({ auth: 'none' });
   netDir = mkdtempSync(join(tmpdir(), 'bt-cni-'));
   net = await writeTestConflist(netDir);
-  d = await startDaemon({ config: { 'cni-conf-dir': net.confDir } });
+  // NRI specs hold a plugin's Synchronize open for 2 s (containerd's default request timeout): a longer one here
+  d = await startDaemon({ config: { 'cni-conf-dir': net.confDir, 'nri-plugin-request-timeout': '20s' } });
   writeCritestMirrors(join(d.dir, 'certs.d'), reg);
   await pushCritestImages(d, reg);
 }, 20 * 60_000);
@@ -95,6 +96,8 @@ it('passes critest against the CRI socket (only listed specs skipped)', async ()
   const args = [
     `--runtime-endpoint=${socket}`,
     `--image-endpoint=${socket}`,
+    // critest connects to Berth's NRI socket as a plugin: the NRI specs run
+    `-nri-socket=${join(d.execRoot, 'nri.sock')}`,
     '--ginkgo.no-color',
     '--ginkgo.timeout=20m',
     FLAKE_ATTEMPTS,

@@ -1,0 +1,185 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from '../../src/nri/mux.js';
+import { loadNriCodecs, PLUGIN_SERVICE, RUNTIME_SERVICE, type NriMsg } from '../../src/nri/proto.js';
+import { TtrpcClient, TtrpcServer, type TtrpcHandler } from '../../src/nri/ttrpc.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { Crictl, criToolsBin, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface Seen {
+  event: string;
+  pod: string;
+  container: string;
+  name: string;
+}
+
+/**
+ * A tiny NRI plugin: connects to the runtime's socket, registers, records every event it gets, and answers
+ * CreateContainer with an adjustment (an env variable set, one removed, an annotation). `hang` makes it never
+ * answer CreateContainer (a stuck plugin).
+ */
+async function startPlugin(socket: string, name: string, idx: string, opts: { hang?: boolean } = {}): Promise<{ seen: Seen[]; synced: Promise<NriMsg>; closed: Promise<void>; close(): void }> {
+  const codecs = await loadNriCodecs();
+  const seen: Seen[] = [];
+  const sock = createConnection(socket);
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  const mux = new Mux(sock);
+  const closed = new Promise<void>((resolve) => mux.once('close', () => resolve()));
+  let onSync: (m: NriMsg) => void = () => undefined;
+  const synced = new Promise<NriMsg>((resolve) => (onSync = resolve));
+  const handler = (method: string, answer: (req: NriMsg) => NriMsg | Promise<NriMsg>): [string, TtrpcHandler] => [
+    `${PLUGIN_SERVICE}/${method}`,
+    async (payload) => {
+      const c = codecs.plugin(method);
+      const req = c.decodeRequest(payload);
+      const pod = (req.pod ?? {}) as NriMsg;
+      const ctr = (req.container ?? {}) as NriMsg;
+      if (method !== 'Configure' && method !== 'Synchronize') seen.push({ event: method, pod: String(pod.id ?? ''), container: String(ctr.id ?? ''), name: String(ctr.name ?? '') });
+      return c.encodeResponse(await answer(req));
+    },
+  ];
+  const events = ['RunPodSandbox', 'StopPodSandbox', 'RemovePodSandbox', 'PostCreateContainer', 'StartContainer', 'PostStartContainer', 'StopContainer', 'RemoveContainer'];
+  new TtrpcServer(
+    mux.open(PLUGIN_SERVICE_CONN),
+    new Map([
+      handler('Configure', () => ({ events: 0 })), // 0: every event
+      handler('Synchronize', (req) => {
+        onSync(req);
+        return {};
+      }),
+      handler('CreateContainer', async () => {
+        if (opts.hang) await new Promise(() => undefined);
+        return { adjust: { env: [{ key: 'NRI_TEST', value: `from-${name}` }, { key: '-REMOVE_ME', value: '' }], annotations: { 'nri.berth.test/adjusted': 'yes' } } };
+      }),
+      ...events.map((e) => handler(e, () => ({}))),
+    ]),
+  );
+  const client = new TtrpcClient(mux.open(RUNTIME_SERVICE_CONN));
+  const reg = codecs.runtime('RegisterPlugin');
+  await client.call(RUNTIME_SERVICE, 'RegisterPlugin', reg.encodeRequest({ plugin_name: name, plugin_idx: idx, NRI_version: 'v0.12.2' }), 5000);
+  return { seen, synced, closed, close: () => mux.close() };
+}
+
+let d: TestDaemon;
+let net: TestCniNetwork;
+let netDir: string;
+let crictl: Crictl;
+let nriSocket: string;
+
+beforeAll(async () => {
+  netDir = mkdtempSync(join(tmpdir(), 'bt-cni-'));
+  net = await writeTestConflist(netDir);
+  d = await startDaemon({ config: { 'cni-conf-dir': net.confDir, 'nri-plugin-request-timeout': '3s' } });
+  nriSocket = join(d.execRoot, 'nri.sock');
+  crictl = new Crictl(criToolsBin(), join(d.execRoot, 'cri.sock'));
+  const r = await d.docker(['load', '-i', await busyboxImageTar()], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`docker load: ${r.stderr}`);
+}, 10 * 60_000);
+
+afterAll(async () => {
+  try {
+    if (crictl) for (const p of (await crictl.run(['pods', '-q'])).stdout.split('\n').filter((s) => s !== '')) await crictl.run(['rmp', '-f', p]);
+    await d?.stop();
+  } finally {
+    if (net) await removeTestCniNetwork(net);
+    if (netDir) rmSync(netDir, { recursive: true, force: true });
+  }
+});
+
+/** The pod and container configs crictl reads. */
+function configs(name: string, env: { key: string; value: string }[]): { pod: string; ctr: string } {
+  const pod = join(d.dir, `${name}-pod.json`);
+  const ctr = join(d.dir, `${name}-ctr.json`);
+  writeFileSync(pod, JSON.stringify({ metadata: { name, namespace: 'nri-test', uid: `uid-${name}`, attempt: 0 }, log_directory: join(d.dir, 'pod-logs', name), linux: {} }));
+  writeFileSync(ctr, JSON.stringify({ metadata: { name: `${name}-ctr` }, image: { image: 'busybox:latest' }, command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'], envs: env, log_path: 'c.log', linux: {} }));
+  return { pod, ctr };
+}
+
+describe('NRI', () => {
+  it('serves the socket 0600 and a plugin sees the pod and container lifecycle in order, its adjustment applied', async () => {
+    const { statSync } = await import('node:fs');
+    expect(statSync(nriSocket).mode & 0o777).toBe(0o600);
+    const plugin = await startPlugin(nriSocket, 'berth-test', '50');
+    await plugin.synced;
+    try {
+      const { pod, ctr } = configs('nri-a', [{ key: 'REMOVE_ME', value: 'x' }, { key: 'KEEP', value: 'k' }]);
+      const podId = (await crictl.ok(['runp', pod])).trim();
+      const ctrId = (await crictl.ok(['create', podId, ctr, pod])).trim();
+      await crictl.ok(['start', ctrId]);
+      const env = await crictl.ok(['exec', '-s', ctrId, 'env']);
+      expect(env).toContain('NRI_TEST=from-berth-test');
+      expect(env).toContain('KEEP=k');
+      expect(env).not.toContain('REMOVE_ME');
+      const annotations = JSON.parse((await d.docker(['inspect', '-f', '{{json .HostConfig.Annotations}}', ctrId])).stdout) as Record<string, string>;
+      expect(annotations['nri.berth.test/adjusted']).toBe('yes');
+      await crictl.ok(['stop', ctrId]);
+      await crictl.ok(['rm', ctrId]);
+      await crictl.ok(['stopp', podId]);
+      await crictl.ok(['rmp', podId]);
+      const mine = (): string[] => plugin.seen.filter((s) => s.pod === podId).map((s) => (s.container === '' ? s.event : `${s.event} ${s.name}`));
+      await waitFor(() => mine().includes('RemovePodSandbox'), 30_000);
+      expect(mine()).toEqual([
+        'RunPodSandbox',
+        'CreateContainer nri-a-ctr',
+        'PostCreateContainer nri-a-ctr',
+        'StartContainer nri-a-ctr',
+        'PostStartContainer nri-a-ctr',
+        'StopContainer nri-a-ctr',
+        'RemoveContainer nri-a-ctr',
+        'StopPodSandbox',
+        'RemovePodSandbox',
+      ]);
+      // the container's ID is the one the CRI returned, from CreateContainer on
+      expect(plugin.seen.filter((s) => s.container !== '').every((s) => s.container === ctrId)).toBe(true);
+
+      // Docker API containers do not go through NRI (as containerd applies NRI to the CRI only)
+      const before = plugin.seen.length;
+      const r = await d.docker(['run', '--rm', 'busybox:latest', 'true']);
+      expect(r.code).toBe(0);
+      expect(plugin.seen.length).toBe(before);
+    } finally {
+      plugin.close();
+    }
+  }, 180_000);
+
+  it('a late plugin is synchronized with existing pods and containers', async () => {
+    const { pod, ctr } = configs('nri-b', []);
+    const podId = (await crictl.ok(['runp', pod])).trim();
+    const ctrId = (await crictl.ok(['create', podId, ctr, pod])).trim();
+    const plugin = await startPlugin(nriSocket, 'late', '60');
+    try {
+      const sync = await plugin.synced;
+      expect((sync.pods as NriMsg[]).map((p) => p.id)).toContain(podId);
+      const c = (sync.containers as NriMsg[]).find((x) => x.id === ctrId);
+      expect(c).toMatchObject({ pod_sandbox_id: podId, name: 'nri-b-ctr', state: 'CONTAINER_CREATED' });
+    } finally {
+      plugin.close();
+      await crictl.ok(['rmp', '-f', podId]);
+    }
+  }, 120_000);
+
+  it('a plugin that does not answer in time is dropped and the container is created without it', async () => {
+    const stuck = await startPlugin(nriSocket, 'stuck', '70', { hang: true });
+    await stuck.synced;
+    const { pod, ctr } = configs('nri-c', []);
+    const podId = (await crictl.ok(['runp', pod])).trim();
+    try {
+      const ctrId = (await crictl.ok(['create', podId, ctr, pod])).trim();
+      expect(ctrId).toMatch(/^[0-9a-f]{64}$/);
+      await stuck.closed; // the runtime closed its connection
+      const env = JSON.parse((await d.docker(['inspect', '-f', '{{json .Config.Env}}', ctrId])).stdout) as string[];
+      expect(env.some((e) => e.startsWith('NRI_TEST='))).toBe(false);
+    } finally {
+      stuck.close();
+      await crictl.ok(['rmp', '-f', podId]);
+    }
+  }, 120_000);
+});
