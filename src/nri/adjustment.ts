@@ -99,6 +99,51 @@ export function isEmptyAdjustment(a: MergedAdjustment): boolean {
   );
 }
 
+/** NRI's Field enum (api.proto), for the owners reported to validators. */
+export const Field = {
+  Annotations: 1,
+  Mounts: 2,
+  Devices: 4,
+  Env: 6,
+  Args: 7,
+  MemLimit: 8,
+  MemReservation: 9,
+  MemSwapLimit: 10,
+  MemSwappiness: 13,
+  MemDisableOomKiller: 14,
+  CPUShares: 16,
+  CPUQuota: 17,
+  CPUPeriod: 18,
+  CPUSetCPUs: 21,
+  CPUSetMems: 22,
+  PidsLimit: 23,
+  HugepageLimits: 24,
+  BlockioClass: 25,
+  RdtClass: 26,
+  CgroupsUnified: 27,
+  OomScoreAdj: 29,
+  Rlimits: 30,
+  Sysctl: 34,
+} as const;
+
+const RESOURCE_FIELD: Record<keyof NriResources, number> = {
+  memoryLimit: Field.MemLimit,
+  memoryReservation: Field.MemReservation,
+  memorySwap: Field.MemSwapLimit,
+  memorySwappiness: Field.MemSwappiness,
+  disableOomKiller: Field.MemDisableOomKiller,
+  cpuShares: Field.CPUShares,
+  cpuQuota: Field.CPUQuota,
+  cpuPeriod: Field.CPUPeriod,
+  cpusetCpus: Field.CPUSetCPUs,
+  cpusetMems: Field.CPUSetMems,
+  pidsLimit: Field.PidsLimit,
+  hugepageLimits: Field.HugepageLimits,
+  blockioClass: Field.BlockioClass,
+  rdtClass: Field.RdtClass,
+  unified: Field.CgroupsUnified,
+};
+
 const obj = (v: unknown): NriMsg => (v && typeof v === 'object' ? (v as NriMsg) : {});
 const list = (v: unknown): NriMsg[] => (Array.isArray(v) ? (v as NriMsg[]) : []);
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
@@ -119,10 +164,22 @@ export class AdjustmentMerger {
   readonly result = emptyAdjustment();
   private readonly owners = new Map<string, string>();
 
-  private claim(field: string, plugin: string): void {
+  /** Field owners as NRI's OwningPlugins reports them to validators: simple fields, and keyed (compound) ones. */
+  readonly simpleOwners = new Map<number, string>();
+  readonly compoundOwners = new Map<number, Map<string, string>>();
+
+  /** Claims a field (NRI's Field enum number, with its key for keyed fields) for a plugin; label names it in errors. */
+  private claim(field: string, plugin: string, fieldNo = 0, key?: string): void {
     const owner = this.owners.get(field);
     if (owner !== undefined && owner !== plugin) throw new AdjustmentConflictError(`plugins "${owner}" and "${plugin}" both tried to set ${field}`);
     this.owners.set(field, plugin);
+    if (fieldNo === 0) return;
+    if (key === undefined) this.simpleOwners.set(fieldNo, plugin);
+    else {
+      let m = this.compoundOwners.get(fieldNo);
+      if (!m) this.compoundOwners.set(fieldNo, (m = new Map()));
+      m.set(key, plugin);
+    }
   }
 
   /** Adds one plugin's ContainerAdjustment (decoded); throws AdjustmentConflictError on a conflict. */
@@ -131,32 +188,32 @@ export class AdjustmentMerger {
     const r = this.result;
     for (const [k, v] of Object.entries(smap(adjust.annotations))) {
       const [key, remove] = removal(k);
-      this.claim(`annotation "${key}"`, plugin);
+      this.claim(`annotation "${key}"`, plugin, Field.Annotations, key);
       r.annotations.set(key, remove ? null : String(v));
     }
     for (const kv of list(adjust.env)) {
       const [key, remove] = removal(String(kv.key ?? ''));
       if (key === '') continue;
-      this.claim(`environment variable "${key}"`, plugin);
+      this.claim(`environment variable "${key}"`, plugin, Field.Env, key);
       r.env.set(key, remove ? null : String(kv.value ?? ''));
     }
     for (const m of list(adjust.mounts)) {
       const [dest, remove] = removal(String(m.destination ?? ''));
       if (dest === '') continue;
-      this.claim(`mount "${dest}"`, plugin);
+      this.claim(`mount "${dest}"`, plugin, Field.Mounts, dest);
       r.mounts.set(dest, remove ? null : { destination: dest, type: String(m.type ?? ''), source: String(m.source ?? ''), options: strs(m.options) });
     }
     const args = strs(adjust.args);
     if (args.length > 0) {
       // a leading "" is NRI's override: it takes the args over from whoever set them before, without a conflict
       if (args[0] === '') this.owners.delete('args');
-      this.claim('args', plugin);
+      this.claim('args', plugin, Field.Args);
       r.args = args[0] === '' ? args.slice(1) : args;
     }
     for (const l of list(adjust.rlimits)) {
       const type = String(l.type ?? '');
       if (type === '') continue;
-      this.claim(`rlimit ${type}`, plugin);
+      this.claim(`rlimit ${type}`, plugin, Field.Rlimits, type);
       r.rlimits.set(type, { soft: Number(l.soft ?? 0), hard: Number(l.hard ?? 0) });
     }
     const hooks = obj(adjust.hooks);
@@ -167,7 +224,7 @@ export class AdjustmentMerger {
     for (const d of list(linux.devices)) {
       const [path, remove] = removal(String(d.path ?? ''));
       if (path === '') continue;
-      this.claim(`device "${path}"`, plugin);
+      this.claim(`device "${path}"`, plugin, Field.Devices, path);
       const fileMode = optNum(d.file_mode);
       const uid = optNum(d.uid);
       const gid = optNum(d.gid);
@@ -180,12 +237,12 @@ export class AdjustmentMerger {
     }
     const oom = optNum(linux.oom_score_adj);
     if (oom !== undefined) {
-      this.claim('oom_score_adj', plugin);
+      this.claim('oom_score_adj', plugin, Field.OomScoreAdj);
       r.oomScoreAdj = oom;
     }
     for (const [k, v] of Object.entries(smap(linux.sysctl))) {
       const [key, remove] = removal(k);
-      this.claim(`sysctl "${key}"`, plugin);
+      this.claim(`sysctl "${key}"`, plugin, Field.Sysctl, key);
       r.sysctl.set(key, remove ? null : String(v));
     }
     if (linux.resources) this.addResources(plugin, obj(linux.resources));
@@ -205,7 +262,7 @@ export class AdjustmentMerger {
 
   private set<K extends keyof NriResources>(key: K, field: string, plugin: string, value: NriResources[K] | undefined): void {
     if (value === undefined) return;
-    this.claim(field, plugin);
+    this.claim(field, plugin, RESOURCE_FIELD[key]);
     this.result.resources[key] = value;
   }
 
@@ -229,13 +286,13 @@ export class AdjustmentMerger {
     if (pids) this.set('pidsLimit', 'pids limit', plugin, Number(pids.limit ?? 0));
     for (const h of list(res.hugepage_limits)) {
       const size = String(h.page_size ?? '');
-      this.claim(`hugepage limit ${size}`, plugin);
+      this.claim(`hugepage limit ${size}`, plugin, Field.HugepageLimits, size);
       this.result.resources.hugepageLimits.set(size, Number(h.limit ?? 0));
     }
     this.set('blockioClass', 'block I/O class', plugin, opt(res.blockio_class));
     this.set('rdtClass', 'RDT class', plugin, opt(res.rdt_class));
     for (const [k, v] of Object.entries(smap(res.unified))) {
-      this.claim(`unified cgroup "${k}"`, plugin);
+      this.claim(`unified cgroup "${k}"`, plugin, Field.CgroupsUnified, k);
       this.result.resources.unified.set(k, String(v));
     }
   }
@@ -253,4 +310,43 @@ export function updateResources(plugin: string, update: NriMsg): NriResources {
   const m = new AdjustmentMerger();
   m.add(plugin, { linux: { resources: obj(obj(update.linux).resources) } });
   return m.result.resources;
+}
+
+/** A merged adjustment as NRI's ContainerAdjustment message (what validators are shown); "-" marks removals. */
+export function adjustmentMessage(a: MergedAdjustment): NriMsg {
+  const v = (x: number | undefined): NriMsg | null => (x === undefined ? null : { value: String(x) });
+  const r = a.resources;
+  return {
+    annotations: Object.fromEntries([...a.annotations].map(([k, x]) => (x === null ? [`-${k}`, ''] : [k, x]))),
+    env: [...a.env].map(([k, x]) => (x === null ? { key: `-${k}`, value: '' } : { key: k, value: x })),
+    mounts: [...a.mounts].map(([d, m]) => (m === null ? { destination: `-${d}`, type: '', source: '', options: [] } : { ...m })),
+    args: a.args ?? [],
+    rlimits: [...a.rlimits].map(([type, l]) => ({ type, soft: String(l.soft), hard: String(l.hard) })),
+    linux: {
+      devices: [...a.devices].map(([path, d]) => (d === null ? { path: `-${path}` } : { path, type: d.type, major: String(d.major), minor: String(d.minor) })),
+      resources: {
+        memory: { limit: v(r.memoryLimit), reservation: v(r.memoryReservation), swap: v(r.memorySwap), swappiness: v(r.memorySwappiness), disable_oom_killer: r.disableOomKiller === undefined ? null : { value: r.disableOomKiller } },
+        cpu: { shares: v(r.cpuShares), quota: v(r.cpuQuota), period: v(r.cpuPeriod), cpus: r.cpusetCpus ?? '', mems: r.cpusetMems ?? '' },
+        hugepage_limits: [...r.hugepageLimits].map(([page_size, limit]) => ({ page_size, limit: String(limit) })),
+        blockio_class: r.blockioClass === undefined ? null : { value: r.blockioClass },
+        rdt_class: r.rdtClass === undefined ? null : { value: r.rdtClass },
+        unified: Object.fromEntries(r.unified),
+        ...(r.pidsLimit !== undefined ? { pids: { limit: String(r.pidsLimit) } } : {}),
+      },
+      oom_score_adj: v(a.oomScoreAdj),
+      sysctl: Object.fromEntries([...a.sysctl].map(([k, x]) => (x === null ? [`-${k}`, ''] : [k, x]))),
+    },
+  };
+}
+
+/** NRI's OwningPlugins for one container: who set which field. */
+export function ownersMessage(containerId: string, m: AdjustmentMerger): NriMsg {
+  return {
+    owners: {
+      [containerId]: {
+        simple: Object.fromEntries(m.simpleOwners),
+        compound: Object.fromEntries([...m.compoundOwners].map(([f, keys]) => [f, { owners: Object.fromEntries(keys) }])),
+      },
+    },
+  };
 }

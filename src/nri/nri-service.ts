@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
-import { AdjustmentConflictError, AdjustmentMerger, type MergedAdjustment } from './adjustment.js';
+import { AdjustmentConflictError, AdjustmentMerger, adjustmentMessage, ownersMessage, type MergedAdjustment } from './adjustment.js';
 import { isFatal, PluginConn, VALID_EVENTS, type NriEventName } from './plugin.js';
 import { loadNriCodecs, NRI_VERSION, type NriMsg } from './proto.js';
 import { TtrpcError } from './ttrpc.js';
@@ -260,23 +260,26 @@ export class NriService {
   private dispatch(event: NriEventName, req: NriMsg): Promise<{ plugin: string; reply: NriMsg }[]> {
     const plugins = this.active().filter((p) => p.subscribed(event));
     if (plugins.length === 0) return Promise.resolve([]);
-    return this.serialize(async () => {
-      const replies: { plugin: string; reply: NriMsg }[] = [];
-      for (const p of plugins) {
-        if (p.closed) continue;
-        try {
-          replies.push({ plugin: p.id, reply: await p.deliver(event, req, this.requestTimeoutMs) });
-        } catch (e) {
-          if (isFatal(e)) {
-            this.log.error({ plugin: p.id, event, err: errorMessage(e) }, 'NRI plugin failed to handle an event: dropped');
-            p.close();
-            continue;
-          }
-          throw new NriPluginError(`NRI plugin "${p.id}" failed to handle ${event}: ${e instanceof TtrpcError ? e.message : errorMessage(e)}`);
+    return this.serialize(() => this.deliverAll(plugins, event, req));
+  }
+
+  /** Delivers one event to the given plugins in order (the caller holds the event queue). */
+  private async deliverAll(plugins: PluginConn[], event: NriEventName, req: NriMsg): Promise<{ plugin: string; reply: NriMsg }[]> {
+    const replies: { plugin: string; reply: NriMsg }[] = [];
+    for (const p of plugins) {
+      if (p.closed) continue;
+      try {
+        replies.push({ plugin: p.id, reply: await p.deliver(event, req, this.requestTimeoutMs) });
+      } catch (e) {
+        if (isFatal(e)) {
+          this.log.error({ plugin: p.id, event, err: errorMessage(e) }, 'NRI plugin failed to handle an event: dropped');
+          p.close();
+          continue;
         }
+        throw new NriPluginError(`NRI plugin "${p.id}" failed to handle ${event}: ${e instanceof TtrpcError ? e.message : errorMessage(e)}`);
       }
-      return replies;
-    });
+    }
+    return replies;
   }
 
   /** An event whose failure changes nothing: logged. */
@@ -311,17 +314,55 @@ export class NriService {
 
   /** The merged adjustment of every plugin; throws NriPluginError when a plugin fails or plugins conflict. */
   async createContainer(pod: NriMsg, container: NriMsg): Promise<MergedAdjustment | undefined> {
-    const replies = await this.dispatch('CREATE_CONTAINER', { pod, container });
-    if (replies.length === 0) return undefined;
-    const merger = new AdjustmentMerger();
-    try {
-      for (const r of replies) merger.add(r.plugin, (r.reply.adjust as NriMsg | null) ?? null);
-    } catch (e) {
-      if (e instanceof AdjustmentConflictError) throw new NriPluginError(`NRI: ${e.message}`);
-      throw e;
-    }
+    const active = this.active();
+    const plugins = active.filter((p) => p.subscribed('CREATE_CONTAINER'));
+    const validators = active.filter((p) => p.subscribed('VALIDATE_CONTAINER_ADJUSTMENT'));
+    if (plugins.length === 0 && validators.length === 0) return undefined;
+    const { replies, merger } = await this.serialize(async () => {
+      const replies = await this.deliverAll(plugins, 'CREATE_CONTAINER', { pod, container });
+      const merger = new AdjustmentMerger();
+      try {
+        for (const r of replies) merger.add(r.plugin, (r.reply.adjust as NriMsg | null) ?? null);
+      } catch (e) {
+        if (e instanceof AdjustmentConflictError) throw new NriPluginError(`NRI: ${e.message}`);
+        throw e;
+      }
+      await this.validate(validators, pod, container, merger, replies, active);
+      return { replies, merger };
+    });
     await this.updatesOf(replies.map((r) => r.reply));
     return merger.result;
+  }
+
+  /**
+   * ValidateContainerAdjustment: every validator (concurrently) sees the container, the merged adjustment, the
+   * updates and which plugin owns which field; a rejection fails the create. Fail-closed: a validator that errs
+   * or times out fails the create too (and one that timed out or disconnected is dropped).
+   */
+  private async validate(validators: PluginConn[], pod: NriMsg, container: NriMsg, merger: AdjustmentMerger, replies: { plugin: string; reply: NriMsg }[], plugins: PluginConn[]): Promise<void> {
+    const live = validators.filter((v) => !v.closed);
+    if (live.length === 0) return;
+    const req: NriMsg = {
+      pod,
+      container,
+      adjust: adjustmentMessage(merger.result),
+      update: replies.flatMap((r) => (Array.isArray(r.reply.update) ? (r.reply.update as NriMsg[]) : [])),
+      owners: ownersMessage(String(container.id ?? ''), merger),
+      plugins: plugins.map((p) => ({ name: p.name, index: p.idx })),
+    };
+    const results = await Promise.all(
+      live.map(async (v) => {
+        try {
+          const rpl = await v.call('ValidateContainerAdjustment', req, this.requestTimeoutMs);
+          return rpl.reject === true ? `validator "${v.id}" rejected the container adjustment: ${String(rpl.reason ?? '')}` : undefined;
+        } catch (e) {
+          if (isFatal(e)) v.close();
+          return `validator "${v.id}" failed: ${errorMessage(e)}`;
+        }
+      }),
+    );
+    const problem = results.find((x) => x !== undefined);
+    if (problem) throw new NriPluginError(`NRI: ${problem}`);
   }
 
   async postCreateContainer(pod: NriMsg, container: NriMsg): Promise<void> {

@@ -23,7 +23,7 @@ interface Seen {
  * CreateContainer with an adjustment (an env variable set, one removed, an annotation). `hang` makes it never
  * answer CreateContainer (a stuck plugin).
  */
-async function startPlugin(socket: string, name: string, idx: string, opts: { hang?: boolean } = {}): Promise<{ seen: Seen[]; synced: Promise<NriMsg>; closed: Promise<void>; close(): void }> {
+async function startPlugin(socket: string, name: string, idx: string, opts: { hang?: boolean; events?: number; validate?: (req: NriMsg) => NriMsg } = {}): Promise<{ seen: Seen[]; synced: Promise<NriMsg>; closed: Promise<void>; close(): void }> {
   const codecs = await loadNriCodecs();
   const seen: Seen[] = [];
   const sock = createConnection(socket);
@@ -42,7 +42,7 @@ async function startPlugin(socket: string, name: string, idx: string, opts: { ha
       const req = c.decodeRequest(payload);
       const pod = (req.pod ?? {}) as NriMsg;
       const ctr = (req.container ?? {}) as NriMsg;
-      if (method !== 'Configure' && method !== 'Synchronize') seen.push({ event: method, pod: String(pod.id ?? ''), container: String(ctr.id ?? ''), name: String(ctr.name ?? '') });
+      if (!['Configure', 'Synchronize', 'ValidateContainerAdjustment'].includes(method)) seen.push({ event: method, pod: String(pod.id ?? ''), container: String(ctr.id ?? ''), name: String(ctr.name ?? '') });
       return c.encodeResponse(await answer(req));
     },
   ];
@@ -50,7 +50,7 @@ async function startPlugin(socket: string, name: string, idx: string, opts: { ha
   new TtrpcServer(
     mux.open(PLUGIN_SERVICE_CONN),
     new Map([
-      handler('Configure', () => ({ events: 0 })), // 0: every event
+      handler('Configure', () => ({ events: opts.events ?? 0 })), // 0: every event but validation
       handler('Synchronize', (req) => {
         onSync(req);
         return {};
@@ -59,6 +59,7 @@ async function startPlugin(socket: string, name: string, idx: string, opts: { ha
         if (opts.hang) await new Promise(() => undefined);
         return { adjust: { env: [{ key: 'NRI_TEST', value: `from-${name}` }, { key: '-REMOVE_ME', value: '' }], annotations: { 'nri.berth.test/adjusted': 'yes' } } };
       }),
+      handler('ValidateContainerAdjustment', (req) => opts.validate?.(req) ?? {}),
       ...events.map((e) => handler(e, () => ({}))),
     ]),
   );
@@ -162,6 +163,42 @@ describe('NRI', () => {
       expect(c).toMatchObject({ pod_sandbox_id: podId, name: 'nri-b-ctr', state: 'CONTAINER_CREATED' });
     } finally {
       plugin.close();
+      await crictl.ok(['rmp', '-f', podId]);
+    }
+  }, 120_000);
+
+  it('a validator sees the merged adjustment and its owners, and its rejection fails the create', async () => {
+    const adjuster = await startPlugin(nriSocket, 'adjuster', '55');
+    await adjuster.synced;
+    let seen: NriMsg | undefined;
+    const validator = await startPlugin(nriSocket, 'validator', '56', {
+      events: 1 << (14 - 1), // VALIDATE_CONTAINER_ADJUSTMENT only
+      validate: (req) => {
+        const first = seen === undefined;
+        seen ??= req;
+        return first ? { reject: true, reason: 'no NRI_TEST here' } : {};
+      },
+    });
+    await validator.synced;
+    const { pod, ctr } = configs('nri-d', []);
+    const podId = (await crictl.ok(['runp', pod])).trim();
+    try {
+      const refused = await crictl.run(['create', podId, ctr, pod]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/validator \\?"56-validator\\?" rejected the container adjustment: no NRI_TEST here/);
+      const req = seen as NriMsg;
+      const ctrId = String((req.container as NriMsg).id);
+      expect((req.adjust as NriMsg).env).toEqual([{ key: 'NRI_TEST', value: 'from-adjuster' }, { key: '-REMOVE_ME', value: '' }]);
+      const owners = ((req.owners as NriMsg).owners as Record<string, NriMsg>)[ctrId] as { compound: Record<string, { owners: Record<string, string> }> };
+      expect(owners.compound['6']?.owners).toEqual({ NRI_TEST: '55-adjuster', REMOVE_ME: '55-adjuster' }); // Field Env = 6
+      expect((req.plugins as NriMsg[]).map((p) => `${String(p.index)}-${String(p.name)}`)).toEqual(expect.arrayContaining(['55-adjuster', '56-validator']));
+      // nothing was created; the next create passes the validator
+      expect((await crictl.ok(['ps', '-a', '-q', '-p', podId])).trim()).toBe('');
+      const created = (await crictl.ok(['create', podId, ctr, pod])).trim();
+      expect(created).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      adjuster.close();
+      validator.close();
       await crictl.ok(['rmp', '-f', podId]);
     }
   }, 120_000);
