@@ -28,16 +28,27 @@ export interface RegistryOptions {
 export const TEST_USER = 'tester';
 export const TEST_PASSWORD = 's3cret-pw';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Whether a TCP server can listen on every address at `port` right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen({ port, host: '0.0.0.0', exclusive: true }, () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A TCP port free on every address, for a server the test starts next: a random one of 20000-32767, below the
+ * kernel's ephemeral range (32768-60999), where connect() takes source ports and Berth its ephemeral published
+ * ports (each daemon of the concurrent test files in order from 32768), so nothing else on the host takes it
+ * before the server binds it but another test's freePort, which picks at random. listen(0) handed out ports of
+ * that busy range.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (await canListen(port)) return port;
+  }
 }
 
 function b64url(b: Buffer | string): string {

@@ -1,11 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
+import { freePort } from '../helpers/registry.js';
 import { loadBerthSpec, type BerthSpec } from '../helpers/api-spec.js';
 
 /**
@@ -91,17 +91,6 @@ function fuzzDocument(spec: BerthSpec): string {
     }
   }
   return JSON.stringify(doc);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
 }
 
 describe('schemathesis against api-spec/berth.yaml', () => {

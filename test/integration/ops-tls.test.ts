@@ -1,5 +1,4 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,14 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { makePki, type TestPki } from '../helpers/tls-certs.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
+import { freePort } from '../helpers/registry.js';
 
 /** Raw TLS handshake and one HTTP request: what a client without a trusted certificate gets. */
 function rawPing(port: number, ca: string, cert?: { cert: Buffer; key: Buffer }): Promise<{ ok: boolean; detail: string }> {
