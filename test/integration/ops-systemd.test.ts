@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MAIN, removeOwnedLinks, runCommand } from '../helpers/daemon.js';
 import { makePki } from '../helpers/tls-certs.js';
-import { createServer } from 'node:net';
+import { freePort } from '../helpers/registry.js';
 
 const ACTIVATE = fileURLToPath(new URL('../helpers/sd-activate.py', import.meta.url));
 const UNITS = fileURLToPath(new URL('../../contrib/systemd/', import.meta.url));
@@ -117,10 +117,7 @@ describe('systemd integration: socket activation and Type=notify readiness', () 
 
   it('serves a TCP socket from systemd (ListenStream=127.0.0.1:PORT) with mutual TLS', async () => {
     const pki = makePki(join(dir, 'pki'));
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const port = await freePort();
     const child = spawn('python3', [ACTIVATE, `tcp:127.0.0.1:${port}`, join(dir, 'notify-tcp.sock'), process.execPath, MAIN,
       '-H', 'fd://', '--tlsverify', '--tlscacert', pki.ca, '--tlscert', pki.serverCert, '--tlskey', pki.serverKey,
       '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', join(dir, 'daemon.json'), '--no-cri'],
