@@ -80,7 +80,9 @@ export class TestDaemon {
     child.once('exit', (code) => {
       exited = code;
     });
-    const deadline = Date.now() + 20_000;
+    // generous: on a loaded 2-core machine with other daemons starting (they queue on the host network lock)
+    // a start can take many seconds, and a daemon given up on fails its whole test file
+    const deadline = Date.now() + 60_000;
     for (;;) {
       if (exited !== undefined) throw new Error(`berthd exited with ${exited} during start-up:\n${this.logs()}`);
       try {
@@ -89,7 +91,7 @@ export class TestDaemon {
       } catch {
         // not up yet
       }
-      if (Date.now() > deadline) throw new Error(`berthd did not answer /_ping within 20s:\n${this.logs()}`);
+      if (Date.now() > deadline) throw new Error(`berthd did not answer /_ping within 60s:\n${this.logs()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -133,8 +135,8 @@ export class TestDaemon {
     };
   }
 
-  /** Sends a signal and waits for the process to end. */
-  async signal(sig: NodeJS.Signals, timeoutMs = 20_000): Promise<number | null> {
+  /** Sends a signal and waits for the process to end (SIGKILL after `timeoutMs`: a graceful stop under load can be slow). */
+  async signal(sig: NodeJS.Signals, timeoutMs = 60_000): Promise<number | null> {
     const child = this.process;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
     const done = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
