@@ -167,8 +167,14 @@ describe('dockerode 5 against berthd', () => {
     expect((await e3.inspect()).ExitCode).toBe(126);
     expect(out3.stdout + out3.stderr).toMatch(/bash/);
 
-    // A TTY exec resized right after its hijacked start (before the process runs) gets the size.
-    const e4 = await c.exec({ Cmd: ['sh', '-c', 'sleep 0.2; stty size'], AttachStdin: true, AttachStdout: true, Tty: true });
+    // A TTY exec resized right after its hijacked start (usually before the process runs) gets the size. The
+    // process waits for it (up to 20 s) rather than a fixed 0.2 s, which a loaded machine can outlast.
+    const e4 = await c.exec({
+      Cmd: ['sh', '-c', 'i=0; while [ "$(stty size 2>/dev/null)" != "33 99" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; stty size'],
+      AttachStdin: true,
+      AttachStdout: true,
+      Tty: true,
+    });
     const s4 = await e4.start({ hijack: true, stdin: true, Tty: true });
     const out4 = collect(s4);
     await e4.resize({ h: 33, w: 99 });
