@@ -167,14 +167,21 @@ describe('published ports (userland proxy and DNAT) and the FORWARD policy', () 
   });
 
   it('keeps containers talking to each other and to the host with a FORWARD policy of DROP', async () => {
-    const policy = /-P FORWARD (\w+)/.exec(execFileSync('iptables', ['-w', '-S', 'FORWARD'], { encoding: 'utf8' }))?.[1] ?? 'ACCEPT';
     await h.service.create({ Name: 'pt-drop', IPAM: { Config: [{ Subnet: '10.244.0.0/24' }] } });
     const a = await sandbox('pt-drop');
     const b = await sandbox('pt-drop');
     const other = await sandbox('default');
     const httpd = await startHttpd(a.info.netnsPath!, 80, 'through-drop');
     stops.push(httpd.stop);
-    execFileSync('iptables', ['-w', '-P', 'FORWARD', 'DROP']);
+    // The policy DROP as it applies to this test's bridges: a DROP at the end of FORWARD for what enters or leaves
+    // them (after the daemon's jump, which is first). Setting the policy itself would drop the forwarded traffic of
+    // the test files running meanwhile too (an nft-backend daemon's, CNI pods'), which nothing of theirs accepts.
+    const bridgeOf = (net: string): string => {
+      const n = h.service.inspect(net);
+      return n.Options['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`;
+    };
+    const drops = [bridgeOf('pt-drop'), bridgeOf('bridge')].flatMap((br) => [['-i', br, '-j', 'DROP'], ['-o', br, '-j', 'DROP']]);
+    for (const rule of drops) execFileSync('iptables', ['-w', '-A', 'FORWARD', ...rule]);
     try {
       const aIp = a.info.settings.Networks['pt-drop']!.IPAddress;
       expect((await wgetFrom(b.info.netnsPath!, `http://${aIp}/`)).out).toBe('through-drop');
@@ -183,7 +190,7 @@ describe('published ports (userland proxy and DNAT) and the FORWARD policy', () 
       // Isolation still holds between bridges.
       expect((await wgetFrom(other.info.netnsPath!, `http://${aIp}/`, 2)).code).not.toBe(0);
     } finally {
-      execFileSync('iptables', ['-w', '-P', 'FORWARD', policy]);
+      for (const rule of drops) execFileSync('iptables', ['-w', '-D', 'FORWARD', ...rule]);
     }
   });
 });
