@@ -168,6 +168,30 @@ export async function fakeUpstream(address: string): Promise<{ port: number; que
   };
 }
 
+/**
+ * For the tests of the nft backend, which play an nftables-only host: this host has iptables too, and its FORWARD
+ * chain (policy DROP, as dockerd leaves it, or as another test sets it) would drop what the daemon under test
+ * forwards, where on a real nftables-only host there is no such chain. ACCEPT rules for `bridges` at the head of
+ * it take it out of the way for this test's traffic only; the daemon's own nft rules still decide (their drop is
+ * final whatever this chain says). Returns the function that removes them.
+ */
+export function passIptablesForward(bridges: string[]): () => void {
+  const rules = bridges.flatMap((br) => [['-i', br, '-j', 'ACCEPT'], ['-o', br, '-j', 'ACCEPT']]);
+  const iptables = (args: string[]): void => {
+    execFileSync('iptables', ['-w', ...args], { stdio: 'ignore', env: { ...process.env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  };
+  for (const r of rules) iptables(['-I', 'FORWARD', '1', ...r]);
+  return () => {
+    for (const r of rules) {
+      try {
+        iptables(['-D', 'FORWARD', ...r]);
+      } catch {
+        // already gone
+      }
+    }
+  };
+}
+
 /** Polls `fn` until it returns a truthy value (test/helpers/wait.ts does the polling). */
 export function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5000): Promise<T> {
   return waitForValue(what, async () => (await fn()) || undefined, timeoutMs, 50) as Promise<T>;

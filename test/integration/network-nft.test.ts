@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetHarness, randomHex, startHttpd, wgetFrom } from './network-harness.js';
+import { NetHarness, passIptablesForward, randomHex, startHttpd, wgetFrom } from './network-harness.js';
 import { httpGet } from '../helpers/net-client.js';
 
 const NFT = '/usr/sbin/nft';
@@ -25,6 +25,7 @@ describe('firewall on an nftables-only host (no iptables tool)', () => {
   let bin: string;
   const savedPath = process.env.PATH;
   const stops: (() => Promise<void>)[] = [];
+  let unpass = (): void => undefined;
 
   beforeAll(async () => {
     bin = mkdtempSync(join(tmpdir(), 'bnnft-'));
@@ -34,6 +35,12 @@ describe('firewall on an nftables-only host (no iptables tool)', () => {
     process.env.PATH = bin;
     h = await NetHarness.start({ bip: '10.249.0.1/24' });
     await h.service.create({ Name: 'nft-a', IPAM: { Config: [{ Subnet: '10.250.0.0/24' }] } });
+    const bridgeOf = (net: string): string => {
+      const n = h.service.inspect(net);
+      return n.Options['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`;
+    };
+    stops.push(async () => unpass());
+    unpass = passIptablesForward([bridgeOf('bridge'), bridgeOf('nft-a')]);
   });
 
   afterAll(async () => {

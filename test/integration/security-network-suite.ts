@@ -9,7 +9,7 @@ import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { httpGet } from '../helpers/net-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { buildResponse, parseQuery } from '../../src/network/dns-codec.js';
-import { inNetns, startHttpd } from './network-harness.js';
+import { inNetns, passIptablesForward, startHttpd } from './network-harness.js';
 
 /**
  * The network attacks of the security review, performed against a real berthd through the docker CLI,
@@ -105,6 +105,7 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
     let tag = '';
     let fakeBin: string | undefined;
     let lanWeb: { stop(): Promise<void> } | undefined;
+    let unpass: (() => void) | undefined;
     const nets: Record<string, { subnet: string; gateway: string }> = {};
 
     const docker = async (args: string[]): Promise<string> => {
@@ -170,6 +171,12 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
         // The neighbour adds a route to every container subnet via the host.
         sh('ip', ['-n', lan.netns, 'route', 'add', subnet, 'via', lan.hostIp]);
       }
+      if (backend === 'nft') {
+        const bridges = (await docker(['network', 'inspect', '-f', '{{.Id}} {{index .Options "com.docker.network.bridge.name"}}', 'bridge', 'sn-int', 'sn-ext', 'sn-a']))
+          .split('\n')
+          .map((l) => l.split(' ')[1] || `br-${l.slice(0, 12)}`);
+        unpass = passIptablesForward(bridges);
+      }
     });
 
     afterAll(async () => {
@@ -179,6 +186,7 @@ export function securityNetworkSuite(backend: 'iptables' | 'nft'): void {
         await d.docker(['network', 'prune', '-f']);
         await d.stop();
       }
+      unpass?.();
       await lanWeb?.stop();
       await upstream?.close();
       await lan?.remove();
