@@ -224,6 +224,9 @@ export function resourcesBody(r: NriResources): Record<string, unknown> {
   if (r.memoryLimit !== undefined) out.Memory = r.memoryLimit;
   if (r.memoryReservation !== undefined) out.MemoryReservation = r.memoryReservation;
   if (r.memorySwap !== undefined) out.MemorySwap = r.memorySwap;
+  // a memory limit without a swap limit means no swap, as the kubelet asks by default (Docker would otherwise keep
+  // or double an earlier swap limit, or refuse a limit above it)
+  else if (r.memoryLimit !== undefined) out.MemorySwap = r.memoryLimit;
   if (r.memorySwappiness !== undefined) out.MemorySwappiness = r.memorySwappiness;
   if (r.disableOomKiller !== undefined) out.OomKillDisable = r.disableOomKiller;
   if (r.cpuShares !== undefined) out.CpuShares = r.cpuShares;

@@ -23,7 +23,7 @@ interface Seen {
  * CreateContainer with an adjustment (an env variable set, one removed, an annotation). `hang` makes it never
  * answer CreateContainer (a stuck plugin).
  */
-async function startPlugin(socket: string, name: string, idx: string, opts: { hang?: boolean; events?: number; validate?: (req: NriMsg) => NriMsg } = {}): Promise<{ seen: Seen[]; synced: Promise<NriMsg>; closed: Promise<void>; close(): void }> {
+async function startPlugin(socket: string, name: string, idx: string, opts: { hang?: boolean; events?: number; validate?: (req: NriMsg) => NriMsg } = {}): Promise<{ seen: Seen[]; synced: Promise<NriMsg>; closed: Promise<void>; close(): void; update(updates: NriMsg[]): Promise<NriMsg[]> }> {
   const codecs = await loadNriCodecs();
   const seen: Seen[] = [];
   const sock = createConnection(socket);
@@ -66,7 +66,12 @@ async function startPlugin(socket: string, name: string, idx: string, opts: { ha
   const client = new TtrpcClient(mux.open(RUNTIME_SERVICE_CONN));
   const reg = codecs.runtime('RegisterPlugin');
   await client.call(RUNTIME_SERVICE, 'RegisterPlugin', reg.encodeRequest({ plugin_name: name, plugin_idx: idx, NRI_version: 'v0.12.2' }), 5000);
-  return { seen, synced, closed, close: () => mux.close() };
+  const upd = codecs.runtime('UpdateContainers');
+  const update = async (updates: NriMsg[]): Promise<NriMsg[]> => {
+    const rpl = upd.decodeResponse(await client.call(RUNTIME_SERVICE, 'UpdateContainers', upd.encodeRequest({ update: updates }), 30_000));
+    return rpl.failed as NriMsg[];
+  };
+  return { seen, synced, closed, close: () => mux.close(), update };
 }
 
 let d: TestDaemon;
@@ -161,6 +166,29 @@ describe('NRI', () => {
       expect((sync.pods as NriMsg[]).map((p) => p.id)).toContain(podId);
       const c = (sync.containers as NriMsg[]).find((x) => x.id === ctrId);
       expect(c).toMatchObject({ pod_sandbox_id: podId, name: 'nri-b-ctr', state: 'CONTAINER_CREATED' });
+    } finally {
+      plugin.close();
+      await crictl.ok(['rmp', '-f', podId]);
+    }
+  }, 120_000);
+
+  it("a plugin's unsolicited UpdateContainers changes a running container's resources; an unknown one is reported failed", async () => {
+    const plugin = await startPlugin(nriSocket, 'updater', '65', { events: 1 << (4 - 1) }); // CreateContainer only
+    await plugin.synced;
+    const { pod, ctr } = configs('nri-e', []);
+    const podId = (await crictl.ok(['runp', pod])).trim();
+    try {
+      const ctrId = (await crictl.ok(['create', podId, ctr, pod])).trim();
+      await crictl.ok(['start', ctrId]);
+      const failed = await plugin.update([
+        { container_id: ctrId, linux: { resources: { cpu: { shares: { value: '512' } }, memory: { limit: { value: String(64 << 20) } } } } },
+        { container_id: 'f'.repeat(64), linux: { resources: { cpu: { shares: { value: '256' } } } } },
+      ]);
+      expect(failed.map((u) => u.container_id)).toEqual(['f'.repeat(64)]);
+      const hc = JSON.parse((await d.docker(['inspect', '-f', '{{json .HostConfig}}', ctrId])).stdout) as { CpuShares: number; Memory: number; MemorySwap: number };
+      expect(hc.CpuShares).toBe(512);
+      expect(hc.Memory).toBe(64 << 20);
+      expect(hc.MemorySwap).toBe(64 << 20); // no swap: a memory limit alone
     } finally {
       plugin.close();
       await crictl.ok(['rmp', '-f', podId]);

@@ -106,6 +106,7 @@ describe('applying a merged adjustment to a CRI create request', () => {
     expect(hc.Memory).toBe(67108864);
     expect(hc.CpuQuota).toBe(5000);
     expect(hc.CpuPeriod).toBe(100000);
+    expect(hc.MemorySwap).toBe(67108864); // a memory limit alone: no swap
   });
 
   it('refuses what it cannot apply, naming it, and changes nothing', () => {
