@@ -126,7 +126,11 @@ export class Launcher {
         hostConfig: hc,
         user,
         etcFiles: { hosts: sandbox.hostsPath, resolvConf: sandbox.resolvConfPath, hostname: sandbox.hostnamePath },
-        userMounts: userMounts as never,
+        // binds the kubelet asked idmapped (CRI Mount mappings): the top mount; a submount of another file system
+        // may not support idmapping
+        userMounts: (userns?.idmapped?.length
+          ? userMounts.map((m) => (m.type === 'bind' && userns.idmapped?.includes(m.destination) ? { ...m, options: [...(m.options ?? []), 'idmap'] } : m))
+          : userMounts) as never,
         namespacePaths,
         resources,
         devices: devices.devices,

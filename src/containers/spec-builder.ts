@@ -88,7 +88,8 @@ export interface SpecInputs {
   initPath: string;
   /**
    * A user namespace with these maps (a CRI pod's): made, or joined at namespacePaths.user. Binds stay plain (what
-   * the container writes there is owned by the mapped ids on the host); the shim idmaps the image's layers.
+   * the container writes there is owned by the mapped ids on the host) unless their options say idmap; the shim
+   * idmaps the image's layers.
    */
   userns?: { uidMappings: OciIdMapping[]; gidMappings: OciIdMapping[] };
 }

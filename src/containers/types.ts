@@ -175,4 +175,6 @@ export interface PodUserns {
   uidMappings: OciIdMapping[];
   gidMappings: OciIdMapping[];
   join?: string;
+  /** Container paths of the binds idmapped to the user namespace (the kubelet asks with the CRI Mount's mappings). */
+  idmapped?: string[];
 }

@@ -10,6 +10,7 @@ import { signalNumber } from '../containers/signals.js';
 import { resolveUser } from '../containers/user-resolve.js';
 import type { CriImageService } from './image-service.js';
 import { msg, msgList, nanosOfTime, num, str, strList, strMap, text, type Msg } from './messages.js';
+import { idmappedMounts } from './pod-userns.js';
 import { CRI_SANDBOX_LABEL, CRI_TYPE_LABEL, dockerSafe, sandboxData, type SandboxService } from './sandboxes.js';
 import { findByIdOrPrefix, selectByFilter } from './select.js';
 import { redeliverWhenCaught } from './stop-signal.js';
@@ -176,6 +177,7 @@ export class CriContainers {
     // recursive); a missing host path is created, as containerd does
     const binds: Record<string, unknown>[] = [];
     const mounts = msgList(config.mounts);
+    const idmapped = idmappedMounts(mounts, sb.cri?.userns);
     for (const m of mounts) {
       if (m.image) continue; // an image volume: below
       const src = str(m.host_path);
@@ -290,7 +292,16 @@ export class CriContainers {
         logPath,
         data: data as unknown as Record<string, unknown>,
         // a pod in a user namespace: its containers join the holder's (and the namespaces owned by it)
-        ...(sb.cri?.userns ? { userns: { uidMappings: sb.cri.userns.uidMappings.map((m) => ({ ...m })), gidMappings: sb.cri.userns.gidMappings.map((m) => ({ ...m })), join: sb.id } } : {}),
+        ...(sb.cri?.userns
+          ? {
+              userns: {
+                uidMappings: sb.cri.userns.uidMappings.map((m) => ({ ...m })),
+                gidMappings: sb.cri.userns.gidMappings.map((m) => ({ ...m })),
+                join: sb.id,
+                ...(idmapped.length > 0 ? { idmapped } : {}),
+              },
+            }
+          : {}),
       },
     };
     const { Id: id } = await this.createWithNri(sb, name, request, annotations).catch((e: unknown) => {

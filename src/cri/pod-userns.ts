@@ -4,12 +4,12 @@
 import { readFileSync } from 'node:fs';
 import { release as osRelease } from 'node:os';
 import { InvalidParameterError } from '../errors.js';
-import type { PodUserns } from '../containers/types.js';
+import type { DeepReadonly, PodUserns } from '../containers/types.js';
 import { MNT_DETACH, MS_BIND, nativeAddon } from '../native.js';
 import type { OciIdMapping } from '../runtime/oci-spec.js';
 import type { Logger } from '../util/logger.js';
 import { runTool } from '../util/run-tool.js';
-import { msg, msgList, num, str } from './messages.js';
+import { msg, msgList, num, str, type Msg } from './messages.js';
 
 const MAX_ID = 2 ** 32 - 1;
 
@@ -64,6 +64,29 @@ export function podUserns(nso: unknown, supported = userNamespacesSupported()): 
     if (m === 'NODE') throw new InvalidParameterError(`a pod in a user namespace cannot use the host's ${ns} namespace`);
   }
   return { uidMappings: mapping('uid', u.uids), gidMappings: mapping('gid', u.gids) };
+}
+
+/**
+ * The container paths of a CreateContainer's mounts the kubelet asks idmapped (Mount.uidMappings/gidMappings, set on
+ * every mount of a pod in a user namespace): the pod's own maps only (an idmapping is a user namespace; Berth has the
+ * pod's), and not on image volumes (an overlay cannot be idmapped; they are read-only).
+ */
+export function idmappedMounts(mounts: readonly Msg[], userns: DeepReadonly<PodUserns> | undefined): string[] {
+  const out: string[] = [];
+  for (const m of mounts) {
+    const uids = msgList(m.uidMappings);
+    const gids = msgList(m.gidMappings);
+    if (uids.length === 0 && gids.length === 0) continue;
+    const dst = str(m.container_path);
+    if (!userns) throw new InvalidParameterError(`mount ${dst}: an idmapped mount needs a pod in a user namespace`);
+    const same = (l: Msg[], maps: DeepReadonly<OciIdMapping[]>): boolean =>
+      l.length === maps.length && l.every((x, i) => num(x.container_id) === maps[i]?.containerID && num(x.host_id) === maps[i]?.hostID && num(x.length) === maps[i]?.size);
+    if (!same(uids, userns.uidMappings) || !same(gids, userns.gidMappings)) {
+      throw new InvalidParameterError(`mount ${dst}: idmapped mounts with other mappings than the pod's user namespace are not supported`);
+    }
+    if (!m.image) out.push(dst);
+  }
+  return out;
 }
 
 /**

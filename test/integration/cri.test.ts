@@ -398,6 +398,10 @@ describe('pods in a user namespace (NamespaceOption.userns_options mode POD)', (
     const vol = mkdtempSync(join(tmpdir(), 'bt-userns-'));
     chmodSync(vol, 0o777);
     writeFileSync(join(vol, 'host-owned'), 'host\n', { mode: 0o644 });
+    // a volume the kubelet asks idmapped (it sets the pod's maps on every mount of such a pod)
+    const mapped = mkdtempSync(join(tmpdir(), 'bt-userns-idmap-'));
+    writeFileSync(join(mapped, 'host-owned'), 'host\n', { mode: 0o644 });
+    const maps = { container_id: 0, host_id: HOST_ID, length: SIZE };
     try {
       const pod = (await crictl.ok(['runp', podConfig('uns', { linux: { security_context: { namespace_options: userns } } })])).trim();
       const podStatus = JSON.parse(await crictl.ok(['inspectp', pod])) as { status: { network: { ip: string }; linux: { namespaces: { options: { usernsOptions: { mode: string; uids: unknown[] } } } } }; info: { netns: string; pid: number } };
@@ -408,7 +412,7 @@ describe('pods in a user namespace (NamespaceOption.userns_options mode POD)', (
       expect(statSync(netns).ino).toBe(statSync(`/proc/${podStatus.info.pid}/ns/net`).ino);
       expect(readlinkSync(`/proc/${podStatus.info.pid}/ns/user`)).not.toBe(readlinkSync('/proc/self/ns/user'));
 
-      const ctr = (await crictl.ok(['create', pod, containerConfig('uns', 'app', ['sleep', '1000'], { mounts: [{ container_path: '/vol', host_path: vol }] }), podConfig('uns', { linux: { security_context: { namespace_options: userns } } })])).trim();
+      const ctr = (await crictl.ok(['create', pod, containerConfig('uns', 'app', ['sleep', '1000'], { mounts: [{ container_path: '/vol', host_path: vol }, { container_path: '/mapped', host_path: mapped, uidMappings: [maps], gidMappings: [maps] }] }), podConfig('uns', { linux: { security_context: { namespace_options: userns } } })])).trim();
       await crictl.ok(['start', ctr]);
       const ctrPid = (JSON.parse(await crictl.ok(['inspect', ctr])) as { info: { pid: number } }).info.pid;
       expect(readFileSync(`/proc/${ctrPid}/uid_map`, 'utf8')).toMatch(new RegExp(`^\\s*0\\s+${HOST_ID}\\s+${SIZE}\\n$`));
@@ -429,6 +433,10 @@ describe('pods in a user namespace (NamespaceOption.userns_options mode POD)', (
       expect(hostOwned.out).toMatch(/^65534\n.*(Permission denied|can't create)/s);
       expect(hostOwned.code).not.toBe(0);
       expect(readFileSync(join(vol, 'host-owned'), 'utf8')).toBe('host\n');
+      // through an idmapped volume the host's root is the container's root, both ways
+      expect(await execSync(ctr, ['sh', '-c', 'stat -c %u:%g /mapped/host-owned && echo more >> /mapped/host-owned && echo new > /mapped/new'])).toEqual({ out: '0:0\n', code: 0 });
+      expect(readFileSync(join(mapped, 'host-owned'), 'utf8')).toBe('host\nmore\n');
+      expect(statSync(join(mapped, 'new')).uid).toBe(0);
       // nothing of the container is mounted on the host (idmapped layers and binds are the container's own)
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(ctr);
 
@@ -441,6 +449,7 @@ describe('pods in a user namespace (NamespaceOption.userns_options mode POD)', (
       for (const pid of [ctrPid, podStatus.info.pid]) expect(existsSync(`/proc/${pid}/ns/user`) && readlinkSync(`/proc/${pid}/ns/user`) === readlinkSync(`/proc/${ctrPid}/ns/user`)).toBe(false);
     } finally {
       rmSync(vol, { recursive: true, force: true });
+      rmSync(mapped, { recursive: true, force: true });
     }
   });
 

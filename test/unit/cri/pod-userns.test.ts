@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { podUserns as podUsernsOn, userNamespacesSupported } from '../../../src/cri/pod-userns.js';
+import { idmappedMounts, podUserns as podUsernsOn, userNamespacesSupported } from '../../../src/cri/pod-userns.js';
 import { hostIdOf } from '../../../src/containers/launcher.js';
 
 // NamespaceOption as the proto-loader delivers it (enums as names, longs as strings, defaults filled in)
@@ -53,5 +53,18 @@ describe('a pod\'s user namespace from the CRI NamespaceOption (policy)', () => 
     expect(hostIdOf(maps, 0)).toBe(1000);
     expect(hostIdOf(maps, 9)).toBe(1009);
     expect(hostIdOf(maps, 10)).toBe(10);
+  });
+
+  it('idmaps the mounts the kubelet gives the pod\'s maps (not image volumes), refuses other maps or no user namespace', () => {
+    const userns = { uidMappings: [{ containerID: 0, hostID: 1000, size: 100000 }], gidMappings: [{ containerID: 0, hostID: 1000, size: 100000 }] };
+    const mounts = [
+      { container_path: '/plain', host_path: '/srv/a', uidMappings: [], gidMappings: [] },
+      { container_path: '/data', host_path: '/srv/b', uidMappings: one, gidMappings: one },
+      { container_path: '/img', image: { image: 'x' }, uidMappings: one, gidMappings: one },
+    ];
+    expect(idmappedMounts(mounts, userns)).toEqual(['/data']);
+    expect(idmappedMounts([mounts[0] ?? {}], undefined)).toEqual([]);
+    expect(() => idmappedMounts(mounts, undefined)).toThrow('/data: an idmapped mount needs a pod in a user namespace');
+    expect(() => idmappedMounts([{ container_path: '/d', uidMappings: [{ container_id: 0, host_id: 5000, length: 10 }], gidMappings: one }], userns)).toThrow('other mappings than the pod');
   });
 });
