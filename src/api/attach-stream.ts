@@ -326,16 +326,22 @@ export async function serveExec(
   { execs }: AttachDeps,
   id: string,
   startTty: boolean,
-  open: () => { sink: Sink; input?: Duplex | Readable; close: () => void },
+  open: () => AttachTransport,
 ): Promise<void> {
   const rec = execs.get(id);
   const tty = rec.body.Tty === true;
   const framed = !startTty;
   const keys = parseDetachKeys(rec.body.DetachKeys);
-  const { sink, input, close } = open();
+  const opened = open();
+  const { sink, input, close } = opened;
+  // As for attach: the shim writes the output to the client's socket itself when the transport can hand it over.
+  const direct = (): DirectOutput | undefined => {
+    const fd = opened.handOver?.();
+    return fd === undefined ? undefined : { fd, framed };
+  };
   let started;
   try {
-    started = await execs.start(id);
+    started = await execs.start(id, direct);
   } catch (err) {
     const msg = Buffer.from(`${errorMessage(err)}\r\n`);
     await writeTo(sink, framed ? frame(StreamType.Stdout, msg) : msg);
@@ -390,7 +396,7 @@ export function registerHijackRoutes(hijack: HijackRouter, deps: AttachDeps, log
     const body = (req.body ?? {}) as { Tty?: boolean };
     await serveExec(deps, req.params[0] ?? '', body.Tty === true, () => {
       conn.upgrade(streamMediaType(body.Tty === true, req.apiVersion));
-      return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end() };
+      return { sink: conn.socket, input: conn.socket, close: () => conn.socket.end(), handOver: () => handOverFd(conn.socket) };
     });
   });
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
-import type { ExecHandle, Executor } from '../runtime/executor.js';
+import type { DirectOutput, ExecHandle, Executor } from '../runtime/executor.js';
 import { containerPaths } from './paths.js';
 import { privilegedCapabilities } from '../runtime/capabilities.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
@@ -72,8 +72,11 @@ export class ExecService {
     return e;
   }
 
-  /** Starts the process; the caller streams handle.output and calls finished() once it ends. */
-  async start(id: string): Promise<{ exec: ExecRecord; handle: ExecHandle; tty: boolean }> {
+  /**
+   * Starts the process; the caller streams handle.output and calls finished() once it ends. With `direct`, the
+   * output may go to the client's socket without berthd (AttachWant.direct).
+   */
+  async start(id: string, direct?: () => DirectOutput | undefined): Promise<{ exec: ExecRecord; handle: ExecHandle; tty: boolean }> {
     const e = this.get(id);
     if (e.started) throw new ConflictError(`Error: Exec command ${id} has already run`);
     const c = this.containers.get(e.containerId);
@@ -119,6 +122,7 @@ export class ExecService {
         ...(b.Privileged ? { unconfined: true } : {}),
         stdout: b.AttachStdout !== false,
         stderr: b.AttachStderr !== false,
+        ...(direct ? { direct } : {}),
       });
       e.running = true;
       e.pid = handle.pid;

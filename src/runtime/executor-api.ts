@@ -32,6 +32,8 @@ export interface ExecOptions {
   consoleSize?: { height: number; width: number };
   /** Run without the container's seccomp filter (a privileged exec). */
   unconfined?: boolean;
+  /** The client's socket for the shim to write the output to directly (see AttachWant.direct). */
+  direct?: () => DirectOutput | undefined;
   /** Which output streams to deliver (default both). */
   stdout?: boolean;
   stderr?: boolean;

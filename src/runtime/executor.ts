@@ -315,7 +315,7 @@ export class Executor implements ContainerRuntime {
     const conn = await ShimConnection.connect(socketPath);
     const h = await attachHandle(
       conn,
-      { stdin: o.openStdin, stdout: o.stdout ?? true, stderr: o.stderr ?? true },
+      { stdin: o.openStdin, stdout: o.stdout ?? true, stderr: o.stderr ?? true, ...(o.direct ? { direct: o.direct } : {}) },
       o.stdinOnce ?? true,
     );
     const exitFile = path.join(dir, 'exit.json');

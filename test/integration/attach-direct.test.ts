@@ -17,7 +17,7 @@ interface Session {
   body: Promise<Buffer>;
 }
 
-function hijack(socketPath: string, path: string): Session {
+function hijack(socketPath: string, path: string, request?: unknown): Session {
   const sock = createConnection({ path: socketPath, allowHalfOpen: true });
   let buf = Buffer.alloc(0);
   let headDone: (h: string) => void = () => undefined;
@@ -37,7 +37,9 @@ function hijack(socketPath: string, path: string): Session {
     sock.on('end', () => resolve(buf.subarray(Math.max(0, headLen))));
     sock.on('error', reject);
   });
-  sock.write(`POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+  const json = request === undefined ? '' : JSON.stringify(request);
+  const type = request === undefined ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n`;
+  sock.write(`POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${type}\r\n${json}`);
   return { sock, head, body };
 }
 
@@ -130,6 +132,22 @@ describe('attach: output written by the shim to the client directly', () => {
     // The session was let go: what it got is a whole-frame prefix of the output (or all of it), then the end.
     const got = await s.body;
     expect(got.length).toBeLessThanOrEqual(8_000_000 + 8 * 1000);
+  });
+
+  it('streams an exec through a hijacked start: stdin, both streams, and the exit code recorded before the end', async () => {
+    const id = await create({ Cmd: ['sleep', '600'] });
+    await start(id);
+    const ex = await d.request('POST', `/containers/${id}/exec`, {
+      body: { AttachStdin: true, AttachStdout: true, AttachStderr: true, Cmd: ['sh', '-c', 'cat; echo err >&2; exit 6'] },
+    });
+    expect(ex.status, ex.text()).toBe(201);
+    const execId = ex.json<{ Id: string }>().Id;
+    const s = hijack(d.socket, `/exec/${execId}/start`, { Detach: false, Tty: false });
+    expect(await s.head).toMatch(/^HTTP\/1\.1 101 UPGRADED\r\n/);
+    s.sock.end('in\n');
+    expect(demux(await s.body)).toEqual({ stdout: 'in\n', stderr: 'err\n' });
+    const info = (await d.request('GET', `/exec/${execId}/json`)).json<{ Running: boolean; ExitCode: number }>();
+    expect(info).toMatchObject({ Running: false, ExitCode: 6 });
   });
 
   it('ends an attached session when the daemon goes away', async () => {

@@ -218,6 +218,11 @@ describe('container fields: honoured or refused', () => {
       expect(again.output).toContain('READY');
       expect([0, 1]).toContain(again.exit);
       expect((await d.docker(['inspect', '--format', '{{.State.Running}}', 'detachme'])).stdout.trim()).toBe('true');
+      // docker exec -it detaches the same way; the exec's process runs on.
+      const exec = await pty('1011', ['exec', '-it', 'detachme', 'sh', '-c', 'while true; do echo READY from exec; sleep 1; done']);
+      expect(exec.output).toContain('READY from exec');
+      expect([0, 1]).toContain(exec.exit);
+      expect((await d.docker(['exec', 'detachme', 'ps'])).stdout).toContain('READY from exec');
     } finally {
       await d.docker(['rm', '-f', 'detachme']);
     }
