@@ -187,6 +187,23 @@ spec:
       livenessProbe: { exec: { command: ["test", "-f", "/tmp/healthy"] }, periodSeconds: 2, failureThreshold: 1 }
 `,
     );
+    manifest(
+      'isolated',
+      `apiVersion: v1
+kind: Pod
+metadata: { name: isolated, namespace: default }
+spec:
+  hostUsers: false
+  terminationGracePeriodSeconds: 1
+  volumes: [{ name: scratch, emptyDir: {} }]
+  containers:
+    - name: app
+      image: ${IMAGE}
+      imagePullPolicy: Never
+      command: ["sh", "-c", "echo hi > /scratch/by-root && exec sleep 1000"]
+      volumeMounts: [{ name: scratch, mountPath: /scratch }]
+`,
+    );
     try {
       // both pods run: the kubelet created the sandboxes and containers through the CRI
       const web = await waitForValue(
@@ -210,6 +227,16 @@ spec:
       await waitForValue('probe container restarted', async () => (await kubeletPods()).find((p) => p.metadata.name === 'probe-berth-node' && (p.status.containerStatuses?.[0]?.restartCount ?? 0) >= 1), 120_000, 500);
       const attempts = (await crictl.ok(['ps', '-a', '--name', '^app$', '-o', 'json'])).match(/"attempt":\s*\d+/g) ?? [];
       expect(attempts.length).toBeGreaterThanOrEqual(2);
+      // hostUsers: false: the kubelet gave the pod a range of its own (65536 ids at a multiple of 65536), Berth ran it
+      // in a user namespace with it, and the emptyDir is idmapped (the kubelet's mount mappings): root's inside
+      await waitForValue('isolated pod ready', async () => (await kubeletPods()).find((p) => p.metadata.name === 'isolated-berth-node' && p.status.containerStatuses?.[0]?.ready), 120_000, 500);
+      const isolated = (JSON.parse(await crictl.ok(['ps', '--name', '^app$', '--label', 'io.kubernetes.pod.name=isolated-berth-node', '-o', 'json'])) as { containers: { id: string }[] }).containers[0]?.id ?? '';
+      const pid = (JSON.parse(await crictl.ok(['inspect', isolated])) as { info: { pid: number } }).info.pid;
+      const [, hostId = '0', size = '0'] = readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/);
+      expect(Number(size)).toBe(65536);
+      expect(Number(hostId) % 65536).toBe(0);
+      expect(Number(hostId)).toBeGreaterThanOrEqual(65536);
+      expect((await crictl.ok(['exec', '-s', isolated, 'stat', '-c', '%u', '/scratch/by-root'])).trim()).toBe('0');
       // the web pod's containers were never restarted: its probe passes
       expect((await kubeletPods()).find((p) => p.metadata.name === 'web-berth-node')?.status.containerStatuses?.map((c) => c.restartCount)).toEqual([0, 0]);
     } catch (e) {
