@@ -1,5 +1,6 @@
 // The shim's parts tested on their own in C (native/shim/test/): the plan parser (plan_test.c) and the
-// pinned namespace joins (ns_test.c, root only), built and run by `make -C native test-plan|test-ns`.
+// pinned namespace joins (ns_test.c, root only), user namespaces and their detached mounts (userns_test.c, root only),
+// built and run by `make -C native test-plan|test-ns|test-userns`.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -15,5 +16,9 @@ describe('berth-shim C parts', () => {
 
   it.skipIf(process.getuid?.() !== 0)('ns.c joins a pinned process through the pidfd and the /proc fallback, and refuses a recycled or gone pid', () => {
     expect(make('test-ns')).toContain('ns_test: ok');
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('userns.c makes a user namespace with its maps, and the rootfs (overlay over idmapped layers) and binds (idmapped or not, flags set) as detached mounts', () => {
+    expect(make('test-userns')).toContain('userns_test: ok');
   });
 });
