@@ -72,6 +72,12 @@ function frameHeader(stream: 'stdout' | 'stderr', length: number): Buffer {
  * Gathers many small writes (log entries) into one socket write: flushed at 64 KiB, and whenever the
  * event loop gets to run its check phase (the producer is waiting for I/O), so a follower still sees
  * each entry as soon as it is read. add() returns a promise only while the sink is full.
+ *
+ * With `merge`, consecutive entries of one stream share one stdcopy frame (up to the slab's size) instead of a
+ * frame each: a client writes each frame's payload out with one write, so 100k log lines cost the docker CLI
+ * ~10 writes instead of 100k (`docker logs` of 100k lines: most of its time). The bytes a client demultiplexes
+ * are the same; only where frames begin differs, which is why followers (testcontainers matches each frame of
+ * `logs -f` against a line pattern) keep dockerd's frame per entry.
  */
 export class BatchWriter {
   private static readonly SIZE = 64 * 1024;
@@ -79,8 +85,14 @@ export class BatchWriter {
   private used = 0;
   private scheduled = false;
   private closed = false;
+  /** Where the open frame's header is in the slab (merge mode), -1 when none is open. */
+  private frameAt = -1;
+  private frameStream: 'stdout' | 'stderr' | undefined;
 
-  constructor(private readonly sink: Sink) {}
+  constructor(
+    private readonly sink: Sink,
+    private readonly merge = false,
+  ) {}
 
   /** Appends one entry: the stdcopy header unless `stream` is undefined (TTY), an optional prefix, the payload. */
   add(stream: 'stdout' | 'stderr' | undefined, data: Buffer, prefix?: Buffer): Promise<void> | undefined {
@@ -94,9 +106,18 @@ export class BatchWriter {
       this.sink.write(data);
     } else {
       if (stream) {
-        this.slab.writeUInt32BE(stream === 'stderr' ? StreamType.Stderr << 24 : StreamType.Stdout << 24, this.used);
-        this.slab.writeUInt32BE(plen + data.length, this.used + 4);
-        this.used += 8;
+        if (this.frameAt >= 0 && stream === this.frameStream) {
+          // the open frame (in this slab: a flush closes it) grows by this entry
+          this.slab.writeUInt32BE(this.slab.readUInt32BE(this.frameAt + 4) + plen + data.length, this.frameAt + 4);
+        } else {
+          this.slab.writeUInt32BE(stream === 'stderr' ? StreamType.Stderr << 24 : StreamType.Stdout << 24, this.used);
+          this.slab.writeUInt32BE(plen + data.length, this.used + 4);
+          if (this.merge) {
+            this.frameAt = this.used;
+            this.frameStream = stream;
+          }
+          this.used += 8;
+        }
       }
       if (prefix) this.used += prefix.copy(this.slab, this.used);
       this.used += data.copy(this.slab, this.used);
@@ -116,6 +137,7 @@ export class BatchWriter {
     this.sink.write(this.slab.subarray(0, this.used));
     this.slab = Buffer.allocUnsafe(BatchWriter.SIZE);
     this.used = 0;
+    this.frameAt = -1;
   }
 
   /** Writes what is left; nothing is written afterwards (the caller ends the sink). */

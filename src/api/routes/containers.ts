@@ -125,13 +125,14 @@ export async function containerRoutes(app: FastifyInstance, { services }: ApiRou
     const since = qString(q, 'since');
     const until = qString(q, 'until');
     const tail = qString(q, 'tail');
+    const follow = qBool(q, 'follow');
     const { c, batches } = containers.logs(request.params.id, {
       stdout: qBool(q, 'stdout'),
       stderr: qBool(q, 'stderr'),
       ...(since !== undefined ? { since } : {}),
       ...(until !== undefined ? { until } : {}),
       ...(tail !== undefined ? { tail } : {}),
-      follow: qBool(q, 'follow'),
+      follow,
       signal: ac.signal,
     });
     const tty = c.config.Tty;
@@ -140,7 +141,8 @@ export async function containerRoutes(app: FastifyInstance, { services }: ApiRou
     const abort = (): void => ac.abort();
     request.raw.on('close', abort);
     app.shutdownSignal.addEventListener('abort', abort, { once: true });
-    const out = new BatchWriter(res);
+    // Entries of one stream share a frame unless following (see BatchWriter).
+    const out = new BatchWriter(res, !follow);
     try {
       read: for await (const batch of batches) {
         for (const e of batch) {
