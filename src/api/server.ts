@@ -7,7 +7,8 @@ import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
 import { HijackRouter } from './hijack.js';
 import { registerHijackRoutes } from './attach-stream.js';
-import { installRequestSchemas } from './schema-validation.js';
+import { installRequestSchemas, requestCompilers } from './schema-validation.js';
+import { RequestSchemas } from './request-schemas.js';
 import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
 import { openListeners, type ListenOptions } from './listeners.js';
@@ -35,7 +36,9 @@ export interface ApiServer {
 }
 
 export async function createApiServer(services: Services, log: Logger, timeouts: ApiTimeouts = DEFAULT_API_TIMEOUTS): Promise<ApiServer> {
+  const schemas = new RequestSchemas();
   const app: FastifyInstance = Fastify({
+    schemaController: { compilersFactory: requestCompilers(schemas) },
     loggerInstance: log.child({ sub: 'api' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
@@ -99,7 +102,7 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
 
   installErrorHandling(app, log);
   installBodyParsers(app);
-  installRequestSchemas(app);
+  installRequestSchemas(app, schemas);
   await registerRoutes(app, services);
   await app.ready();
   installPingFastPath(app.server, STANDARD_HEADERS, () => log.isLevelEnabled('debug'));
