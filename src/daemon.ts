@@ -37,6 +37,8 @@ import { errorMessage } from './errors.js';
 import { BuildService } from './build/builder.js';
 import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
+import { IdleTrim } from './system/idle-trim.js';
+import { nativeAddon } from './native.js';
 import { fileURLToPath } from 'node:url';
 
 /** berth-shim and berth-init, built from native/ by npm install. */
@@ -86,6 +88,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let registry: RegistryService | undefined;
   let cri: OnDemandCriServer | undefined;
   let nri: NriService | undefined;
+  const idleTrim = new IdleTrim(() => nativeAddon().mallocTrim());
   try {
     secureDataRoot(config.dataRoot, log);
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
@@ -211,6 +214,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     writeFileSync(config.pidfile, `${process.pid}\n`);
     log.info({ dataRoot: config.dataRoot, execRoot: config.execRoot }, 'berthd started');
     void containers.startRestartPolicyContainers();
+    idleTrim.start();
   } catch (e) {
     await cri?.close();
     await nri?.close();
@@ -237,6 +241,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     },
     async stop() {
       log.info('berthd shutting down');
+      idleTrim.stop();
       openContainers?.shutdown();
       openContainerOps?.shutdown();
       await openCri?.close().catch((err: unknown) => log.error({ err }, 'CRI server shutdown failed'));

@@ -36,6 +36,8 @@ export interface BerthAddon {
    * returns the bytes sent (the caller sends the rest). Throws EAGAIN when nothing could be sent.
    */
   sendWithFd(socketFd: number, data: Buffer, fd: number): number;
+  /** glibc's malloc_trim(0): the free pages of every malloc arena go back to the kernel; true when some did. */
+  mallocTrim(): boolean;
 }
 
 export const S_IFIFO = 0o010000;

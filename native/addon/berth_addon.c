@@ -26,6 +26,7 @@
 #include <node_api.h>
 #include "netns.h"
 #include "sd_notify.h"
+#include "malloc_trim.h"
 
 #define MAX_PATH_ARG 4096
 #define MAX_DATA_ARG 65536
@@ -652,6 +653,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"sdNotify", NULL, js_sd_notify, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendWithFd", NULL, js_send_with_fd, NULL, NULL, NULL, napi_enumerable, NULL},
     {"createNetns", NULL, js_create_netns, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
