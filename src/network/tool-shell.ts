@@ -9,7 +9,8 @@ import { BerthError } from '../errors.js';
  * ~100 MB daemon makes each spawn cost several ms (more under load); a small shell forks cheaply.
  * A script's stdout and stderr come back together with its exit status; its stdin is /dev/null
  * (here-documents give commands their input). Up to `workers` scripts run at once; a helper that dies
- * is replaced on the next call.
+ * is replaced on the next call, and one left idle for `idleMs` exits (each is ~1.7 MB resident; an idle
+ * daemon keeps none, a busy one keeps its shells warm).
  */
 
 export interface ShellResult {
@@ -52,9 +53,13 @@ class Worker {
   private readonly marker = `__berth_done_${randomBytes(8).toString('hex')}`;
   private buf = '';
   private job: Job | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   dead = false;
 
-  constructor(private readonly onIdle: (w: Worker) => void) {
+  constructor(
+    private readonly onIdle: (w: Worker) => void,
+    private readonly idleMs: number,
+  ) {
     this.child = spawn('/bin/sh', [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
     this.child.stdout.setEncoding('utf8');
     this.child.stderr.setEncoding('utf8');
@@ -74,6 +79,7 @@ class Worker {
   }
 
   run(job: Job): void {
+    clearTimeout(this.idleTimer);
     this.job = job;
     this.buf = '';
     handle(this.child.stdout).ref?.();
@@ -81,6 +87,7 @@ class Worker {
   }
 
   close(): void {
+    clearTimeout(this.idleTimer);
     this.dead = true;
     this.child.stdin.end();
   }
@@ -89,6 +96,13 @@ class Worker {
     // An idle helper never keeps the process alive.
     for (const s of [this.child.stdout, this.child.stderr, this.child.stdin]) handle(s).unref?.();
     this.child.unref();
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.job || this.dead) return;
+      this.close();
+      this.onIdle(this);
+    }, this.idleMs);
+    this.idleTimer.unref();
   }
 
   private data(d: string): void {
@@ -121,7 +135,13 @@ export class ToolShell {
   constructor(
     private readonly log: Logger,
     private readonly workers = 2,
+    private readonly idleMs = 10_000,
   ) {}
+
+  /** How many helper shells are running. */
+  get shells(): number {
+    return this.pool.filter((w) => !w.dead).length;
+  }
 
   /** Runs a script; resolves with its combined output and status (non-zero is not an error here). */
   exec(script: string): Promise<ShellResult> {
@@ -149,7 +169,7 @@ export class ToolShell {
     while (this.queue.length > 0) {
       let w = this.pool.find((x) => !x.busy && !x.dead);
       if (!w && this.pool.length < this.workers) {
-        w = new Worker(() => this.dispatch());
+        w = new Worker(() => this.dispatch(), this.idleMs);
         this.pool.push(w);
       }
       if (!w) return;

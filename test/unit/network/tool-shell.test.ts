@@ -39,3 +39,17 @@ describe('ToolShell (long-lived shells running plumbing scripts)', () => {
     expect(await sh.run('echo alive')).toBe('alive\n');
   });
 });
+
+describe('ToolShell idle shells', () => {
+  it('ends a shell left idle and starts a new one for the next script', async () => {
+    const sh = new ToolShell(pino({ level: 'silent' }), 2, 20);
+    try {
+      expect(await sh.run('echo one')).toBe('one\n');
+      for (let i = 0; i < 500 && sh.shells > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(sh.shells).toBe(0);
+      expect(await sh.run('echo two')).toBe('two\n');
+    } finally {
+      sh.close();
+    }
+  });
+});
