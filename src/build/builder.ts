@@ -19,9 +19,7 @@ import { removeLeftoverMounts } from '../snapshots/overlay.js';
 import type { Logger } from '../util/logger.js';
 import { nowNano, rfc3339Nano } from '../util/time.js';
 import type { BuildCacheRepo } from './build-cache.js';
-import { ChecksumMemo, readDockerfile, removeIgnoredBuildFiles } from './build-context.js';
-import { BuildRun } from './build-run.js';
-import { receiveContext } from './context-upload.js';
+import type { ChecksumMemo } from './build-context.js';
 import { short } from './run-config.js';
 
 export type BuildEmit = (m: Record<string, unknown>) => void;
@@ -76,9 +74,18 @@ export class BuildStepError extends BerthError {
   }
 }
 
+/** The build engine (Dockerfile parsing, the steps, context upload: most of src/build), loaded by the first build. */
+interface BuildEngine {
+  BuildRun: typeof import('./build-run.js').BuildRun;
+  receiveContext: typeof import('./context-upload.js').receiveContext;
+  readDockerfile: typeof import('./build-context.js').readDockerfile;
+  removeIgnoredBuildFiles: typeof import('./build-context.js').removeIgnoredBuildFiles;
+  memo: ChecksumMemo;
+}
+
 export class BuildService {
   private readonly log: Logger;
-  private readonly memo = new ChecksumMemo();
+  private engine: Promise<BuildEngine> | undefined;
   /**
    * COPY/ADD source checksums by (context tar digest, Dockerfile name, sources): a rebuild of an unchanged context
    * probes the cache of its COPY steps without unpacking and re-hashing the context.
@@ -98,11 +105,12 @@ export class BuildService {
   /** Runs one build; returns the final image ID. Progress goes to `emit`; failures throw (BuildStepError for step errors). */
   async build(body: Readable | undefined, o: BuildOptions, emit: BuildEmit, signal: AbortSignal): Promise<string> {
     const tags = this.sanitizeTags(o.tags);
-    const run = new BuildRun(this, this.d, o, emit, signal, join(this.workRoot, randomBytes(8).toString('hex')), LayerStore.tempHolder('build'), this.memo);
+    const engine = await this.loadEngine();
+    const run = new engine.BuildRun(this, this.d, o, emit, signal, join(this.workRoot, randomBytes(8).toString('hex')), LayerStore.tempHolder('build'), engine.memo);
     let disposeContext: (() => void) | undefined;
     try {
       const contextDir = join(run.dir, 'context');
-      const { dockerfile, unpack, digest, dispose } = await this.prepareContext(body, o, contextDir, () => run.workDir(), emit);
+      const { dockerfile, unpack, digest, dispose } = await this.prepareContext(engine, body, o, contextDir, () => run.workDir(), emit);
       disposeContext = dispose;
       if (digest !== undefined) run.contextKey = `${digest}\0${o.dockerfile}`;
       const imageId = await run.run(contextDir, dockerfile, unpack);
@@ -116,6 +124,18 @@ export class BuildService {
       disposeContext?.();
       await run.cleanup();
     }
+  }
+
+  /** A daemon that never builds never loads the engine (~100 kB of code, resident once loaded). */
+  private loadEngine(): Promise<BuildEngine> {
+    this.engine ??= Promise.all([import('./build-run.js'), import('./context-upload.js'), import('./build-context.js')]).then(([run, upload, context]) => ({
+      BuildRun: run.BuildRun,
+      receiveContext: upload.receiveContext,
+      readDockerfile: context.readDockerfile,
+      removeIgnoredBuildFiles: context.removeIgnoredBuildFiles,
+      memo: new context.ChecksumMemo(),
+    }));
+    return this.engine;
   }
 
   private sanitizeTags(tags: readonly string[]): ImageReference[] {
@@ -140,6 +160,7 @@ export class BuildService {
    * whose COPY steps are all cached, never unpacks it).
    */
   private async prepareContext(
+    { receiveContext, readDockerfile, removeIgnoredBuildFiles }: BuildEngine,
     body: Readable | undefined,
     o: BuildOptions,
     contextDir: string,
