@@ -1,18 +1,29 @@
+/** What IdleTrim releases: V8's heap (a memory-reducing collection, run in tasks) and glibc's free arena pages. */
+export interface MemoryRelease {
+  heap(): void;
+  malloc(): void;
+}
+
 /**
- * Gives freed memory back to the kernel when the daemon goes quiet. glibc keeps what berthd frees in its malloc
- * arenas (V8's compiler zones, buffers of a finished log read or pull, sqlite's pages) and releases only the top
- * of the main heap; after start ~4 MB of such free pages stay resident for good. Once a second the trimmer looks
- * at the CPU time the process used (all threads): a second with more than `busyCpuMs` is activity; the first quiet
- * second after activity trims, once. Nothing runs per request, and a busy daemon is never trimmed.
+ * Gives memory back to the kernel when the daemon goes quiet, instead of keeping the peak of its last burst. V8
+ * compacts and shrinks its heap only when its memory reducer fires, ~8 s or more after a collection, and glibc
+ * keeps what berthd frees in its malloc arenas (V8's compiler zones, buffers of a finished log read or pull,
+ * sqlite's pages), releasing only the top of the main heap: after start, ~10 MB of both stay resident.
+ * Once a second the trimmer looks at the CPU time the process used (all threads): a second with more than
+ * `busyCpuMs` is activity. The first quiet second after activity (the start is activity) starts V8's
+ * memory-reducing collection; the next look, once it has run, trims malloc's arenas. Nothing runs per request,
+ * and a busy daemon is never interrupted.
  */
 export class IdleTrim {
   private timer: NodeJS.Timeout | undefined;
   private lastCpu = 0;
-  /** Activity since the last trim; the start of the daemon is activity. */
+  /** Activity since the last release; the start of the daemon is activity. */
   private pending = true;
+  /** The heap collection was asked for at the last look; malloc's turn is next. */
+  private collecting = false;
 
   constructor(
-    private readonly trim: () => void,
+    private readonly release: MemoryRelease,
     private readonly cpuMs: () => number = () => {
       const u = process.cpuUsage();
       return (u.user + u.system) / 1000;
@@ -31,19 +42,20 @@ export class IdleTrim {
     this.timer = undefined;
   }
 
-  /** One look (the interval's): trims when the period since the last look was quiet and followed activity. */
+  /** One look (the interval's). */
   tick(): void {
-    const now = this.cpuMs();
-    const used = now - this.lastCpu;
-    this.lastCpu = now;
-    if (used > this.busyCpuMs) {
+    const used = this.cpuMs() - this.lastCpu;
+    if (this.collecting) {
+      this.collecting = false;
+      this.release.malloc();
+    } else if (used > this.busyCpuMs) {
       this.pending = true;
-      return;
+    } else if (this.pending) {
+      this.pending = false;
+      this.collecting = true;
+      this.release.heap();
     }
-    if (!this.pending) return;
-    this.pending = false;
-    this.trim();
-    // the trim's own CPU time is not activity
+    // the releases' own CPU time (the collection's included) is not activity
     this.lastCpu = this.cpuMs();
   }
 }

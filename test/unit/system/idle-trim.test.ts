@@ -2,31 +2,44 @@ import { describe, expect, it } from 'vitest';
 import { IdleTrim } from '../../../src/system/idle-trim.js';
 
 describe('idle trim', () => {
-  it('trims once at the first quiet look after activity, never while busy, and not for its own CPU time', () => {
+  it('releases the heap at the first quiet look after activity and malloc at the next, never while busy, and not for its own CPU time', () => {
     let cpu = 0;
-    let trims = 0;
-    const t = new IdleTrim(() => {
-      trims++;
-      cpu += 50; // an expensive trim
-    }, () => cpu, 10);
-    // the start is activity: the first quiet look trims
+    const calls: string[] = [];
+    const t = new IdleTrim(
+      {
+        heap: () => {
+          calls.push('heap');
+          cpu += 40; // a collection's CPU time, spent in the next second
+        },
+        malloc: () => {
+          calls.push('malloc');
+          cpu += 30;
+        },
+      },
+      () => cpu,
+      10,
+    );
+    // the start is activity: the first quiet look collects, the next trims
     cpu += 5;
     t.tick();
-    expect(trims).toBe(1);
-    // quiet looks after it do nothing, the trim's own 50 ms included
+    expect(calls).toEqual(['heap']);
+    t.tick();
+    expect(calls).toEqual(['heap', 'malloc']);
+    // quiet looks after it do nothing, whatever the releases cost
     t.tick();
     cpu += 3;
     t.tick();
-    expect(trims).toBe(1);
-    // busy looks do nothing; the quiet one after them trims once
+    expect(calls).toEqual(['heap', 'malloc']);
+    // busy looks do nothing; the quiet one after them starts the releases again, once
     cpu += 200;
     t.tick();
     cpu += 11;
     t.tick();
-    expect(trims).toBe(1);
+    expect(calls).toEqual(['heap', 'malloc']);
     cpu += 2;
     t.tick();
     t.tick();
-    expect(trims).toBe(2);
+    t.tick();
+    expect(calls).toEqual(['heap', 'malloc', 'heap', 'malloc']);
   });
 });
