@@ -66,13 +66,23 @@ function daemonHandle(name, sock, extra = {}) {
   };
 }
 
+/**
+ * The NRI socket on a private path too (its default, /var/run/nri/nri.sock, is the host's: a plugin another run
+ * or test starts would connect to this daemon and load the NRI codecs into the figures); builds without NRI lack
+ * the option.
+ */
+function privateSockets(dir) {
+  const help = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' }).stdout ?? '';
+  return help.includes('--nri-socket') ? ['--nri-socket', join(dir, 'nri.sock')] : [];
+}
+
 /** Starts a private berthd on temporary paths and waits until it answers. */
 export async function startBerth() {
   const dir = mkdtempSync(join(tmpdir(), 'bb-'));
   const sock = join(dir, 'd.sock');
   const child = spawn(
     process.execPath,
-    [...berthdNodeFlags(), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn'],
+    [...berthdNodeFlags(), ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), MAIN, '--host', `unix://${sock}`, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '--config-file', '/dev/null', '--log-level', 'warn', ...privateSockets(dir)],
     { stdio: 'ignore' },
   );
   const d = daemonHandle('Berth', sock, {
