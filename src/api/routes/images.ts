@@ -4,7 +4,6 @@ import type { ApiRouteOptions } from './index.js';
 import { beginStream, writeJsonLine } from '../streaming.js';
 import { type Query, qBool, qString, qStrings } from '../query.js';
 import { InvalidParameterError, NotFoundError, NotImplementedError, errorMessage } from '../../errors.js';
-import { saveImages } from '../../images/image-save.js';
 import { importImage } from '../../images/image-import.js';
 import { servePull, servePush } from './registry.js';
 import { effectiveVersion, versionAtLeast } from '../api-version.js';
@@ -113,6 +112,8 @@ export async function imageRoutes(app: FastifyInstance, { services }: ApiRouteOp
   async function save(reply: FastifyReply, names: string[]): Promise<void> {
     if (names.length === 0) throw new InvalidParameterError('no images specified');
     const selected = images.service.expandForSave(names);
+    // The tar writer (tar-stream and its streams) loads with the first save, not at every daemon start.
+    const { saveImages } = await import('../../images/image-save.js');
     const res = beginStream(reply, 'application/x-tar');
     try {
       await saveImages(images.service, selected, res);
