@@ -46,6 +46,9 @@ export interface DaemonConfig {
   /** How long a connected NRI plugin has to register, and to answer one request (ms; containerd's 5 s and 2 s). */
   nriRegistrationTimeoutMs: number;
   nriRequestTimeoutMs: number;
+  /** Pre-installed NRI plugins launched at start, and their configuration drop-ins ('' = none). */
+  nriPluginPath: string;
+  nriPluginConfigPath: string;
   cniConfDir: string;
   cniBinDirs: string[];
   /** Berth's own: how long a client may take to send a request (slowloris); answers are never timed. */
@@ -99,6 +102,8 @@ function defaults(): DaemonConfig {
     nriSocket: '/var/run/nri/nri.sock',
     nriRegistrationTimeoutMs: 5_000,
     nriRequestTimeoutMs: 2_000,
+    nriPluginPath: '/opt/nri/plugins',
+    nriPluginConfigPath: '/etc/nri/conf.d',
     cniConfDir: '/etc/cni/net.d',
     cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
     apiTimeouts: { ...DEFAULT_API_TIMEOUTS },
@@ -204,6 +209,8 @@ const OPTIONS: Option[] = [
   opt({ key: 'no-nri', noFile: true, kind: 'bool', help: 'Do not serve NRI', apply: (c, v) => { if (v) c.nriSocket = ''; } }),
   opt({ key: 'nri-plugin-registration-timeout', kind: 'string', arg: 'DURATION', help: 'Time an NRI plugin has to register (default 5s)', apply: (c, v) => { c.nriRegistrationTimeoutMs = positiveDurationMs(v); } }),
   opt({ key: 'nri-plugin-request-timeout', kind: 'string', arg: 'DURATION', help: 'Time an NRI plugin has to answer a request (default 2s)', apply: (c, v) => { c.nriRequestTimeoutMs = positiveDurationMs(v); } }),
+  opt({ key: 'nri-plugin-path', kind: 'string', arg: 'DIR', help: 'Pre-installed NRI plugins (NN-name executables) launched at start (default /opt/nri/plugins)', apply: (c, v) => { c.nriPluginPath = v; } }),
+  opt({ key: 'nri-plugin-config-path', kind: 'string', arg: 'DIR', help: 'Configuration of pre-installed NRI plugins (default /etc/nri/conf.d)', apply: (c, v) => { c.nriPluginConfigPath = v; } }),
   opt({ key: 'cni-conf-dir', kind: 'string', arg: 'DIR', help: 'CNI network configurations for pod sandboxes (default /etc/cni/net.d)', apply: (c, v) => { c.cniConfDir = v; } }),
   opt({ key: 'cni-bin-dir', kind: 'strings', arg: 'DIR', help: 'Where CNI plugins are looked for (repeatable; default /opt/cni/bin, /usr/lib/cni)', apply: (c, v) => { c.cniBinDirs = v; } }),
   opt({ key: 'api-timeouts', flag: false, kind: 'json', help: '', apply: (c, v) => { c.apiTimeouts = apiTimeouts(v, c.apiTimeouts); } }),

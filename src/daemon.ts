@@ -186,6 +186,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
           requestTimeoutMs: config.nriRequestTimeoutMs,
           runtimeName: 'berth',
           runtimeVersion: BERTH_VERSION,
+          pluginPath: config.nriPluginPath,
+          pluginConfigPath: config.nriPluginConfigPath,
         },
         log.child({ sub: 'nri' }),
         async () => cri?.warm(),

@@ -1,10 +1,12 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { AdjustmentConflictError, AdjustmentMerger, adjustmentMessage, ownersMessage, type MergedAdjustment } from './adjustment.js';
-import { isFatal, PluginConn, VALID_EVENTS, type NriEventName } from './plugin.js';
+import { checkPluginName, isFatal, PluginConn, VALID_EVENTS, type NriEventName } from './plugin.js';
 import { loadNriCodecs, NRI_VERSION, type NriMsg } from './proto.js';
 import { TtrpcError } from './ttrpc.js';
 
@@ -19,6 +21,10 @@ export interface NriOptions {
   requestTimeoutMs?: number;
   runtimeName: string;
   runtimeVersion: string;
+  /** Pre-installed plugins launched at start (executables named NN-name; containerd's /opt/nri/plugins). */
+  pluginPath?: string;
+  /** Their configuration drop-ins: NN-name.conf or name.conf (containerd's /etc/nri/conf.d). */
+  pluginConfigPath?: string;
 }
 
 /** What the CRI gives the NRI service: the pods and containers a new plugin is synchronized with, and updates. */
@@ -105,6 +111,8 @@ export class NriService {
   private readonly requestTimeoutMs: number;
   private closed = false;
   private readonly conns = new Set<PluginConn>();
+  /** Pre-installed plugins' processes (killed with the service). */
+  private readonly launched = new Set<ChildProcess>();
 
   constructor(
     private readonly opts: NriOptions,
@@ -133,11 +141,89 @@ export class NriService {
     chmodSync(path, 0o600);
     this.server = server;
     this.log.info({ socket: path }, 'NRI socket listening');
+    if (this.opts.pluginPath) void this.launchPlugins(this.opts.pluginPath, this.opts.pluginConfigPath ?? '');
+  }
+
+  /**
+   * Launches the pre-installed plugins: each executable `NN-name` of the plugin directory, with one end of a
+   * socket pair as its fd 3 (NRI_PLUGIN_SOCKET=3, NRI_PLUGIN_NAME, NRI_PLUGIN_IDX and nothing else in its
+   * environment, as containerd), its drop-in configuration passed in Configure. A plugin that fails to start,
+   * register or synchronize is killed and left out; one that exits later is dropped like any plugin.
+   */
+  private async launchPlugins(dir: string, confDir: string): Promise<void> {
+    let entries: string[];
+    try {
+      entries = (await readdir(dir)).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ dir, err: errorMessage(e) }, 'NRI: cannot read the plugin directory');
+      return;
+    }
+    try {
+      await loadNriCodecs();
+    } catch (e) {
+      this.log.error({ err: errorMessage(e) }, 'NRI: loading the NRI interface failed');
+      return;
+    }
+    for (const file of entries) {
+      const m = /^([0-9]{2})-(.+)$/.exec(file);
+      const path = join(dir, file);
+      const st = await stat(path).catch(() => undefined);
+      if (!st?.isFile() || (st.mode & 0o111) === 0) continue;
+      if (!m || checkPluginName(m[2] as string) !== undefined) {
+        this.log.warn({ plugin: path }, 'NRI: pre-installed plugin not launched: its name is not NN-name');
+        continue;
+      }
+      const idx = m[1] as string;
+      const name = m[2] as string;
+      if (this.closed) return;
+      let config = '';
+      for (const f of [`${idx}-${name}.conf`, `${name}.conf`]) {
+        const text = confDir === '' ? undefined : await readFile(join(confDir, f), 'utf8').catch(() => undefined);
+        if (text !== undefined) {
+          config = text;
+          break;
+        }
+      }
+      this.launch(path, name, idx, config);
+    }
+  }
+
+  private launch(path: string, name: string, idx: string, config: string): void {
+    let child: ChildProcess;
+    try {
+      child = spawn(path, [], {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+        env: { NRI_PLUGIN_NAME: name, NRI_PLUGIN_IDX: idx, NRI_PLUGIN_SOCKET: '3' },
+        detached: false,
+      });
+    } catch (e) {
+      this.log.warn({ plugin: path, err: errorMessage(e) }, 'NRI: pre-installed plugin failed to start');
+      return;
+    }
+    const socket = child.stdio[3] as Socket | null;
+    child.on('error', (e) => this.log.warn({ plugin: path, err: errorMessage(e) }, 'NRI: pre-installed plugin failed to start'));
+    child.stderr?.on('data', (b: Buffer) => this.log.debug({ plugin: `${idx}-${name}`, stderr: b.toString('utf8', 0, Math.min(b.length, 1024)) }, 'NRI plugin output'));
+    child.on('exit', (code, signal) => {
+      this.launched.delete(child);
+      this.log.info({ plugin: `${idx}-${name}`, code, signal }, 'NRI pre-installed plugin exited');
+      socket?.destroy();
+    });
+    if (!socket) {
+      child.kill('SIGKILL');
+      return;
+    }
+    this.launched.add(child);
+    this.log.info({ plugin: `${idx}-${name}`, pid: child.pid }, 'NRI pre-installed plugin launched');
+    const p = this.connect(socket, { name, idx, config });
+    p.onClose(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const p of this.conns) p.close();
+    for (const c of this.launched) c.kill('SIGKILL');
     this.plugins = [];
     if (this.server) {
       const s = this.server;
@@ -180,7 +266,11 @@ export class NriService {
       socket.destroy();
       return;
     }
-    const p = new PluginConn(socket, { updateContainers: (plugin, updates) => this.applyUpdates(plugin, updates) }, this.log);
+    this.connect(socket);
+  }
+
+  private connect(socket: Socket, preset?: { name: string; idx: string; config: string }): PluginConn {
+    const p = new PluginConn(socket, { updateContainers: (plugin, updates) => this.applyUpdates(plugin, updates) }, this.log, preset);
     this.conns.add(p);
     p.onClose(() => {
       this.conns.delete(p);
@@ -190,6 +280,7 @@ export class NriService {
       this.log.warn({ plugin: p.id, err: errorMessage(e) }, 'NRI plugin dropped');
       p.close();
     });
+    return p;
   }
 
   private async register(p: PluginConn): Promise<void> {
@@ -207,7 +298,7 @@ export class NriService {
     const cfg = await p.call(
       'Configure',
       {
-        config: '',
+        config: p.config,
         runtime_name: this.opts.runtimeName,
         runtime_version: this.opts.runtimeVersion,
         registration_timeout: String(this.registrationTimeoutMs),

@@ -83,11 +83,21 @@ export class PluginConn {
   private readonly client: TtrpcClient;
   private readonly closeListeners: (() => void)[] = [];
 
+  /** The configuration Configure hands over (a launched plugin's drop-in file; empty for external plugins). */
+  config = '';
+
   constructor(
     socket: Socket,
     handlers: PluginRuntimeHandlers,
     private readonly log: Logger,
+    /** A plugin Berth launched: its name and index come from its file name, not from its registration. */
+    preset?: { name: string; idx: string; config: string },
   ) {
+    if (preset) {
+      this.name = preset.name;
+      this.idx = preset.idx;
+      this.config = preset.config;
+    }
     this.mux = new Mux(socket);
     this.client = new TtrpcClient(this.mux.open(PLUGIN_SERVICE_CONN));
     const codecs = nriCodecs();
@@ -110,8 +120,10 @@ export class PluginConn {
             onRegister(new Error(problem));
             throw new TtrpcError(Code.INVALID_ARGUMENT, problem);
           }
-          this.name = name;
-          this.idx = idx;
+          if (!preset) {
+            this.name = name;
+            this.idx = idx;
+          }
           this.log.info({ plugin: this.id, nriVersion: String(req.NRI_version ?? '') || 'unknown' }, 'NRI plugin registered');
           onRegister();
           return reg.encodeResponse({});

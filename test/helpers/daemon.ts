@@ -63,6 +63,8 @@ export class TestDaemon {
       '--log-level', 'debug',
       // NRI on the daemon's own socket: containerd's default path is one per host
       ...('nri-socket' in (options.config ?? {}) || (options.extraArgs ?? []).some((a) => a.startsWith('--nri-socket') || a === '--no-nri') ? [] : ['--nri-socket', join(execRoot, 'nri.sock')]),
+      // and no host-wide pre-installed plugins (/opt/nri/plugins)
+      ...('nri-plugin-path' in (options.config ?? {}) ? [] : ['--nri-plugin-path', '']),
       ...(options.extraArgs ?? []),
     ];
     const d = new TestDaemon(dir, socket, dataRoot, execRoot, join(dir, 'berthd.log'), args);

@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from '../../src/nri/mux.js';
 import { loadNriCodecs, PLUGIN_SERVICE, RUNTIME_SERVICE, type NriMsg } from '../../src/nri/proto.js';
@@ -247,4 +248,88 @@ describe('NRI', () => {
       await crictl.ok(['rmp', '-f', podId]);
     }
   }, 120_000);
+});
+
+const DIST_NRI = fileURLToPath(new URL('../../dist/nri/', import.meta.url));
+
+/** A pre-installed plugin: an executable the daemon launches with its socket on fd 3 (node, the built dist/nri). */
+function launchedPluginSource(): string {
+  return `#!${process.execPath}
+import { Socket } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from '${DIST_NRI}mux.js';
+import { loadNriCodecs, PLUGIN_SERVICE, RUNTIME_SERVICE } from '${DIST_NRI}proto.js';
+import { TtrpcClient, TtrpcServer } from '${DIST_NRI}ttrpc.js';
+const codecs = await loadNriCodecs();
+const mux = new Mux(new Socket({ fd: Number(process.env.NRI_PLUGIN_SOCKET), readable: true, writable: true }));
+mux.on('close', () => process.exit(0));
+let config = {};
+const h = (method, answer) => [PLUGIN_SERVICE + '/' + method, async (payload) => {
+  const c = codecs.plugin(method);
+  return c.encodeResponse(await answer(c.decodeRequest(payload)));
+}];
+new TtrpcServer(mux.open(PLUGIN_SERVICE_CONN), new Map([
+  h('Configure', (req) => { config = JSON.parse(req.config); return { events: 1 << 3 }; }),
+  h('Synchronize', () => {
+    writeFileSync(config.ready, JSON.stringify({ pid: process.pid, env: [process.env.NRI_PLUGIN_IDX, process.env.NRI_PLUGIN_NAME, process.env.NRI_PLUGIN_SOCKET, process.env.PATH ?? ''] }));
+    return {};
+  }),
+  h('CreateContainer', () => ({ adjust: { env: [{ key: 'LAUNCHED', value: config.value }] } })),
+]));
+const client = new TtrpcClient(mux.open(RUNTIME_SERVICE_CONN));
+const reg = codecs.runtime('RegisterPlugin');
+await client.call(RUNTIME_SERVICE, 'RegisterPlugin', reg.encodeRequest({ plugin_name: 'other-name', plugin_idx: '99' }), 5000);
+`;
+}
+
+describe('NRI pre-installed plugins', () => {
+  it('are launched from the plugin directory with their drop-in configuration, adjust containers, and are killed with the daemon', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bt-nri-'));
+    let d2: TestDaemon | undefined;
+    try {
+      const plugins = join(dir, 'plugins');
+      const conf = join(dir, 'conf.d');
+      mkdirSync(plugins);
+      mkdirSync(conf);
+      const exe = join(plugins, '10-launched');
+      writeFileSync(exe, launchedPluginSource());
+      chmodSync(exe, 0o755);
+      writeFileSync(join(plugins, 'README'), 'not a plugin: not executable'); // ignored
+      const ready = join(dir, 'ready.json');
+      writeFileSync(join(conf, 'launched.conf'), JSON.stringify({ ready, value: 'from-conf' }));
+      d2 = await startDaemon({ config: { 'cni-conf-dir': join(dir, 'cni'), 'nri-plugin-path': plugins, 'nri-plugin-config-path': conf } });
+      await waitFor(() => existsSync(ready), 30_000);
+      const info = JSON.parse(readFileSync(ready, 'utf8')) as { pid: number; env: string[] };
+      expect(info.env).toEqual(['10', 'launched', '3', '']); // only NRI's variables, as containerd
+
+      const r = await d2.docker(['load', '-i', await busyboxImageTar()], { timeoutMs: 120_000 });
+      expect(r.code).toBe(0);
+      const crictl2 = new Crictl(criToolsBin(), join(d2.execRoot, 'cri.sock'));
+      const pod = join(dir, 'pod.json');
+      const ctr = join(dir, 'ctr.json');
+      // a host-network pod (NamespaceMode NODE = 2): no CNI needed
+      writeFileSync(pod, JSON.stringify({ metadata: { name: 'nri-launched', namespace: 'nri-test', uid: 'uid-nri-launched', attempt: 0 }, linux: { security_context: { namespace_options: { network: 2 } } } }));
+      writeFileSync(ctr, JSON.stringify({ metadata: { name: 'c' }, image: { image: 'busybox:latest' }, command: ['sleep', '3600'], linux: {} }));
+      const podId = (await crictl2.ok(['runp', pod])).trim();
+      const ctrId = (await crictl2.ok(['create', podId, ctr, pod])).trim();
+      const env = JSON.parse((await d2.docker(['inspect', '-f', '{{json .Config.Env}}', ctrId])).stdout) as string[];
+      expect(env).toContain('LAUNCHED=from-conf');
+      await crictl2.ok(['rmp', '-f', podId]);
+
+      await d2.stop();
+      d2 = undefined;
+      const gone = (): boolean => {
+        try {
+          process.kill(info.pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      };
+      await waitFor(gone, 30_000);
+    } finally {
+      await d2?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
