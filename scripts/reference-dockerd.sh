@@ -54,8 +54,10 @@ stop)
   rm -f "$users"
   if [ -f "$pidfile" ]; then
     pid=$(cat "$pidfile")
-    # Containers first, so that no shim or mount outlives the daemon.
-    DOCKER_HOST="unix://$sock" docker rm -f $(DOCKER_HOST="unix://$sock" docker ps -aq) >/dev/null 2>&1 || true
+    # Containers first, so that no shim or mount outlives the daemon; bounded, since a wedged dockerd (its shims
+    # gone under it) never answers a removal, and the lock is held meanwhile.
+    ids=$(DOCKER_HOST="unix://$sock" timeout 20 docker ps -aq 2>/dev/null || true)
+    [ -z "$ids" ] || DOCKER_HOST="unix://$sock" timeout 60 docker rm -f $ids >/dev/null 2>&1 || true
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
