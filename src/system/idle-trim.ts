@@ -12,7 +12,8 @@ export interface MemoryRelease {
  * Once a second the trimmer looks at the CPU time the process used (all threads): a second with more than
  * `busyCpuMs` is activity. The first quiet second after activity (the start is activity) starts V8's
  * memory-reducing collection; the next look, once it has run, trims malloc's arenas. Nothing runs per request,
- * and a busy daemon is never interrupted.
+ * and a busy daemon is never interrupted. Releases are at least `gapLooks` looks apart (the start's at once), so a
+ * client polling every few seconds costs one collection per half minute, not one per poll.
  */
 export class IdleTrim {
   private timer: NodeJS.Timeout | undefined;
@@ -21,6 +22,8 @@ export class IdleTrim {
   private pending = true;
   /** The heap collection was asked for at the last look; malloc's turn is next. */
   private collecting = false;
+  /** Looks since the last release began. */
+  private sinceRelease = Infinity;
 
   constructor(
     private readonly release: MemoryRelease,
@@ -29,6 +32,7 @@ export class IdleTrim {
       return (u.user + u.system) / 1000;
     },
     private readonly busyCpuMs = 10,
+    private readonly gapLooks = 30,
   ) {}
 
   start(everyMs = 1000): void {
@@ -45,13 +49,15 @@ export class IdleTrim {
   /** One look (the interval's). */
   tick(): void {
     const used = this.cpuMs() - this.lastCpu;
+    this.sinceRelease++;
     if (this.collecting) {
       this.collecting = false;
       this.release.malloc();
     } else if (used > this.busyCpuMs) {
       this.pending = true;
-    } else if (this.pending) {
+    } else if (this.pending && this.sinceRelease >= this.gapLooks) {
       this.pending = false;
+      this.sinceRelease = 0;
       this.collecting = true;
       this.release.heap();
     }
