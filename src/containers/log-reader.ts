@@ -360,6 +360,7 @@ async function* readOpenedLogs(path: string, files: [string, LogFile | undefined
     }
     const onAbort = (): void => wake();
     o.signal?.addEventListener('abort', onAbort);
+    let rotated = false;
     try {
       for (;;) {
         // Whether the container had stopped before this pass: a pass that starts after the stop has read
@@ -382,9 +383,16 @@ async function* readOpenedLogs(path: string, files: [string, LogFile | undefined
             if (past) return;
           }
         }
-        // Rotation (or the first output): the live file was replaced; finish it above, then switch.
+        // Rotation (or the first output): the live file was replaced; finish it above, then switch. The old
+        // file is known to be complete only once the new one is seen (what the container wrote between the last
+        // read above and the rename is in it): one more pass reads it before the switch.
         const ino = await inode(path);
         if (ino !== undefined && ino !== live?.ino) {
+          if (live && !rotated) {
+            rotated = true;
+            continue;
+          }
+          rotated = false;
           const next = openLogFile(path);
           if (!next) continue;
           await live?.fh.close();
