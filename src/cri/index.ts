@@ -20,6 +20,8 @@ import { StreamingServer } from './streaming.js';
 import { CriStats } from './stats.js';
 import { CriMetrics } from './metrics.js';
 import { CriNri } from './nri-hooks.js';
+import { sendInBatches } from './list-stream.js';
+import type { Msg } from './messages.js';
 import type { NriService } from '../nri/nri-service.js';
 
 export interface CriOptions {
@@ -91,6 +93,7 @@ export async function startCri(o: CriOptions, d: CriDeps): Promise<{ close(): Pr
       }),
       image: {
         ListImages: (req) => images.listImages(req),
+        StreamImages: { stream: async (req, call) => sendInBatches(call, 'images', (await images.listImages(req)).images as Msg[]) },
         ImageStatus: (req) => images.imageStatus(req),
         PullImage: (req) => images.pullImage(req),
         RemoveImage: (req) => images.removeImage(req),

@@ -19,6 +19,7 @@ import type { CriNri } from './nri-hooks.js';
 import type { CriStats } from './stats.js';
 import { metricDescriptors, type CriMetrics } from './metrics.js';
 import type { ServerStream, Unary } from './grpc-server.js';
+import { sendInBatches } from './list-stream.js';
 
 /** A deadline the runtime enforced itself (ExecSync timeout): gRPC DEADLINE_EXCEEDED, as containerd answers. */
 export class DeadlineError extends BerthError {
@@ -45,6 +46,23 @@ export interface RuntimeDeps {
 /** runtime.v1.RuntimeService: the handler table the gRPC server serves. */
 export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream: ServerStream }> {
   const { sandboxes, criContainers: ctrs } = d;
+  // The List*/Stream* pairs share these: the same items, the same filters.
+  const containerStats = async (req: Msg): Promise<Msg[]> => {
+    // ContainerStatsFilter has no state: the running containers it selects
+    const out: Msg[] = [];
+    for (const c of ctrs.select(req.filter)) if (criState(c) === 'CONTAINER_RUNNING') out.push(await d.stats.container(c));
+    return out;
+  };
+  const podStats = async (req: Msg): Promise<Msg[]> => {
+    const out: Msg[] = [];
+    for (const sb of sandboxes.select(req.filter)) if (sb.state.Running) out.push(await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)));
+    return out;
+  };
+  const podMetrics = async (): Promise<Msg[]> => {
+    const out: Msg[] = [];
+    for (const sb of sandboxes.list()) if (sb.state.Running) out.push(await d.metrics.pod(sb, ctrs.inSandbox(sb.id)));
+    return out;
+  };
   return {
     Version: async () => ({ version: '0.1.0', runtime_name: 'berth', runtime_version: BERTH_VERSION, runtime_api_version: CRI_API_VERSION }),
 
@@ -84,12 +102,14 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       return out;
     },
     ListPodSandbox: (req) => sandboxes.listSandboxes(req),
+    StreamPodSandboxes: { stream: async (req, call) => sendInBatches(call, 'pod_sandboxes', (await sandboxes.listSandboxes(req)).items as Msg[]) },
 
     CreateContainer: (req) => ctrs.create(req),
     StartContainer: (req) => ctrs.start(req),
     StopContainer: (req) => ctrs.stop(req),
     RemoveContainer: (req) => ctrs.remove(req),
     ListContainers: (req) => ctrs.listContainers(req),
+    StreamContainers: { stream: async (req, call) => sendInBatches(call, 'containers', (await ctrs.listContainers(req)).containers as Msg[]) },
     ContainerStatus: async (req) => ctrs.status(req),
 
     UpdateContainerResources: async (req) => {
@@ -164,27 +184,17 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
     },
 
     ContainerStats: async (req) => ({ stats: await d.stats.container(ctrs.get(str(req.container_id))) }),
-    ListContainerStats: async (req) => {
-      // ContainerStatsFilter has no state: the running containers it selects
-      const out: Msg[] = [];
-      for (const c of ctrs.select(req.filter)) if (criState(c) === 'CONTAINER_RUNNING') out.push(await d.stats.container(c));
-      return { stats: out };
-    },
+    ListContainerStats: async (req) => ({ stats: await containerStats(req) }),
+    StreamContainerStats: { stream: async (req, call) => sendInBatches(call, 'container_stats', await containerStats(req)) },
     PodSandboxStats: async (req) => {
       const sb = sandboxes.get(str(req.pod_sandbox_id));
       return { stats: await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)) };
     },
     ListMetricDescriptors: async () => ({ descriptors: metricDescriptors() }),
-    ListPodSandboxMetrics: async () => {
-      const out: Msg[] = [];
-      for (const sb of sandboxes.list()) if (sb.state.Running) out.push(await d.metrics.pod(sb, ctrs.inSandbox(sb.id)));
-      return { pod_metrics: out };
-    },
-    ListPodSandboxStats: async (req) => {
-      const out: Msg[] = [];
-      for (const sb of sandboxes.select(req.filter)) if (sb.state.Running) out.push(await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)));
-      return { stats: out };
-    },
+    ListPodSandboxMetrics: async () => ({ pod_metrics: await podMetrics() }),
+    StreamPodSandboxMetrics: { stream: async (_req, call) => sendInBatches(call, 'pod_sandbox_metrics', await podMetrics()) },
+    ListPodSandboxStats: async (req) => ({ stats: await podStats(req) }),
+    StreamPodSandboxStats: { stream: async (req, call) => sendInBatches(call, 'pod_sandbox_stats', await podStats(req)) },
 
     GetContainerEvents: {
       stream: (_req, call) => containerEvents(d, call),

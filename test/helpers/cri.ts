@@ -202,3 +202,25 @@ export async function criCall(socket: string, method: string, req: Record<string
     client.close();
   }
 }
+
+/** One server-streaming CRI call straight over gRPC: every message until the server ends the stream. */
+export async function criStream(socket: string, method: string, req: Record<string, unknown>, service: 'RuntimeService' | 'ImageService' = 'RuntimeService'): Promise<Record<string, unknown>[]> {
+  const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: Record<string, new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client> } };
+  const Ctor = pkg.runtime.v1[service];
+  if (!Ctor) throw new Error(`no service ${service}`);
+  const client = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure());
+  try {
+    const fn = (client as unknown as Record<string, (req: unknown) => grpc.ClientReadableStream<Record<string, unknown>>>)[method];
+    if (!fn) throw new Error(`no method ${method}`);
+    const call = fn.call(client, req);
+    const out: Record<string, unknown>[] = [];
+    return await new Promise((resolve, reject) => {
+      call.on('data', (m: Record<string, unknown>) => out.push(m));
+      call.on('error', reject);
+      call.on('end', () => resolve(out));
+    });
+  } finally {
+    client.close();
+  }
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxImageTar } from '../helpers/busybox-image.js';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Crictl, criCall, criToolsBin, leakReport, removeAllPods, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
+import { Crictl, criCall, criStream, criToolsBin, leakReport, removeAllPods, removeTestCniNetwork, writeTestConflist, type TestCniNetwork } from '../helpers/cri.js';
 import { waitFor } from '../helpers/wait.js';
 
 let d: TestDaemon;
@@ -325,6 +325,57 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     // every series has as many label values as its descriptor has keys
     for (const m of [...(mine?.metrics ?? []), ...series]) expect(m.label_values.length, m.name).toBe(keys.get(m.name));
     await crictl.ok(['rmp', '-f', pod]);
+  });
+
+  it('streams the List* items through the Stream* RPCs, with the same filters (CRIListStreaming)', async () => {
+    const pod = (await crictl.ok(['runp', podConfig('lists', { labels: { list: 'yes' } })])).trim();
+    const ctr = (await crictl.ok(['create', pod, containerConfig('lists', 'app', ['sleep', '1000'], { labels: { list: 'app' } }), podConfig('lists')])).trim();
+    await crictl.ok(['start', ctr]);
+    const idle = (await crictl.ok(['create', pod, containerConfig('lists', 'idle', ['true']), podConfig('lists')])).trim();
+    const sock = join(d.execRoot, 'cri.sock');
+    type M = Record<string, unknown>;
+    // every message holds at least one item; the items of all messages, in order, are the List answer's
+    const streamed = async (method: string, field: string, req: M, service?: 'ImageService'): Promise<M[]> => {
+      const msgs = await criStream(sock, method, req, service);
+      for (const m of msgs) expect((m[field] as M[]).length, method).toBeGreaterThan(0);
+      return msgs.flatMap((m) => m[field] as M[]);
+    };
+    const byId = (items: M[], id: (x: M) => string): M[] => [...items].sort((a, b) => id(a).localeCompare(id(b)));
+    const idOf = (x: M): string => String(x.id);
+    for (const filter of [{}, { id: pod }, { label_selector: { list: 'yes' } }, { state: { state: 'SANDBOX_READY' } }, { label_selector: { list: 'no' } }]) {
+      const list = (await criCall(sock, 'ListPodSandbox', { filter })).items as M[];
+      expect(byId(await streamed('StreamPodSandboxes', 'pod_sandboxes', { filter }), idOf), JSON.stringify(filter)).toEqual(byId(list, idOf));
+    }
+    for (const filter of [{}, { id: ctr }, { pod_sandbox_id: pod }, { state: { state: 'CONTAINER_CREATED' } }, { label_selector: { list: 'app' } }, { id: 'nope' }]) {
+      const list = (await criCall(sock, 'ListContainers', { filter })).containers as M[];
+      expect(byId(await streamed('StreamContainers', 'containers', { filter }), idOf), JSON.stringify(filter)).toEqual(byId(list, idOf));
+    }
+    expect((await streamed('StreamContainers', 'containers', { filter: { pod_sandbox_id: pod } })).map(idOf).sort()).toEqual([ctr, idle].sort());
+    const list = (await criCall(sock, 'ListImages', {}, 'ImageService')).images as M[];
+    expect(byId(await streamed('StreamImages', 'images', {}, 'ImageService'), idOf)).toEqual(byId(list, idOf));
+    const one = await streamed('StreamImages', 'images', { filter: { image: { image } } }, 'ImageService');
+    expect(one.map(idOf)).toEqual(list.filter((i) => (i.repo_tags as string[]).includes(image)).map(idOf));
+    expect(one).toHaveLength(1);
+    expect(await criStream(sock, 'StreamImages', { filter: { image: { image: 'no/such:image' } } }, 'ImageService')).toEqual([]);
+    // stats and metrics change between calls: the same items (by id), the same shape
+    const attrId = (x: M): string => String((x.attributes as M).id);
+    for (const filter of [{}, { pod_sandbox_id: pod }, { id: ctr }, { id: idle }]) {
+      const list = ((await criCall(sock, 'ListContainerStats', { filter })).stats as M[]).map(attrId).sort();
+      expect((await streamed('StreamContainerStats', 'container_stats', { filter })).map(attrId).sort(), JSON.stringify(filter)).toEqual(list);
+    }
+    expect((await streamed('StreamContainerStats', 'container_stats', { filter: { pod_sandbox_id: pod } })).map(attrId)).toEqual([ctr]);
+    for (const filter of [{}, { id: pod }, { label_selector: { list: 'yes' } }, { id: 'nope' }]) {
+      const list = ((await criCall(sock, 'ListPodSandboxStats', { filter })).stats as M[]).map(attrId).sort();
+      expect((await streamed('StreamPodSandboxStats', 'pod_sandbox_stats', { filter })).map(attrId).sort(), JSON.stringify(filter)).toEqual(list);
+    }
+    const podId = (x: M): string => String(x.pod_sandbox_id);
+    const metrics = ((await criCall(sock, 'ListPodSandboxMetrics', {})).pod_metrics as M[]).map(podId).sort();
+    const streamedMetrics = await streamed('StreamPodSandboxMetrics', 'pod_sandbox_metrics', {});
+    expect(streamedMetrics.map(podId).sort()).toEqual(metrics);
+    expect(metrics).toContain(pod);
+    await crictl.ok(['rmp', '-f', pod]);
+    // nothing matches: the stream ends without a message
+    expect(await criStream(sock, 'StreamContainers', { filter: { pod_sandbox_id: pod } })).toEqual([]);
   });
 
   it('streams exec (stdin, tty) over SPDY and WebSocket and port-forwards to the pod', async () => {
