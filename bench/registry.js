@@ -2,8 +2,10 @@
 // Registry throughput: a 200 MB image (4 layers of incompressible files) is pushed to and pulled from Debian's
 // docker-registry on 127.0.0.1 through the real docker CLI and a fresh berthd; once with uncompressed layers
 // (docker load → push → rmi → pull) and once with gzip layers uploaded raw (pull only). Reports MB/s.
-// dockerd is not installed on these machines: run the same steps against dockerd to compare (--keep prints
-// the archive and registry). Needs root, docker-registry and a build.
+// --compare unix:///path also pulls both images with that daemon (a reference dockerd), alternating with Berth,
+// --rounds N times (median): both daemons pull the very same registry copies (the uncompressed one Berth pushed,
+// the gzip one uploaded raw), so the figures compare like with like. --keep prints the archive and registry.
+// Needs root, docker-registry and a build.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
@@ -14,12 +16,14 @@ import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { request } from 'undici';
-import { freePort } from './lib/common.js';
+import { dockerCli, freePort, median } from './lib/common.js';
+import { benchArgs, connectDaemon } from './lib/daemons.js';
 
 const TOTAL = Number(process.env.BENCH_BYTES ?? 200_000_000);
 const LAYERS = 4;
 const FILE = 1_000_000;
-const keep = process.argv.includes('--keep');
+const args = benchArgs();
+const keep = args.rest.includes('--keep');
 const MAIN = process.env.BERTHD_MAIN ?? fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const REGISTRY = '/usr/bin/docker-registry';
 const dir = mkdtempSync(join(tmpdir(), 'berth-bench-reg-'));
@@ -156,6 +160,36 @@ async function main() {
   const gzBytes = descs.reduce((n, d) => n + d.size, 0);
   const gzPull = docker('pull', `${host}/bench/gz:1`);
   console.log(`pull  ${(gzBytes / 1e6).toFixed(0)} MB, ${LAYERS} gzip layers: ${gzPull.toFixed(2)} s, ${mb(gzBytes, gzPull)} MB/s compressed (${mb(imageBytes, gzPull)} MB/s of layer data)`);
+  docker('rmi', `${host}/bench/gz:1`);
+
+  if (args.compare) {
+    // Same images, same registry, alternating daemons; each pull starts from an empty image store.
+    const ref = connectDaemon(args.compare);
+    const timed = (run, a) => {
+      const t = process.hrtime.bigint();
+      run(a);
+      return Number(process.hrtime.bigint() - t) / 1e9;
+    };
+    const berthRun = dockerCli(env);
+    const refRun = ref.docker;
+    try {
+      for (const [label, image, bytes] of [['uncompressed', name, imageBytes], ['gzip', `${host}/bench/gz:1`, gzBytes]]) {
+        const t = { Berth: [], dockerd: [] };
+        for (let i = 0; i < args.rounds; i++) {
+          for (const [who, run] of [['Berth', berthRun], ['dockerd', refRun]]) {
+            run(['rmi', '-f', image], { allowFail: true });
+            t[who].push(timed(run, ['pull', '-q', image]));
+            run(['rmi', '-f', image]);
+          }
+        }
+        const b = median(t.Berth);
+        const d = median(t.dockerd);
+        console.log(`compare pull ${(bytes / 1e6).toFixed(0)} MB ${label}: Berth ${b.toFixed(2)} s, dockerd ${d.toFixed(2)} s, ratio ${(b / d).toFixed(2)} (median of ${args.rounds}; Berth ${t.Berth.map((x) => x.toFixed(2)).join(' ')}; dockerd ${t.dockerd.map((x) => x.toFixed(2)).join(' ')})`);
+      }
+    } finally {
+      await ref.close();
+    }
+  }
   if (keep) console.log(`kept: archive ${archive}, registry ${host} (config ${join(dir, 'config.yml')})`);
 }
 
