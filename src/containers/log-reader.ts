@@ -201,7 +201,12 @@ async function inode(path: string): Promise<number | undefined> {
   }
 }
 
-const CHUNK = 1024 * 1024;
+/**
+ * A chunk's entries (views into it) stay alive while the chunk is sent, and the young generation is small
+ * (--max-semi-space-size=2): at 1 MiB (~17k entries) every scavenge copied them and promoted them to the old
+ * generation; at 256 KiB berthd spends ~70 ms of CPU on 100k lines instead of ~120.
+ */
+const CHUNK = 256 * 1024;
 
 /** An open log file: opened synchronously, so a container removed right after the request cannot take it away. */
 interface LogFile {
@@ -296,8 +301,8 @@ async function* flatten(batches: AsyncGenerator<LogEntry[]>): AsyncGenerator<Log
 }
 
 /**
- * readLogs in batches: the wanted entries of each chunk read (up to 1 MiB of file) come as one array, so a
- * reader pays one await per chunk instead of a few microtasks per line (100k lines: one await per ~17k lines).
+ * readLogs in batches: the wanted entries of each chunk read (up to 256 KiB of file) come as one array, so a
+ * reader pays one await per chunk instead of a few microtasks per line (100k lines: one await per ~4k lines).
  * A follower gets each batch as soon as it is read, so nothing waits for a batch to fill.
  */
 export function readLogBatches(path: string, o: LogReadOptions): AsyncGenerator<LogEntry[]> {
