@@ -11,6 +11,7 @@ import type { NriMsg } from '../nri/proto.js';
 import type { Logger } from '../util/logger.js';
 import { containerData } from './containers.js';
 import { sandboxData } from './sandboxes.js';
+import { num, str, type Msg } from './messages.js';
 
 /**
  * The CRI's side of NRI: turns pods and containers into NRI's PodSandbox and Container messages, calls the NRI
@@ -138,7 +139,11 @@ export function podMessage(sb: ContainerView): NriMsg {
     labels: d.labels ?? {},
     annotations: d.annotations ?? {},
     runtime_handler: d.runtimeHandler ?? '',
-    linux: { cgroup_parent: d.cgroupParent ?? '' },
+    linux: {
+      cgroup_parent: d.cgroupParent ?? '',
+      ...(d.overhead ? { pod_overhead: nriResources(d.overhead) } : {}),
+      ...(d.resources ? { pod_resources: nriResources(d.resources) } : {}),
+    },
     pid: sb.state.Pid,
     ips: d.ips ?? [],
   };
@@ -329,4 +334,18 @@ export function applyAdjustment(req: CreateRequest, a: MergedAdjustment, annotat
     }
     hc.Devices = devices;
   }
+}
+
+/** CRI LinuxContainerResources as NRI LinuxResources (UpdateContainer's event, the pod's resources). */
+export function nriResources(r: Msg): Msg {
+  const o = (v: unknown): { value: string } | null => (num(v) > 0 ? { value: String(num(v)) } : null);
+  return {
+    memory: { limit: o(r.memory_limit_in_bytes), swap: o(r.memory_swap_limit_in_bytes) },
+    cpu: { shares: o(r.cpu_shares), quota: o(r.cpu_quota), period: o(r.cpu_period), cpus: str(r.cpuset_cpus), mems: str(r.cpuset_mems) },
+    unified: strMapOf(r.unified),
+  };
+}
+
+function strMapOf(v: unknown): Record<string, string> {
+  return v && typeof v === 'object' ? Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])) : {};
 }

@@ -15,7 +15,7 @@ import { msg, num, str, strList, type Msg } from './messages.js';
 import { CRI_API_VERSION } from './proto.js';
 import { userNamespacesSupported } from './pod-userns.js';
 import type { SandboxService } from './sandboxes.js';
-import type { CriNri } from './nri-hooks.js';
+import { nriResources, type CriNri } from './nri-hooks.js';
 import type { CriStats } from './stats.js';
 import { metricDescriptors, type CriMetrics } from './metrics.js';
 import type { ServerStream, Unary } from './grpc-server.js';
@@ -100,6 +100,13 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       const out = sandboxes.status(sb, req.verbose === true);
       out.containers_statuses = ctrs.inSandbox(sb.id).map((c) => msg(ctrs.status({ container_id: c.id }).status));
       return out;
+    },
+    // The kubelet calls it after it resized the pod's cgroup (the cgroup_parent it owns; Berth makes no pod-level
+    // cgroup of its own to resize): as containerd, the pod's resources are recorded for NRI's view of the pod.
+    UpdatePodSandboxResources: async (req) => {
+      const sb = sandboxes.get(str(req.pod_sandbox_id));
+      d.containers.setCriData(sb.id, { overhead: req.overhead ? msg(req.overhead) : undefined, resources: req.resources ? msg(req.resources) : undefined });
+      return {};
     },
     ListPodSandbox: (req) => sandboxes.listSandboxes(req),
     StreamPodSandboxes: { stream: async (req, call) => sendInBatches(call, 'pod_sandboxes', (await sandboxes.listSandboxes(req)).items as Msg[]) },
@@ -200,20 +207,6 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       stream: (_req, call) => containerEvents(d, call),
     },
   };
-}
-
-/** CRI LinuxContainerResources as NRI LinuxResources (for the UpdateContainer event). */
-function nriResources(r: Msg): Msg {
-  const o = (v: unknown): { value: string } | null => (num(v) > 0 ? { value: String(num(v)) } : null);
-  return {
-    memory: { limit: o(r.memory_limit_in_bytes), swap: o(r.memory_swap_limit_in_bytes) },
-    cpu: { shares: o(r.cpu_shares), quota: o(r.cpu_quota), period: o(r.cpu_period), cpus: str(r.cpuset_cpus), mems: str(r.cpuset_mems) },
-    unified: strMapOf(r.unified),
-  };
-}
-
-function strMapOf(v: unknown): Record<string, string> {
-  return v && typeof v === 'object' ? Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])) : {};
 }
 
 const EVENT_TYPES: Record<string, string> = {

@@ -29,6 +29,9 @@ export interface SandboxData {
   runtimeHandler: string;
   namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string };
   cgroupParent: string;
+  /** The pod-level LinuxContainerResources the kubelet gave (RunPodSandbox, then UpdatePodSandboxResources), for NRI. */
+  overhead?: Msg;
+  resources?: Msg;
   createdAt: string;
   ips?: string[];
   /** CNI set up and not torn down yet. */
@@ -155,6 +158,8 @@ export class SandboxService {
       runtimeHandler: str(req.runtime_handler),
       namespaces,
       cgroupParent,
+      ...(linux.overhead ? { overhead: msg(linux.overhead) } : {}),
+      ...(linux.resources ? { resources: msg(linux.resources) } : {}),
       createdAt: nowNano().toString(),
       networkUp: false,
     };
@@ -280,6 +285,8 @@ export class SandboxService {
         image: c.imageId,
         netns: this.netnsOf(c),
         cgroupParent: d.cgroupParent,
+        ...(d.overhead ? { overhead: d.overhead } : {}),
+        ...(d.resources ? { resources: d.resources } : {}),
         startedAt: c.state.StartedAt,
       });
     }

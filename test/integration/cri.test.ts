@@ -378,6 +378,20 @@ describe('pods and containers by hand (crictl runp, create, start, exec, logs, s
     expect(await criStream(sock, 'StreamContainers', { filter: { pod_sandbox_id: pod } })).toEqual([]);
   });
 
+  it('takes the pod-level resources of an in-place resize (UpdatePodSandboxResources) and records them, as containerd', async () => {
+    const sock = join(d.execRoot, 'cri.sock');
+    const pod = (await crictl.ok(['runp', podConfig('resize', { linux: { resources: { cpu_shares: 512, memory_limit_in_bytes: 64 << 20 } } })])).trim();
+    type Info = { resources?: Record<string, unknown>; overhead?: Record<string, unknown> };
+    const info = async (): Promise<Info> => JSON.parse(((await criCall(sock, 'PodSandboxStatus', { pod_sandbox_id: pod, verbose: true })).info as Record<string, string>).info ?? '{}') as Info;
+    expect((await info()).resources).toMatchObject({ cpu_shares: '512', memory_limit_in_bytes: String(64 << 20) });
+    expect(await criCall(sock, 'UpdatePodSandboxResources', { pod_sandbox_id: pod, overhead: { cpu_shares: 2 }, resources: { cpu_quota: 50_000, cpu_period: 100_000, memory_limit_in_bytes: 128 << 20 } })).toEqual({});
+    const after = await info();
+    expect(after.resources).toMatchObject({ cpu_quota: '50000', cpu_period: '100000', memory_limit_in_bytes: String(128 << 20) });
+    expect(after.overhead).toMatchObject({ cpu_shares: '2' });
+    await expect(criCall(sock, 'UpdatePodSandboxResources', { pod_sandbox_id: 'no-such-pod', resources: {} })).rejects.toMatchObject({ code: 5 });
+    await crictl.ok(['rmp', '-f', pod]);
+  });
+
   it('streams exec (stdin, tty) over SPDY and WebSocket and port-forwards to the pod', async () => {
     const pod = (await crictl.ok(['runp', podConfig('stream')])).trim();
     const ctr = (
