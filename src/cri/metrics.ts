@@ -9,12 +9,14 @@ import { nowNano } from '../util/time.js';
 import { containerData } from './containers.js';
 import type { Msg } from './messages.js';
 import { sandboxData } from './sandboxes.js';
+import { hugetlbDir, readHugetlb, type HugetlbStat } from './hugetlb.js';
 
 // CRI metrics (ListMetricDescriptors, ListPodSandboxMetrics): the cAdvisor metric families the kubelet serves on
 // /metrics/cadvisor when the runtime provides them (KEP-2371), from the same sources as `docker stats` (the
 // container's cgroup), /proc of its processes, the writable layer's file system, and the pod's network namespace
-// (/proc/<pod pid>/net/dev). Values are the CRI's uint64: *_seconds metrics carry whole seconds. Not provided
-// (no source on these hosts, or not yet): hugetlb, PSI pressure, ulimits.
+// (/proc/<pod pid>/net/dev), and the hugetlb controller where the host has one (per page size). Values are the CRI's
+// uint64: *_seconds metrics carry whole seconds. Not provided (no source on these hosts, or not yet): PSI pressure,
+// ulimits.
 
 /** cAdvisor's labels for every container series: container (Kubernetes name), id, image, name (runtime), namespace, pod. */
 const BASE = ['container', 'id', 'image', 'name', 'namespace', 'pod'];
@@ -48,6 +50,9 @@ const FAMILIES: Family[] = [
   fam('container_memory_kernel_usage', 'GAUGE', 'Size of kernel memory allocated in bytes.'),
   fam('container_memory_failcnt', 'COUNTER', 'Number of memory usage hits limits.'),
   fam('container_memory_failures_total', 'COUNTER', 'Cumulative count of memory allocation failures.', ['failure_type', 'scope']),
+  fam('container_hugetlb_usage_bytes', 'GAUGE', 'Current hugepage usage.', ['pagesize']),
+  fam('container_hugetlb_max_usage_bytes', 'GAUGE', 'Maximum hugepage usages recorded.', ['pagesize']),
+  fam('container_hugetlb_failcnt', 'COUNTER', 'Number of hugepage usage hits limits.', ['pagesize']),
   fam('container_oom_events_total', 'COUNTER', 'Count of out of memory events observed for the container.'),
   fam('container_processes', 'GAUGE', 'Number of processes running inside the container.'),
   fam('container_threads', 'GAUGE', 'Number of threads running inside the container.'),
@@ -145,10 +150,23 @@ function procCounts(pids: number[]): { threads: number; fds: number; sockets: nu
 const secs = (ns: number): number => Math.floor(ns / 1e9);
 
 export class CriMetrics {
+  private mountinfo: string | undefined;
+
   constructor(
     private readonly cgroups: CgroupManager,
     private readonly dataRoot: string,
   ) {}
+
+  /** The container's hugetlb counters (none when the host mounts no hugetlb controller). */
+  private hugetlb(c: ContainerView): HugetlbStat[] {
+    try {
+      this.mountinfo ??= readFileSync('/proc/self/mountinfo', 'utf8');
+      const dir = hugetlbDir(cgroupPathOf(c), this.cgroups.version, this.mountinfo);
+      return dir ? readHugetlb(dir, this.cgroups.version) : [];
+    } catch {
+      return [];
+    }
+  }
 
   /** PodSandboxMetrics of a running pod: its network at pod level, each running container's families. */
   async pod(sb: ContainerView, containers: ContainerView[]): Promise<Msg> {
@@ -251,6 +269,11 @@ export class CriMetrics {
         put('container_fs_reads_total', v.r, [device]);
         put('container_fs_writes_total', v.w, [device]);
       }
+    }
+    for (const h of this.hugetlb(c)) {
+      put('container_hugetlb_usage_bytes', h.usage, [h.pagesize]);
+      put('container_hugetlb_max_usage_bytes', h.maxUsage, [h.pagesize]);
+      put('container_hugetlb_failcnt', h.failcnt, [h.pagesize]);
     }
     put('container_oom_events_total', ooms);
     const counts = procCounts(pids);
