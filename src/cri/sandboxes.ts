@@ -12,6 +12,7 @@ import { bindHolderNetns, podUserns } from './pod-userns.js';
 import type { CriNri } from './nri-hooks.js';
 import { newContainerId } from '../containers/create-request.js';
 import { findByIdOrPrefix, selectByFilter } from './select.js';
+import { onceUntilFailure } from '../util/once-until-failure.js';
 
 /** Docker labels that mark CRI objects (docker ps --filter label=io.berth.cri.type=container). */
 export const CRI_TYPE_LABEL = 'io.berth.cri.type';
@@ -68,7 +69,6 @@ export function sandboxData(c: ContainerView): SandboxData {
  * one; a pause process keeps all of them with the same code path Docker's container: modes already use.
  */
 export class SandboxService {
-  private pauseImage: Promise<string> | undefined;
   /** Sandboxes being set up: not visible to the CRI until their RunPodSandbox (NRI included) is done. */
   private readonly pending = new Set<string>();
 
@@ -81,13 +81,7 @@ export class SandboxService {
     private readonly nri?: CriNri,
   ) {}
 
-  private pause(): Promise<string> {
-    this.pauseImage ??= ensurePauseImage(this.images, this.initPath).catch((e: unknown) => {
-      this.pauseImage = undefined;
-      throw e;
-    });
-    return this.pauseImage;
-  }
+  private readonly pause = onceUntilFailure(() => ensurePauseImage(this.images, this.initPath));
 
   /** A sandbox by full ID or unique prefix (CRI objects only: Docker containers are not sandboxes). */
   find(id: string): ContainerView | undefined {

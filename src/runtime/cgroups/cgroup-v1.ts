@@ -32,6 +32,7 @@ import {
   type LinuxResources,
   type LinuxThrottleDevice,
 } from './resources.js';
+import { onceUntilFailure } from '../../util/once-until-failure.js';
 
 /** USER_HZ: cpuacct.stat counts in clock ticks of 10 ms. */
 const NS_PER_TICK = 10_000_000;
@@ -102,16 +103,8 @@ export class CgroupV1Manager implements CgroupManager {
     }
   }
 
-  private sysInfoRead: Promise<CgroupSysInfo> | undefined;
-
   /** Read once (dockerd reads its SysInfo once too): every create validates against it. */
-  sysInfo(): Promise<CgroupSysInfo> {
-    this.sysInfoRead ??= this.readSysInfo().catch((e: unknown) => {
-      this.sysInfoRead = undefined;
-      throw e;
-    });
-    return this.sysInfoRead;
-  }
+  readonly sysInfo = onceUntilFailure(() => this.readSysInfo());
 
   private async readSysInfo(): Promise<CgroupSysInfo> {
     const { fs } = this.opts;

@@ -33,6 +33,7 @@ import {
   type LinuxResources,
   type LinuxThrottleDevice,
 } from './resources.js';
+import { onceUntilFailure } from '../../util/once-until-failure.js';
 
 /** Attaches eBPF device-program bytes to a cgroup v2 directory, replacing Berth's earlier one; returns how many. */
 export type DeviceFilterAttacher = (cgroupDir: string, insns: Buffer) => number;
@@ -133,16 +134,8 @@ export class CgroupV2Manager implements CgroupManager {
     }
   }
 
-  private sysInfoRead: Promise<CgroupSysInfo> | undefined;
-
   /** Read once (dockerd reads its SysInfo once too): every create validates against it. */
-  sysInfo(): Promise<CgroupSysInfo> {
-    this.sysInfoRead ??= this.readSysInfo().catch((e: unknown) => {
-      this.sysInfoRead = undefined;
-      throw e;
-    });
-    return this.sysInfoRead;
-  }
+  readonly sysInfo = onceUntilFailure(() => this.readSysInfo());
 
   private async readSysInfo(): Promise<CgroupSysInfo> {
     const { fs, mountPoint } = this.opts;
