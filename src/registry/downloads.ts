@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -196,11 +197,13 @@ export class BlobDownloader {
       rmSync(partial, { force: true });
       throw new RegistryConnectError(`download of ${desc.digest} left a file of the wrong size; retrying from the start`);
     }
-    const fd = openSync(partial, 'r');
+    // On the thread pool: a 50 MB blob's writeback takes long, and a sync fsync would stall every other
+    // download and the extraction running meanwhile.
+    const fh = await open(partial, 'r');
     try {
-      fsyncSync(fd);
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
     this.content.adopt(partial, desc.digest, desc.size);
     emit({ kind: 'complete' });

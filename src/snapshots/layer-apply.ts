@@ -13,10 +13,12 @@ import {
   rmSync,
   symlinkSync,
   utimesSync,
+  write,
   writeSync,
   type Stats,
 } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { ByteReader } from '../archive/byte-reader.js';
 import { decompressStream, type Compression } from '../archive/decompress.js';
 import { nativeAddon, S_IFBLK, S_IFCHR, S_IFIFO } from '../native.js';
@@ -48,6 +50,25 @@ const WH_PREFIX = '.wh.';
 const WH_OPAQUE = '.wh..wh..opq';
 const WH_META_PREFIX = '.wh..wh.';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+const writeAsync = promisify(write);
+
+/** Chunks at least this large are written off the event loop. */
+const ASYNC_WRITE_MIN = 128 * 1024;
+
+function writeAllSync(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}
+
+/** Writes all of buf to fd at its current position, off the event loop. */
+async function writeAll(fd: number, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await writeAsync(fd, buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
 
 function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -216,12 +237,24 @@ export class LayerApplier {
         this.place(rel, () => {
           fd = openSync(path, 'wx', 0o600);
         });
+        // Large chunks are written on the thread pool, one in flight while the next chunk is read, hashed and
+        // parsed (a sync write copies every byte on the event loop and stalls the downloads running meanwhile);
+        // small ones synchronously, where a thread-pool round trip per file would cost more than the copy.
+        let pending: Promise<void> | undefined;
         try {
           for await (const chunk of entry.body) {
-            let off = 0;
-            while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+            if (pending) await pending;
+            pending = undefined;
+            if (chunk.length < ASYNC_WRITE_MIN) {
+              writeAllSync(fd, chunk);
+              continue;
+            }
+            pending = writeAll(fd, chunk);
+            pending.catch(() => undefined); // seen by the next await; never an unhandled rejection meanwhile
           }
+          if (pending) await pending;
         } finally {
+          await pending?.catch(() => undefined);
           closeSync(fd);
         }
         this.size += h.size;
