@@ -75,6 +75,24 @@ describe('applyLayerStream', () => {
     expect(lstatSync(join(root, 'bin/su')).mode & 0o7777).toBe(0o4755);
   });
 
+  it('writes large files (chunks written off the event loop) and small ones byte for byte, fed in odd-sized pieces', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    const tar = await layerTar([
+      { path: 'big', type: 'file', mode: 0o640, content: big },
+      { path: 'small', type: 'file', content: 'small' },
+      { path: 'big2', type: 'file', content: big.subarray(5) },
+    ]);
+    const pieces: Buffer[] = [];
+    for (let off = 0, n = 700_001; off < tar.length; off += n) pieces.push(tar.subarray(off, off + n));
+    const r = await applyLayerStream(Readable.from(pieces), root, 'overlay');
+    expect(readFileSync(join(root, 'big')).equals(big)).toBe(true);
+    expect(readFileSync(join(root, 'big2')).equals(big.subarray(5))).toBe(true);
+    expect(readFileSync(join(root, 'small'), 'utf8')).toBe('small');
+    expect(lstatSync(join(root, 'big')).mode & 0o7777).toBe(0o640);
+    expect(r.size).toBe(2 * big.length - 5 + 5);
+  });
+
   it('turns Docker whiteouts into overlay whiteouts and opaque directories', async () => {
     const tar = await layerTar([
       { path: 'a', type: 'directory' },
