@@ -372,17 +372,20 @@ export async function applyTar(entries: AsyncIterable<TarEntry>, root: string, f
 
 /**
  * Decompresses (gzip, zstd, bzip2, xz or none), hashes the uncompressed tar (the diff ID) and applies it to root.
- * On failure the source is destroyed and the error thrown; the caller removes root.
+ * `sourceDigest`: the verified sha256 of the source bytes (a content-store blob); an uncompressed source's diff
+ * ID is that digest, so it is not hashed a second time. On failure the source is destroyed and the error thrown;
+ * the caller removes root.
  */
-export async function applyLayerStream(source: Readable, root: string, format: WhiteoutFormat): Promise<LayerApplyResult> {
+export async function applyLayerStream(source: Readable, root: string, format: WhiteoutFormat, sourceDigest?: string): Promise<LayerApplyResult> {
   let stream: Readable | undefined;
   try {
     const d = await decompressStream(source);
     stream = d.stream;
-    const hash = createHash('sha256');
-    const reader = new ByteReader(stream, (c) => hash.update(c));
+    const known = d.compression === 'none' ? sourceDigest : undefined;
+    const hash = known === undefined ? createHash('sha256') : undefined;
+    const reader = new ByteReader(stream, hash && ((c) => hash.update(c)));
     const r = await applyTar(readTar(reader), root, format);
-    return { ...r, diffId: `sha256:${hash.digest('hex')}`, compression: d.compression };
+    return { ...r, diffId: known ?? `sha256:${hash?.digest('hex')}`, compression: d.compression };
   } catch (e) {
     stream?.destroy();
     source.destroy();

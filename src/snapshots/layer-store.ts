@@ -237,7 +237,7 @@ export class LayerStore {
       }
       let applied;
       try {
-        applied = await applyLayerStream(source, diff, this.driver === 'vfs' ? 'naive' : 'overlay');
+        applied = await applyLayerStream(source, diff, this.driver === 'vfs' ? 'naive' : 'overlay', blob?.digest);
       } catch (e) {
         if (e instanceof LayerApplyError) throw e;
         throw new LayerApplyError(`failed to extract layer${blob ? ` ${blob.digest}` : ''}: ${(e as Error).message}`, { cause: e });

@@ -75,6 +75,20 @@ describe('applyLayerStream', () => {
     expect(lstatSync(join(root, 'bin/su')).mode & 0o7777).toBe(0o4755);
   });
 
+  it("takes a verified source digest as an uncompressed layer's diff ID, and hashes a compressed one anyway", async () => {
+    const tar = await layerTar(everything.slice(0, 3));
+    const given = `sha256:${'a'.repeat(64)}`; // not the tar's: shows the given digest is used, not recomputed
+    const plain = await applyLayerStream(Readable.from([tar]), root, 'overlay', given);
+    expect(plain.compression).toBe('none');
+    expect(plain.diffId).toBe(given);
+    expect(readFileSync(join(root, 'bin/su'), 'utf8')).toBe('su');
+    rmSync(root, { recursive: true });
+    mkdirSync(root);
+    const gz = await applyLayerStream(Readable.from([gzipSync(tar)]), root, 'overlay', given);
+    expect(gz.compression).toBe('gzip');
+    expect(gz.diffId).toBe(sha256(tar));
+  });
+
   it('writes large files (chunks written off the event loop) and small ones byte for byte, fed in odd-sized pieces', async () => {
     const big = Buffer.alloc(3 * 1024 * 1024 + 17);
     for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
