@@ -63,10 +63,8 @@ static const char *errno_code(int e) {
   }
 }
 
-/* Throws Error("<syscall> <path>: <strerror>") with .errno, .code, .syscall, .path. */
-static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
-  char msg[MAX_PATH_ARG + 256];
-  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(e), strerror(e), syscall, path ? path : "");
+/* Error(msg) with .errno (negative, as Node's) and .code, as Node's own system errors carry them. */
+static napi_value errno_error(napi_env env, int e, const char *msg) {
   napi_value jmsg, err, v;
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
   napi_create_error(env, NULL, jmsg, &err);
@@ -74,6 +72,14 @@ static napi_value throw_errno(napi_env env, int e, const char *syscall, const ch
   napi_set_named_property(env, err, "errno", v);
   napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, err, "code", v);
+  return err;
+}
+
+/* Throws Error("<syscall> <path>: <strerror>") with .errno, .code, .syscall, .path. */
+static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+  char msg[MAX_PATH_ARG + 256];
+  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(e), strerror(e), syscall, path ? path : "");
+  napi_value err = errno_error(env, e, msg), v;
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, err, "syscall", v);
   if (path) {
@@ -600,14 +606,7 @@ static void netns_complete(napi_env env, napi_status status, void *data) {
     int e = w->rc < 0 ? -w->rc : EIO;
     char msg[700];
     snprintf(msg, sizeof msg, "%s: network namespace %s: %s", errno_code(e), w->path, w->err);
-    napi_value jmsg, err;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
-    napi_create_error(env, NULL, jmsg, &err);
-    napi_create_int32(env, -e, &v);
-    napi_set_named_property(env, err, "errno", v);
-    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, err, "code", v);
-    napi_reject_deferred(env, w->deferred, err);
+    napi_reject_deferred(env, w->deferred, errno_error(env, e, msg));
   }
   napi_delete_async_work(env, w->work);
   free(w->spec);
