@@ -23,6 +23,18 @@ export function hugetlbDir(cgroupPath: string, version: '1' | '2', mountinfo: st
   return h ? join(h.mountPoint, rel) : undefined;
 }
 
+/** Whether the host has the hugetlb controller: v1, a hierarchy mounts it; v2, the root's cgroup.controllers lists it. */
+export function hugetlbAvailable(version: '1' | '2', mountinfo: string, root = '/sys/fs/cgroup', readControllers = (dir: string): string => readFileSync(join(dir, 'cgroup.controllers'), 'utf8')): boolean {
+  const mounts = parseCgroupMounts(mountinfo, root);
+  if (version === '1') return mounts.v1.some((x) => x.controllers.includes('hugetlb'));
+  if (!mounts.unified) return false;
+  try {
+    return readControllers(mounts.unified.mountPoint).split(/\s+/).includes('hugetlb');
+  } catch {
+    return false;
+  }
+}
+
 const V1 = /^hugetlb\.([0-9]+[KMGT]?B)\.(usage_in_bytes|max_usage_in_bytes|failcnt)$/;
 const V2 = /^hugetlb\.([0-9]+[KMGT]?B)\.(current|events)$/;
 

@@ -9,7 +9,7 @@ import { nowNano } from '../util/time.js';
 import { containerData } from './containers.js';
 import type { Msg } from './messages.js';
 import { sandboxData } from './sandboxes.js';
-import { hugetlbDir, readHugetlb, type HugetlbStat } from './hugetlb.js';
+import { hugetlbAvailable, hugetlbDir, readHugetlb, type HugetlbStat } from './hugetlb.js';
 
 // CRI metrics (ListMetricDescriptors, ListPodSandboxMetrics): the cAdvisor metric families the kubelet serves on
 // /metrics/cadvisor when the runtime provides them (KEP-2371), from the same sources as `docker stats` (the
@@ -86,9 +86,12 @@ const FAMILIES: Family[] = [
 
 const BY_NAME = new Map(FAMILIES.map((f) => [f.name, f]));
 
-/** The ListMetricDescriptors answer. */
-export function metricDescriptors(): Msg[] {
-  return FAMILIES.map((f) => ({ name: f.name, help: f.help, label_keys: [...BASE, ...f.extra] }));
+/**
+ * The ListMetricDescriptors answer. The hugetlb families are described only where the host has the controller: a
+ * described family must have series (critest checks each descriptor against ListPodSandboxMetrics).
+ */
+export function metricDescriptors(hugetlb = true): Msg[] {
+  return FAMILIES.filter((f) => hugetlb || !f.name.startsWith('container_hugetlb_')).map((f) => ({ name: f.name, help: f.help, label_keys: [...BASE, ...f.extra] }));
 }
 
 /** One interface's counters of /proc/<pid>/net/dev. */
@@ -157,11 +160,21 @@ export class CriMetrics {
     private readonly dataRoot: string,
   ) {}
 
+  /** Whether the host has the hugetlb controller (v1: a hierarchy mounts it; v2: the root offers it). */
+  hasHugetlb(): boolean {
+    try {
+      this.mountinfo ??= readFileSync('/proc/self/mountinfo', 'utf8');
+      return hugetlbAvailable(this.cgroups.version, this.mountinfo);
+    } catch {
+      return false;
+    }
+  }
+
   /** The container's hugetlb counters (none when the host mounts no hugetlb controller). */
   private hugetlb(c: ContainerView): HugetlbStat[] {
     try {
-      this.mountinfo ??= readFileSync('/proc/self/mountinfo', 'utf8');
-      const dir = hugetlbDir(cgroupPathOf(c), this.cgroups.version, this.mountinfo);
+      if (!this.hasHugetlb()) return [];
+      const dir = hugetlbDir(cgroupPathOf(c), this.cgroups.version, this.mountinfo ?? '');
       return dir ? readHugetlb(dir, this.cgroups.version) : [];
     } catch {
       return [];

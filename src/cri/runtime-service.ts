@@ -197,7 +197,7 @@ export function runtimeHandlers(d: RuntimeDeps): Record<string, Unary | { stream
       const sb = sandboxes.get(str(req.pod_sandbox_id));
       return { stats: await d.stats.sandbox(sb, ctrs.inSandbox(sb.id)) };
     },
-    ListMetricDescriptors: async () => ({ descriptors: metricDescriptors() }),
+    ListMetricDescriptors: async () => ({ descriptors: metricDescriptors(d.metrics.hasHugetlb()) }),
     ListPodSandboxMetrics: async () => ({ pod_metrics: await podMetrics() }),
     StreamPodSandboxMetrics: { stream: async (_req, call) => sendInBatches(call, 'pod_sandbox_metrics', await podMetrics()) },
     ListPodSandboxStats: async (req) => ({ stats: await podStats(req) }),

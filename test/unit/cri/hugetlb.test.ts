@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hugetlbDir, readHugetlb } from '../../../src/cri/hugetlb.js';
+import { hugetlbAvailable, hugetlbDir, readHugetlb } from '../../../src/cri/hugetlb.js';
 import { metricDescriptors } from '../../../src/cri/metrics.js';
 
 const V1_MOUNTS = [
@@ -52,8 +52,20 @@ describe('CRI hugetlb metrics', () => {
     expect(readHugetlb(join(dir, 'gone'), '1')).toEqual([]);
   });
 
-  it("describes the families with cAdvisor's pagesize label", () => {
-    const d = new Map(metricDescriptors().map((x) => [x.name, x.label_keys as string[]]));
-    for (const n of ['container_hugetlb_usage_bytes', 'container_hugetlb_max_usage_bytes', 'container_hugetlb_failcnt']) expect(d.get(n)?.at(-1)).toBe('pagesize');
+  it("describes the families with cAdvisor's pagesize label where the host has hugetlb, and not otherwise", () => {
+    const d = new Map(metricDescriptors(true).map((x) => [x.name, x.label_keys as string[]]));
+    const names = ['container_hugetlb_usage_bytes', 'container_hugetlb_max_usage_bytes', 'container_hugetlb_failcnt'];
+    for (const n of names) expect(d.get(n)?.at(-1)).toBe('pagesize');
+    const without = metricDescriptors(false).map((x) => x.name);
+    for (const n of names) expect(without).not.toContain(n);
+    expect(without.length).toBe(d.size - 3);
+  });
+
+  it('knows whether the host has the controller', () => {
+    expect(hugetlbAvailable('1', V1_MOUNTS)).toBe(true);
+    expect(hugetlbAvailable('1', V1_MOUNTS.split('\n')[0] ?? '')).toBe(false);
+    const v2 = '29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw';
+    expect(hugetlbAvailable('2', v2, '/sys/fs/cgroup', () => 'cpuset cpu io memory hugetlb pids\n')).toBe(true);
+    expect(hugetlbAvailable('2', v2, '/sys/fs/cgroup', () => 'cpuset cpu io memory pids\n')).toBe(false);
   });
 });
