@@ -185,35 +185,39 @@ export function criToolsPresent(bin: string): boolean {
 }
 
 const PROTO = fileURLToPath(new URL('../../api-spec/cri-api-v0.37.0.proto', import.meta.url));
-type Rpc = (req: unknown, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+type CriService = 'RuntimeService' | 'ImageService';
 
-/** One unary CRI call straight over gRPC (for what crictl does not show: exact exit codes, error codes). */
-export async function criCall(socket: string, method: string, req: Record<string, unknown>, service: 'RuntimeService' | 'ImageService' = 'RuntimeService'): Promise<Record<string, unknown>> {
+/** A gRPC client of the CRI socket and its method `method` (bound), closed by the caller. */
+function criMethod<F>(socket: string, method: string, service: CriService): { client: grpc.Client; fn: F } {
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: Record<string, new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client> } };
   const Ctor = pkg.runtime.v1[service];
   if (!Ctor) throw new Error(`no service ${service}`);
   const client = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure());
+  const fn = (client as unknown as Record<string, ((...args: unknown[]) => unknown) | undefined>)[method];
+  if (!fn) {
+    client.close();
+    throw new Error(`no method ${method}`);
+  }
+  return { client, fn: fn.bind(client) as F };
+}
+
+/** One unary CRI call straight over gRPC (for what crictl does not show: exact exit codes, error codes). */
+export async function criCall(socket: string, method: string, req: Record<string, unknown>, service: CriService = 'RuntimeService'): Promise<Record<string, unknown>> {
+  type Rpc = (req: unknown, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+  const { client, fn } = criMethod<Rpc>(socket, method, service);
   try {
-    const fn = (client as unknown as Record<string, Rpc>)[method];
-    if (!fn) throw new Error(`no method ${method}`);
-    return await new Promise((resolve, reject) => fn.call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
+    return await new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res))));
   } finally {
     client.close();
   }
 }
 
 /** One server-streaming CRI call straight over gRPC: every message until the server ends the stream. */
-export async function criStream(socket: string, method: string, req: Record<string, unknown>, service: 'RuntimeService' | 'ImageService' = 'RuntimeService'): Promise<Record<string, unknown>[]> {
-  const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: Record<string, new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client> } };
-  const Ctor = pkg.runtime.v1[service];
-  if (!Ctor) throw new Error(`no service ${service}`);
-  const client = new Ctor(`unix://${socket}`, grpc.credentials.createInsecure());
+export async function criStream(socket: string, method: string, req: Record<string, unknown>, service: CriService = 'RuntimeService'): Promise<Record<string, unknown>[]> {
+  const { client, fn } = criMethod<(req: unknown) => grpc.ClientReadableStream<Record<string, unknown>>>(socket, method, service);
   try {
-    const fn = (client as unknown as Record<string, (req: unknown) => grpc.ClientReadableStream<Record<string, unknown>>>)[method];
-    if (!fn) throw new Error(`no method ${method}`);
-    const call = fn.call(client, req);
+    const call = fn(req);
     const out: Record<string, unknown>[] = [];
     return await new Promise((resolve, reject) => {
       call.on('data', (m: Record<string, unknown>) => out.push(m));
