@@ -346,28 +346,46 @@ void clients_flush_direct(struct client_set *cs, long long deadline)
 			client_drop(cs, i);
 }
 
-/* Sends what the clients still have queued (the exit record last), until deadline, then closes them. */
+/* Sends what the clients still have queued (the exit record last), then closes each connection the way
+ * HTTP servers do (a lingering close): shutdown(SHUT_WR), so the client reads everything and then EOF, and the
+ * socket kept open, what arrives read and dropped, until the client closes its end or the deadline passes.
+ * Closed at once, a frame the client sends meanwhile (a resize, stdin) fails with EPIPE, and Node destroys a
+ * socket on a write error with the output not yet read in it: a TTY exec that ended at once lost all it printed. */
 void clients_flush(struct client_set *cs, long long deadline)
 {
-	while (cs->n > 0 && now_ms() < deadline) {
+	while (cs->n > 0) {
 		struct pollfd pf[MAX_CLIENTS];
-		int n = 0;
 		for (int i = 0; i < cs->n; i++) {
-			if (cs->c[i].outoff == cs->c[i].outlen) {
-				client_drop(cs, i--);
+			struct client *c = &cs->c[i];
+			if (!c->shut && c->outoff == c->outlen) {
+				shutdown(c->fd, SHUT_WR);
+				c->shut = 1;
+			}
+			pf[i] = (struct pollfd){c->fd, c->shut ? POLLIN : POLLOUT, 0};
+		}
+		int n = cs->n;
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			break;
+		int r = poll(pf, (nfds_t)n, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		for (int i = n - 1; i >= 0; i--) { /* highest index first: a drop moves the last client */
+			if (!pf[i].revents)
+				continue;
+			if (!cs->c[i].shut) {
+				client_write(cs, i);
 				continue;
 			}
-			pf[n].fd = cs->c[i].fd;
-			pf[n].events = POLLOUT;
-			n++;
+			char sink[4096];
+			ssize_t got = read(cs->c[i].fd, sink, sizeof(sink));
+			if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+				client_drop(cs, i);
 		}
-		long long left = deadline - now_ms();
-		if (!n || left <= 0)
-			break;
-		if (poll(pf, (nfds_t)n, (int)left) <= 0)
-			break;
-		for (int i = cs->n - 1; i >= 0; i--)
-			client_write(cs, i);
 	}
+	while (cs->n > 0)
+		client_drop(cs, cs->n - 1);
 }
 

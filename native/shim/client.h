@@ -18,6 +18,7 @@ struct client {
 	size_t outlen, outoff, outcap;
 	int att_out, att_err;
 	int want_start;
+	int shut;              /* the shim's side is shut down (lingering close): only reads, until the client closes */
 	long long progress_ms; /* last time the client took bytes (or went over the mark) */
 	int passed_fd;         /* a descriptor that came with this client's frames, not claimed yet (-1) */
 	/* Direct output: the API client's own socket, passed by berthd with the attach request. The container's

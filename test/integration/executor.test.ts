@@ -6,6 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readlinkSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -151,6 +152,15 @@ async function run(o: SpecOpts & { seccomp?: boolean }): Promise<{ st: ExitStatu
     err: entries.filter((e) => e.stream === 'stderr').map((e) => e.log).join(''),
     m,
   };
+}
+
+/** A frame of the shim's socket protocol: type byte, 4-byte big-endian length, payload. */
+function shimFrame(type: string, payload: string): Buffer {
+  const f = Buffer.alloc(5 + Buffer.byteLength(payload));
+  f.write(type, 0, 'latin1');
+  f.writeUInt32BE(f.length - 5, 1);
+  f.write(payload, 5);
+  return f;
 }
 
 async function collect(output: NodeJS.ReadableStream, until: (s: string) => boolean, timeoutMs = 10_000): Promise<string> {
@@ -440,11 +450,7 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     const m = await createContainer({ args: ['sh', '-c', 'head -c 30000000 /dev/zero; echo end'] });
     const sock = net.createConnection({ path: join(execRoot, 's', `${m.id.slice(0, 24)}.sock`) });
     await new Promise((r) => sock.once('connect', r));
-    const attach = Buffer.alloc(8);
-    attach.write('A', 0, 'latin1');
-    attach.writeUInt32BE(3, 1);
-    attach.write('1 1', 5, 'latin1');
-    sock.write(attach);
+    sock.write(shimFrame('A', '1 1'));
     sock.pause(); // never read: the shim must drop this client rather than block the container
     await ex.start(m.id);
     expect((await ex.waitExit(m.id)).exitCode).toBe(0);
@@ -466,6 +472,41 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
     expect(out).toMatch(/\/dev\/pts\/\d+/);
     expect(out).toContain('30 90');
     expect((await h.exit).exitCode).toBe(0);
+    await ex.kill(m.id, 9);
+    await ex.waitExit(m.id);
+    await ex.delete(m.id);
+  });
+
+  it("keeps a finished session's output for a client that writes after the end (lingering close: no EPIPE)", async () => {
+    const m = await createContainer({ args: ['sleep', '60'] });
+    await ex.start(m.id);
+    const h = await ex.exec(m.id, 'late1', {
+      process: { user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'sleep 0.3; echo late-output'], env: [`PATH=${DEFAULT_PATH}`], cwd: '/' },
+      tty: true,
+      openStdin: false,
+    });
+    // a second client of the exec's shim, attached before the output comes, that reads nothing until the end
+    const socketPath = ex.socketPathFor(m.id, 'late1');
+    const sock = net.createConnection({ path: socketPath });
+    const got: Buffer[] = [];
+    let error: Error | undefined;
+    sock.on('data', (b: Buffer) => got.push(b));
+    sock.on('error', (e) => (error = e));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(shimFrame('A', '1 0'));
+    await waitFor(() => Buffer.concat(got).includes('ok'), 5000);
+    sock.pause();
+    expect(await collect(h.output, () => false)).toContain('late-output');
+    expect((await h.exit).exitCode).toBe(0);
+    // the shim has sent everything and ended the session; a resize arrives now, as the CRI's and Docker's clients
+    // send one as a TTY session opens (before, the shim had closed the socket: EPIPE, and Node dropped the output)
+    await waitFor(() => !existsSync(socketPath), 5000);
+    await delay(300);
+    sock.write(shimFrame('W', '30 90'));
+    sock.resume();
+    await new Promise((r) => sock.once('close', r));
+    expect(error).toBeUndefined();
+    expect(Buffer.concat(got).toString('latin1')).toContain('late-output');
     await ex.kill(m.id, 9);
     await ex.waitExit(m.id);
     await ex.delete(m.id);
