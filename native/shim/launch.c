@@ -98,7 +98,7 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 		return -1;
 	}
 
-	/* Cgroups, without moving the child by pid (cgroup->procs), which waits for an RCU grace period:
+	/* Cgroups, without moving the child by pid (cgroup.procs), which waits for an RCU grace period:
 	 * v1 hierarchies are joined by the child itself through `tasks` (not possible from a new user
 	 * namespace), a cgroup2 directory by clone3(CLONE_INTO_CGROUP). Whatever is left is written here. */
 	static char *cg_tasks[MAX_CGROUP_JOINS], *cg_procs[MAX_CGROUP_JOINS];
@@ -107,8 +107,8 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 	for (int i = 0; i < p->cgroup_procs.n; i++) {
 		char *procs = p->cgroup_procs.v[i];
 		size_t l = strlen(procs);
-		const size_t sl = strlen("cgroup->procs");
-		if (l > sl && !strcmp(procs + l - sl, "cgroup->procs") && ncg_tasks < MAX_CGROUP_JOINS) {
+		const size_t sl = strlen("cgroup.procs");
+		if (l > sl && !strcmp(procs + l - sl, "cgroup.procs") && ncg_tasks < MAX_CGROUP_JOINS) {
 			char *tasks = xmalloc(l);
 			memcpy(tasks, procs, l - sl);
 			strcpy(tasks + l - sl, "tasks");
