@@ -88,7 +88,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let registry: RegistryService | undefined;
   let cri: OnDemandCriServer | undefined;
   let nri: NriService | undefined;
-  const idleTrim = new IdleTrim({ heap: () => nativeAddon().reduceHeap(), malloc: () => nativeAddon().mallocTrim() });
+  const idleTrim = new IdleTrim({
+    heap: () => nativeAddon().reduceHeap(),
+    malloc: () => nativeAddon().mallocTrim(),
+    exePages: () => nativeAddon().releaseExePages(),
+  });
   try {
     secureDataRoot(config.dataRoot, log);
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));
