@@ -7,6 +7,7 @@
 # Go 1.26.10+, so v5.6.0 on Go 1.26.8). Its go.mod has exclude directives, so `go install pkg@version` refuses it:
 # the module is built from a writable copy of what the proxy served.
 set -euo pipefail
+. "$(dirname "$0")/lib/go-module.sh"
 COMPOSE_VERSION="${COMPOSE_VERSION:-v5.6.0}"
 CACHE="${BERTH_TOOLS_CACHE:-/var/cache/berth-tools}"
 BIN="$CACHE/compose-$COMPOSE_VERSION/bin"
@@ -14,17 +15,9 @@ PLUGIN_DIR="${1:-${DOCKER_CONFIG:-$HOME/.docker}}/cli-plugins"
 if [[ ! -x "$BIN/docker-compose" ]]; then
   major="${COMPOSE_VERSION%%.*}"
   module="github.com/docker/compose/$major"
-  export GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN=local
-  export GOCACHE="${GOCACHE:-$CACHE/go-build}" GOMODCACHE="${GOMODCACHE:-$CACHE/go-mod}"
-  go mod download "$module@$COMPOSE_VERSION" >&2
+  go_env
   SRC="$CACHE/src/compose-$COMPOSE_VERSION"
-  if [[ ! -d "$SRC" ]]; then
-    mkdir -p "$CACHE/src"
-    rm -rf "$SRC.tmp"
-    cp -r "$(go list -m -f '{{.Dir}}' "$module@$COMPOSE_VERSION")" "$SRC.tmp"
-    chmod -R u+w "$SRC.tmp"
-    mv "$SRC.tmp" "$SRC"
-  fi
+  go_module_copy "$module" "$COMPOSE_VERSION" "$SRC"
   mkdir -p "$BIN"
   (cd "$SRC" && GOFLAGS="$GOFLAGS -mod=mod" CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X $module/internal.Version=$COMPOSE_VERSION" -o "$BIN/docker-compose.tmp" ./cmd) >&2

@@ -7,28 +7,22 @@
 # serves at the matching v0.<minor>.<patch> instead. 1.34 is the newest minor that still runs on cgroup v1 hosts
 # (from 1.35 the kubelet refuses cgroup v1 by default).
 set -euo pipefail
+. "$(dirname "$0")/lib/go-module.sh"
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
 CACHE="${BERTH_TOOLS_CACHE:-/var/cache/berth-tools}"
 BIN="$CACHE/kubelet-$KUBE_VERSION/bin"
 if [[ -x "$BIN/kubelet" ]]; then echo "$BIN/kubelet"; exit 0; fi
 mkdir -p "$BIN"
-export GOFLAGS="${GOFLAGS:--buildvcs=false}" GOTOOLCHAIN=local
-export GOCACHE="${GOCACHE:-$CACHE/go-build}" GOMODCACHE="${GOMODCACHE:-$CACHE/go-mod}"
-go mod download "k8s.io/kubernetes@$KUBE_VERSION" >&2
-SRC="$CACHE/src/kubernetes-$KUBE_VERSION"
-if [[ ! -d "$SRC" ]]; then
-  mkdir -p "$CACHE/src"
-  rm -rf "$SRC.tmp"
-  cp -r "$(go list -m -f '{{.Dir}}' "k8s.io/kubernetes@$KUBE_VERSION")" "$SRC.tmp"
-  chmod -R u+w "$SRC.tmp"
-  staging="v0.${KUBE_VERSION#v1.}"
-  # every "k8s.io/x v0.0.0" requirement and "=> ./staging/src/k8s.io/x" replacement becomes the proxy's version
+go_env
+# every "k8s.io/x v0.0.0" requirement and "=> ./staging/src/k8s.io/x" replacement becomes the proxy's version
+point_at_proxy_staging() {
   sed -i -E \
-    -e "s#^(\s*k8s\.io/[a-z0-9-]+) v0\.0\.0\$#\1 $staging#" \
+    -e "s#^(\s*k8s\.io/[a-z0-9-]+) v0\.0\.0\$#\1 v0.${KUBE_VERSION#v1.}#" \
     -e "/=> \.\/staging\/src\//d" \
-    "$SRC.tmp/go.mod"
-  rm -f "$SRC.tmp/go.work" "$SRC.tmp/go.work.sum"
-  mv "$SRC.tmp" "$SRC"
-fi
+    "$1/go.mod"
+  rm -f "$1/go.work" "$1/go.work.sum"
+}
+SRC="$CACHE/src/kubernetes-$KUBE_VERSION"
+go_module_copy "k8s.io/kubernetes" "$KUBE_VERSION" "$SRC" point_at_proxy_staging
 (cd "$SRC" && GOFLAGS="$GOFLAGS -mod=mod" go build -o "$BIN/kubelet" ./cmd/kubelet) >&2
 echo "$BIN/kubelet"
