@@ -91,7 +91,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const idleTrim = new IdleTrim({
     heap: () => nativeAddon().reduceHeap(),
     malloc: () => nativeAddon().mallocTrim(),
-    exePages: () => nativeAddon().releaseExePages(),
+    codePages: () => nativeAddon().releaseCodePages(),
   });
   try {
     secureDataRoot(config.dataRoot, log);

@@ -1,6 +1,6 @@
 /*
  * Memory back to the kernel for berthd: glibc's free arena pages (malloc_trim.c), V8's heap (heap_reduce.cc),
- * the mappings of the executable's clean pages (exe_pages.c).
+ * the mappings of the loaded code's clean pages (code_pages.c).
  */
 #ifndef BERTH_MALLOC_TRIM_H
 #define BERTH_MALLOC_TRIM_H
@@ -14,8 +14,9 @@ napi_value js_malloc_trim(napi_env env, napi_callback_info info);
 
 /* reduceHeap(): starts V8's memory-reducing collection (incremental; it ends in background tasks). */
 napi_value js_reduce_heap(napi_env env, napi_callback_info info);
-/* releaseExePages(): drops the mappings of the node executable's clean read-only pages; the KiB they held. */
-napi_value js_release_exe_pages(napi_env env, napi_callback_info info);
+/* releaseCodePages(): drops the mappings of the clean read-only pages of the executable and the loaded shared
+ * objects; the KiB they held. */
+napi_value js_release_code_pages(napi_env env, napi_callback_info info);
 #ifdef __cplusplus
 }
 #endif

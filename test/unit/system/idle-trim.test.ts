@@ -14,8 +14,8 @@ function harness(gapLooks: number): { t: IdleTrim; calls: string[]; spend(ms: nu
         calls.push('malloc');
         cpu += 30;
       },
-      exePages: () => {
-        calls.push('exe');
+      codePages: () => {
+        calls.push('code');
         cpu += 1;
       },
     },
@@ -27,44 +27,44 @@ function harness(gapLooks: number): { t: IdleTrim; calls: string[]; spend(ms: nu
 }
 
 describe('idle trim', () => {
-  it('releases the heap at the first quiet look after activity and malloc and the executable pages at the next, never while busy, and not for its own CPU time', () => {
+  it('releases the heap at the first quiet look after activity and malloc and the code pages at the next, never while busy, and not for its own CPU time', () => {
     const { t, calls, spend } = harness(0);
     // the start is activity: the first quiet look collects, the next trims
     spend(5);
     t.tick();
     expect(calls).toEqual(['heap']);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe']);
+    expect(calls).toEqual(['heap', 'malloc', 'code']);
     // quiet looks after it do nothing, whatever the releases cost
     t.tick();
     spend(3);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe']);
+    expect(calls).toEqual(['heap', 'malloc', 'code']);
     // busy looks do nothing; the quiet one after them starts the releases again, once
     spend(200);
     t.tick();
     spend(11);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe']);
+    expect(calls).toEqual(['heap', 'malloc', 'code']);
     spend(2);
     t.tick();
     t.tick();
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe', 'heap', 'malloc', 'exe']);
+    expect(calls).toEqual(['heap', 'malloc', 'code', 'heap', 'malloc', 'code']);
   });
 
   it('keeps releases gapLooks looks apart, the first one at once', () => {
     const { t, calls, spend } = harness(5);
     t.tick();
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe']);
+    expect(calls).toEqual(['heap', 'malloc', 'code']);
     // activity right after: the release waits until 5 looks have passed since the last one began
     spend(50);
     t.tick();
     t.tick();
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe']);
+    expect(calls).toEqual(['heap', 'malloc', 'code']);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'exe', 'heap']);
+    expect(calls).toEqual(['heap', 'malloc', 'code', 'heap']);
   });
 });
