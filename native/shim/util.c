@@ -9,6 +9,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Diagnostics go to the shim's stderr (berthd points it at a file in the bundle). */
 void shim_log(const char *fmt, ...)
@@ -160,15 +163,70 @@ static void esc_init(void)
 	}
 }
 
+/* The length of the run of plain bytes (esc_class 0) at s, at most n (json_escape checks the first bytes itself:
+ * most runs in text end within a word). */
+__attribute__((noinline)) static size_t plain_run(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	/* 16 bytes at a time: a signed compare below 0x20 also catches 0x80..0xff */
+	const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+		      lt = _mm_set1_epi8('<'), gt = _mm_set1_epi8('>'), amp = _mm_set1_epi8('&');
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, quote)),
+					 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, bslash), _mm_cmpeq_epi8(v, lt)),
+						      _mm_or_si128(_mm_cmpeq_epi8(v, gt), _mm_cmpeq_epi8(v, amp))));
+		unsigned bits = (unsigned)_mm_movemask_epi8(m);
+		if (bits)
+			return i + (size_t)__builtin_ctz(bits);
+	}
+#endif
+	while (i < n && !esc_class[s[i]])
+		i++;
+	return i;
+}
+
+/* How many times the byte c repeats from s (at most n). */
+__attribute__((noinline)) static size_t same_run(const unsigned char *s, size_t n, unsigned char c)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i b = _mm_set1_epi8((char)c);
+	for (; i + 16 <= n; i += 16) {
+		unsigned bits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(s + i)), b)) ^ 0xffffu;
+		if (bits)
+			return i + (size_t)__builtin_ctz(bits);
+	}
+#endif
+	while (i < n && s[i] == c)
+		i++;
+	return i;
+}
+
+/* Repeats the len bytes at out `count` times in all (the first copy is there), doubling what is written:
+ * a run of zero bytes (\u0000 each) costs a few large copies, not one per byte. */
+__attribute__((noinline)) static void repeat_seq(char *out, size_t len, size_t count)
+{
+	size_t have = len, total = len * count;
+	while (have < total) {
+		size_t m = have < total - have ? have : total - have;
+		memcpy(out + have, out, m);
+		have += m;
+	}
+}
+
 /* out must hold 6*n bytes. */
 size_t json_escape(char *out, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t o = 0;
 	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j < n && !esc_class[u[j]])
+		size_t j = i, first = n - i < 8 ? n : i + 8;
+		while (j < first && !esc_class[u[j]])
 			j++;
+		if (j == first && j < n)
+			j += plain_run(u + j, n - j);
 		if (j > i) {
 			memcpy(out + o, u + i, j - i);
 			o += j - i;
@@ -183,8 +241,13 @@ size_t json_escape(char *out, const char *s, size_t n)
 				esc_init();
 			do {
 				memcpy(out + o, esc_seq[c], 6);
-				o += esc_len[c];
-				i++;
+				size_t k = 1;
+				if (i + 1 < n && u[i + 1] == c) {
+					k += same_run(u + i + 1, n - i - 1, (unsigned char)c);
+					repeat_seq(out + o, esc_len[c], k);
+				}
+				o += esc_len[c] * k;
+				i += k;
 			} while (i < n && (c = u[i]) < 0x80 && esc_class[c]);
 			continue;
 		}

@@ -1,6 +1,6 @@
 // The shim's parts tested on their own in C (native/shim/test/): the plan parser (plan_test.c) and the
 // pinned namespace joins (ns_test.c, root only), user namespaces and their detached mounts (userns_test.c, root only),
-// built and run by `make -C native test-plan|test-ns|test-userns`.
+// the json-file log's string escaping (escape_test.c), built and run by `make -C native test-plan|test-ns|test-userns|test-escape`.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,10 @@ const make = (target: string): string =>
 describe('berth-shim C parts', () => {
   it('plan.c parses every record kind and refuses malformed plans', () => {
     expect(make('test-plan')).toContain('plan_test: ok');
+  });
+
+  it("util.c's json_escape writes what a byte-at-a-time reference of Docker's jsonlog escaping writes", () => {
+    expect(make('test-escape')).toContain('escape_test: ok');
   });
 
   it.skipIf(process.getuid?.() !== 0)('ns.c joins a pinned process through the pidfd and the /proc fallback, and refuses a recycled or gone pid', () => {
