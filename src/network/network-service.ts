@@ -57,6 +57,15 @@ export type { ContainerNetwork } from './container-network.js';
 export type { NetworkCreateBody } from './networks.js';
 export type { NetworkApi } from './presenters.js';
 
+/** A bridge sandbox between its locked first step and its last (see createSandbox). */
+interface PendingSandbox {
+  sb: SandboxRecord;
+  /** The networks it joined, for the connect events. */
+  order: string[];
+  /** Its namespace with the veths in it. */
+  plumbed: Promise<void>;
+}
+
 /** A released sandbox whose devices are still being deleted. */
 interface Teardown {
   containerId: string;
@@ -86,6 +95,12 @@ export class NetworkService implements ContainerNetwork {
   private lock: Promise<unknown> = Promise.resolve();
   /** Device teardowns of released sandboxes still running (see releaseSandbox). */
   private readonly teardowns = new Set<Teardown>();
+  /**
+   * Bridge sandboxes whose namespace is being plumbed outside the lock (createSandbox), by container: settles
+   * (never rejects) once it is made or failed. A locked step that touches a sandbox's devices waits for it first;
+   * that never deadlocks, the plumbing takes no lock.
+   */
+  private readonly creating = new Map<string, Promise<void>>();
   private started = false;
 
   constructor(repo: NetworkRepo, events: EventBus, private readonly log: Logger, opts: NetworkServiceOptions) {
@@ -272,30 +287,49 @@ export class NetworkService implements ContainerNetwork {
 
   // ───────────────────────────── sandboxes ─────────────────────────────
 
+  /**
+   * A container's sandbox. A bridge sandbox is made in three steps, the slow middle one outside the lock so that
+   * concurrent starts plumb side by side: its addresses and records (locked), its namespace with the veths (not
+   * locked: touches no state; whatever needs those devices waits for it, see `creating`), its ports, files and
+   * rules (locked).
+   */
   async createSandbox(containerId: string, req: SandboxRequest): Promise<SandboxInfo> {
     const t0 = performance.now();
-    const info = await this.exclusive(() => this.createSandboxLocked(containerId, req), false);
+    const begun = await this.exclusive(() => this.createSandboxLocked(containerId, req), false);
+    const info = 'info' in begun ? begun.info : await this.finishSandbox(containerId, req, begun);
     this.log.debug({ container: containerId, mode: req.mode, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'sandbox created');
     return info;
   }
 
-  private async createSandboxLocked(containerId: string, req: SandboxRequest): Promise<SandboxInfo> {
+  private async createSandboxLocked(containerId: string, req: SandboxRequest): Promise<{ info: SandboxInfo } | PendingSandbox> {
     if (!this.started) throw new BerthError('the network service is not started');
     if (this.state.sandboxes.has(containerId)) throw new ConflictError(`container ${containerId} already has a network sandbox`);
     mkdirSync(req.filesDir, { recursive: true });
     const mode = req.mode === '' || req.mode === 'default' ? 'bridge' : req.mode;
     const base = newSandboxRecord(containerId, req);
     if (mode.startsWith('container:')) {
-      return sandboxInfo(this.state, containerSandbox(this.ctx, base, mode.slice('container:'.length), req, this.directory));
+      return { info: sandboxInfo(this.state, containerSandbox(this.ctx, base, mode.slice('container:'.length), req, this.directory)) };
     }
-    if (mode === 'host') return sandboxInfo(this.state, hostSandbox(this.ctx, this.files, base, req));
+    if (mode === 'host') return { info: sandboxInfo(this.state, hostSandbox(this.ctx, this.files, base, req)) };
 
     const pooled = mode === 'none' ? this.none.take() : undefined;
     const sb: SandboxRecord = { ...base, mode: mode === 'none' ? 'none' : 'bridge', netnsPath: pooled ?? this.bridge.netnsPath(containerId) };
     this.state.putSandbox(sb);
     try {
-      if (mode === 'none') await this.none.create(sb, pooled !== undefined);
-      else await this.bridge.create(sb, mode, req);
+      if (mode !== 'none') {
+        const { plumbing, addresses } = this.bridge.allocateAll(sb, mode, req);
+        const plumbed = this.bridge.plumb(sb, plumbing, addresses);
+        const settled = plumbed.then(
+          () => undefined,
+          () => undefined,
+        );
+        this.creating.set(containerId, settled);
+        void settled.then(() => {
+          if (this.creating.get(containerId) === settled) this.creating.delete(containerId);
+        });
+        return { sb, order: [...sb.order], plumbed };
+      }
+      await this.none.create(sb, pooled !== undefined);
       this.files.write(sb, false);
       this.state.putSandbox(sb);
       await this.applyFirewall();
@@ -305,11 +339,44 @@ export class NetworkService implements ContainerNetwork {
       );
       throw e;
     }
-    for (const nid of sb.order) {
-      const n = this.state.networks.get(nid)!;
-      this.ctx.events.publish('network', 'connect', nid, { container: containerId, name: n.Name, type: n.Driver });
+    this.publishConnects(containerId, sb.order);
+    return { info: { ...sandboxInfo(this.state, sb), linkEnv: this.linkEnv(sb) } };
+  }
+
+  /** The locked last step of a bridge sandbox once its namespace is plumbed (or the rollback if that failed). */
+  private async finishSandbox(containerId: string, req: SandboxRequest, p: PendingSandbox): Promise<SandboxInfo> {
+    const rollback = (): Promise<void> =>
+      this.releaseLocked(containerId, false).catch((err: unknown) =>
+        this.log.error({ container: containerId, err: errorMessage(err) }, 'rollback of a failed sandbox failed'),
+      );
+    try {
+      await p.plumbed;
+    } catch (e) {
+      await this.exclusive(rollback, false);
+      throw e;
     }
-    return { ...sandboxInfo(this.state, sb), linkEnv: this.linkEnv(sb) };
+    return this.exclusive(async () => {
+      if (this.state.sandboxes.get(containerId) !== p.sb) throw new BerthError(`the network sandbox of container ${containerId} was released while it was made`);
+      try {
+        if (!this.started) throw new BerthError('the network service is not started');
+        await this.bridge.publish(p.sb, req);
+        this.files.write(p.sb, false);
+        this.state.putSandbox(p.sb);
+        await this.applyFirewall();
+      } catch (e) {
+        await rollback();
+        throw e;
+      }
+      this.publishConnects(containerId, p.order);
+      return { ...sandboxInfo(this.state, p.sb), linkEnv: this.linkEnv(p.sb) };
+    }, false);
+  }
+
+  private publishConnects(containerId: string, order: readonly string[]): void {
+    for (const nid of order) {
+      const n = this.state.networks.get(nid);
+      if (n) this.ctx.events.publish('network', 'connect', nid, { container: containerId, name: n.Name, type: n.Driver });
+    }
   }
 
   /** The environment of the sandbox's legacy links (their targets are running: the hosts file needed them). */
@@ -382,6 +449,7 @@ export class NetworkService implements ContainerNetwork {
   }
 
   private async releaseLocked(containerId: string, publishEvents: boolean, background = false): Promise<void> {
+    await this.creating.get(containerId);
     const sb = this.state.sandboxes.get(containerId);
     await this.ports.close(containerId);
     const eps = this.state.allEndpoints().filter((e) => e.containerId === containerId);
@@ -457,6 +525,7 @@ export class NetworkService implements ContainerNetwork {
         this.directory.attachStopped(c.id, n.Name, cfg);
         return;
       }
+      await this.creating.get(sb.containerId);
       await this.bridge.connect(sb, n, cfg);
       await this.applyFirewall();
       this.ctx.events.publish('network', 'connect', n.Id, { container: sb.containerId, name: n.Name, type: n.Driver });
@@ -481,6 +550,7 @@ export class NetworkService implements ContainerNetwork {
         if (this.directory?.detachStopped?.(c.id, n.Name)) return;
         throw new ForbiddenError(`container ${c.id} is not connected to network ${n.Name}`);
       }
+      await this.creating.get(sb.containerId);
       await this.bridge.disconnect(sb, n);
       await this.applyFirewall();
       this.ctx.events.publish('network', 'disconnect', n.Id, { container: sb.containerId, name: n.Name, type: n.Driver });

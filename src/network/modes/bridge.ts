@@ -28,10 +28,11 @@ export class BridgeMode {
   }
 
   /**
-   * Attaches the sandbox to its network (`mode`: 'bridge' or a network name/ID) and the other requested
-   * endpoints, makes the namespace with every veth in it, and publishes the ports.
+   * A new sandbox on its network (`mode`: 'bridge' or a network name/ID) and the other requested endpoints, in
+   * three steps: allocate() (addresses and records, under the service's lock), plumb() (the namespace with
+   * every veth in it: slow, run outside the lock), publish() (ports, under the lock again).
    */
-  async create(sb: SandboxRecord, mode: string, req: SandboxRequest): Promise<void> {
+  allocateAll(sb: SandboxRecord, mode: string, req: SandboxRequest): { plumbing: EndpointPlumbing[]; addresses: string[] } {
     const { state } = this.ctx;
     const requested = { ...(req.endpoints ?? {}) };
     const primaryRef = mode === 'bridge' ? 'bridge' : mode;
@@ -52,9 +53,17 @@ export class BridgeMode {
       plumbing.push(a.plumbing);
       addresses.push(`${n.Id} ${a.ep.ip}`);
     }
-    // Namespace and every endpoint at once (over rtnetlink, see Plumbing.createNetns).
+    return { plumbing, addresses };
+  }
+
+  /** The namespace and every endpoint at once (over rtnetlink, see Plumbing.createNetns); touches no state. */
+  async plumb(sb: SandboxRecord, plumbing: readonly EndpointPlumbing[], addresses: readonly string[]): Promise<void> {
     await this.ctx.settledFor(sb.containerId, addresses);
     await this.ctx.plumbing.createNetns(sb.netnsPath!, plumbing);
+  }
+
+  /** The sandbox's published ports, once its namespace is plumbed. */
+  async publish(sb: SandboxRecord, req: SandboxRequest): Promise<void> {
     sb.wanted = wantedPorts(req.portBindings, req.publishAll ?? false, sb.exposed);
     await this.ports.publish(sb);
   }
