@@ -12,6 +12,8 @@ export interface BerthAddon {
   llistxattr(path: string): string[];
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  /** umount2 on the thread pool (a lazy unmount waits for an RCU grace period, up to ~10 ms): rejects as umount2 throws. */
+  umount2Async(target: string, flags: number): Promise<void>;
   /**
    * Binds the mount tree at `source` (recursively with `recursive`) onto the inode held by `targetFd` (an O_PATH
    * descriptor of the mount point), with the MOUNT_ATTR_* bits `attrs` set before it becomes visible:

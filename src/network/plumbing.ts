@@ -215,7 +215,7 @@ export class Plumbing {
     for (let attempt = 1; existsSync(path); attempt++) {
       let umount = 'unmounted';
       try {
-        nativeAddon().umount2(path, MNT_DETACH);
+        await nativeAddon().umount2Async(path, MNT_DETACH);
       } catch (e) {
         umount = errorMessage(e); // EINVAL: not (or no longer) a mount point
       }
