@@ -379,6 +379,30 @@ describe('cgroup v1 backend over a fake cgroupfs', () => {
     await cgroup.destroy();
   });
 
+  it('destroys a cgroup without tasks or children with one rmdir per hierarchy, reading nothing', async () => {
+    const { cgroup } = await manager().create('berth/e', {});
+    fake.reads.length = 0;
+    await cgroup.destroy();
+    expect(fake.reads).toEqual([]);
+    for (const n of [...names, 'unified']) expect(await fake.exists(`${fake.root}/${n}/berth/e`)).toBe(false);
+  });
+
+  it('kills the tasks a cgroup still has before removing it', async () => {
+    const { cgroup } = await manager().create('berth/t', {});
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, sig) => resolve(sig)));
+    try {
+      await fake.put('memory/berth/t/cgroup.procs', `${child.pid}\n`);
+      // the fake kernel lists the task until it is gone
+      void exited.then(() => fake.put('memory/berth/t/cgroup.procs', ''));
+      await cgroup.destroy();
+      expect(await exited).toBe('SIGKILL');
+      for (const n of [...names, 'unified']) expect(await fake.exists(`${fake.root}/${n}/berth/t`)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('removes what it created when applying limits fails', async () => {
     const mgr = manager();
     const origWrite = fake.writeFile.bind(fake);

@@ -54,7 +54,11 @@ export class FakeCgroupFs implements CgroupFs {
     return fsp.readFile(path.join(this.root, file), 'utf8');
   }
 
+  /** Files read, relative to the fake root. */
+  readonly reads: string[] = [];
+
   readFile(file: string): Promise<string> {
+    this.reads.push(this.rel(file));
     return realCgroupFs.readFile(file);
   }
 
@@ -106,6 +110,9 @@ export class FakeCgroupFs implements CgroupFs {
     if (entries.some((e) => e.isDirectory())) {
       throw Object.assign(new Error(`EBUSY: ${dir} has child cgroups`), { code: 'ENOTEMPTY' });
     }
+    // the kernel refuses to remove a cgroup that still has tasks
+    const procs = await fsp.readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+    if (procs.trim() !== '') throw Object.assign(new Error(`EBUSY: ${dir} has tasks`), { code: 'EBUSY' });
     await fsp.rm(dir, { recursive: true });
   }
 
