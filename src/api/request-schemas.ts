@@ -120,15 +120,19 @@ const QUERY_VALUE = { anyOf: [{ type: 'string' }, { type: 'array', items: { type
 /** Loads the spec once and answers which schemas a route gets. */
 export class RequestSchemas {
   private readonly ops = new Map<string, Operation>();
-  readonly definitions: Schema;
+  private definitionsSchema: Schema | undefined;
+  /**
+   * The spec's definitions, for the first body validation: the decoder schemas of all of them (~350 kB of heap)
+   * are made then, not kept by every daemon from its start; read from the spec file again when none was given.
+   */
+  private readonly specDefinitions: () => Spec['definitions'];
   private bodyAjvInstance: Ajv | undefined;
   private plainAjvInstance: Ajv | undefined;
   private readonly bodyNames = new WeakMap<object, string>();
 
-  constructor(spec: Spec = loadSpec()) {
-    const defs: Schema = {};
-    for (const [name, d] of Object.entries(spec.definitions)) defs[name] = toDecoderSchema(d, true);
-    this.definitions = { $id: DEFS_ID, definitions: defs };
+  constructor(given?: Spec) {
+    const spec = given ?? loadSpec();
+    this.specDefinitions = given ? () => given.definitions : () => loadSpec().definitions;
     for (const [path, methods] of Object.entries(spec.paths)) {
       for (const [method, op] of Object.entries(methods)) {
         const params = op.parameters ?? [];
@@ -152,6 +156,15 @@ export class RequestSchemas {
         this.ops.set(`${method.toUpperCase()} ${pathShape(path)}`, { schemas, bodyName });
       }
     }
+  }
+
+  /** The spec's definitions as Go would decode them (see the file comment), made on first use. */
+  get definitions(): Schema {
+    if (this.definitionsSchema) return this.definitionsSchema;
+    const defs: Schema = {};
+    for (const [name, d] of Object.entries(this.specDefinitions())) defs[name] = toDecoderSchema(d, true);
+    this.definitionsSchema = { $id: DEFS_ID, definitions: defs };
+    return this.definitionsSchema;
   }
 
   /** The decoder-like ajv for bodies, made on first use. */
