@@ -68,34 +68,62 @@ export class CgroupV1Manager implements CgroupManager {
     return new CgroupV1(normaliseCgroupPath(p), this.opts);
   }
 
+  /**
+   * Parent directories (e.g. <mount>/berth) this manager made or found, with their cpuset filled in: every
+   * container's cgroup has the same parents, and checking them again cost 4 syscalls per hierarchy per create. A
+   * parent removed behind our back shows as ENOENT on its child's mkdir, which forgets them and goes again.
+   */
+  private readonly readyParents = new Set<string>();
+
   async create(p: string, resources: LinuxResources): Promise<{ cgroup: Cgroup; warnings: string[] }> {
+    try {
+      return await this.createOnce(p, resources);
+    } catch (err) {
+      if (this.readyParents.size === 0 || !(err instanceof BerthError) || errnoCode(err.cause) !== 'ENOENT') throw err;
+      this.readyParents.clear();
+      return this.createOnce(p, resources);
+    }
+  }
+
+  private async createOnce(p: string, resources: LinuxResources): Promise<{ cgroup: Cgroup; warnings: string[] }> {
     const rel = normaliseCgroupPath(p);
     const { fs } = this.opts;
     const created: string[] = [];
     const warnings: string[] = [];
+    const prefixes = pathPrefixes(rel);
+    const ready: string[] = [];
     try {
       for (const h of this.opts.hierarchies) {
         const isCpuset = h.controllers.includes('cpuset');
-        for (const prefix of pathPrefixes(rel)) {
+        for (const [i, prefix] of prefixes.entries()) {
           const dir = path.join(h.mountPoint, prefix);
+          const parent = i < prefixes.length - 1;
+          if (parent && this.readyParents.has(dir)) continue;
           if (await mkdirIfMissing(fs, dir)) created.push(dir);
           // A new cpuset cgroup starts with empty cpus/mems and refuses tasks until they are filled in.
           if (isCpuset) await inheritCpuset(fs, dir);
+          if (parent) ready.push(dir);
         }
       }
       if (this.opts.unifiedMount !== undefined) {
-        for (const prefix of pathPrefixes(rel)) {
+        for (const [i, prefix] of prefixes.entries()) {
           const dir = path.join(this.opts.unifiedMount, prefix);
+          const parent = i < prefixes.length - 1;
+          if (parent && this.readyParents.has(dir)) continue;
           try {
             if (await mkdirIfMissing(fs, dir)) created.push(dir);
           } catch (err) {
+            // a remembered parent gone: create() goes again without the memory
+            if (i > 0 && this.readyParents.has(path.dirname(dir)) && errnoCode((err as Error).cause) === 'ENOENT') throw err;
             this.opts.log?.warn({ err, dir }, 'cannot create the unified (cgroup2) directory; continuing with v1 only');
             break;
           }
+          if (parent) ready.push(dir);
         }
       }
       const cgroup = new CgroupV1(rel, this.opts);
       warnings.push(...(await cgroup.apply(resources)));
+      for (const dir of ready) this.readyParents.add(dir);
       return { cgroup, warnings: dedupe(warnings) };
     } catch (err) {
       for (const dir of created.reverse()) await removeCgroupTree(fs, dir).catch(() => undefined);

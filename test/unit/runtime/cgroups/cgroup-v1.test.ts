@@ -379,6 +379,26 @@ describe('cgroup v1 backend over a fake cgroupfs', () => {
     await cgroup.destroy();
   });
 
+  it('checks the shared parents once, and makes them again when they were removed behind its back', async () => {
+    const mgr = manager();
+    await mgr.create('berth/p1', {});
+    const mkdirs: string[] = [];
+    const origMkdir = fake.mkdir.bind(fake);
+    fake.mkdir = async (dir) => {
+      mkdirs.push(fake.rel(dir));
+      return origMkdir(dir);
+    };
+    await mgr.create('berth/p2', {});
+    expect(mkdirs.sort()).toEqual([...names, 'unified'].map((n) => `${n}/berth/p2`).sort());
+    await mgr.open('berth/p1').destroy();
+    await mgr.open('berth/p2').destroy();
+    await mgr.open('berth').destroy();
+    await mgr.create('berth/p3', {});
+    for (const n of [...names, 'unified']) expect(await fake.exists(`${fake.root}/${n}/berth/p3`)).toBe(true);
+    expect(await fake.get('cpuset/berth/cpuset.cpus')).not.toBe('');
+    expect(await fake.get('cpuset/berth/p3/cpuset.cpus')).toBe(await fake.get('cpuset/berth/cpuset.cpus'));
+  });
+
   it('destroys a cgroup without tasks or children with one rmdir per hierarchy, reading nothing', async () => {
     const { cgroup } = await manager().create('berth/e', {});
     fake.reads.length = 0;
