@@ -19,6 +19,7 @@ import {
   pollUntil,
   readOptional,
   writeSetting,
+  writeSettings,
   removeCgroupTree,
   writeCgroupFile,
 } from './cgroup.js';
@@ -273,9 +274,16 @@ export class CgroupV1 extends BaseCgroup {
       if (this.dirOf('devices') === undefined) {
         warnings.push(CgroupWarnings.devices);
       } else {
-        await write('devices', 'devices.deny', 'a', CgroupWarnings.devices);
+        // each run of rules for the same file through one open (one rule per write): 20 rules, 3 opens
+        const runs: { file: string; values: string[] }[] = [{ file: 'devices.deny', values: ['a'] }];
         for (const rule of r.devices) {
-          await write('devices', rule.allow ? 'devices.allow' : 'devices.deny', formatV1DeviceRule(rule), CgroupWarnings.devices);
+          const file = rule.allow ? 'devices.allow' : 'devices.deny';
+          const last = runs[runs.length - 1]!;
+          if (last.file === file) last.values.push(formatV1DeviceRule(rule));
+          else runs.push({ file, values: [formatV1DeviceRule(rule)] });
+        }
+        for (const run of runs) {
+          if (!(await writeSettings(fs, path.join(this.dirOf('devices')!, run.file), run.values, CgroupWarnings.devices, warnings))) break;
         }
       }
     }

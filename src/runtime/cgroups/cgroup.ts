@@ -44,6 +44,11 @@ export interface CgroupFs {
   readFile(file: string): Promise<string>;
   /** Write to an existing file (O_WRONLY|O_TRUNC, no O_CREAT: a missing file means an unsupported knob). */
   writeFile(file: string, data: string): Promise<void>;
+  /**
+   * Each value in its own write(2) to one open of an existing file, in order (v1 devices.allow takes one rule per
+   * write); a failure carries the index of the value refused as `valueIndex`.
+   */
+  writeEach(file: string, values: readonly string[]): Promise<void>;
   mkdir(dir: string): Promise<void>;
   rmdir(dir: string): Promise<void>;
   /** Names of sub-directories (child cgroups). */
@@ -73,6 +78,20 @@ export const realCgroupFs: CgroupFs = {
     const fd = openSync(file, fsc.O_WRONLY | fsc.O_TRUNC);
     try {
       writeSync(fd, data);
+    } finally {
+      closeSync(fd);
+    }
+  },
+  async writeEach(file, values) {
+    const fd = openSync(file, fsc.O_WRONLY | fsc.O_TRUNC);
+    try {
+      for (const [i, v] of values.entries()) {
+        try {
+          writeSync(fd, v);
+        } catch (err) {
+          throw Object.assign(err as Error, { valueIndex: i });
+        }
+      }
     } finally {
       closeSync(fd);
     }
@@ -165,6 +184,22 @@ export async function writeSetting(fs: CgroupFs, file: string, value: string, wa
     // The kernel refusing a limit (out of its range) is the request's fault: a 400 with the kernel's word.
     const refused = errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ERANGE';
     throw new (refused ? InvalidParameterError : BerthError)(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** writeSetting of several values in order, each its own write to one open of `file`. */
+export async function writeSettings(fs: CgroupFs, file: string, values: readonly string[], warning: string, warnings: string[]): Promise<boolean> {
+  try {
+    await fs.writeEach(file, values);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') {
+      warnings.push(warning);
+      return false;
+    }
+    const i = (err as { valueIndex?: number }).valueIndex ?? 0;
+    const refused = errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ERANGE';
+    throw new (refused ? InvalidParameterError : BerthError)(`failed to write ${JSON.stringify(values[i])} to ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -90,6 +90,17 @@ export class FakeCgroupFs implements CgroupFs {
     await realCgroupFs.writeFile(file, data);
   }
 
+  async writeEach(file: string, values: readonly string[]): Promise<void> {
+    for (const [i, v] of values.entries()) {
+      try {
+        await this.writeFile(file, v);
+      } catch (err) {
+        // a missing file fails at the open, before any value
+        throw i === 0 && (err as NodeJS.ErrnoException).code === 'ENOENT' ? err : Object.assign(err as Error, { valueIndex: i });
+      }
+    }
+  }
+
   async mkdir(dir: string): Promise<void> {
     await fsp.mkdir(dir);
     const parent = path.dirname(dir);
