@@ -40,6 +40,102 @@ describe('berthd foundation through the docker CLI', () => {
     expect((await d.request('POST', '/_ping')).status).toBe(404);
   });
 
+  /**
+   * Writes `chunks` on one connection (each once the previous one is written) and reads until `count` responses
+   * (status line, headers, Content-Length bytes) are in (and the server closed, with untilClose), or it closes.
+   */
+  async function exchange(socket: string, chunks: string[], count: number, untilClose = false): Promise<{ responses: string[]; closed: boolean }> {
+    const sock = connect(socket);
+    let buf = '';
+    const responses: string[] = [];
+    let closed = false;
+    const done = new Promise<void>((resolve, reject) => {
+      sock.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) break;
+          const head = buf.slice(0, end);
+          const len = /^content-length: (\d+)$/im.exec(head)?.[1];
+          // (a HEAD /_ping answer says content-length: 0)
+          const total = end + 4 + Number(len ?? 0);
+          if (buf.length < total) break;
+          responses.push(buf.slice(0, total));
+          buf = buf.slice(total);
+        }
+        if (responses.length >= count && !untilClose) resolve();
+      });
+      sock.on('close', () => {
+        closed = true;
+        resolve();
+      });
+      sock.on('error', reject);
+    });
+    for (const c of chunks) await new Promise<void>((resolve) => sock.write(c, () => resolve()));
+    await done;
+    if (!closed) await new Promise<void>((resolve) => sock.end(resolve));
+    sock.destroy();
+    return { responses, closed };
+  }
+  const withoutDate = (r: string): string => r.replace(/\r\nDate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/, '\r\nDate: -\r\n');
+
+  it('answers the pings a connection opens with byte for byte as the routed /_ping does, then hands the connection to the HTTP server', async () => {
+    // Debug request logging (the test daemons' level) sends every request the routed way: a daemon at info.
+    const info = await startDaemon({ extraArgs: ['--log-level', 'info'], config: { 'api-timeouts': { headers: 3 } } });
+    try {
+      await pingFrontChecks(info.socket);
+    } finally {
+      await info.stop();
+    }
+  });
+
+  async function pingFrontChecks(socket: string): Promise<void> {
+    // The front answers plain pings; a query string takes the routed way (neither the front nor the HTTP server's
+    // ping fast path, ping-fast-path.ts, takes it).
+    const variants = [
+      ['GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n', 'GET /_ping?x=1 HTTP/1.1\r\nHost: d\r\n\r\n'],
+      ['HEAD /_ping HTTP/1.1\r\nHost: d\r\n\r\n', 'HEAD /_ping?x=1 HTTP/1.1\r\nHost: d\r\n\r\n'],
+      ['GET /v1.44/_ping HTTP/1.1\r\nHost: d\r\nUser-Agent: Docker-Client/28.0.0 (linux)\r\n\r\n', 'GET /v1.44/_ping?x HTTP/1.1\r\nHost: d\r\nUser-Agent: Docker-Client/28.0.0 (linux)\r\n\r\n'],
+      ['HEAD /v1.24/_ping HTTP/1.1\r\nHost: d\r\nConnection: keep-alive\r\n\r\n', 'HEAD /v1.24/_ping?x HTTP/1.1\r\nHost: d\r\nConnection: keep-alive\r\n\r\n'],
+    ];
+    for (const [front, routed] of variants) {
+      // two front answers, then the routed one on the connection the HTTP server now has, then its ping fast path's
+      const { responses } = await exchange(socket, [front!, front!, routed!, front!], 4);
+      expect(responses).toHaveLength(4);
+      expect(responses[0]).toMatch(/^HTTP\/1\.1 200 OK\r\napi-version: 1\.50\r\n/);
+      expect(responses[0]).toMatch(/\r\nDate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=30\r\n\r\n/);
+      expect(withoutDate(responses[0]!)).toBe(withoutDate(responses[2]!));
+      expect(withoutDate(responses[3]!)).toBe(withoutDate(responses[0]!));
+      expect(withoutDate(responses[1]!)).toBe(withoutDate(responses[0]!));
+    }
+    // Pipelined pings and another request in one write: answered in order, the rest by the routes.
+    const piped = await exchange(socket, ['GET /_ping HTTP/1.1\r\nHost: d\r\n\r\nGET /_ping HTTP/1.1\r\nHost: d\r\n\r\nGET /v1.50/version HTTP/1.1\r\nHost: d\r\n\r\n'], 3);
+    expect(piped.responses.map((r) => r.slice(-2))).toEqual(['OK', 'OK', '}\n']);
+    expect(piped.responses[2]).toContain('"ApiVersion":"1.50"');
+    // Thousands of pings written at once, answers read only as they come: all answered.
+    const many = await exchange(socket, ['GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n'.repeat(5000)], 5000);
+    expect(many.responses).toHaveLength(5000);
+    expect(many.responses.every((r) => r.endsWith('\r\n\r\nOK'))).toBe(true);
+    // A request split over writes, or one the front leaves alone (too new, Connection: close, a body): the HTTP
+    // server's answers.
+    const split = await exchange(socket, ['GET /_pi', 'ng HTTP/1.1\r\nHost: d\r\n', '\r\n'], 1);
+    expect(split.responses[0]).toMatch(/\r\n\r\nOK$/);
+    const tooNew = await exchange(socket, ['GET /v1.99/_ping HTTP/1.1\r\nHost: d\r\n\r\n'], 1);
+    expect(tooNew.responses[0]).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(tooNew.responses[0]).toContain('{"message":"client version 1.99 is too new. Maximum supported API version is 1.50"}');
+    const close = await exchange(socket, ['GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n'], 1, true);
+    expect(close.responses[0]).toContain('\r\nConnection: close\r\n');
+    expect(close.closed).toBe(true);
+    const body = await exchange(socket, ['GET /_ping HTTP/1.1\r\nHost: d\r\nContent-Length: 3\r\n\r\nabc'], 1);
+    expect(body.responses[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nOK$/);
+    const http10 = await exchange(socket, ['GET /_ping HTTP/1.0\r\n\r\n'], 1, true);
+    expect(http10.responses[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*\r\nConnection: close\r\n\r\nOK$/);
+    // A connection that sends nothing is timed out after the headers timeout (3 s here) as Node's server does it.
+    const silent = await exchange(socket, [], 1, true);
+    expect(silent.closed).toBe(true);
+    expect(silent.responses[0]).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n[^]*"message":"Client Timeout"/);
+  }
+
   it('docker version shows a full Server section', async () => {
     const r = await d.docker(['version']);
     expect(r.code, r.stderr).toBe(0);
