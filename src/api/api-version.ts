@@ -22,9 +22,25 @@ export function stripVersionPrefix(url: string): { url: string; version: string 
   return { url: rest === '' || rest.startsWith('?') ? `/${rest}` : rest, version: m[1] };
 }
 
+/**
+ * Parsed version strings. Every request of the docker CLI carries its version and routes compare it again, so
+ * the few versions clients send are parsed once; the cache stays small whatever clients send.
+ */
+const parsed = new Map<string, number[]>();
+const PARSED_MAX = 64;
+
+function parse(v: string): number[] {
+  let p = parsed.get(v);
+  if (p === undefined) {
+    p = v.split('.').map(Number);
+    if (parsed.size < PARSED_MAX) parsed.set(v, p);
+  }
+  return p;
+}
+
 function compare(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
+  const pa = parse(a);
+  const pb = parse(b);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
     const d = (pa[i] ?? 0) - (pb[i] ?? 0);
     if (d !== 0) return d;
