@@ -45,6 +45,23 @@ describe('container runtime through the docker CLI', () => {
     );
   });
 
+  it("the shim runs as a batch task (SCHED_BATCH) while the container's processes, run and exec, keep the normal policy", async () => {
+    /** The scheduling policy in a /proc/<pid>/stat line (field 41; counted after the command's closing paren). */
+    const policy = (stat: string): number => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    const id = (await ok('run', '-d', 'busybox', 'sleep', '300')).trim();
+    try {
+      const init = Number((await ok('inspect', '-f', '{{.State.Pid}}', id)).trim());
+      const shim = Number(readFileSync(`/proc/${init}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+      expect(policy(readFileSync(`/proc/${shim}/stat`, 'utf8'))).toBe(3); // SCHED_BATCH
+      expect(policy(readFileSync(`/proc/${init}/stat`, 'utf8'))).toBe(0); // SCHED_OTHER
+      expect(policy(await ok('exec', id, 'cat', '/proc/self/stat'))).toBe(0);
+      expect(policy(await ok('exec', id, 'sh', '-c', 'cat /proc/self/stat'))).toBe(0);
+    } finally {
+      await ok('rm', '-f', id);
+    }
+    expect(policy(await run('busybox', 'cat', '/proc/self/stat'))).toBe(0);
+  });
+
   it('--privileged grants every capability berthd holds, even without CAP_SYS_RESOURCE', async () => {
     const own = /CapBnd:\s+([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
     const out = await run('--privileged', 'busybox', 'sh', '-c', 'grep CapEff /proc/self/status; mkdir -p /m; mount -t tmpfs x /m && echo mounted');
