@@ -1,20 +1,13 @@
 import { API_VERSION, MIN_API_VERSION } from '../version.js';
 import { InvalidParameterError } from '../errors.js';
 
+/** dockerd's mux pattern, `/v{version:[0-9.]+}`: `/v1..5/` is a version too (refused as too old), not a path. */
+const PREFIX = /^\/v([0-9.]+)(?=\/|$|\?)/;
+
 /**
- * dockerd's versioned mount, `/v{version:[0-9.]+}/…`, as a Fastify prefix: the version becomes the route parameter
- * `version`, which the server's onRequest hook checks against the served range.
+ * Splits an optional `/v1.NN` prefix (dockerd's versioned mount, `/v{version:[0-9.]+}/…`) off a request URL: the
+ * routes (and the hijack router's) match unversioned paths; the server's onRequest hook checks the version.
  */
-export const VERSIONED_PREFIX = '/v:version(^[0-9.]+$)';
-
-/** A route path without the versioned mount's prefix. */
-export function unversionedPath(routeUrl: string): string {
-  return routeUrl.startsWith(VERSIONED_PREFIX) ? routeUrl.slice(VERSIONED_PREFIX.length) : routeUrl;
-}
-
-const PREFIX = /^\/v(\d+(?:\.\d+)*)(?=\/|$|\?)/;
-
-/** Splits an optional `/v1.NN` prefix off a request URL (the hijack router matches unversioned paths). */
 export function stripVersionPrefix(url: string): { url: string; version: string | undefined } {
   const m = PREFIX.exec(url);
   if (!m) return { url, version: undefined };

@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { InvalidParameterError } from '../errors.js';
-import { unversionedPath } from './api-version.js';
 
 /**
  * Request schemas for every route, derived from Docker's own API description (api-spec/docker-engine-api-v1.50.yaml,
@@ -98,9 +97,9 @@ function toDecoderSchema(s: unknown, strslice: boolean): unknown {
   return out;
 }
 
-/** fastify route path (`/containers/:id/json`, either mount) and spec path (`/containers/{id}/json`) on one shape. */
+/** fastify route path (`/containers/:id/json`) and spec path (`/containers/{id}/json`) on one shape. */
 function pathShape(p: string): string {
-  return unversionedPath(p).replace(/\{[^}]+\}/g, '{}').replace(/:[A-Za-z0-9_]+/g, '{}').replace(/\*$/, '{}');
+  return p.replace(/\{[^}]+\}/g, '{}').replace(/:[A-Za-z0-9_]+/g, '{}').replace(/\*$/, '{}');
 }
 
 export interface RouteSchemas {

@@ -1,7 +1,8 @@
+import type { IncomingMessage } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../util/logger.js';
-import { checkApiVersion } from './api-version.js';
+import { checkApiVersion, stripVersionPrefix } from './api-version.js';
 import { installErrorHandling, STANDARD_HEADERS } from './responses.js';
 import { installBodyParsers } from './body-parsers.js';
 import { registerRoutes } from './routes/index.js';
@@ -30,6 +31,11 @@ declare module 'fastify' {
   }
 }
 
+/** A request whose path began with `/vX.Y`: the version, split off before routing. */
+interface VersionedMessage extends IncomingMessage {
+  apiVersion?: string;
+}
+
 export interface ApiServer {
   app: FastifyInstance;
   listen(hosts: readonly string[], options?: ListenOptions): Promise<void>;
@@ -53,6 +59,13 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
     // docker-modem repeats every option in the query string (Labels, Env, HostConfig as JSON): Node's 16 KiB
     // header limit answers 431 where dockerd (Go's 1 MiB default) accepts the request.
     http: { maxHeaderSize: 1024 * 1024, ...httpServerTimeoutOptions(timeouts) },
+    // dockerd's versioned mount: `/v1.NN/…` is routed as `/…`, its version kept for the onRequest hook. Mounting
+    // the routes twice (with a version parameter) doubled the router and the routes' contexts (~0.6 MB of heap).
+    rewriteUrl: (req: VersionedMessage) => {
+      const { url, version } = stripVersionPrefix(req.url ?? '/');
+      if (version !== undefined) req.apiVersion = version;
+      return url;
+    },
   });
 
   const shutdown = new AbortController();
@@ -66,8 +79,9 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
   // The hooks run on every request (a /_ping on a kept-alive connection is little else): callback-style, not
   // async, so none costs a promise, and nothing is allocated that the common request does not need.
   app.addHook('onRequest', (request, reply, done) => {
-    // The versioned mount's parameter (routes/index.ts); unversioned requests speak the maximum version.
-    const version = (request.params as { version?: string } | undefined)?.version;
+    // The versioned mount's prefix (rewriteUrl); unversioned requests speak the maximum version. dockerd checks
+    // the version of routed requests only: an unknown path is a 404 whatever its prefix.
+    const version = request.is404 ? undefined : (request.raw as VersionedMessage).apiVersion;
     request.apiVersion = version;
     const socket = request.raw.socket;
     active.set(socket, (active.get(socket) ?? 0) + 1);

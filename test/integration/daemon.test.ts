@@ -207,8 +207,9 @@ describe('berthd foundation through the docker CLI', () => {
       const missing = await d.request('GET', `${prefix}/containers/berth-no-such/json`);
       expect(missing.json()).toEqual({ message: 'No such container: berth-no-such' });
     }
-    // Not a version: no route, as with dockerd's [0-9.]+ pattern.
-    for (const url of ['/vx/_ping', '/v1.50/no/such/route', '/v1.50']) {
+    // Not a version: no route, as with dockerd's [0-9.]+ pattern; nor is an unknown path under any version (dockerd
+    // checks the version of routed requests only).
+    for (const url of ['/vx/_ping', '/v1.50/no/such/route', '/v1.50', '/v1.99/no/such/route']) {
       const r = await d.request('GET', url);
       expect(r.status, url).toBe(404);
       expect(r.json()).toEqual({ message: 'page not found' });

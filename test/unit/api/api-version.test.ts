@@ -6,6 +6,8 @@ describe('version prefixes', () => {
     expect(stripVersionPrefix('/v1.41/containers/json?all=1')).toEqual({ url: '/containers/json?all=1', version: '1.41' });
     expect(stripVersionPrefix('/v1.50/_ping')).toEqual({ url: '/_ping', version: '1.50' });
     expect(stripVersionPrefix('/v1.50')).toEqual({ url: '/', version: '1.50' });
+    // dockerd's [0-9.]+: malformed versions are still versions, which the version check refuses
+    expect(stripVersionPrefix('/v1..5/version')).toEqual({ url: '/version', version: '1..5' });
   });
 
   it('leaves unversioned URLs and look-alikes alone', () => {
