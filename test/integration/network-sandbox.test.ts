@@ -243,8 +243,8 @@ describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkSer
   });
 
   it('makes sandboxes started together side by side, and a live connect issued meanwhile lands in a made namespace', async () => {
-    await h.service.create({ Name: 'sb-par', IPAM: { Config: [{ Subnet: '10.248.0.0/24' }] } });
-    await h.service.create({ Name: 'sb-par2', IPAM: { Config: [{ Subnet: '10.249.0.0/24' }] } });
+    await h.service.create({ Name: 'sb-par', IPAM: { Config: [{ Subnet: '10.228.0.0/24' }] } });
+    await h.service.create({ Name: 'sb-par2', IPAM: { Config: [{ Subnet: '10.229.0.0/24' }] } });
     const ids = Array.from({ length: 5 }, () => randomHex());
     const made = ids.map((id, i) => h.service.createSandbox(id, { name: `par${i}`, mode: 'sb-par', hostname: `par${i}`, filesDir: h.containerDir(id) }));
     for (const id of ids) stops.push(() => h.service.releaseSandbox(id));
@@ -259,9 +259,9 @@ describe('network sandboxes (netns, veth, bridge, DNS, files) through NetworkSer
       expect(readFileSync(info.hostsPath, 'utf8')).toContain(`${ips[i]}\tpar${i}`);
     }
     const second = h.service.settings(ids[0]!)!.Networks['sb-par2']!.IPAddress;
-    expect(second).toMatch(/^10\.249\.0\.\d+$/);
+    expect(second).toMatch(/^10\.229\.0\.\d+$/);
     expect((await inNetns(infos[0]!.netnsPath!, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth1'])).out).toContain(`${second}/24`);
-    expect((await inNetns(infos[0]!.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.249.0.1'])).code).toBe(0);
+    expect((await inNetns(infos[0]!.netnsPath!, ['busybox', 'ping', '-c', '1', '-W', '2', '10.229.0.1'])).code).toBe(0);
   });
 
   it('plumbs a sandbox that reuses a just-released address, name and namespace path only after the old devices are gone', async () => {
