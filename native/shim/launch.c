@@ -132,11 +132,19 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 			cg_procs[ncg_procs++] = procs;
 	}
 
+	/* A cgroup namespace is rooted at the cgroups its creator is in. The child joins the v1 hierarchies itself,
+	 * after the clone: one made at the clone would be rooted at the shim's cgroups there (/proc/self/cgroup showing
+	 * /berth/<id> inside), so the child makes it once it has joined them (as runc on v1). */
+	int late_cgroupns = 0;
+	if ((p->clone_flags & CLONE_NEWCGROUP) && ncg_tasks > 0)
+		late_cgroupns = 1;
+	const unsigned long early_flags = late_cgroupns ? p->clone_flags & ~(unsigned long)CLONE_NEWCGROUP : p->clone_flags;
+
 	pid_t pid = -1;
 	if (cg2_fd >= 0) {
 		struct clone3_args ca;
 		memset(&ca, 0, sizeof(ca));
-		ca.flags = (uint64_t)p->clone_flags | CLONE_INTO_CGROUP;
+		ca.flags = (uint64_t)early_flags | CLONE_INTO_CGROUP;
 		ca.exit_signal = SIGCHLD;
 		ca.cgroup = (uint64_t)cg2_fd;
 		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
@@ -150,9 +158,7 @@ int launch_init(struct plan *p, int report_fd, struct launch *l, struct berth_er
 			cg2_fd = -1;
 		}
 	}
-	/* Without CLONE_INTO_CGROUP the child reaches its cgroups after the clone: a cgroup namespace made at the
-	 * clone would be rooted at the shim's cgroup, so the child makes it once it has joined (as runc on v1). */
-	int late_cgroupns = 0;
+	/* Without CLONE_INTO_CGROUP the child reaches all its cgroups after the clone: the same, for every hierarchy. */
 	if (pid < 0) {
 		unsigned long flags = p->clone_flags;
 		if (flags & CLONE_NEWCGROUP) {
