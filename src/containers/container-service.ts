@@ -108,8 +108,12 @@ export class ContainerService extends ContainerReads {
       // The container holds its image's layers: `rmi -f` of the image must not delete them under it.
       if (record.chainId) this.d.layers.hold(id, record.chainId);
       await this.dirs.prepare(id);
-      record.mounts = await this.launcher.resolveMounts(record, () => this.d.views.imageRootfs(record));
-      this.save(record);
+      const mounts = await this.launcher.resolveMounts(record, () => this.d.views.imageRootfs(record));
+      // stored again only when there are mounts: without (the usual run) the row inserted above is complete
+      if (mounts.length > 0 || record.mounts.length > 0) {
+        record.mounts = mounts;
+        this.save(record);
+      }
     } catch (e) {
       this.records.delete(id);
       this.d.repo.delete(id);
