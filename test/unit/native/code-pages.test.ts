@@ -45,7 +45,8 @@ describe('releaseCodePages', () => {
     const { before, released, after } = JSON.parse(r.stdout) as { before: Kb; released: number; after: Kb };
     expect(released).toBeGreaterThan(0);
     expect(released).toBeLessThanOrEqual(before.exe + before.libs);
-    expect(after.exe).toBeLessThan(before.exe);
+    // Node from nodejs.org is one big executable; Debian's is a small one linking libnode.so: the code falls in both
+    expect(after.exe + after.libs).toBeLessThan(before.exe + before.libs);
     expect(after.libs).toBeLessThan(before.libs);
   });
 });
