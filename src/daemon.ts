@@ -88,11 +88,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let registry: RegistryService | undefined;
   let cri: OnDemandCriServer | undefined;
   let nri: NriService | undefined;
-  const idleTrim = new IdleTrim({
-    heap: () => nativeAddon().reduceHeap(),
-    malloc: () => nativeAddon().mallocTrim(),
-    codePages: () => nativeAddon().releaseCodePages(),
-  });
+  const idleTrim = new IdleTrim({ heap: () => nativeAddon().reduceHeap(), malloc: () => nativeAddon().mallocTrim() });
   try {
     secureDataRoot(config.dataRoot, log);
     db = openDatabase(join(config.dataRoot, 'berth.db'), log.child({ sub: 'store' }));

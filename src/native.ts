@@ -42,11 +42,6 @@ export interface BerthAddon {
   mallocTrim(): boolean;
   /** Starts V8's memory-reducing collection (what its memory reducer runs after ~8 s of quiet); it ends in tasks. */
   reduceHeap(): void;
-  /**
-   * Drops the mappings of the clean, read-only pages of the node executable and the loaded shared objects (they stay
-   * in the page cache; a later use maps them again with a minor fault); returns the KiB of RSS they held.
-   */
-  releaseCodePages(): number;
 }
 
 export const S_IFIFO = 0o010000;

@@ -714,7 +714,6 @@ static napi_value init(napi_env env, napi_value exports) {
     {"createNetns", NULL, js_create_netns, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mallocTrim", NULL, js_malloc_trim, NULL, NULL, NULL, napi_enumerable, NULL},
     {"reduceHeap", NULL, js_reduce_heap, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"releaseCodePages", NULL, js_release_code_pages, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,7 +1,4 @@
-/*
- * Memory back to the kernel for berthd: glibc's free arena pages (malloc_trim.c), V8's heap (heap_reduce.cc),
- * the mappings of the loaded code's clean pages (code_pages.c).
- */
+/* Memory back to the kernel for berthd: glibc's free arena pages (malloc_trim.c), V8's heap (heap_reduce.cc). */
 #ifndef BERTH_MALLOC_TRIM_H
 #define BERTH_MALLOC_TRIM_H
 #include <node_api.h>
@@ -14,9 +11,6 @@ napi_value js_malloc_trim(napi_env env, napi_callback_info info);
 
 /* reduceHeap(): starts V8's memory-reducing collection (incremental; it ends in background tasks). */
 napi_value js_reduce_heap(napi_env env, napi_callback_info info);
-/* releaseCodePages(): drops the mappings of the clean read-only pages of the executable and the loaded shared
- * objects; the KiB they held. */
-napi_value js_release_code_pages(napi_env env, napi_callback_info info);
 #ifdef __cplusplus
 }
 #endif

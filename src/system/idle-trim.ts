@@ -1,24 +1,17 @@
-/**
- * What IdleTrim releases: V8's heap (a memory-reducing collection, run in tasks), glibc's free arena pages, and the
- * mappings of the loaded code's clean pages (native/addon/code_pages.c).
- */
+/** What IdleTrim releases: V8's heap (a memory-reducing collection, run in tasks) and glibc's free arena pages. */
 export interface MemoryRelease {
   heap(): void;
   malloc(): void;
-  codePages(): void;
 }
 
 /**
  * Gives memory back to the kernel when the daemon goes quiet, instead of keeping the peak of its last burst. V8
  * compacts and shrinks its heap only when its memory reducer fires, ~8 s or more after a collection, and glibc
  * keeps what berthd frees in its malloc arenas (V8's compiler zones, buffers of a finished log read or pull,
- * sqlite's pages), releasing only the top of the main heap: after start, ~10 MB of both stay resident. And the
- * ~45 MB of code (/usr/bin/node's text and read-only data, the shared libraries') that the start mapped stay in
- * berthd's page tables (and RSS), though an idle daemon runs a fraction of it.
+ * sqlite's pages), releasing only the top of the main heap: after start, ~10 MB of both stay resident.
  * Once a second the trimmer looks at the CPU time the process used (all threads): a second with more than
  * `busyCpuMs` is activity. The first quiet second after activity (the start is activity) starts V8's
- * memory-reducing collection; the next look, once it has run, trims malloc's arenas and drops the code's
- * mappings (what runs next maps its pages again from the page cache). Nothing runs per request,
+ * memory-reducing collection; the next look, once it has run, trims malloc's arenas. Nothing runs per request,
  * and a busy daemon is never interrupted. Releases are at least `gapLooks` looks apart (the start's at once), so a
  * client polling every few seconds costs one collection per half minute, not one per poll.
  */
@@ -60,7 +53,6 @@ export class IdleTrim {
     if (this.collecting) {
       this.collecting = false;
       this.release.malloc();
-      this.release.codePages();
     } else if (used > this.busyCpuMs) {
       this.pending = true;
     } else if (this.pending && this.sinceRelease >= this.gapLooks) {

@@ -14,10 +14,6 @@ function harness(gapLooks: number): { t: IdleTrim; calls: string[]; spend(ms: nu
         calls.push('malloc');
         cpu += 30;
       },
-      codePages: () => {
-        calls.push('code');
-        cpu += 1;
-      },
     },
     () => cpu,
     10,
@@ -27,44 +23,44 @@ function harness(gapLooks: number): { t: IdleTrim; calls: string[]; spend(ms: nu
 }
 
 describe('idle trim', () => {
-  it('releases the heap at the first quiet look after activity and malloc and the code pages at the next, never while busy, and not for its own CPU time', () => {
+  it('releases the heap at the first quiet look after activity and malloc at the next, never while busy, and not for its own CPU time', () => {
     const { t, calls, spend } = harness(0);
     // the start is activity: the first quiet look collects, the next trims
     spend(5);
     t.tick();
     expect(calls).toEqual(['heap']);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code']);
+    expect(calls).toEqual(['heap', 'malloc']);
     // quiet looks after it do nothing, whatever the releases cost
     t.tick();
     spend(3);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code']);
+    expect(calls).toEqual(['heap', 'malloc']);
     // busy looks do nothing; the quiet one after them starts the releases again, once
     spend(200);
     t.tick();
     spend(11);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code']);
+    expect(calls).toEqual(['heap', 'malloc']);
     spend(2);
     t.tick();
     t.tick();
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code', 'heap', 'malloc', 'code']);
+    expect(calls).toEqual(['heap', 'malloc', 'heap', 'malloc']);
   });
 
   it('keeps releases gapLooks looks apart, the first one at once', () => {
     const { t, calls, spend } = harness(5);
     t.tick();
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code']);
+    expect(calls).toEqual(['heap', 'malloc']);
     // activity right after: the release waits until 5 looks have passed since the last one began
     spend(50);
     t.tick();
     t.tick();
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code']);
+    expect(calls).toEqual(['heap', 'malloc']);
     t.tick();
-    expect(calls).toEqual(['heap', 'malloc', 'code', 'heap']);
+    expect(calls).toEqual(['heap', 'malloc', 'heap']);
   });
 });
