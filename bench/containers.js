@@ -141,6 +141,7 @@ const workloads = [
       return fresh;
     },
     run: (_d, fresh) => daemonRssMiB(fresh.pid()),
+    also: { name: 'daemon anonymous memory idle (RssAnon)', run: (_d, fresh) => daemonRssMiB(fresh.pid(), 'RssAnon') },
     teardown: async (d, fresh) => {
       if (fresh !== d) await fresh.close();
     },

@@ -136,9 +136,11 @@ function listenerPid(sock) {
 
 /**
  * Resident memory of a daemon and its helper processes (dockerd + containerd; berthd + shim spawner and helpers),
- * without per-container supervisors (berth-shim, containerd-shim), which are counted separately.
+ * without per-container supervisors (berth-shim, containerd-shim), which are counted separately, in MiB: VmRSS,
+ * or with field 'RssAnon' only the anonymous part (the daemon's own memory, without the pages it maps from files,
+ * which stay in the page cache and are shared with other processes).
  */
-export function daemonRssMiB(pid) {
+export function daemonRssMiB(pid, field = 'VmRSS') {
   if (!pid) return undefined;
   const children = new Map();
   for (const e of readdirSync('/proc')) {
@@ -159,7 +161,7 @@ export function daemonRssMiB(pid) {
       cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' ');
       // The spawner forks each shim without exec, so a shim's command line is the spawner's too.
       if (/containerd-shim|berth-shim (?!spawner)/.test(cmd) || /berth-shim spawner/.test(parentCmd)) return;
-      kb += rssKb(p);
+      kb += rssKb(p, field);
     } catch {
       return;
     }
@@ -169,8 +171,8 @@ export function daemonRssMiB(pid) {
   return kb / 1024;
 }
 
-function rssKb(p) {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+function rssKb(p, field = 'VmRSS') {
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
 }
 
 function processTable() {
