@@ -103,9 +103,17 @@ export function readLayeredFile(dirs: readonly string[], path: string, maxBytes:
         if (!file) return undefined;
         try {
           if (file.st.size > maxBytes) throw new BerthError(`${path} in the container is larger than ${maxBytes} bytes`);
-          const buf = Buffer.alloc(maxBytes + 1);
+          // Sized by the file (one byte more to see its end), grown if it grows meanwhile: a buffer of the limit
+          // (4 MiB for /etc/passwd and /etc/group, zero-filled, two per container start) made V8 count 8 MiB of
+          // external memory per start and run a full collection every few starts of a busy daemon.
+          let buf = Buffer.allocUnsafe(Math.min(maxBytes, file.st.size) + 1);
           let n = 0;
           for (;;) {
+            if (n === buf.length) {
+              const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, buf.length * 2));
+              buf.copy(bigger, 0, 0, n);
+              buf = bigger;
+            }
             const r = readSync(file.fd, buf, n, buf.length - n, null);
             if (r === 0) break;
             n += r;

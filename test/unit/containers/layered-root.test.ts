@@ -70,4 +70,13 @@ describe('readLayeredFile: a file of the merged layers, resolved inside the root
     expect(() => read('/etc/passwd', 99)).toThrow(/larger than 99 bytes/);
     expect(read('/etc/passwd', 100)).toBe('x'.repeat(100));
   });
+
+  it('reads a file of any size under the cap whole, byte for byte', () => {
+    mkdirSync(join(upper, 'etc'));
+    for (const size of [0, 1, 4095, 4096, 8193, 150_000]) {
+      const text = Array.from({ length: size }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+      writeFileSync(join(upper, 'etc', 'passwd'), text);
+      expect(read('/etc/passwd')).toBe(text);
+    }
+  });
 });
