@@ -13,10 +13,15 @@ export interface CompiledSeccomp {
 /** Compiled seccomp programs by machine + profile: the same profile and capabilities compile once per daemon. */
 const seccompPrograms = new Map<string, CompiledSeccomp>();
 
+/** Programs by profile object: a profile the spec builder shares between containers skips the JSON key. */
+const byObject = new WeakMap<object, CompiledSeccomp>();
+
 /** The spec's seccomp filter compiled for this machine (cached), undefined when the spec has none. */
 export function compiledSeccomp(spec: OciSpec): CompiledSeccomp | undefined {
   const profile = spec.linux?.seccomp;
   if (!profile) return undefined;
+  const known = byObject.get(profile);
+  if (known) return known;
   const machine = os.machine() === 'aarch64' ? 'aarch64' : 'x86_64';
   const key = `${machine}\0${JSON.stringify(profile, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`;
   let c = seccompPrograms.get(key);
@@ -25,5 +30,6 @@ export function compiledSeccomp(spec: OciSpec): CompiledSeccomp | undefined {
     if (seccompPrograms.size >= 32) seccompPrograms.delete(seccompPrograms.keys().next().value as string);
     seccompPrograms.set(key, c);
   }
+  if (Object.isFrozen(profile)) byObject.set(profile, c);
   return c;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildSpec, parseSecurityOpts, type SpecInputs } from '../../../src/containers/spec-builder.js';
 import { cgroupPathOf } from '../../../src/containers/paths.js';
 import type { HostConfig } from '../../../src/containers/types.js';
+import { compiledSeccomp } from '../../../src/runtime/seccomp/cache.js';
 
 describe('spec builder options', () => {
   it('parses --security-opt', () => {
@@ -84,5 +85,36 @@ describe('a CRI pod\'s user namespace', () => {
     const s = buildSpec(inputs({}));
     expect(s.linux?.namespaces?.some((n) => n.type === 'user')).toBe(false);
     expect(s.linux?.uidMappings).toBeUndefined();
+  });
+});
+
+describe('spec builder: seccomp sections', () => {
+  const inputs = (hostConfig: HostConfig): SpecInputs => ({
+    id: 'c1',
+    config: { Image: 'busybox', Cmd: ['true'], Env: [], WorkingDir: '', Labels: {} } as unknown as SpecInputs['config'],
+    hostConfig,
+    user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
+    etcFiles: {},
+    userMounts: [],
+    namespacePaths: {},
+    resources: {},
+    devices: [],
+    deviceRules: [],
+    cgroupsPath: cgroupPathOf({ id: 'c1', hostConfig }),
+    cgroupV2: false,
+    initPath: '/usr/libexec/berth-init',
+  });
+
+  it('shares one frozen section between containers of the same profile and capabilities, another for other capabilities', () => {
+    const a = buildSpec(inputs({})).linux?.seccomp;
+    const b = buildSpec(inputs({})).linux?.seccomp;
+    const c = buildSpec(inputs({ CapAdd: ['SYS_ADMIN'] })).linux?.seccomp;
+    expect(a).toBeDefined();
+    expect(b).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(Object.isFrozen(a?.syscalls?.[0])).toBe(true);
+    expect(c).not.toBe(a);
+    expect(JSON.stringify(c)).not.toBe(JSON.stringify(a));
+    expect(compiledSeccomp({ ociVersion: '1.0.2', linux: { seccomp: a } })).toBe(compiledSeccomp({ ociVersion: '1.0.2', linux: { seccomp: b } }));
   });
 });
