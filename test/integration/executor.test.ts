@@ -6,7 +6,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readlinkSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -480,33 +479,39 @@ describe.skipIf(!isRoot)('executor (berth-shim)', () => {
   it("keeps a finished session's output for a client that writes after the end (lingering close: no EPIPE)", async () => {
     const m = await createContainer({ args: ['sleep', '60'] });
     await ex.start(m.id);
+    const proc = (args: string[]): OciProcess => ({ user: { uid: 0, gid: 0 }, args, env: [`PATH=${DEFAULT_PATH}`], cwd: '/' });
+    // the output comes once the test says so (a second exec makes /tmp/go), not after a delay
     const h = await ex.exec(m.id, 'late1', {
-      process: { user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'sleep 0.3; echo late-output'], env: [`PATH=${DEFAULT_PATH}`], cwd: '/' },
+      process: proc(['sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.05; done; echo late-output']),
       tty: true,
       openStdin: false,
     });
-    // a second client of the exec's shim, attached before the output comes, that reads nothing until the end
+    // a second client of the exec's shim, attached before the output comes; half-open, so that it can still write
+    // once the shim has ended the session (EOF), as the CRI's and Docker's clients do with a resize
     const socketPath = ex.socketPathFor(m.id, 'late1');
-    const sock = net.createConnection({ path: socketPath });
+    const sock = net.createConnection({ path: socketPath, allowHalfOpen: true });
     const got: Buffer[] = [];
     let error: Error | undefined;
     sock.on('data', (b: Buffer) => got.push(b));
     sock.on('error', (e) => (error = e));
+    const ended = new Promise((r) => sock.once('end', r));
+    const closed = new Promise((r) => sock.once('close', r));
     await new Promise((r) => sock.once('connect', r));
     sock.write(shimFrame('A', '1 0'));
-    await waitFor(() => Buffer.concat(got).includes('ok'), 5000);
-    sock.pause();
+    await waitFor(() => Buffer.concat(got).includes('ok'), 10_000);
+    const go = await ex.exec(m.id, 'go1', { process: proc(['touch', '/tmp/go']), tty: false, openStdin: false });
+    expect((await go.exit).exitCode).toBe(0);
     expect(await collect(h.output, () => false)).toContain('late-output');
     expect((await h.exit).exitCode).toBe(0);
-    // the shim has sent everything and ended the session; a resize arrives now, as the CRI's and Docker's clients
-    // send one as a TTY session opens (before, the shim had closed the socket: EPIPE, and Node dropped the output)
-    await waitFor(() => !existsSync(socketPath), 5000);
-    await delay(300);
-    sock.write(shimFrame('W', '30 90'));
-    sock.resume();
-    await new Promise((r) => sock.once('close', r));
-    expect(error).toBeUndefined();
+    // the shim has sent everything and ended the session (EOF here); a resize written now reaches a shim that still
+    // reads (before, the shim had closed the socket: EPIPE, and Node destroyed the socket with unread output in it)
+    await ended;
     expect(Buffer.concat(got).toString('latin1')).toContain('late-output');
+    const written = await new Promise<Error | null | undefined>((r) => sock.write(shimFrame('W', '30 90'), r));
+    expect(written ?? undefined).toBeUndefined();
+    sock.end();
+    await closed;
+    expect(error).toBeUndefined();
     await ex.kill(m.id, 9);
     await ex.waitExit(m.id);
     await ex.delete(m.id);
