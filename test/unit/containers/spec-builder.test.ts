@@ -12,22 +12,24 @@ describe('spec builder options', () => {
   });
 });
 
+/** A busybox `true` container's inputs with the given host config. */
+const inputs = (hostConfig: HostConfig, cgroupV2 = false): SpecInputs => ({
+  id: 'c1',
+  config: { Image: 'busybox', Cmd: ['true'], Env: [], WorkingDir: '', Labels: {} } as unknown as SpecInputs['config'],
+  hostConfig,
+  user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
+  etcFiles: {},
+  userMounts: [],
+  namespacePaths: {},
+  resources: {},
+  devices: [],
+  deviceRules: [],
+  cgroupsPath: cgroupPathOf({ id: 'c1', hostConfig }),
+  cgroupV2,
+  initPath: '/usr/libexec/berth-init',
+});
+
 describe('cgroup namespace and cgroup parent, on both cgroup versions', () => {
-  const inputs = (hostConfig: HostConfig, cgroupV2: boolean): SpecInputs => ({
-    id: 'c1',
-    config: { Image: 'busybox', Cmd: ['true'], Env: [], WorkingDir: '', Labels: {} } as unknown as SpecInputs['config'],
-    hostConfig,
-    user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
-    etcFiles: {},
-    userMounts: [],
-    namespacePaths: {},
-    resources: {},
-    devices: [],
-    deviceRules: [],
-    cgroupsPath: cgroupPathOf({ id: 'c1', hostConfig }),
-    cgroupV2,
-    initPath: '/usr/libexec/berth-init',
-  });
   const cgroupns = (hc: HostConfig, v2: boolean): boolean =>
     (buildSpec(inputs(hc, v2)).linux?.namespaces ?? []).some((n) => n.type === 'cgroup');
 
@@ -89,21 +91,6 @@ describe('a CRI pod\'s user namespace', () => {
 });
 
 describe('spec builder: seccomp sections', () => {
-  const inputs = (hostConfig: HostConfig): SpecInputs => ({
-    id: 'c1',
-    config: { Image: 'busybox', Cmd: ['true'], Env: [], WorkingDir: '', Labels: {} } as unknown as SpecInputs['config'],
-    hostConfig,
-    user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
-    etcFiles: {},
-    userMounts: [],
-    namespacePaths: {},
-    resources: {},
-    devices: [],
-    deviceRules: [],
-    cgroupsPath: cgroupPathOf({ id: 'c1', hostConfig }),
-    cgroupV2: false,
-    initPath: '/usr/libexec/berth-init',
-  });
 
   it('shares one frozen section between containers of the same profile and capabilities, another for other capabilities', () => {
     const a = buildSpec(inputs({})).linux?.seccomp;
