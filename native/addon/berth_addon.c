@@ -2,9 +2,10 @@
  * berth_addon: the few syscalls berthd needs that Node does not offer:
  * mknod, the l*xattr family, mount and umount2, a bind mount onto an open
  * descriptor (the new mount API), and attaching a cgroup v2 device filter
- * (eBPF program bytes built by berthd), and a network namespace with its veth
- * endpoints over rtnetlink (netns.c; asynchronous). Each function throws a
- * JS Error carrying errno/code/syscall on failure, like Node's fs does.
+ * (eBPF program bytes built by berthd; device_filter.c), and a network
+ * namespace with its veth endpoints over rtnetlink (netns.c; asynchronous).
+ * Each function throws a JS Error carrying errno/code/syscall on failure, like
+ * Node's fs does (napi_util.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/syscall.h>
-#include <linux/bpf.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,122 +27,8 @@
 #include "netns.h"
 #include "sd_notify.h"
 #include "malloc_trim.h"
-
-#define MAX_PATH_ARG 4096
-#define MAX_DATA_ARG 65536
-
-static const char *errno_code(int e) {
-  switch (e) {
-  case EPERM: return "EPERM";
-  case ENOENT: return "ENOENT";
-  case EIO: return "EIO";
-  case EACCES: return "EACCES";
-  case EEXIST: return "EEXIST";
-  case ENOTDIR: return "ENOTDIR";
-  case EISDIR: return "EISDIR";
-  case EINVAL: return "EINVAL";
-  case ENOSPC: return "ENOSPC";
-  case EROFS: return "EROFS";
-  case EBUSY: return "EBUSY";
-  case ENODEV: return "ENODEV";
-  case ENOTSUP: return "ENOTSUP";
-  case ENODATA: return "ENODATA";
-  case ERANGE: return "ERANGE";
-  case E2BIG: return "E2BIG";
-  case ENAMETOOLONG: return "ENAMETOOLONG";
-  case ELOOP: return "ELOOP";
-  case ENOSYS: return "ENOSYS";
-  case EBADF: return "EBADF";
-  case EFAULT: return "EFAULT";
-  case ENOMEM: return "ENOMEM";
-  case EAGAIN: return "EAGAIN";
-  case EPIPE: return "EPIPE";
-  case ENOTSOCK: return "ENOTSOCK";
-  case ECONNRESET: return "ECONNRESET";
-  default: return "EUNKNOWN";
-  }
-}
-
-/* Error(msg) with .errno (negative, as Node's) and .code, as Node's own system errors carry them. */
-static napi_value errno_error(napi_env env, int e, const char *msg) {
-  napi_value jmsg, err, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
-  napi_create_error(env, NULL, jmsg, &err);
-  napi_create_int32(env, -e, &v);
-  napi_set_named_property(env, err, "errno", v);
-  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, err, "code", v);
-  return err;
-}
-
-/* Error("<CODE>: <strerror>, <syscall> '<path>'") with .errno, .code, .syscall, .path. */
-static napi_value syscall_error(napi_env env, int e, const char *syscall, const char *path) {
-  char msg[MAX_PATH_ARG + 256];
-  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(e), strerror(e), syscall, path ? path : "");
-  napi_value err = errno_error(env, e, msg), v;
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, err, "syscall", v);
-  if (path) {
-    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, err, "path", v);
-  }
-  return err;
-}
-
-/* Throws syscall_error's Error. */
-static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
-  napi_throw(env, syscall_error(env, e, syscall, path));
-  return NULL;
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
-    napi_throw_type_error(env, NULL, "wrong number of arguments");
-    return -1;
-  }
-  return 0;
-}
-
-/* Copies a JS string argument into a fresh malloc'd buffer (NULL + pending exception on error). */
-static char *get_string(napi_env env, napi_value v, size_t max) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "expected a string argument");
-    return NULL;
-  }
-  if (len >= max) {
-    napi_throw_range_error(env, NULL, "string argument too long");
-    return NULL;
-  }
-  char *buf = malloc(len + 1);
-  if (!buf) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  napi_get_value_string_utf8(env, v, buf, len + 1, &len);
-  return buf;
-}
-
-/* An xattr call's (path, name) arguments; -1 with a JS exception pending when either is bad. */
-static int get_path_and_name(napi_env env, napi_value argv[2], char **path, char **name) {
-  *path = get_string(env, argv[0], MAX_PATH_ARG);
-  if (!*path) return -1;
-  *name = get_string(env, argv[1], 256);
-  if (!*name) {
-    free(*path);
-    return -1;
-  }
-  return 0;
-}
-
-static int get_u32(napi_env env, napi_value v, uint32_t *out) {
-  if (napi_get_value_uint32(env, v, out) != napi_ok) {
-    napi_throw_type_error(env, NULL, "expected a number argument");
-    return -1;
-  }
-  return 0;
-}
+#include "napi_util.h"
+#include "device_filter.h"
 
 /* sendWithFd(socketFd, data: Buffer, fd) -> bytes sent: one sendmsg on a unix stream socket (non-blocking, no
  * SIGPIPE) with `fd` passed along (SCM_RIGHTS) on the first byte; the caller sends what is left, if any. */
@@ -452,189 +338,6 @@ static napi_value js_bind_mount_at(napi_env env, napi_callback_info info) {
 out:
   if (tree >= 0) close(tree);
   free(source);
-  return ret;
-}
-
-/* ---- cgroup v2 device filter ------------------------------------------------------------------------------- */
-
-/* Name given to Berth's programs so a later attach finds and replaces only its own. */
-#define BERTH_DEVICE_PROG_NAME "berth_devices"
-#define MAX_INSNS 4096
-
-static long sys_bpf(int cmd, union bpf_attr *attr) {
-  return syscall(SYS_bpf, cmd, attr, sizeof *attr);
-}
-
-/* Ids of the BPF_CGROUP_DEVICE programs attached directly to the cgroup (*ids malloc'd; -1 + errno on failure). */
-static int query_device_progs(int dirfd, uint32_t **ids, uint32_t *count) {
-  uint32_t cap = 64;
-  for (int tries = 0; tries < 8; tries++) {
-    uint32_t *buf = calloc(cap ? cap : 1, sizeof *buf);
-    if (!buf) {
-      errno = ENOMEM;
-      return -1;
-    }
-    union bpf_attr attr;
-    memset(&attr, 0, sizeof attr);
-    attr.query.target_fd = (uint32_t)dirfd;
-    attr.query.attach_type = BPF_CGROUP_DEVICE;
-    attr.query.prog_ids = (uint64_t)(uintptr_t)buf;
-    attr.query.prog_cnt = cap;
-    if (sys_bpf(BPF_PROG_QUERY, &attr) == 0) {
-      *ids = buf;
-      *count = attr.query.prog_cnt;
-      return 0;
-    }
-    int e = errno;
-    free(buf);
-    if (e != ENOSPC) {
-      errno = e;
-      return -1;
-    }
-    cap = attr.query.prog_cnt; /* the kernel reports how many there are */
-  }
-  errno = ENOSPC;
-  return -1;
-}
-
-/* fd of program `id` if it is a Berth device program, -1 if not (or not accessible); -2 + errno on failure. */
-static int open_if_berth_prog(uint32_t id) {
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.prog_id = id;
-  int fd = (int)sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
-  if (fd < 0) return (errno == ENOENT || errno == EPERM || errno == EACCES) ? -1 : -2;
-  struct bpf_prog_info info;
-  memset(&info, 0, sizeof info);
-  memset(&attr, 0, sizeof attr);
-  attr.info.bpf_fd = (uint32_t)fd;
-  attr.info.info_len = sizeof info;
-  attr.info.info = (uint64_t)(uintptr_t)&info;
-  if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) != 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -2;
-  }
-  if (strncmp(info.name, BERTH_DEVICE_PROG_NAME, sizeof info.name) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-/*
- * attachDeviceFilter(cgroupDir, insns: Buffer) -> number of earlier Berth programs replaced.
- * Loads the BPF_PROG_TYPE_CGROUP_DEVICE program, attaches it with BPF_F_ALLOW_MULTI, then detaches the Berth
- * programs that were there before (the new one is in force first: in between, both must allow).
- * Errors name the step in .syscall ("bpf(BPF_PROG_LOAD)"...); a verifier refusal carries .verifierLog.
- */
-static napi_value js_attach_device_filter(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (get_args(env, info, 2, argv)) return NULL;
-  void *insns;
-  size_t len;
-  if (napi_get_buffer_info(env, argv[1], &insns, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "insns must be a Buffer");
-    return NULL;
-  }
-  if (len == 0 || len % sizeof(struct bpf_insn) != 0 || len / sizeof(struct bpf_insn) > MAX_INSNS) {
-    napi_throw_range_error(env, NULL, "insns must hold 1 to 4096 struct bpf_insn");
-    return NULL;
-  }
-  char *path = get_string(env, argv[0], MAX_PATH_ARG);
-  if (!path) return NULL;
-
-  napi_value ret = NULL;
-  int progfd = -1;
-  uint32_t *ids = NULL, count = 0, replaced = 0;
-  int *old = NULL;
-  uint32_t nold = 0;
-  int dirfd = open(path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-  if (dirfd < 0) {
-    ret = throw_errno(env, errno, "open", path);
-    goto out;
-  }
-
-  /* Earlier Berth programs, found before the new one joins the list. */
-  if (query_device_progs(dirfd, &ids, &count) != 0) {
-    ret = throw_errno(env, errno, "bpf(BPF_PROG_QUERY)", path);
-    goto out;
-  }
-  old = calloc(count ? count : 1, sizeof *old);
-  if (!old) {
-    napi_throw_error(env, NULL, "out of memory");
-    goto out;
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    int fd = open_if_berth_prog(ids[i]);
-    if (fd == -2) {
-      ret = throw_errno(env, errno, "bpf(BPF_PROG_GET_FD_BY_ID)", path);
-      goto out;
-    }
-    if (fd >= 0) old[nold++] = fd;
-  }
-
-  union bpf_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-  attr.insns = (uint64_t)(uintptr_t)insns;
-  attr.insn_cnt = (uint32_t)(len / sizeof(struct bpf_insn));
-  attr.license = (uint64_t)(uintptr_t) "Apache-2.0";
-  memcpy(attr.prog_name, BERTH_DEVICE_PROG_NAME, sizeof BERTH_DEVICE_PROG_NAME);
-  progfd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
-  if (progfd < 0) {
-    int e = errno;
-    char log[2048] = "";
-    if (e == EACCES || e == EINVAL) { /* ask again with the verifier's log for the error */
-      attr.log_buf = (uint64_t)(uintptr_t)log;
-      attr.log_size = sizeof log;
-      attr.log_level = 1;
-      int fd = (int)sys_bpf(BPF_PROG_LOAD, &attr);
-      if (fd >= 0) close(fd);
-      log[sizeof log - 1] = '\0';
-    }
-    ret = throw_errno(env, e, "bpf(BPF_PROG_LOAD)", path);
-    napi_value err, v;
-    if (log[0] && napi_get_and_clear_last_exception(env, &err) == napi_ok) {
-      napi_create_string_utf8(env, log, NAPI_AUTO_LENGTH, &v);
-      napi_set_named_property(env, err, "verifierLog", v);
-      napi_throw(env, err);
-    }
-    goto out;
-  }
-
-  memset(&attr, 0, sizeof attr);
-  attr.target_fd = (uint32_t)dirfd;
-  attr.attach_bpf_fd = (uint32_t)progfd;
-  attr.attach_type = BPF_CGROUP_DEVICE;
-  attr.attach_flags = BPF_F_ALLOW_MULTI;
-  if (sys_bpf(BPF_PROG_ATTACH, &attr) != 0) {
-    ret = throw_errno(env, errno, "bpf(BPF_PROG_ATTACH)", path);
-    goto out;
-  }
-
-  for (uint32_t i = 0; i < nold; i++) {
-    memset(&attr, 0, sizeof attr);
-    attr.target_fd = (uint32_t)dirfd;
-    attr.attach_bpf_fd = (uint32_t)old[i];
-    attr.attach_type = BPF_CGROUP_DEVICE;
-    if (sys_bpf(BPF_PROG_DETACH, &attr) != 0) {
-      if (errno == ENOENT) continue; /* detached meanwhile */
-      ret = throw_errno(env, errno, "bpf(BPF_PROG_DETACH)", path);
-      goto out;
-    }
-    replaced++;
-  }
-  napi_create_uint32(env, replaced, &ret);
-
-out:
-  for (uint32_t i = 0; i < nold; i++) close(old[i]);
-  free(old);
-  free(ids);
-  if (progfd >= 0) close(progfd);
-  if (dirfd >= 0) close(dirfd);
-  free(path);
   return ret;
 }
 
