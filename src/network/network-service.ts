@@ -158,12 +158,15 @@ export class NetworkService implements ContainerNetwork {
     await this.exclusive(async () => {
       this.state.load();
       this.warningList.push(...(await this.bootstrap.enableForwarding()));
-      this.registry.register(this.ctx.opts.daemonId);
-      this.warningList.push(...(await this.firewall.start()));
-      await this.bootstrap.removeLeftoverLinks();
-      await this.bootstrap.removeLeftoverNetns();
-      // Other daemons pick subnets and bridge names from the same host: one at a time (see withHostLock).
+      // Other daemons pick subnets and bridge names from the same host, and remove what dead daemons left: one at a
+      // time (see withHostLock). This daemon registers and makes its chains under the lock too: a daemon restarted
+      // after a kill is otherwise judged dead by another one starting meanwhile, which then deletes the chains and
+      // the bridge it is making.
       await withHostLock(HOST_NETWORK_LOCK, async () => {
+        this.registry.register(this.ctx.opts.daemonId);
+        this.warningList.push(...(await this.firewall.start()));
+        await this.bootstrap.removeLeftoverLinks();
+        await this.bootstrap.removeLeftoverNetns();
         await this.bootstrap.removeDeadDaemons(this.registry);
         await this.bootstrap.ensurePredefined();
         for (const n of this.state.networks.values()) {
@@ -209,8 +212,10 @@ export class NetworkService implements ContainerNetwork {
       await this.dnsServer.closeAll();
       await this.firewall.stop();
       const used = new Set(this.state.allEndpoints().map((e) => e.networkId));
+      // Only devices that are still this daemon's: after a kill, another daemon may have removed ours and taken the name.
+      const ours = new Set((await this.plumbing.links()).filter((l) => l.ifalias === this.ctx.owner).map((l) => l.ifname));
       for (const n of this.state.networks.values()) {
-        if (n.Driver === 'bridge' && n.bridge && !used.has(n.Id)) await this.plumbing.deleteLink(n.bridge);
+        if (n.Driver === 'bridge' && n.bridge && !used.has(n.Id) && ours.has(n.bridge)) await this.plumbing.deleteLink(n.bridge);
       }
       this.plumbing.close();
       this.registry.forget(this.ctx.opts.daemonId);

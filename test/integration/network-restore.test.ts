@@ -108,6 +108,23 @@ describe('network state across daemon restarts and crashes', () => {
       execFileSync('ip', ['link', 'del', 'dev', name]);
     }
   });
+
+  it("never deletes at stop a bridge device that is no longer its own (another daemon took the name after a kill)", async () => {
+    const name = h.service.inspect('bridge').Options['com.docker.network.bridge.name']!;
+    // While this daemon runs (as after its kill and restart), another daemon judged it dead, removed its bridge and
+    // made its own device of that name.
+    execFileSync('ip', ['link', 'del', 'dev', name]);
+    execFileSync('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+    execFileSync('ip', ['link', 'set', 'dev', name, 'alias', 'berth:someone-else']);
+    try {
+      await h.close();
+      expect(execFileSync('ip', ['-d', '-o', 'link', 'show', 'dev', name], { encoding: 'utf8' })).toContain('berth:someone-else');
+      await h.open();
+      await h.service.restore([]);
+    } finally {
+      execFileSync('ip', ['link', 'del', 'dev', name]);
+    }
+  });
 });
 
 describe('leftovers of daemons that are gone, and daemons side by side', () => {
