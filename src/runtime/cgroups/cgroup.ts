@@ -177,13 +177,7 @@ export async function writeSetting(fs: CgroupFs, file: string, value: string, wa
     await fs.writeFile(file, value);
     return true;
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') {
-      warnings.push(warning);
-      return false;
-    }
-    // The kernel refusing a limit (out of its range) is the request's fault: a 400 with the kernel's word.
-    const refused = errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ERANGE';
-    throw new (refused ? InvalidParameterError : BerthError)(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as Error).message}`, { cause: err });
+    return settingFailed(err, file, value, warning, warnings);
   }
 }
 
@@ -193,14 +187,19 @@ export async function writeSettings(fs: CgroupFs, file: string, values: readonly
     await fs.writeEach(file, values);
     return true;
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') {
-      warnings.push(warning);
-      return false;
-    }
-    const i = (err as { valueIndex?: number }).valueIndex ?? 0;
-    const refused = errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ERANGE';
-    throw new (refused ? InvalidParameterError : BerthError)(`failed to write ${JSON.stringify(values[i])} to ${file}: ${(err as Error).message}`, { cause: err });
+    return settingFailed(err, file, values[(err as { valueIndex?: number }).valueIndex ?? 0], warning, warnings);
   }
+}
+
+/** A setting's write failed: false with `warning` for a file the kernel does not have, else the error to throw. */
+function settingFailed(err: unknown, file: string, value: string | undefined, warning: string, warnings: string[]): false {
+  if (errnoCode(err) === 'ENOENT') {
+    warnings.push(warning);
+    return false;
+  }
+  // The kernel refusing a limit (out of its range) is the request's fault: a 400 with the kernel's word.
+  const refused = errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ERANGE';
+  throw new (refused ? InvalidParameterError : BerthError)(`failed to write ${JSON.stringify(value)} to ${file}: ${(err as Error).message}`, { cause: err });
 }
 
 /** `{ [key]: value }` when the file holds a number, else `{}` (to spread into a counters object). */
