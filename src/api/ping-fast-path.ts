@@ -10,12 +10,6 @@ export const PING_HEADERS = {
   swarm: 'inactive',
 };
 
-/** The headers of the routed GET and HEAD /_ping answers, in the order Fastify writes them. */
-export function pingResponseHeaders(standard: Record<string, string>): { get: Record<string, string>; head: Record<string, string> } {
-  const head = { ...standard, ...PING_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'content-length': '0' };
-  return { get: { ...head, 'content-length': '2' }, head };
-}
-
 /**
  * Answers GET and HEAD /_ping (with or without a /vX.Y prefix) before Fastify sees the request: clients ping
  * before every command and health checks ping in loops, and routing, hooks and the reply object cost more than
@@ -27,7 +21,8 @@ export function installPingFastPath(server: Server, standard: Record<string, str
   const handlers = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   const routed = handlers[0];
   if (handlers.length !== 1 || !routed) return;
-  const { get, head } = pingResponseHeaders(standard);
+  const head = { ...standard, ...PING_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'content-length': '0' };
+  const get = { ...head, 'content-length': '2' };
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';

@@ -13,8 +13,7 @@ import { RequestSchemas } from './request-schemas.js';
 import { type ApiTimeouts, DEFAULT_API_TIMEOUTS, guardRequestBody, httpServerTimeoutOptions } from './timeouts.js';
 import type { Services } from './services.js';
 import { openListeners, type ListenOptions } from './listeners.js';
-import { installPingFastPath, pingResponseHeaders } from './ping-fast-path.js';
-import { PingFront } from './ping-front.js';
+import { installPingFastPath } from './ping-fast-path.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -120,21 +119,7 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
   installRequestSchemas(app, schemas);
   await registerRoutes(app, services);
   await app.ready();
-  const routedOnly = (): boolean => log.isLevelEnabled('debug');
-  installPingFastPath(app.server, STANDARD_HEADERS, routedOnly);
-  const { get: getHeaders, head: headHeaders } = pingResponseHeaders(STANDARD_HEADERS);
-  const pingFront = new PingFront({
-    getHeaders,
-    headHeaders,
-    keepAliveTimeoutMs: app.server.keepAliveTimeout,
-    headersTimeoutMs: app.server.headersTimeout,
-    // What Node's server does when a connection's headers time out (Fastify answers 408 and closes).
-    onHeadersTimeout: (socket) => app.server.emit('clientError', Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
-    routedOnly,
-  });
-  const handOver = (socket: Socket): void => {
-    app.server.emit('connection', socket);
-  };
+  installPingFastPath(app.server, STANDARD_HEADERS, () => log.isLevelEnabled('debug'));
   // Connections reach the Fastify server from our own unix listeners, so Node's http server never emits
   // 'listening' itself, and that is what starts its timer for headersTimeout: start it here.
   app.server.emit('listening');
@@ -143,14 +128,14 @@ export async function createApiServer(services: Services, log: Logger, timeouts:
   const sockets = new Set<Socket>();
   const releases: (() => void)[] = [];
 
-  /** Hands an accepted connection (plain or TLS) to the HTTP server (after the pings it opens with), tracking it for shutdown. */
+  /** Hands an accepted connection (plain or TLS) to the HTTP server, tracking it for shutdown. */
   function accept(socket: Socket): void {
     sockets.add(socket);
     socket.on('close', () => {
       sockets.delete(socket);
       active.delete(socket);
     });
-    pingFront.accept(socket, handOver);
+    app.server.emit('connection', socket);
   }
 
   return {
