@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { benchArgs, benchDaemons, daemonRssMiB, ensureBusybox, startBerth, supervisorRss } from './lib/daemons.js';
 import { median } from './lib/common.js';
+import { startPingFloor } from './lib/ping-floor.js';
 import { startRegistry, writeImageArchive } from './lib/images.js';
 
 const args = benchArgs();
@@ -127,6 +128,27 @@ async function rawKeepAlive(sock) {
   return send;
 }
 
+/**
+ * Microseconds per /_ping on one kept-alive connection. A bare HTTP/1.1 client on one unix-socket connection (as the
+ * Go client keeps one): undici's own cost per request is close to a daemon's and would hide the difference.
+ */
+async function pingLatency(sock) {
+  const ping = await rawKeepAlive(sock);
+  try {
+    for (let i = 0; i < 200; i++) await ping('GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n');
+    // The median of 20 batches of 100: one scheduling hiccup of a loaded machine moves one batch, not the figure.
+    const batches = [];
+    for (let b = 0; b < 20; b++) {
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < 100; i++) await ping('GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n');
+      batches.push((ms(t) * 1000) / 100);
+    }
+    return median(batches);
+  } finally {
+    ping.close();
+  }
+}
+
 /** Each workload: name, unit, lower-is-better, the target ratio, and a function giving one round's figure. */
 const workloads = [
   {
@@ -194,24 +216,12 @@ const workloads = [
   },
   {
     name: '/_ping on a kept-alive connection', unit: 'µs', target: 0.8,
-    // A bare HTTP/1.1 client on one unix-socket connection (as the Go client keeps one): undici's own cost per
-    // request is close to a daemon's and would hide the difference between the daemons.
-    run: async (d) => {
-      const ping = await rawKeepAlive(d.sock);
-      try {
-        for (let i = 0; i < 200; i++) await ping('GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n');
-        // The median of 20 batches of 100: one scheduling hiccup of a loaded machine moves one batch, not the figure.
-        const batches = [];
-        for (let b = 0; b < 20; b++) {
-          const t = process.hrtime.bigint();
-          for (let i = 0; i < 100; i++) await ping('GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n');
-          batches.push((ms(t) * 1000) / 100);
-        }
-        return median(batches);
-      } finally {
-        ping.close();
-      }
-    },
+    run: (d) => pingLatency(d.sock),
+    // The same client against a do-nothing HTTP server in each daemon's runtime, in each daemon's turn: Berth's
+    // column is Node's floor, dockerd's Go's (bench/ping-floor; n/a without go).
+    setup: (d) => startPingFloor(d.name === 'Berth' ? 'node' : 'go'),
+    teardown: (_d, floor) => floor?.stop(),
+    also: { name: '/_ping floor: a do-nothing HTTP server, Node / Go', run: (_d, floor) => floor && pingLatency(floor.sock) },
   },
   {
     name: 'list 30 containers', unit: 'ms', target: 0.3, setup: (d) => createMany(d, 30), teardown: removeAll,

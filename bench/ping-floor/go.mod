@@ -1,0 +1,3 @@
+module berth.local/ping-floor
+
+go 1.22
