@@ -5,6 +5,7 @@
 # Berth or its tests. dockerd sets the iptables FORWARD policy to DROP; Berth is expected to survive that.
 # Several benchmark runs may share one reference dockerd (two dockerds would fight over the DOCKER chains): `start`
 # counts a user, `stop` drops one and stops dockerd only when none is left; `stop --all` stops it regardless.
+# `halt` and `launch` restart it on the same store (bench/daemon-start.js --dockerd, which runs it alone).
 set -euo pipefail
 dir=${REFD_DIR:-/var/tmp/berth-refd}
 sock=$dir/docker.sock
@@ -15,13 +16,22 @@ exec 8>"$dir.lock"
 flock 8
 # dockerd is started with fd 8 closed: a daemon holding the lock would block every later start and stop.
 
+# dockerd on the private paths, in the background; its own bridge on a fixed private subnet: dockerd must not take
+# docker0's default range from anyone.
+launch() {
+  dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$sock" --pidfile "$pidfile" \
+    --bridge "$bridge" --storage-driver overlay2 --log-level warn >>"$dir/dockerd.log" 2>&1 8>&- &
+}
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
 case "${1:-}" in
 start)
   if ! command -v dockerd >/dev/null; then
     # policy-rc.d keeps the package from starting a system dockerd on /var/run/docker.sock.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
   fi
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  if running; then
     echo $(($(cat "$users" 2>/dev/null || echo 0) + 1)) >"$users"
     echo "unix://$sock"
     exit 0
@@ -34,15 +44,29 @@ start)
     ip addr add 10.250.250.1/24 dev "$bridge"
     ip link set "$bridge" up
   }
-  # Its own bridge on a fixed private subnet: dockerd must not take docker0's default range from anyone.
-  dockerd --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$sock" --pidfile "$pidfile" \
-    --bridge "$bridge" --storage-driver overlay2 --log-level warn >"$dir/dockerd.log" 2>&1 8>&- &
+  launch
   for _ in $(seq 1 200); do
     DOCKER_HOST="unix://$sock" docker version >/dev/null 2>&1 && { echo 1 >"$users"; echo "unix://$sock"; exit 0; }
     sleep 0.1
   done
   echo "dockerd did not answer; see $dir/dockerd.log" >&2
   exit 1
+  ;;
+halt)
+  # For bench/daemon-start.js: dockerd stops as on a host shutdown (its containers with it), keeping its store.
+  running || { echo "reference dockerd is not running" >&2; exit 1; }
+  pid=$(cat "$pidfile")
+  kill "$pid"
+  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
+  echo "dockerd $pid did not stop in 60 s" >&2
+  exit 1
+  ;;
+launch)
+  # …and starts again on the same store, without waiting for it to answer (the caller times that).
+  running && { echo "reference dockerd is already running" >&2; exit 1; }
+  [ -d "$dir/data" ] || { echo "no reference dockerd store at $dir (start first)" >&2; exit 1; }
+  launch
+  echo "unix://$sock"
   ;;
 stop)
   left=$(($(cat "$users" 2>/dev/null || echo 1) - 1))
@@ -78,7 +102,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 start|stop [--all]   (REFD_DIR=$dir)" >&2
+  echo "usage: $0 start|stop [--all]|halt|launch   (REFD_DIR=$dir)" >&2
   exit 2
   ;;
 esac
