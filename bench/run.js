@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Runs every benchmark script in bench/ (timings are reported, never asserted). Needs root and a build.
 //   npm run bench -- [name …] [--compare unix:///other.sock] [--rounds N] [--scale]
-// --compare and the other options go to the scripts that measure another daemon side by side (containers.js);
+// --compare and the other options go to the scripts that measure another daemon side by side (containers.js,
+// build.js; daemon-start.js restarts its own reference dockerd: run it alone with --dockerd);
 // a reference dockerd comes from scripts/reference-dockerd.sh start.
 import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
-const COMPARING = new Set(['containers.js']);
+const COMPARING = new Set(['containers.js', 'build.js']);
 const argv = process.argv.slice(2);
 const options = [];
 const only = [];
