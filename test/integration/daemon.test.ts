@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { connect } from 'node:net';
-import { spawn } from 'node:child_process';
+import { request as undiciRequest } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, runCommand, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { validateResponse } from '../helpers/api-spec.js';
@@ -174,14 +174,17 @@ describe('berthd lifecycle', () => {
 
   it('shuts down gracefully on SIGTERM, finishing an in-flight stream and removing its socket', async () => {
     const d = await startDaemon();
-    const events = spawn('docker', ['events'], { env: d.env, stdio: 'ignore' });
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // the stream is in flight once its headers are here (the daemon flushes them at once)
+      const events = await undiciRequest('http://localhost/events', { dispatcher: d.agent });
+      expect(events.statusCode).toBe(200);
+      const body = events.body.text();
       const code = await d.signal('SIGTERM');
       expect(code).toBe(0);
       expect(existsSync(d.socket)).toBe(false);
+      // ended by the daemon as a finished response (a cut connection would reject this)
+      expect(await body).toBe('');
     } finally {
-      events.kill();
       await d.stop();
     }
   });
