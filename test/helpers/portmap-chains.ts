@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname } from 'node:path';
@@ -29,6 +28,8 @@ type Baseline = Record<Family, string[]>;
 const STATE_FILE = '/run/berth-test/portmap-chains.json';
 const LOCK_NAME = 'berth-test/portmap-lock';
 const HOLDER_PREFIX = 'berth-test/portmap-holder/';
+/** Test sessions that can hold the chains at once (a handful in practice: each vitest run on the machine is one). */
+const HOLDER_SLOTS = 32;
 
 /** The family's nat rules as `-S` prints them, or undefined where that tool is missing or unusable. */
 function natRules(family: Family): string[] | undefined {
@@ -74,11 +75,18 @@ async function withLock<T>(fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
-/** How many processes hold the chains now (listening abstract sockets under the holder prefix, this netns's). */
-function holders(): number {
-  return readFileSync('/proc/net/unix', 'utf8')
-    .split('\n')
-    .filter((l) => (l.trim().split(/\s+/).pop() ?? '').startsWith(`@${HOLDER_PREFIX}`)).length;
+/**
+ * Which holder slots are taken now. Each is probed by binding its name, which the kernel refuses while another
+ * process holds it (listing /proc/net/unix instead can miss a line when sockets come and go during the read).
+ */
+async function heldSlots(): Promise<number[]> {
+  const held: number[] = [];
+  for (let i = 0; i < HOLDER_SLOTS; i++) {
+    const probe = await bindAbstract(`${HOLDER_PREFIX}${i}`);
+    if (probe) await closeServer(probe);
+    else held.push(i);
+  }
+  return held;
 }
 
 function readBaseline(): Baseline | undefined {
@@ -147,19 +155,22 @@ function removeCreatedChains(baseline: Baseline): { removed: string[]; left: str
  */
 export async function holdPortmapChains(): Promise<() => Promise<string[]>> {
   const holder = await withLock(async () => {
-    if (holders() === 0 && !readBaseline()) {
+    const held = await heldSlots();
+    if (held.length === 0 && !readBaseline()) {
       const baseline: Baseline = { iptables: portmapChainsIn(natRules('iptables')), ip6tables: portmapChainsIn(natRules('ip6tables')) };
       mkdirSync(dirname(STATE_FILE), { recursive: true });
       writeFileSync(STATE_FILE, JSON.stringify(baseline));
     }
-    const s = await bindAbstract(`${HOLDER_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
-    if (!s) throw new Error('could not bind a portmap chain holder name');
+    // the lock is ours: a free slot stays free until it is bound here
+    const slot = [...Array(HOLDER_SLOTS).keys()].find((i) => !held.includes(i));
+    const s = slot === undefined ? undefined : await bindAbstract(`${HOLDER_PREFIX}${slot}`);
+    if (!s) throw new Error(`all ${HOLDER_SLOTS} portmap chain holder slots are taken`);
     return s;
   });
   return () =>
     withLock(async () => {
       await closeServer(holder);
-      if (holders() > 0) return [];
+      if ((await heldSlots()).length > 0) return [];
       const baseline = readBaseline();
       if (!baseline) return [];
       const { removed, left } = removeCreatedChains(baseline);
