@@ -39,11 +39,11 @@ import { BuildCacheRepo } from './build/build-cache.js';
 import { validateLogOpts } from './containers/log-options.js';
 import { IdleTrim } from './system/idle-trim.js';
 import { nativeAddon } from './native.js';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from './package-root.js';
 
 /** berth-shim and berth-init, built from native/ by npm install. */
-const SHIM_PATH = fileURLToPath(new URL('../native/build/berth-shim', import.meta.url));
-const INIT_PATH = fileURLToPath(new URL('../native/build/berth-init', import.meta.url));
+const SHIM_PATH = packagePath('native', 'build', 'berth-shim');
+const INIT_PATH = packagePath('native', 'build', 'berth-init');
 
 export interface Daemon {
   stop(): Promise<void>;

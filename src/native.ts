@@ -1,6 +1,5 @@
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { packagePath, packageRequire } from './package-root.js';
 
 /** The syscalls of native/addon (berth_addon.node). Failures throw Errors with errno/code/syscall/path. */
 export interface BerthAddon {
@@ -63,10 +62,8 @@ let addon: BerthAddon | undefined;
 /** Loads native/build/berth_addon.node once (built by `make -C native`). */
 export function nativeAddon(): BerthAddon {
   if (addon) return addon;
-  // src/native.ts and dist/native.js are both one level below the project root.
-  const path = fileURLToPath(new URL('../native/build/berth_addon.node', import.meta.url));
+  const path = packagePath('native', 'build', 'berth_addon.node');
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`make -C native\` (npm install does)`);
-  const require = createRequire(import.meta.url);
-  addon = require(path) as BerthAddon;
+  addon = packageRequire(path) as BerthAddon;
   return addon;
 }

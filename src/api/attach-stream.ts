@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -11,6 +10,7 @@ import type { ContainerService } from '../containers/container-service.js';
 import type { ExecService } from '../containers/exec-service.js';
 import type { Logger } from '../util/logger.js';
 import { checkWebSocketRequest, type HijackConnection, type HijackRouter } from './hijack.js';
+import { packageRequire } from '../package-root.js';
 
 /**
  * Attach and exec streams: process output to the client (stdcopy frames or raw), client input to the process
@@ -404,7 +404,7 @@ export function registerHijackRoutes(hijack: HijackRouter, deps: AttachDeps, log
     await serveAttach(deps, req.params[0] ?? '', q, req.apiVersion, () => {
       const ws = conn.acceptWebSocket();
       // ws is loaded by the hijack router's first WebSocket handshake, before any stream is made here.
-      const { createWebSocketStream } = createRequire(import.meta.url)('ws') as typeof import('ws');
+      const { createWebSocketStream } = packageRequire('ws') as typeof import('ws');
       const stream = createWebSocketStream(ws);
       // A protocol error (unmasked frame, oversized payload) is answered by ws with a close frame.
       stream.on('error', (err) => log.debug({ err: errorMessage(err) }, 'attach websocket closed on error'));

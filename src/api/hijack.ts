@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { createRequire } from 'node:module';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { checkApiVersion, effectiveVersion, stripVersionPrefix } from './api-version.js';
 import { rawErrorResponse, renderError, STANDARD_HEADER_LINES } from './responses.js';
@@ -9,6 +8,7 @@ import { InvalidParameterError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Query } from './query.js';
 import type { ApiTimeouts } from './timeouts.js';
+import { packageRequire } from '../package-root.js';
 
 /**
  * Hijacked endpoints (attach, exec start): the client sends `Upgrade: tcp`, Node hands the raw socket
@@ -62,7 +62,7 @@ export class HijackRouter {
 
   private get wss(): WebSocketServer {
     if (!this.wssInstance) {
-      const ws = createRequire(import.meta.url)('ws') as typeof import('ws');
+      const ws = packageRequire('ws') as typeof import('ws');
       this.wssInstance = new ws.WebSocketServer({
         noServer: true,
         clientTracking: false,

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { InvalidParameterError } from '../errors.js';
+import { packagePath, packageRequire } from '../package-root.js';
 
 /**
  * Request schemas for every route, derived from Docker's own API description (api-spec/docker-engine-api-v1.50.yaml,
@@ -17,13 +16,13 @@ import { InvalidParameterError } from '../errors.js';
  * itself; so do our routes).
  */
 
-const SPEC_PATH = fileURLToPath(new URL('../../api-spec/docker-engine-api-v1.50.yaml', import.meta.url));
-/** The same, as JSON without prose, written next to this file by the build (scripts/api-spec-json.mjs). */
-const SPEC_JSON_PATH = fileURLToPath(new URL('./docker-engine-api-v1.50.json', import.meta.url));
+const SPEC_PATH = packagePath('api-spec', 'docker-engine-api-v1.50.yaml');
+/** The same, as JSON without prose, written to dist/api/ by the build (scripts/api-spec-json.mjs). */
+const SPEC_JSON_PATH = packagePath('dist', 'api', 'docker-engine-api-v1.50.json');
 
 // ajv and yaml are loaded when first needed (synchronously: Fastify compiles validators synchronously), so a
 // daemon whose routes take no validated input yet keeps neither resident.
-const require = createRequire(import.meta.url);
+const require = packageRequire;
 
 /** The spec as the build left it, or parsed from the YAML (slow: seconds on a busy machine) when not built. */
 function loadSpec(): Spec {

@@ -1,9 +1,9 @@
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { packagePath } from '../package-root.js';
 
 /** The CRI interface specification Berth serves (k8s.io/cri-api, version in the file name). */
-export const CRI_PROTO = fileURLToPath(new URL('../../api-spec/cri-api-v0.37.0.proto', import.meta.url));
+export const CRI_PROTO = packagePath('api-spec', 'cri-api-v0.37.0.proto');
 export const CRI_API_VERSION = 'v1';
 
 export interface CriServices {

@@ -1,8 +1,8 @@
-import { fileURLToPath } from 'node:url';
 import type * as ProtoLoader from '@grpc/proto-loader';
+import { packagePath } from '../package-root.js';
 
 /** The NRI interface specification (github.com/containerd/nri, version in the file name). */
-export const NRI_PROTO = fileURLToPath(new URL('../../api-spec/nri-api-v0.12.2.proto', import.meta.url));
+export const NRI_PROTO = packagePath('api-spec', 'nri-api-v0.12.2.proto');
 export const NRI_VERSION = 'v0.12.2';
 export const NRI_PACKAGE = 'nri.pkg.api.v1alpha1';
 export const PLUGIN_SERVICE = `${NRI_PACKAGE}.Plugin`;

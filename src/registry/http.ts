@@ -1,9 +1,9 @@
 // The HTTP client of the registry code, loaded on the first registry request instead of at daemon start: undici
 // is about 15 MiB of resident memory that a daemon which never pulls, pushes or logs in does not need.
-import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
+import { packageRequire } from '../package-root.js';
 
-const require = createRequire(import.meta.url);
+const require = packageRequire;
 let loaded: typeof Undici | undefined;
 
 function undici(): typeof Undici {

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { InvalidParameterError } from '../../errors.js';
+import { packagePath } from '../../package-root.js';
 
 export const SECCOMP_ACTIONS = [
   'SCMP_ACT_KILL',
@@ -331,7 +332,7 @@ export function parseSeccompProfile(jsonText: string): SeccompProfile {
   return validateSeccompProfile(value);
 }
 
-const defaultProfileUrl = new URL('../../../src/runtime/seccomp/default-profile.json', import.meta.url);
+const defaultProfilePath = packagePath('src', 'runtime', 'seccomp', 'default-profile.json');
 
 let defaultProfile: SeccompProfile | undefined;
 
@@ -340,7 +341,7 @@ let defaultProfile: SeccompProfile | undefined;
  * start needs it) and frozen: callers derive from it (profileToOci copies), never change it.
  */
 export function defaultSeccompProfile(): SeccompProfile {
-  defaultProfile ??= deepFreeze(parseSeccompProfile(readFileSync(defaultProfileUrl, 'utf8')));
+  defaultProfile ??= deepFreeze(parseSeccompProfile(readFileSync(defaultProfilePath, 'utf8')));
   return defaultProfile;
 }
 
