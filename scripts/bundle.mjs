@@ -10,13 +10,34 @@
 // No identifier minification and no renaming beyond esbuild's collision suffixes: stack traces keep the source's
 // function names. Paths under the project root come from src/package-root.ts, which is one level below the root
 // both in src/ and in dist/, so the bundle and its chunks must stay directly in dist/.
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = `${root}dist`;
 for (const f of readdirSync(dist)) if (/^chunk-[A-Z0-9]+\.js$/.test(f) || /^chunk-[A-Z0-9]+\.js\.map$/.test(f)) rmSync(`${dist}/${f}`);
+
+/**
+ * Fastify's lib/server.js requires node:https, node:http2 and node:dns when it loads, for servers and listen()
+ * calls Berth never makes (Berth gives Fastify's plain HTTP server the connections its own listeners accept): ~2.8
+ * MiB of an idle berthd with node:tls, which they pull in. In the bundle they load at first property access.
+ */
+const fastifyLazyBuiltins = {
+  name: 'fastify-lazy-builtins',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]fastify[\\/]lib[\\/]server\.js$/ }, (args) => {
+      let src = readFileSync(args.path, 'utf8');
+      for (const m of ['https', 'http2', 'dns']) {
+        const line = `const ${m} = require('node:${m}')`;
+        if (!src.includes(line)) throw new Error(`${args.path} no longer has "${line}": update scripts/bundle.mjs`);
+        src = src.replace(line, `const ${m} = lazyBuiltin('node:${m}')`);
+      }
+      src += '\nfunction lazyBuiltin(name) {\n  let m\n  return new Proxy({}, { get: (_, key) => (m ??= require(name))[key] })\n}\n';
+      return { contents: src, loader: 'js' };
+    });
+  },
+};
 
 await build({
   absWorkingDir: root,
@@ -41,5 +62,6 @@ await build({
   minifyWhitespace: true,
   sourcemap: 'linked',
   sourcesContent: false,
+  plugins: [fastifyLazyBuiltins],
   logLevel: 'warning',
 });

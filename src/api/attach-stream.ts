@@ -1,6 +1,5 @@
 import { Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { TLSSocket } from 'node:tls';
 import { type Query, qBool, qString } from './query.js';
 import { frame, StreamType } from './stdcopy.js';
 import { versionAtLeast } from './api-version.js';
@@ -259,7 +258,8 @@ function pumpInput(input: Duplex | Readable, stdin: Writable, tty: boolean, keys
  * a shim may then write to it beside Node. undefined otherwise.
  */
 export function handOverFd(socket: Duplex): number | undefined {
-  if (!(socket instanceof Socket) || socket instanceof TLSSocket || socket.destroyed || socket.writableEnded || socket.writableLength > 0) return undefined;
+  // TLSSocket is a Socket whose `encrypted` is true (checked so, node:tls is not loaded by daemons without TLS).
+  if (!(socket instanceof Socket) || (socket as { encrypted?: boolean }).encrypted === true || socket.destroyed || socket.writableEnded || socket.writableLength > 0) return undefined;
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }

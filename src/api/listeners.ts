@@ -1,12 +1,13 @@
 import { existsSync, lstatSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { dirname } from 'node:path';
 import { BerthError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { parseHost, type HostAddress } from '../util/host-address.js';
 import { listenUnixSocket } from './unix-listen.js';
+import { packageRequire } from '../package-root.js';
 
 /** A socket systemd passed (LISTEN_FDS), with its FileDescriptorName. */
 export interface SystemdFd {
@@ -174,6 +175,9 @@ function plainTcpServer(accept: (socket: Socket) => void): Server {
  * reaches HTTP. Hijacked streams (attach, exec) then run over the TLSSocket, half-open like plain sockets.
  */
 function makeTlsServer(tls: NonNullable<ListenOptions['tls']>, accept: (socket: Socket) => void, log: Logger): TlsServer {
+  // node:tls is loaded here, by the daemons that serve TLS: imported from ESM it would build its root certificate
+  // list at every start (~0.5 MB of heap).
+  const { createServer: createTlsServer } = packageRequire('node:tls') as typeof import('node:tls');
   const server = createTlsServer({
     key: tls.key,
     cert: tls.cert,

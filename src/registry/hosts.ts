@@ -1,10 +1,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { rootCertificates } from 'node:tls';
 import type { Agent, Dispatcher } from 'undici';
 import { createAgent } from './http.js';
 import { InvalidParameterError } from '../errors.js';
+import { packageRequire } from '../package-root.js';
 import { parseHostsToml, type HostsToml } from './hosts-toml.js';
 
 /** Where Docker Hub's registry API lives (docker.io names are served there). */
@@ -196,7 +196,8 @@ export class RegistryHosts {
         out.key = readFileSync(keyFile, 'utf8');
       }
     }
-    if (cas.length > 0) out.ca = [...rootCertificates, ...cas];
+    // node:tls loaded here: imported from ESM it would build its root certificate list at every start.
+    if (cas.length > 0) out.ca = [...(packageRequire('node:tls') as typeof import('node:tls')).rootCertificates, ...cas];
     return out;
   }
 
