@@ -5,6 +5,7 @@
 // idle is tiny, so it fell to its floor (1.1x) and a busy berthd then ran a mark-compact every one or two
 // container runs (~20 ms of CPU each; 47-58 instead of 22-23 ms of CPU per `docker run --rm`); idle RSS is
 // unchanged. The same flags are in `npm start`, the systemd unit and the benchmarks (which read them from this line).
+import { restoreTiering } from './system/start-tiering.js';
 import { ConfigError, configFrom, parseArgs, reloadablePart, usage, type DaemonConfig, type ParsedArgs } from './config.js';
 import { createDaemonLogger } from './util/logger.js';
 import { startDaemon, type Daemon } from './daemon.js';
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
     process.stderr.write(`berthd: ${errorMessage(e)}\n`);
     process.exit(1);
   }
+  restoreTiering();
   notifySystemd(`READY=1\nSTATUS=serving the API on ${config.hosts.join(', ')}\nMAINPID=${process.pid}`, log);
 
   let stopping = false;
