@@ -17,7 +17,9 @@
  * container's output (the container blocks in write(2), as with dockerd's attach), so nothing is lost and
  * nothing grows; a client that makes no progress for CLIENT_STALL_MS while over the mark is disconnected,
  * so a hung daemon cannot hold a container forever. After the init exits, output is read regardless and a
- * client whose unsent output passes CLIENT_OUT_MAX is disconnected. */
+ * client whose unsent output passes CLIENT_OUT_MAX is disconnected.
+ * The log is written as output is read, up to an aligned offset (log.c); the tail past it goes out as soon as a
+ * poll finds no more output, or after LOG_COMMIT_MS of steady output, so `docker logs` lags by no more than that. */
 #include "server.h"
 
 #include "client.h"
@@ -359,7 +361,7 @@ int supervise(struct supervisor *s, int listen_fd)
 		return 1;
 	}
 	reap(s); /* a child may have exited before the signalfd existed */
-	long long drain_deadline = 0;
+	long long drain_deadline = 0, log_since = 0;
 	for (;;) {
 		if (exited && !drain_deadline)
 			drain_deadline = now_ms() + DRAIN_MS;
@@ -409,7 +411,21 @@ int supervise(struct supervisor *s, int listen_fd)
 			timeout = 0;
 		if (!exited && stall_wait >= 0)
 			timeout = stall_wait;
-		if (poll(pf, (nfds_t)n, timeout) < 0) {
+		if (!logw_pending(s->log)) {
+			log_since = 0;
+		} else { /* the log's unaligned tail waits for more output, LOG_COMMIT_MS at most */
+			long long now = now_ms();
+			if (!log_since)
+				log_since = now;
+			int left = (int)(log_since + LOG_COMMIT_MS - now);
+			if (left <= 0) {
+				logw_commit(s->log);
+				log_since = 0;
+			} else if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
+		int ready = poll(pf, (nfds_t)n, timeout);
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			shim_log("fatal: poll: %s", strerror(errno));
@@ -421,6 +437,8 @@ int supervise(struct supervisor *s, int listen_fd)
 			read_output(s, &s->out_fd, 0);
 		if (i_err >= 0 && pf[i_err].revents)
 			read_output(s, &s->err_fd, 1);
+		if (ready == 0 && logw_pending(s->log))
+			logw_commit(s->log); /* no more output came: the log's tail goes out */
 		if (pf[i_sig].revents)
 			reap(s);
 		if (i_in >= 0 && pf[i_in].revents)

@@ -1,4 +1,4 @@
-/* log.c's json-file writer: whatever sizes the output arrives in, the files
+/* log.c's json-file writer: whatever sizes the output arrives in and wherever the event loop commits it, the files
  * hold exactly the entries a plain reference writes (split after '\n' and at 16 KiB, escaped by json_escape, in
  * order, an unterminated last line written at the end), rotated files included; and the blocks reserved ahead of
  * a bulk log are given back at rotation and at the end, so no file keeps more blocks than its bytes need. Times
@@ -149,6 +149,8 @@ static void run(const char *dir, const char *in, size_t n, const struct buf *wan
 		if (k > n - i)
 			k = n - i;
 		logw_data(l, 0, in + i, k);
+		if (rnd() % 4 == 0)
+			logw_commit(l); /* the event loop's: output paused */
 		i += k;
 	}
 	logw_flush(l);
