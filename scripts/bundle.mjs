@@ -49,9 +49,12 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // The gRPC stack of the CRI and NRI (loaded at first use; protobufjs requires by computed names) stays outside.
-  // better-sqlite3's JavaScript is bundled; its addon is loaded by path (src/metadata/database.ts).
-  external: ['@grpc/grpc-js', '@grpc/proto-loader'],
+  // Outside the bundle, loaded by Node from node_modules when first required: the gRPC stack of the CRI and NRI
+  // (protobufjs requires by computed names), and what Fastify requires only for features Berth does not use at
+  // start (its default validator compiler, inject()) or that Berth loads at its first validated request (ajv):
+  // bundled, their ~340 kB of source would sit in every daemon's heap. better-sqlite3's JavaScript is bundled; its
+  // addon is loaded by path (src/metadata/database.ts).
+  external: ['@grpc/grpc-js', '@grpc/proto-loader', 'ajv', 'ajv-formats', 'fast-uri', '@fastify/ajv-compiler', 'light-my-request'],
   // Bundled CommonJS (Fastify, pino) calls require() for Node's builtins: give the module one.
   banner: { js: "import { createRequire as __berthCreateRequire } from 'node:module';\nconst require = __berthCreateRequire(import.meta.url);" },
   legalComments: 'none',
