@@ -17,8 +17,8 @@ const SHARED = [
 const POD = [
   '-N CNI-DN-b38e74f75ac866a6e37df',
   '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"test-1\\" id: \\"f4c7\\"" -m multiport --dports 20526 -j CNI-DN-b38e74f75ac866a6e37df',
-  '-A CNI-DN-b38e74f75ac866a6e37df -s 10.200.121.0/24 -p tcp -m tcp --dport 20526 -j CNI-HOSTPORT-SETMARK',
-  '-A CNI-DN-b38e74f75ac866a6e37df -p tcp -m tcp --dport 20526 -j DNAT --to-destination 10.200.121.4:8080',
+  '-A CNI-DN-b38e74f75ac866a6e37df -s 192.0.2.0/24 -p tcp -m tcp --dport 20526 -j CNI-HOSTPORT-SETMARK',
+  '-A CNI-DN-b38e74f75ac866a6e37df -p tcp -m tcp --dport 20526 -j DNAT --to-destination 192.0.2.4:8080',
 ];
 const ALL = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK'];
 const S = (rules: string[]): string[] => ['-P PREROUTING ACCEPT', '-P INPUT ACCEPT', '-P OUTPUT ACCEPT', '-P POSTROUTING ACCEPT', ...rules];
