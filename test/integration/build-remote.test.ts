@@ -27,7 +27,11 @@ afterAll(async () => {
 });
 
 async function ok(args: string[], input?: string): Promise<string> {
-  const r = await d.docker(args, { env: classic, timeoutMs: 120_000, ...(input !== undefined ? { input } : {}) });
+  // TMPDIR: the CLI clones a git context into $TMPDIR/docker-build-git*, and after a #ref:subdir build removes only
+  // the subdirectory, leaving the clone behind: it goes with the test's directory instead of piling up in /tmp
+  const cliTmp = join(work, 'cli-tmp');
+  mkdirSync(cliTmp, { recursive: true });
+  const r = await d.docker(args, { env: { ...classic, TMPDIR: cliTmp }, timeoutMs: 120_000, ...(input !== undefined ? { input } : {}) });
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stdout}\n${r.stderr}\n${d.logs().slice(-3000)}`);
   return r.stdout;
 }
