@@ -29,15 +29,17 @@ process.stdout.write(JSON.stringify([...seen]));
 
 describe('security: the API socket is never connectable by other users', () => {
   let d: TestDaemon | undefined;
+  let dir: string | undefined;
   const saved = process.umask();
   afterAll(async () => {
     process.umask(saved);
     await d?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('never has a mode wider than 0660, even under umask 0', async () => {
     // A second --host at a path known before the daemon starts, so the watcher can be running first.
-    const dir = mkdtempSync(join(tmpdir(), 'bt-sockw-'));
+    dir = mkdtempSync(join(tmpdir(), 'bt-sockw-'));
     const sock = join(dir, 'api.sock');
     const watcher = spawn(process.execPath, ['-e', WATCHER, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -54,6 +56,5 @@ describe('security: the API socket is never connectable by other users', () => {
     expect(modes.length).toBeGreaterThan(0);
     for (const m of modes) expect(['0000', '0660']).toContain(m);
     expect((statSync(sock).mode & 0o777).toString(8)).toBe('660');
-    rmSync(dir, { recursive: true, force: true });
   });
 });
