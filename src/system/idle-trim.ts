@@ -11,7 +11,10 @@ export interface MemoryRelease {
  * sqlite's pages), releasing only the top of the main heap: after start, ~10 MB of both stay resident.
  * Once a second the trimmer looks at the CPU time the process used (all threads): a second with more than
  * `busyCpuMs` is activity. The first quiet second after activity (the start is activity) starts V8's
- * memory-reducing collection; the next look, once it has run, trims malloc's arenas. Nothing runs per request,
+ * memory-reducing collection; the next look, once it has run, starts a second one, and the look after that trims
+ * malloc's arenas. The second collection is what gives back the old generation's pages the first one emptied by
+ * compaction (after a start: the heap's committed size 12.8 -> 11.3 MB, RssAnon 2.4 MiB lower; a third frees
+ * nothing more). Each is incremental, in tasks (its final pause ~5-15 ms). Nothing runs per request,
  * and a busy daemon is never interrupted. Releases are at least `gapLooks` looks apart (the start's at once), so a
  * client polling every few seconds costs one collection per half minute, not one per poll.
  */
@@ -20,8 +23,8 @@ export class IdleTrim {
   private lastCpu = 0;
   /** Activity since the last release; the start of the daemon is activity. */
   private pending = true;
-  /** The heap collection was asked for at the last look; malloc's turn is next. */
-  private collecting = false;
+  /** The releases still to run, one per look, after the first collection (whose CPU time is not activity). */
+  private steps: Array<keyof MemoryRelease> = [];
   /** Looks since the last release began. */
   private sinceRelease = Infinity;
 
@@ -50,15 +53,15 @@ export class IdleTrim {
   tick(): void {
     const used = this.cpuMs() - this.lastCpu;
     this.sinceRelease++;
-    if (this.collecting) {
-      this.collecting = false;
-      this.release.malloc();
+    const step = this.steps.shift();
+    if (step) {
+      this.release[step]();
     } else if (used > this.busyCpuMs) {
       this.pending = true;
     } else if (this.pending && this.sinceRelease >= this.gapLooks) {
       this.pending = false;
       this.sinceRelease = 0;
-      this.collecting = true;
+      this.steps = ['heap', 'malloc'];
       this.release.heap();
     }
     // the releases' own CPU time (the collection's included) is not activity
