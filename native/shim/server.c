@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #define READ_BUF (256 * 1024)
+#define DIRECT_SNDBUF (1024 * 1024)
 #define STDIN_MAX (1024 * 1024)
 #define DRAIN_MS 5000
 #define FLUSH_MS 2000
@@ -169,6 +170,12 @@ static void handle_frame(void *ctx, struct client *c, char type, char *pl, size_
 			}
 			c->dfd = c->passed_fd;
 			c->passed_fd = -1;
+			/* room in the API client's socket for a burst of output, so that it goes there rather than into the
+			 * client's queue (a copy, and a send more) while the client catches up */
+			int sb = DIRECT_SNDBUF;
+			if (setsockopt(c->dfd, SOL_SOCKET, SO_SNDBUFFORCE, &sb, sizeof(sb)) < 0 &&
+			    setsockopt(c->dfd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb)) < 0)
+				shim_log("attach: socket buffer: %s", strerror(errno));
 			c->dframed = direct == 1;
 		}
 		c->att_out = o, c->att_err = e;
