@@ -51,10 +51,10 @@ await build({
   target: 'node20',
   // Outside the bundle, loaded by Node from node_modules when first required: the gRPC stack of the CRI and NRI
   // (protobufjs requires by computed names), and what Fastify requires only for features Berth does not use at
-  // start (its default validator compiler, inject()) or that Berth loads at its first validated request (ajv):
-  // bundled, their ~340 kB of source would sit in every daemon's heap. better-sqlite3's JavaScript is bundled; its
+  // start (its default validator and serializer compilers, inject()) or that Berth loads at its first validated
+  // request (ajv): bundled, their ~500 kB of source would sit in every daemon's heap. better-sqlite3's JavaScript is bundled; its
   // addon is loaded by path (src/metadata/database.ts).
-  external: ['@grpc/grpc-js', '@grpc/proto-loader', 'ajv', 'ajv-formats', 'fast-uri', '@fastify/ajv-compiler', 'light-my-request'],
+  external: ['@grpc/grpc-js', '@grpc/proto-loader', 'ajv', 'ajv-formats', 'fast-uri', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
   // Bundled CommonJS (Fastify, pino) calls require() for Node's builtins: give the module one.
   banner: { js: "import { createRequire as __berthCreateRequire } from 'node:module';\nconst require = __berthCreateRequire(import.meta.url);" },
   legalComments: 'none',
