@@ -14,8 +14,8 @@
 import { InvalidParameterError } from '../../errors.js';
 import { BpfProgram, type Label } from './bpf-assembler.js';
 import type { LinuxSeccomp, LinuxSeccompArg, SeccompAction, SeccompArch, SeccompFlag } from './profile.js';
-import { AARCH64_SYSCALLS, ARM_SYSCALLS } from './syscalls-aarch64.js';
-import { I386_SYSCALLS, X32_SYSCALLS, X86_64_SYSCALLS } from './syscalls-x86_64.js';
+import { aarch64Syscalls, armSyscalls } from './syscalls-aarch64.js';
+import { i386Syscalls, x32Syscalls, x86_64Syscalls } from './syscalls-x86_64.js';
 
 export type SeccompTargetArch = 'x86_64' | 'aarch64';
 
@@ -62,20 +62,21 @@ const SECCOMP_DATA_ARGS = 16;
 interface SubArch {
   arch: SeccompArch;
   audit: number;
-  table: ReadonlyMap<string, number>;
+  /** Its syscall numbers by name (the tables are built at first use). */
+  table: () => ReadonlyMap<string, number>;
   /** 64: compare both halves of an argument; 32: the low half only. */
   argBits: 32 | 64;
 }
 
 const SUB_ARCHES: Readonly<Record<SeccompTargetArch, readonly SubArch[]>> = {
   x86_64: [
-    { arch: 'SCMP_ARCH_X86_64', audit: AUDIT_ARCH.X86_64, table: X86_64_SYSCALLS, argBits: 64 },
-    { arch: 'SCMP_ARCH_X86', audit: AUDIT_ARCH.I386, table: I386_SYSCALLS, argBits: 32 },
-    { arch: 'SCMP_ARCH_X32', audit: AUDIT_ARCH.X86_64, table: X32_SYSCALLS, argBits: 32 },
+    { arch: 'SCMP_ARCH_X86_64', audit: AUDIT_ARCH.X86_64, table: x86_64Syscalls, argBits: 64 },
+    { arch: 'SCMP_ARCH_X86', audit: AUDIT_ARCH.I386, table: i386Syscalls, argBits: 32 },
+    { arch: 'SCMP_ARCH_X32', audit: AUDIT_ARCH.X86_64, table: x32Syscalls, argBits: 32 },
   ],
   aarch64: [
-    { arch: 'SCMP_ARCH_AARCH64', audit: AUDIT_ARCH.AARCH64, table: AARCH64_SYSCALLS, argBits: 64 },
-    { arch: 'SCMP_ARCH_ARM', audit: AUDIT_ARCH.ARM, table: ARM_SYSCALLS, argBits: 32 },
+    { arch: 'SCMP_ARCH_AARCH64', audit: AUDIT_ARCH.AARCH64, table: aarch64Syscalls, argBits: 64 },
+    { arch: 'SCMP_ARCH_ARM', audit: AUDIT_ARCH.ARM, table: armSyscalls, argBits: 32 },
   ],
 };
 
@@ -178,7 +179,7 @@ function buildSections(oci: LinuxSeccomp, target: SeccompTargetArch, defaultRet:
       let max = 0;
       for (const call of oci.syscalls ?? []) {
         for (const name of call.names) {
-          const nr = sub.table.get(name);
+          const nr = sub.table().get(name);
           if (nr !== undefined && nr > max) max = nr;
         }
       }
@@ -186,7 +187,7 @@ function buildSections(oci: LinuxSeccomp, target: SeccompTargetArch, defaultRet:
 
       for (const { names, rules } of grouped) {
         for (const name of names) {
-          const nr = sub.table.get(name);
+          const nr = sub.table().get(name);
           if (nr === undefined) continue; // libseccomp ignores names the arch lacks
           let entry = byNr.get(nr);
           if (!entry) {

@@ -92,9 +92,13 @@ function finish(table, extra, bit = 0) {
   return [...table.entries()].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
 }
 
-function renderMap(constName, doc, entries) {
-  const lines = entries.map(([name, nr]) => `  ['${name}', ${nr >= X32_BIT ? `0x${nr.toString(16)}` : nr}],`);
-  return `/** ${doc} (${entries.length} names). */\nexport const ${constName}: ReadonlyMap<string, number> = new Map<string, number>([\n${lines.join('\n')}\n]);\n`;
+function renderMap(fnName, doc, entries) {
+  const lines = entries.map(([name, nr]) => `    ['${name}', ${nr >= X32_BIT ? `0x${nr.toString(16)}` : nr}],`);
+  return (
+    `let ${fnName}Table: ReadonlyMap<string, number> | undefined;\n\n` +
+    `/** ${doc} (${entries.length} names), built at first use (a daemon that runs no container never needs it). */\n` +
+    `export function ${fnName}(): ReadonlyMap<string, number> {\n  return (${fnName}Table ??= new Map<string, number>([\n${lines.join('\n')}\n  ]));\n}\n`
+  );
 }
 
 const banner = (sources) =>
@@ -109,9 +113,9 @@ const x32 = finish(parseSimpleHeader(`${x86Dir}/unistd_x32.h`), [...POST_HEADER_
 writeFileSync(
   join(here, 'syscalls-x86_64.ts'),
   banner('Linux UAPI asm/unistd_64.h, unistd_32.h, unistd_x32.h (linux-libc-dev 6.1)') +
-    renderMap('X86_64_SYSCALLS', 'x86_64 (AUDIT_ARCH_X86_64) syscall numbers', x86_64) + '\n' +
-    renderMap('I386_SYSCALLS', 'i386 (AUDIT_ARCH_I386) syscall numbers', i386) + '\n' +
-    renderMap('X32_SYSCALLS', 'x32 syscall numbers, __X32_SYSCALL_BIT (0x40000000) included; audit arch is X86_64', x32),
+    renderMap('x86_64Syscalls', 'x86_64 (AUDIT_ARCH_X86_64) syscall numbers', x86_64) + '\n' +
+    renderMap('i386Syscalls', 'i386 (AUDIT_ARCH_I386) syscall numbers', i386) + '\n' +
+    renderMap('x32Syscalls', 'x32 syscall numbers, __X32_SYSCALL_BIT (0x40000000) included; audit arch is X86_64', x32),
 );
 
 const arm64Inc = '/usr/aarch64-linux-gnu/include';
@@ -138,6 +142,6 @@ for (const name of ['OABI_SYSCALL_BASE', 'SYSCALL_BASE', 'SYSCALL_MASK', 'BASE']
 writeFileSync(
   join(here, 'syscalls-aarch64.ts'),
   banner('Linux UAPI asm-generic/unistd.h as configured by arm64 asm/unistd.h, arm asm/unistd{,-eabi}.h (6.1.4 cross headers)') +
-    renderMap('AARCH64_SYSCALLS', 'aarch64 (AUDIT_ARCH_AARCH64) syscall numbers', aarch64) + '\n' +
-    renderMap('ARM_SYSCALLS', '32-bit arm EABI (AUDIT_ARCH_ARM) syscall numbers, ARM private calls included', arm),
+    renderMap('aarch64Syscalls', 'aarch64 (AUDIT_ARCH_AARCH64) syscall numbers', aarch64) + '\n' +
+    renderMap('armSyscalls', '32-bit arm EABI (AUDIT_ARCH_ARM) syscall numbers, ARM private calls included', arm),
 );
