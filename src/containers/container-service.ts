@@ -27,6 +27,8 @@ export type { AttachSession, ContainerServiceDeps } from './container-reads.js';
 /** Containers: records, lifecycle, attach, logs. HTTP-free: routes call it, it calls the layers below. */
 export class ContainerService extends ContainerReads {
   private readonly waiters = new Waiters();
+  /** Containers a restart is stopping: their end does not auto-remove them (dockerd's restart, too). */
+  private readonly restarting = new Set<string>();
   private readonly log: Logger;
   private readonly launcher: Launcher;
 
@@ -236,7 +238,7 @@ export class ContainerService extends ContainerReads {
     this.save(c);
     this.waiters.exited(c.id, exited);
     if (end.kind === 'removed') return;
-    if (c.hostConfig.AutoRemove) {
+    if (c.hostConfig.AutoRemove && !this.restarting.has(c.id)) {
       await this.removeLocked(c, { force: true, removeVolumes: true }).catch((e: unknown) =>
         this.log.warn({ err: errorMessage(e), id: c.id }, 'auto-remove failed'),
       );
@@ -306,8 +308,13 @@ export class ContainerService extends ContainerReads {
   async restart(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
     const c = this.record(ref);
     this.ownerCheck(c, undefined);
-    if (c.state.Running) await this.stopRunning(c, opts);
-    await this.serial(c.id, () => this.startLocked(c));
+    this.restarting.add(c.id);
+    try {
+      if (c.state.Running) await this.stopRunning(c, opts);
+      await this.serial(c.id, () => this.startLocked(c));
+    } finally {
+      this.restarting.delete(c.id);
+    }
     this.d.events.publish('container', 'restart', c.id, this.attrs(c));
   }
 

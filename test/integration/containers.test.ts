@@ -149,6 +149,16 @@ describe('containers through the docker CLI', () => {
     await ok('rm', '-f', 'rs');
   });
 
+  it('restarts a --rm container instead of removing it, and removes it when it stops later (as dockerd)', async () => {
+    await ok('run', '-d', '--rm', '--name', 'rmrs', 'busybox', 'sleep', '60');
+    await ok('restart', '-t', '0', 'rmrs');
+    const c = (JSON.parse(await ok('inspect', 'rmrs')) as Record<string, any>[])[0]!;
+    expect(c.State.Running).toBe(true);
+    expect(c.HostConfig.AutoRemove).toBe(true);
+    await ok('stop', '-t', '0', 'rmrs');
+    await waitFor(async () => (await docker('ps', '-aq', '--filter', 'name=^rmrs$')).stdout === '');
+  });
+
   it('reports name conflicts, running removal and unknown containers as dockerd does', async () => {
     await ok('create', '--name', 'taken', 'busybox', 'true');
     const dup = await docker('create', '--name', 'taken', 'busybox', 'true');
