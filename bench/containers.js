@@ -3,14 +3,15 @@
 // run: each round runs every workload on each daemon in turn (alternating), and the table shows medians of the
 // rounds with the ratio Berth / other. Reports figures; asserts nothing. Needs root and a build.
 //   node bench/containers.js [--compare unix:///var/tmp/berth-refd/docker.sock] [--rounds 5] [workload-name …]
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { createConnection } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { benchArgs, benchDaemons, daemonRssMiB, ensureBusybox, startBerth, supervisorRss } from './lib/daemons.js';
+import { benchArgs, benchDaemons, berthdNodeFlags, daemonRssMiB, ensureBusybox, startBerth, supervisorRss } from './lib/daemons.js';
 import { median } from './lib/common.js';
 import { startPingFloor } from './lib/ping-floor.js';
 import { startRegistry, writeImageArchive } from './lib/images.js';
@@ -128,6 +129,24 @@ async function rawKeepAlive(sock) {
   return send;
 }
 
+/** RSS (MiB) of bench/stack-floor's do-nothing server once idle, started with berthd's node flags. */
+async function stackFloorRssMiB() {
+  const dir = mkdtempSync(join(tmpdir(), 'bsf-'));
+  const child = spawn(process.execPath, [...berthdNodeFlags(), fileURLToPath(new URL('./stack-floor/server.mjs', import.meta.url)), join(dir, 's.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => {
+      child.stdout.once('data', resolve);
+      child.once('exit', (code) => reject(new Error(`stack floor exited (${code})`)));
+    });
+    await untilIdle(child.pid, 2000, 20_000);
+    return daemonRssMiB(child.pid);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Microseconds per /_ping on one kept-alive connection. A bare HTTP/1.1 client on one unix-socket connection (as the
  * Go client keeps one): undici's own cost per request is close to a daemon's and would hide the difference.
@@ -163,7 +182,12 @@ const workloads = [
       return fresh;
     },
     run: (_d, fresh) => daemonRssMiB(fresh.pid()),
-    also: { name: 'daemon anonymous memory idle (RssAnon)', run: (_d, fresh) => daemonRssMiB(fresh.pid(), 'RssAnon') },
+    also: [
+      { name: 'daemon anonymous memory idle (RssAnon)', run: (_d, fresh) => daemonRssMiB(fresh.pid(), 'RssAnon') },
+      // Berth's column: Node + Fastify + pino + better-sqlite3 answering /_ping and nothing else, with berthd's node
+      // flags and idle measures, idle the same way (bench/stack-floor); dockerd's column: dockerd again, for the ratio.
+      { name: 'idle RSS floor: the stack alone (Node, Fastify, pino, better-sqlite3) / dockerd', run: (d, fresh) => (d.name === 'Berth' ? stackFloorRssMiB() : daemonRssMiB(fresh.pid())) },
+    ],
     teardown: async (d, fresh) => {
       if (fresh !== d) await fresh.close();
     },
@@ -407,7 +431,8 @@ try {
   for (const d of daemons) ensureBusybox(d);
   for (const w of selected) {
     // figures[row][daemon] = list of round figures; a workload may give two rows (a pair, or an 'also').
-    const names = [w.name, ...(w.pair ? [w.pair] : []), ...(w.also ? [w.also.name] : [])];
+    const also = w.also ? [w.also].flat() : [];
+    const names = [w.name, ...(w.pair ? [w.pair] : []), ...also.map((a) => a.name)];
     const figures = names.map(() => daemons.map(() => []));
     const state = [];
     for (const [i, d] of daemons.entries()) state[i] = w.setup ? await w.setup(d) : undefined;
@@ -416,7 +441,7 @@ try {
         for (const [i, d] of daemons.entries()) {
           const v = await w.run(d, state[i]);
           const vs = Array.isArray(v) ? v : [v];
-          if (w.also) vs.push(await w.also.run(d, state[i]));
+          for (const a of also) vs.push(await a.run(d, state[i]));
           vs.forEach((x, k) => figures[k][i].push(x));
         }
       }
