@@ -17,7 +17,7 @@ import type { CgroupManager } from '../runtime/cgroups/index.js';
 import type { OciSpec } from '../runtime/oci-spec.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
 import { MNT_DETACH, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REMOUNT, nativeAddon } from '../native.js';
-import { clearVolatileMark, mountOverlay, removeLeftoverMounts } from '../snapshots/overlay.js';
+import { mountOverlay, removeLeftoverMounts } from '../snapshots/overlay.js';
 import type { Logger } from '../util/logger.js';
 import type { RootfsReader } from '../volumes/copy-up.js';
 import { ConfinedRoot, O_PATH, rootfsReader } from './confined-root.js';
@@ -136,8 +136,6 @@ export class ContainerViews {
         const ro = !writable || c.hostConfig.ReadonlyRootfs ? MS_RDONLY : 0;
         nativeAddon().mount('', target, '', MS_REMOUNT | MS_BIND | VIEW_FLAGS | ro, '');
       } else if (writable) {
-        // an --rm container that outlived its run (its removal failed) left the mark of its volatile mount
-        if (c.hostConfig.AutoRemove) clearVolatileMark(join(dir, 'work'));
         mountOverlay(target, { lower: this.lowerDirs(c), upper: join(dir, 'upper'), work: join(dir, 'work') }, VIEW_FLAGS);
         if (c.hostConfig.ReadonlyRootfs) nativeAddon().mount('', target, '', MS_REMOUNT | MS_RDONLY | VIEW_FLAGS, '');
       } else {

@@ -9,7 +9,6 @@ import type { ContainerNetwork } from '../network/container-network.js';
 import type { CgroupManager } from '../runtime/cgroups/index.js';
 import { lostExit, type ContainerRuntime, type ExitStatus } from '../runtime/executor-api.js';
 import type { LayerStore } from '../snapshots/layer-store.js';
-import { clearVolatileMark, overlayVolatileSupported } from '../snapshots/overlay.js';
 import type { Logger } from '../util/logger.js';
 import type { VolumeService } from '../volumes/volume-service.js';
 import { prepareContainerMounts, releaseContainerMounts, resolveContainerMounts, restoreContainerMounts, type ContainerMount } from '../volumes/container-mounts.js';
@@ -145,16 +144,10 @@ export class Launcher {
       // the idmapped layers show root's files as the container root's; the upper directory is not idmapped (what
       // the container writes is owned by the mapped ids on the host), so its root belongs to the mapped root
       if (userns && this.d.layers.driver !== 'vfs') await chown(join(dir, 'upper'), hostIdOf(userns.uidMappings, 0), hostIdOf(userns.gidMappings, 0));
-      // An --rm container's overlay is volatile (as Podman's): what it writes never outlives the run, and otherwise
-      // the exit of its last process, which tears the overlay down, waits while overlayfs syncs the whole upper
-      // filesystem (the container's own log among the dirty data): tens of ms of every `docker run --rm` of a busy
-      // writer. A volatile mount marks its work dir; the mark is cleared so that a later start can mount again.
-      const volatile = hc.AutoRemove === true && overlayVolatileSupported();
-      if (volatile && this.d.layers.driver !== 'vfs') clearVolatileMark(join(dir, 'work'));
       const rootfs =
         this.d.layers.driver === 'vfs'
           ? { type: 'bind' as const, path: await this.d.dirs.vfsRootfs(c.id, c.chainId ? this.d.layers.lowerDirs(c.chainId)[0] : undefined) }
-          : { type: 'overlay' as const, lowerDirs, upperDir: join(dir, 'upper'), workDir: join(dir, 'work'), ...(volatile ? { options: 'volatile' } : {}) };
+          : { type: 'overlay' as const, lowerDirs, upperDir: join(dir, 'upper'), workDir: join(dir, 'work') };
       await this.d.executor.create(c.id, {
         bundleDir: dir,
         spec,

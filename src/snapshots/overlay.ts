@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { release } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import { nativeAddon, MNT_DETACH, MS_BIND, MS_RDONLY } from '../native.js';
@@ -26,28 +25,6 @@ export function overlayOptions(layers: OverlayLayers): string {
     opts.push(`upperdir=${layers.upper}`, `workdir=${layers.work}`);
   }
   return opts.join(',');
-}
-
-let volatileKnown: boolean | undefined;
-
-/**
- * Whether overlayfs takes the `volatile` option (Linux 5.10): no sync of the upper filesystem, not even when the
- * overlay is unmounted. Asked of the kernel's version once.
- */
-export function overlayVolatileSupported(): boolean {
-  if (volatileKnown === undefined) {
-    const m = /^(\d+)\.(\d+)/.exec(release());
-    volatileKnown = m !== null && (Number(m[1]) > 5 || (Number(m[1]) === 5 && Number(m[2]) >= 10));
-  }
-  return volatileKnown;
-}
-
-/**
- * Removes the mark a volatile mount leaves in its work dir (work/incompat/volatile), without which overlayfs
- * refuses to mount that upper and work dir again.
- */
-export function clearVolatileMark(workDir: string): void {
-  rmSync(join(workDir, 'work', 'incompat'), { recursive: true, force: true });
 }
 
 /**
