@@ -2,7 +2,6 @@
 // better-sqlite3 with a WAL database) answering /_ping on a unix socket and doing nothing else, with what berthd
 // does for its own idle memory (V8's relaxed tiering during the start, the idle trim). Needs a build (dist/).
 //   node <berthd's node flags> bench/stack-floor/server.mjs <socket path>
-import '../../dist/system/start-tiering.js';
 import { restoreTiering } from '../../dist/system/start-tiering.js';
 import { IdleTrim } from '../../dist/system/idle-trim.js';
 import { nativeAddon } from '../../dist/native.js';

@@ -16,17 +16,10 @@ import { setFlagsFromString } from 'node:v8';
 const START_FLAGS = ['--interrupt-budget=270336', '--max-bytecode-size-for-early-opt=0'];
 const DEFAULT_FLAGS = ['--interrupt-budget=67584', '--max-bytecode-size-for-early-opt=81'];
 
-const applies =
+// Raised for the start as this module is evaluated: main.ts imports it first, before the daemon's modules run.
+let relaxed =
   process.versions.v8.startsWith('11.') && !process.execArgv.some((a) => /^--(interrupt-budget|max-bytecode-size-for-early-opt)\b/.test(a.replace(/_/g, '-')));
-
-let relaxed = false;
-
-/** Raises the thresholds for the start (called first thing, before the daemon's modules run). */
-export function relaxTieringForStart(): void {
-  if (!applies || relaxed) return;
-  for (const f of START_FLAGS) setFlagsFromString(f);
-  relaxed = true;
-}
+if (relaxed) for (const f of START_FLAGS) setFlagsFromString(f);
 
 /** Back to V8's defaults: the daemon serves. */
 export function restoreTiering(): void {
@@ -34,5 +27,3 @@ export function restoreTiering(): void {
   for (const f of DEFAULT_FLAGS) setFlagsFromString(f);
   relaxed = false;
 }
-
-relaxTieringForStart();
